@@ -1,0 +1,22 @@
+//! Portcullis domain: the user, the rules every user obeys, and the ports
+//! (traits) the core needs from the outside world.
+//!
+//! This crate must never depend on a web framework, a database driver, a JWT
+//! library or a mail library: only `std`, `uuid`, `thiserror`, `async-trait`
+//! and `unicode-normalization`. Raw input is validated once, at the edge, into
+//! the newtypes of this crate ([`EmailAddress`], [`Password`], [`UserId`],
+//! [`Role`]), so the inside never re-checks a raw string.
+
+mod email;
+mod password;
+pub mod ports;
+mod role;
+mod user;
+mod user_id;
+
+pub use email::{EmailAddress, InvalidEmail};
+pub use password::{Password, PasswordPolicyViolation};
+pub use ports::*;
+pub use role::{Role, UnknownRole};
+pub use user::{User, UserChanges};
+pub use user_id::{InvalidUserId, UserId};

@@ -1,0 +1,16 @@
+//! The ports: what the core needs from the outside world. Adapters implement
+//! them; the application uses them as `Arc<dyn Port>`.
+
+mod clock;
+mod mailer;
+mod password_hasher;
+mod token_codec;
+mod user_events;
+mod user_repository;
+
+pub use clock::{Clock, SystemClock};
+pub use mailer::{Mail, MailError, Mailer};
+pub use password_hasher::{HashError, PasswordHasher, Verification};
+pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
+pub use user_events::{NoEvents, UserEvents};
+pub use user_repository::{StoreError, UserRepository};
