@@ -1,1 +1,75 @@
+//! Portcullis use cases: register, login, logout, forgot/reset password,
+//! request/verify e-mail, the current user, and user administration.
+//!
+//! One module per use case, each returning its own error enum in business
+//! words. This crate depends on `portcullis-domain` only: it knows no HTTP,
+//! SQL, JWT or SMTP. Every outside effect goes through a port held as
+//! `Arc<dyn Port>` in [`Ports`].
 
+use std::sync::Arc;
+
+use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserRepository};
+
+mod admin;
+mod authenticate;
+mod error;
+mod forgot_password;
+mod login;
+mod logout;
+mod me;
+mod register;
+mod request_verify;
+mod reset_password;
+mod verify;
+
+#[cfg(test)]
+mod test_support;
+
+pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
+pub use authenticate::AuthError;
+pub use error::InfraError;
+pub use login::LoginError;
+pub use me::UpdateMeError;
+pub use register::RegisterError;
+pub use reset_password::ResetPasswordError;
+pub use verify::VerifyError;
+
+/// The adapters the use cases work through.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenCodec>,
+    pub events: Arc<dyn UserEvents>,
+}
+
+/// Policy switches of the use cases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Refuse login to users who have not verified their e-mail address.
+    pub login_requires_verification: bool,
+}
+
+/// Every use case, over one set of ports. Cheap to clone.
+#[derive(Clone)]
+pub struct UserService {
+    ports: Ports,
+    policy: Policy,
+}
+
+impl UserService {
+    /// Assembles the use cases over `ports` with `policy`.
+    pub fn new(ports: Ports, policy: Policy) -> Self {
+        Self { ports, policy }
+    }
+
+    /// The ports, for adapters that need one directly (e.g. `/health`).
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+}

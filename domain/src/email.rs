@@ -114,7 +114,10 @@ fn strip_display_name(raw: &str) -> &str {
     let t = raw.trim_matches(' ');
     if let (Some(open), true) = (t.find('<'), t.ends_with('>')) {
         let name = &t[..open];
-        if name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ' ') {
+        if name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == ' ')
+        {
             return &t[open + 1..t.len() - 1];
         }
     }
@@ -129,7 +132,9 @@ fn check_dots(label: &str, start: &str, end: &str) -> Result<(), InvalidEmail> {
         return Err(invalid(start.replace("{}", "period")));
     }
     if label.contains("..") {
-        return Err(invalid("An email address cannot have two periods in a row."));
+        return Err(invalid(
+            "An email address cannot have two periods in a row.",
+        ));
     }
     Ok(())
 }
@@ -175,7 +180,12 @@ fn validate_domain(domain: &str) -> Result<String, InvalidEmail> {
     let domain: String = domain.nfc().collect::<String>().to_lowercase();
     let bad: Vec<char> = domain
         .chars()
-        .filter(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || (!c.is_ascii() && c.is_alphanumeric())))
+        .filter(|&c| {
+            !(c.is_ascii_alphanumeric()
+                || c == '-'
+                || c == '.'
+                || (!c.is_ascii() && c.is_alphanumeric()))
+        })
         .collect();
     if !bad.is_empty() {
         return Err(invalid(format!(
@@ -263,7 +273,9 @@ mod tests {
     #[test]
     fn accepts_display_name_form_and_non_ascii_local_part() {
         assert_eq!(
-            EmailAddress::parse("Ann Example <ann@example.org>").unwrap().as_str(),
+            EmailAddress::parse("Ann Example <ann@example.org>")
+                .unwrap()
+                .as_str(),
             "ann@example.org"
         );
         assert_eq!(

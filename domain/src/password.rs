@@ -48,10 +48,7 @@ impl Password {
         if raw.chars().count() < Self::MIN_CHARS {
             return Err(PasswordPolicyViolation::TooShort);
         }
-        if raw
-            .to_lowercase()
-            .contains(&email.as_str().to_lowercase())
-        {
+        if raw.to_lowercase().contains(&email.as_str().to_lowercase()) {
             return Err(PasswordPolicyViolation::ContainsEmail);
         }
         Ok(Self(raw.to_owned()))

@@ -41,7 +41,9 @@ impl UserId {
     /// assert!("nope".parse::<UserId>().is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self, InvalidUserId> {
-        Uuid::parse_str(text.trim()).map(Self).map_err(|_| InvalidUserId)
+        Uuid::parse_str(text.trim())
+            .map(Self)
+            .map_err(|_| InvalidUserId)
     }
 }
 

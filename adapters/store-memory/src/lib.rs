@@ -1,1 +1,157 @@
+//! In-memory [`UserRepository`]: for tests, demos and `DATABASE_URL=memory://`.
+//! Everything is lost when the process ends.
+//!
+//! Depends on the domain only. The e-mail clash is decided under the same
+//! lock as the write, so of many concurrent creates of one address exactly one
+//! wins.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+
+#[derive(Default)]
+struct Tables {
+    users: HashMap<UserId, User>,
+    /// E-mail key (lowercased address) → id: the unique index.
+    by_email: HashMap<String, UserId>,
+}
+
+/// A user store held in memory.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use portcullis_domain::{EmailAddress, User, UserRepository};
+/// use portcullis_store_memory::MemoryUserStore;
+/// let store = MemoryUserStore::new();
+/// let user = User::new(EmailAddress::parse("Ann@example.com").unwrap(), "hash".into());
+/// store.create(user.clone()).await.unwrap();
+/// let found = store.get_by_email(&EmailAddress::parse("ANN@example.com").unwrap()).await.unwrap();
+/// assert_eq!(found, Some(user));
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Default)]
+pub struct MemoryUserStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryUserStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many users are stored.
+    pub fn len(&self) -> usize {
+        self.lock().map(|t| t.users.len()).unwrap_or(0)
+    }
+
+    /// Whether no user is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
+        // A poisoned lock means a panic elsewhere mid-write; say so rather
+        // than panic again.
+        self.tables
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl UserRepository for MemoryUserStore {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock()?.users.get(&id).cloned())
+    }
+
+    async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        let tables = self.lock()?;
+        Ok(tables
+            .by_email
+            .get(&email.key())
+            .and_then(|id| tables.users.get(id))
+            .cloned())
+    }
+
+    async fn create(&self, user: User) -> Result<User, StoreError> {
+        let mut tables = self.lock()?;
+        let key = user.email.key();
+        if tables.by_email.contains_key(&key) || tables.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict);
+        }
+        tables.by_email.insert(key, user.id);
+        tables.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
+    async fn update(&self, user: User) -> Result<User, StoreError> {
+        let mut tables = self.lock()?;
+        let old_key = match tables.users.get(&user.id) {
+            Some(old) => old.email.key(),
+            None => return Err(StoreError::NotFound),
+        };
+        let new_key = user.email.key();
+        if new_key != old_key {
+            if tables.by_email.contains_key(&new_key) {
+                return Err(StoreError::Conflict);
+            }
+            tables.by_email.remove(&old_key);
+            tables.by_email.insert(new_key, user.id);
+        }
+        tables.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        let user = tables.users.remove(&id).ok_or(StoreError::NotFound)?;
+        tables.by_email.remove(&user.email.key());
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(email: &str) -> User {
+        User::new(EmailAddress::parse(email).unwrap(), "h".into())
+    }
+
+    #[tokio::test]
+    async fn update_moves_the_email_index_and_detects_clashes() {
+        let store = MemoryUserStore::new();
+        let a = store.create(user("a@example.com")).await.unwrap();
+        store.create(user("b@example.com")).await.unwrap();
+        let mut moved = a.clone();
+        moved.email = EmailAddress::parse("B@example.com").unwrap();
+        assert_eq!(store.update(moved).await, Err(StoreError::Conflict));
+        let mut moved = a.clone();
+        moved.email = EmailAddress::parse("c@example.com").unwrap();
+        store.update(moved).await.unwrap();
+        let old = EmailAddress::parse("a@example.com").unwrap();
+        assert_eq!(store.get_by_email(&old).await.unwrap(), None);
+        // the freed address can be taken again
+        store.create(user("A@example.com")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_frees_the_address() {
+        let store = MemoryUserStore::new();
+        let a = store.create(user("a@example.com")).await.unwrap();
+        store.delete(a.id).await.unwrap();
+        assert_eq!(store.delete(a.id).await, Err(StoreError::NotFound));
+        store.create(user("a@example.com")).await.unwrap();
+        assert_eq!(store.len(), 1);
+    }
+}

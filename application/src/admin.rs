@@ -1,0 +1,382 @@
+//! User administration, for superusers only: read, change, delete any user.
+
+use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId};
+
+use crate::{InfraError, UserService};
+
+/// Why an administrator could not read a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The acting user is not a superuser.
+    #[error("forbidden")]
+    Forbidden,
+    #[error("no such user")]
+    NotFound,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Why an administrator could not change a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminUpdateError {
+    #[error("forbidden")]
+    Forbidden,
+    #[error("no such user")]
+    NotFound,
+    /// Another user has the new address.
+    #[error("e-mail already in use")]
+    EmailAlreadyExists,
+    #[error("invalid password: {0}")]
+    InvalidPassword(PasswordPolicyViolation),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// Why an administrator could not delete a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminDeleteError {
+    #[error("forbidden")]
+    Forbidden,
+    /// Administrators cannot delete their own account.
+    #[error("Admins cannot delete their own account")]
+    CannotDeleteSelf,
+    #[error("no such user")]
+    NotFound,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl From<AdminError> for AdminUpdateError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden => Self::Forbidden,
+            AdminError::NotFound => Self::NotFound,
+            AdminError::Infra(i) => Self::Infra(i),
+        }
+    }
+}
+
+impl From<AdminError> for AdminDeleteError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden => Self::Forbidden,
+            AdminError::NotFound => Self::NotFound,
+            AdminError::Infra(i) => Self::Infra(i),
+        }
+    }
+}
+
+impl UserService {
+    /// Any user, for a superuser.
+    pub async fn admin_get_user(&self, actor: &User, id: UserId) -> Result<User, AdminError> {
+        if !actor.is_superuser {
+            return Err(AdminError::Forbidden);
+        }
+        self.ports
+            .users
+            .get(id)
+            .await
+            .map_err(InfraError::from)?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// Changes any user, for a superuser. A new e-mail (not just a new
+    /// spelling of the same one) resets `is_verified` unless `changes` sets
+    /// it; a new password must pass the policy for the resulting address.
+    pub async fn admin_update_user(
+        &self,
+        actor: &User,
+        id: UserId,
+        changes: UserChanges,
+    ) -> Result<User, AdminUpdateError> {
+        let mut user = self.admin_get_user(actor, id).await?;
+        let mut new_address = false;
+        if let Some(email) = &changes.email {
+            new_address = !email.same_account(&user.email);
+            user.email = email.clone();
+        }
+        let password = match &changes.password {
+            Some(p) => {
+                Some(Password::new(p, &user.email).map_err(AdminUpdateError::InvalidPassword)?)
+            }
+            None => None,
+        };
+        if new_address {
+            let taken = self
+                .ports
+                .users
+                .get_by_email(&user.email)
+                .await
+                .map_err(InfraError::from)?;
+            if taken.is_some() {
+                return Err(AdminUpdateError::EmailAlreadyExists);
+            }
+            user.is_verified = false;
+        }
+        if let Some(password) = password {
+            user.hashed_password = self
+                .ports
+                .hasher
+                .hash(password.expose())
+                .await
+                .map_err(InfraError::from)?;
+        }
+        user.is_active = changes.is_active.unwrap_or(user.is_active);
+        user.is_superuser = changes.is_superuser.unwrap_or(user.is_superuser);
+        user.is_verified = changes.is_verified.unwrap_or(user.is_verified);
+        user.role = changes.role.unwrap_or(user.role);
+        let user = match self.ports.users.update(user).await {
+            Ok(user) => user,
+            Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),
+            Err(StoreError::NotFound) => return Err(AdminUpdateError::NotFound),
+            Err(e) => return Err(InfraError::from(e).into()),
+        };
+        self.ports.events.on_after_update(&user, &changes).await;
+        Ok(user)
+    }
+
+    /// Deletes any user but oneself, for a superuser.
+    pub async fn admin_delete_user(
+        &self,
+        actor: &User,
+        id: UserId,
+    ) -> Result<(), AdminDeleteError> {
+        let user = self.admin_get_user(actor, id).await?;
+        if user.id == actor.id {
+            return Err(AdminDeleteError::CannotDeleteSelf);
+        }
+        self.ports.events.on_before_delete(&user).await;
+        match self.ports.users.delete(user.id).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(AdminDeleteError::NotFound),
+            Err(e) => return Err(InfraError::from(e).into()),
+        }
+        self.ports.events.on_after_delete(&user).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use portcullis_domain::Role;
+
+    fn admin() -> User {
+        let mut u = User::new(email("root@example.com"), "$h".into());
+        u.is_superuser = true;
+        u
+    }
+
+    fn stored(m: &mut Mocks, user: User) {
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    #[tokio::test]
+    async fn non_superusers_are_forbidden_before_anything_is_looked_up() {
+        let actor = a_user();
+        let m = Mocks::new();
+        let s = m.service();
+        let id = UserId::random();
+        assert_eq!(
+            s.admin_get_user(&actor, id).await,
+            Err(AdminError::Forbidden)
+        );
+        assert_eq!(
+            s.admin_update_user(&actor, id, UserChanges::default())
+                .await,
+            Err(AdminUpdateError::Forbidden)
+        );
+        assert_eq!(
+            s.admin_delete_user(&actor, id).await,
+            Err(AdminDeleteError::Forbidden)
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_not_found() {
+        let mut m = Mocks::new();
+        m.users.expect_get().returning(|_| Ok(None));
+        let s = m.service();
+        let id = UserId::random();
+        assert_eq!(
+            s.admin_get_user(&admin(), id).await,
+            Err(AdminError::NotFound)
+        );
+        assert_eq!(
+            s.admin_update_user(&admin(), id, UserChanges::default())
+                .await,
+            Err(AdminUpdateError::NotFound)
+        );
+        assert_eq!(
+            s.admin_delete_user(&admin(), id).await,
+            Err(AdminDeleteError::NotFound)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_email_resets_verification_unless_set_in_the_same_change() {
+        let mut target = a_user();
+        target.is_verified = true;
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users.expect_update().returning(Ok);
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            email: Some(email("new@example.com")),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(u.email.as_str(), "new@example.com");
+        assert!(!u.is_verified);
+
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users.expect_update().returning(Ok);
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            email: Some(email("new@example.com")),
+            is_verified: Some(true),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert!(u.is_verified);
+    }
+
+    #[tokio::test]
+    async fn the_same_email_changes_nothing() {
+        let mut target = a_user();
+        target.is_verified = true;
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users.expect_update().returning(Ok);
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            email: Some(email("Ann@example.com")),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(u, target);
+    }
+
+    #[tokio::test]
+    async fn a_taken_email_is_refused_also_when_the_store_decides() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users
+            .expect_get_by_email()
+            .returning(|_| Ok(Some(admin())));
+        let changes = UserChanges {
+            email: Some(email("ROOT@example.com")),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes.clone())
+                .await,
+            Err(AdminUpdateError::EmailAlreadyExists)
+        );
+
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_update()
+            .returning(|_| Err(StoreError::Conflict));
+        assert_eq!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await,
+            Err(AdminUpdateError::EmailAlreadyExists)
+        );
+    }
+
+    #[tokio::test]
+    async fn sets_flags_role_and_password() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.hasher
+            .expect_hash()
+            .withf(|p| p == "brand new pw")
+            .returning(|_| Ok("$new".into()));
+        m.users.expect_update().returning(Ok);
+        m.events.expect_on_after_update().times(1).return_const(());
+        let changes = UserChanges {
+            password: Some("brand new pw".into()),
+            is_active: Some(false),
+            is_superuser: Some(true),
+            is_verified: Some(true),
+            role: Some(Role::Instructor),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(u.hashed_password, "$new");
+        assert!(!u.is_active && u.is_superuser && u.is_verified);
+        assert_eq!(u.role, Role::Instructor);
+    }
+
+    #[tokio::test]
+    async fn a_weak_password_is_refused() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        let changes = UserChanges {
+            password: Some("short".into()),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await,
+            Err(AdminUpdateError::InvalidPassword(
+                PasswordPolicyViolation::TooShort
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn deletes_others_but_not_oneself() {
+        let me = admin();
+        let mut m = Mocks::new();
+        stored(&mut m, me.clone());
+        assert_eq!(
+            m.service().admin_delete_user(&me, me.id).await,
+            Err(AdminDeleteError::CannotDeleteSelf)
+        );
+
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        let id = target.id;
+        m.events.expect_on_before_delete().times(1).return_const(());
+        m.users
+            .expect_delete()
+            .withf(move |d| *d == id)
+            .times(1)
+            .returning(|_| Ok(()));
+        m.events.expect_on_after_delete().times(1).return_const(());
+        assert_eq!(m.service().admin_delete_user(&me, id).await, Ok(()));
+    }
+}

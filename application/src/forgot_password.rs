@@ -1,0 +1,79 @@
+use portcullis_domain::EmailAddress;
+
+use crate::{InfraError, UserService};
+
+impl UserService {
+    /// Starts a password reset. Whatever the address, the caller answers the
+    /// same, so nobody learns who has an account; a reset token goes out
+    /// (through the `on_after_forgot_password` hook) only to an existing,
+    /// active user. The token carries a fingerprint of the current password
+    /// hash, so it dies when the password changes.
+    pub async fn forgot_password(&self, email: &EmailAddress) -> Result<(), InfraError> {
+        let Some(user) = self.ports.users.get_by_email(email).await? else {
+            return Ok(());
+        };
+        if !user.is_active {
+            return Ok(());
+        }
+        let fingerprint = self.ports.hasher.hash(&user.hashed_password).await?;
+        let token = self.ports.tokens.issue_reset(user.id, &fingerprint)?;
+        self.ports
+            .events
+            .on_after_forgot_password(&user, &token)
+            .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[tokio::test]
+    async fn sends_a_token_bound_to_the_current_hash_to_an_active_user() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        let id = user.id;
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_hash()
+            .withf(|s| s == "$argon2id$old")
+            .returning(|_| Ok("$fgpt".into()));
+        m.tokens
+            .expect_issue_reset()
+            .withf(move |u, f| *u == id && f == "$fgpt")
+            .returning(|_, _| Ok("reset-tok".into()));
+        m.events
+            .expect_on_after_forgot_password()
+            .withf(|_, t| t == "reset-tok")
+            .times(1)
+            .return_const(());
+        assert_eq!(
+            m.service().forgot_password(&email("ann@example.com")).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_and_inactive_users_get_nothing() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        assert_eq!(
+            m.service().forgot_password(&email("who@example.com")).await,
+            Ok(())
+        );
+
+        let mut m = Mocks::new();
+        let mut user = a_user();
+        user.is_active = false;
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        assert_eq!(
+            m.service().forgot_password(&email("ann@example.com")).await,
+            Ok(())
+        );
+    }
+}

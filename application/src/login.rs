@@ -1,0 +1,238 @@
+use portcullis_domain::{EmailAddress, StoreError, User};
+
+use crate::{InfraError, UserService};
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown e-mail, wrong password or inactive user: deliberately one
+    /// answer, so a caller learns nothing about which.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// The policy requires a verified address and this user has none.
+    #[error("user not verified")]
+    NotVerified,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl UserService {
+    /// Checks credentials and returns an access token. `username` is the
+    /// e-mail address as typed; something that is not an address is simply
+    /// bad credentials. An unknown user costs the same hash as a known one,
+    /// so timing reveals nothing. A hash made with older parameters is
+    /// replaced by a fresh one.
+    pub async fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
+        let user = self.check_credentials(username, password).await?;
+        if self.policy.login_requires_verification && !user.is_verified {
+            return Err(LoginError::NotVerified);
+        }
+        let token = self
+            .ports
+            .tokens
+            .issue_access(user.id)
+            .map_err(InfraError::from)?;
+        self.ports.events.on_after_login(&user).await;
+        Ok(token)
+    }
+
+    async fn check_credentials(&self, username: &str, password: &str) -> Result<User, LoginError> {
+        let found = match EmailAddress::parse(username) {
+            Ok(email) => self
+                .ports
+                .users
+                .get_by_email(&email)
+                .await
+                .map_err(InfraError::from)?,
+            Err(_) => None,
+        };
+        let Some(mut user) = found else {
+            // Same cost as a real check.
+            self.ports
+                .hasher
+                .hash(password)
+                .await
+                .map_err(InfraError::from)?;
+            return Err(LoginError::BadCredentials);
+        };
+        let check = self
+            .ports
+            .hasher
+            .verify_and_update(password, &user.hashed_password)
+            .await
+            .map_err(InfraError::from)?;
+        if !check.valid || !user.is_active {
+            return Err(LoginError::BadCredentials);
+        }
+        if let Some(new_hash) = check.new_hash {
+            user.hashed_password = new_hash;
+            user = match self.ports.users.update(user.clone()).await {
+                Ok(updated) => updated,
+                // Deleted in the meantime: as if it never existed.
+                Err(StoreError::NotFound) => return Err(LoginError::BadCredentials),
+                // The upgrade is an optimisation; a failed one must not lock
+                // the user out, but an outage is reported as one.
+                Err(StoreError::Conflict) => user,
+                Err(e) => return Err(InfraError::from(e).into()),
+            };
+        }
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+
+    fn known_user(m: &mut Mocks, user: User) {
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    #[tokio::test]
+    async fn issues_a_token_for_good_credentials() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        let id = user.id;
+        known_user(&mut m, user);
+        m.hasher
+            .expect_verify_and_update()
+            .withf(|p, h| p == "secret pw" && h == "$argon2id$old")
+            .returning(|_, _| valid(None));
+        m.tokens
+            .expect_issue_access()
+            .withf(move |u| *u == id)
+            .returning(|_| Ok("tok".into()));
+        m.events.expect_on_after_login().times(1).return_const(());
+        assert_eq!(
+            m.service().login("ann@EXAMPLE.com", "secret pw").await,
+            Ok("tok".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn stores_an_upgraded_hash() {
+        let mut m = Mocks::new();
+        known_user(&mut m, a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(Some("$new")));
+        m.users
+            .expect_update()
+            .withf(|u| u.hashed_password == "$new")
+            .times(1)
+            .returning(Ok);
+        m.tokens
+            .expect_issue_access()
+            .returning(|_| Ok("tok".into()));
+        m.events.expect_on_after_login().return_const(());
+        assert!(
+            m.service()
+                .login("ann@example.com", "secret pw")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_user_hashes_a_dummy_and_is_bad_credentials() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok("$x".into()));
+        assert_eq!(
+            m.service().login("who@example.com", "secret pw").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_username_that_is_no_address_is_bad_credentials_after_a_dummy_hash() {
+        let mut m = Mocks::new();
+        m.hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok("$x".into()));
+        assert_eq!(
+            m.service().login("not-an-email", "secret pw").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_password_is_bad_credentials() {
+        let mut m = Mocks::new();
+        known_user(&mut m, a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| invalid());
+        assert_eq!(
+            m.service().login("ann@example.com", "nope nope").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn inactive_user_is_bad_credentials_even_with_the_right_password() {
+        let mut m = Mocks::new();
+        let mut user = a_user();
+        user.is_active = false;
+        known_user(&mut m, user);
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        assert_eq!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn unverified_user_is_refused_only_when_policy_says_so() {
+        let mut m = Mocks::new();
+        m.policy.login_requires_verification = true;
+        known_user(&mut m, a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        assert_eq!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::NotVerified)
+        );
+
+        let mut m = Mocks::new();
+        m.policy.login_requires_verification = true;
+        let mut user = a_user();
+        user.is_verified = true;
+        known_user(&mut m, user);
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        m.tokens
+            .expect_issue_access()
+            .returning(|_| Ok("tok".into()));
+        m.events.expect_on_after_login().return_const(());
+        assert!(
+            m.service()
+                .login("ann@example.com", "secret pw")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_infra() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_get_by_email()
+            .returning(|_| Err(StoreError::Unavailable("down".into())));
+        assert!(matches!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::Infra(InfraError::Unavailable(_)))
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+use portcullis_domain::{EmailAddress, Password, PasswordPolicyViolation, StoreError, User};
+
+use crate::{InfraError, UserService};
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The password breaks the policy (checked before the e-mail clash).
+    #[error("invalid password: {0}")]
+    InvalidPassword(PasswordPolicyViolation),
+    /// Someone already has this address (case-insensitively).
+    #[error("a user with this e-mail already exists")]
+    AlreadyExists,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl UserService {
+    /// Registers a new ordinary user: active, not superuser, not verified,
+    /// role student. Nobody promotes themselves here.
+    pub async fn register(
+        &self,
+        email: EmailAddress,
+        password: &str,
+    ) -> Result<User, RegisterError> {
+        let password = Password::new(password, &email).map_err(RegisterError::InvalidPassword)?;
+        // Cheap early answer; the store's unique index decides races below.
+        if self
+            .ports
+            .users
+            .get_by_email(&email)
+            .await
+            .map_err(InfraError::from)?
+            .is_some()
+        {
+            return Err(RegisterError::AlreadyExists);
+        }
+        let hashed = self
+            .ports
+            .hasher
+            .hash(password.expose())
+            .await
+            .map_err(InfraError::from)?;
+        let user = match self.ports.users.create(User::new(email, hashed)).await {
+            Ok(user) => user,
+            Err(StoreError::Conflict) => return Err(RegisterError::AlreadyExists),
+            Err(e) => return Err(InfraError::from(e).into()),
+        };
+        self.ports.events.on_after_register(&user).await;
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use portcullis_domain::Role;
+
+    #[tokio::test]
+    async fn creates_an_unprivileged_user_with_a_hashed_password() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.hasher
+            .expect_hash()
+            .withf(|p| p == "long enough")
+            .returning(|_| Ok("$hash".into()));
+        m.users.expect_create().returning(Ok);
+        m.events
+            .expect_on_after_register()
+            .times(1)
+            .return_const(());
+        let user = m
+            .service()
+            .register(email("Bo@example.com"), "long enough")
+            .await
+            .unwrap();
+        assert_eq!(user.hashed_password, "$hash");
+        assert!(user.is_active && !user.is_superuser && !user.is_verified);
+        assert_eq!(user.role, Role::Student);
+    }
+
+    #[tokio::test]
+    async fn checks_the_password_before_the_email_clash() {
+        let m = Mocks::new(); // no store call expected
+        assert_eq!(
+            m.service().register(email("bo@example.com"), "short").await,
+            Err(RegisterError::InvalidPassword(
+                PasswordPolicyViolation::TooShort
+            ))
+        );
+        let m = Mocks::new();
+        assert_eq!(
+            m.service()
+                .register(email("bo@example.com"), "xBO@EXAMPLE.COMx")
+                .await,
+            Err(RegisterError::InvalidPassword(
+                PasswordPolicyViolation::ContainsEmail
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_an_existing_address() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_get_by_email()
+            .returning(|_| Ok(Some(a_user())));
+        assert_eq!(
+            m.service()
+                .register(email("ANN@example.com"), "long enough")
+                .await,
+            Err(RegisterError::AlreadyExists)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_already_exists() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
+        m.users
+            .expect_create()
+            .returning(|_| Err(StoreError::Conflict));
+        assert_eq!(
+            m.service()
+                .register(email("bo@example.com"), "long enough")
+                .await,
+            Err(RegisterError::AlreadyExists)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_infra() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_get_by_email()
+            .returning(|_| Err(StoreError::Unavailable("down".into())));
+        assert!(matches!(
+            m.service()
+                .register(email("bo@example.com"), "long enough")
+                .await,
+            Err(RegisterError::Infra(InfraError::Unavailable(_)))
+        ));
+    }
+}

@@ -1,0 +1,74 @@
+use portcullis_domain::EmailAddress;
+
+use crate::{InfraError, UserService};
+
+impl UserService {
+    /// Sends a verification token (through the `on_after_request_verify`
+    /// hook) to an existing, active, unverified user; does nothing otherwise.
+    /// The caller answers the same either way.
+    pub async fn request_verify(&self, email: &EmailAddress) -> Result<(), InfraError> {
+        let Some(user) = self.ports.users.get_by_email(email).await? else {
+            return Ok(());
+        };
+        if !user.is_active || user.is_verified {
+            return Ok(());
+        }
+        let token = self.ports.tokens.issue_verify(user.id, &user.email)?;
+        self.ports
+            .events
+            .on_after_request_verify(&user, &token)
+            .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[tokio::test]
+    async fn sends_a_token_to_an_active_unverified_user() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.tokens
+            .expect_issue_verify()
+            .withf(|_, e| e.as_str() == "Ann@example.com")
+            .returning(|_, _| Ok("v-tok".into()));
+        m.events
+            .expect_on_after_request_verify()
+            .withf(|_, t| t == "v-tok")
+            .times(1)
+            .return_const(());
+        assert_eq!(
+            m.service().request_verify(&email("ann@example.com")).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_inactive_and_verified_users_get_nothing() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        assert_eq!(
+            m.service().request_verify(&email("x@example.com")).await,
+            Ok(())
+        );
+
+        for (active, verified) in [(false, false), (true, true)] {
+            let mut m = Mocks::new();
+            let mut user = a_user();
+            user.is_active = active;
+            user.is_verified = verified;
+            m.users
+                .expect_get_by_email()
+                .returning(move |_| Ok(Some(user.clone())));
+            assert_eq!(
+                m.service().request_verify(&email("ann@example.com")).await,
+                Ok(())
+            );
+        }
+    }
+}

@@ -1,0 +1,203 @@
+use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, UserId};
+
+use crate::{InfraError, UserService};
+
+/// Why a password reset was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResetPasswordError {
+    /// Bad, expired or used token, or its user is gone or inactive. Checked
+    /// before the new password, so a bad token is reported as such.
+    #[error("bad reset token")]
+    BadToken,
+    /// Good token, weak password: the token stays usable.
+    #[error("invalid password: {0}")]
+    InvalidPassword(PasswordPolicyViolation),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl UserService {
+    /// Sets a new password with a reset token. The token works once: it is
+    /// bound to a fingerprint of the password hash it was issued against.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+    ) -> Result<(), ResetPasswordError> {
+        use ResetPasswordError::BadToken;
+        let claims = self
+            .ports
+            .tokens
+            .verify_reset(token)
+            .map_err(|_| BadToken)?;
+        let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
+        let mut user = self
+            .ports
+            .users
+            .get(id)
+            .await
+            .map_err(InfraError::from)?
+            .ok_or(BadToken)?;
+        let bound = self
+            .ports
+            .hasher
+            .verify_and_update(&user.hashed_password, &claims.password_fingerprint)
+            .await
+            .map_err(InfraError::from)?;
+        if !bound.valid || !user.is_active {
+            return Err(BadToken);
+        }
+        let password =
+            Password::new(password, &user.email).map_err(ResetPasswordError::InvalidPassword)?;
+        user.hashed_password = self
+            .ports
+            .hasher
+            .hash(password.expose())
+            .await
+            .map_err(InfraError::from)?;
+        let user = match self.ports.users.update(user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(BadToken),
+            Err(e) => return Err(InfraError::from(e).into()),
+        };
+        self.ports.events.on_after_reset_password(&user).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use portcullis_domain::{ResetClaims, TokenError, User};
+
+    fn token_for(m: &mut Mocks, user: &User) {
+        let subject = user.id.to_string();
+        m.tokens.expect_verify_reset().returning(move |_| {
+            Ok(ResetClaims {
+                subject: subject.clone(),
+                password_fingerprint: "$fgpt".into(),
+            })
+        });
+    }
+
+    #[tokio::test]
+    async fn sets_the_new_hash() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .withf(|s, h| s == "$argon2id$old" && h == "$fgpt")
+            .returning(|_, _| valid(None));
+        m.hasher
+            .expect_hash()
+            .withf(|p| p == "brand new pw")
+            .returning(|_| Ok("$new".into()));
+        m.users
+            .expect_update()
+            .withf(|u| u.hashed_password == "$new")
+            .times(1)
+            .returning(Ok);
+        m.events
+            .expect_on_after_reset_password()
+            .times(1)
+            .return_const(());
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_token_is_reported_even_with_a_weak_password() {
+        let mut m = Mocks::new();
+        m.tokens
+            .expect_verify_reset()
+            .returning(|_| Err(TokenError::Invalid));
+        assert_eq!(
+            m.service().reset_password("t", "x").await,
+            Err(ResetPasswordError::BadToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_changed_password_is_bad() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| invalid());
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::BadToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_deleted_or_inactive_user_is_bad() {
+        let mut m = Mocks::new();
+        token_for(&mut m, &a_user());
+        m.users.expect_get().returning(|_| Ok(None));
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::BadToken)
+        );
+
+        let mut m = Mocks::new();
+        let mut user = a_user();
+        user.is_active = false;
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::BadToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subject_that_is_no_uuid_is_bad() {
+        let mut m = Mocks::new();
+        m.tokens.expect_verify_reset().returning(|_| {
+            Ok(ResetClaims {
+                subject: "nope".into(),
+                password_fingerprint: "$f".into(),
+            })
+        });
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::BadToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_weak_password_with_a_good_token_changes_nothing() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        assert_eq!(
+            m.service().reset_password("t", "short").await,
+            Err(ResetPasswordError::InvalidPassword(
+                PasswordPolicyViolation::TooShort
+            ))
+        );
+    }
+}

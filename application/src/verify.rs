@@ -1,0 +1,130 @@
+use portcullis_domain::{EmailAddress, StoreError, User, UserId};
+
+use crate::{InfraError, UserService};
+
+/// Why an e-mail verification was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Bad or expired token, or its user is gone or has another address now.
+    #[error("bad verify token")]
+    BadToken,
+    /// The token is good but the user is verified already.
+    #[error("user already verified")]
+    AlreadyVerified,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl UserService {
+    /// Marks the user a verify token was issued for as verified. The token
+    /// is checked first (including that its e-mail is still the user's),
+    /// then whether there is anything left to do.
+    pub async fn verify(&self, token: &str) -> Result<User, VerifyError> {
+        use VerifyError::BadToken;
+        let claims = self
+            .ports
+            .tokens
+            .verify_verify(token)
+            .map_err(|_| BadToken)?;
+        let email = EmailAddress::parse(&claims.email).map_err(|_| BadToken)?;
+        let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
+        let mut user = self
+            .ports
+            .users
+            .get_by_email(&email)
+            .await
+            .map_err(InfraError::from)?
+            .ok_or(BadToken)?;
+        if user.id != id {
+            return Err(BadToken);
+        }
+        if user.is_verified {
+            return Err(VerifyError::AlreadyVerified);
+        }
+        user.is_verified = true;
+        let user = match self.ports.users.update(user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(BadToken),
+            Err(e) => return Err(InfraError::from(e).into()),
+        };
+        self.ports.events.on_after_verify(&user).await;
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use portcullis_domain::{TokenError, VerifyClaims};
+
+    fn token(m: &mut Mocks, subject: String, email: &str) {
+        let email = email.to_owned();
+        m.tokens.expect_verify_verify().returning(move |_| {
+            Ok(VerifyClaims {
+                subject: subject.clone(),
+                email: email.clone(),
+            })
+        });
+    }
+
+    #[tokio::test]
+    async fn verifies_the_user() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        token(&mut m, user.id.to_string(), "ann@example.com");
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.users
+            .expect_update()
+            .withf(|u| u.is_verified)
+            .returning(Ok);
+        m.events.expect_on_after_verify().times(1).return_const(());
+        assert!(m.service().verify("t").await.unwrap().is_verified);
+    }
+
+    #[tokio::test]
+    async fn bad_token_comes_before_already_verified() {
+        let mut m = Mocks::new();
+        m.tokens
+            .expect_verify_verify()
+            .returning(|_| Err(TokenError::Invalid));
+        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+    }
+
+    #[tokio::test]
+    async fn a_token_for_another_user_or_address_is_bad() {
+        // the address now belongs to someone else
+        let mut m = Mocks::new();
+        token(&mut m, UserId::random().to_string(), "ann@example.com");
+        m.users
+            .expect_get_by_email()
+            .returning(|_| Ok(Some(a_user())));
+        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        // nobody has the address any more (e-mail changed or user deleted)
+        let mut m = Mocks::new();
+        token(&mut m, UserId::random().to_string(), "ann@example.com");
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        // garbage claims
+        let mut m = Mocks::new();
+        token(&mut m, "x".into(), "not an address");
+        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+    }
+
+    #[tokio::test]
+    async fn a_verified_user_is_already_verified() {
+        let mut m = Mocks::new();
+        let mut user = a_user();
+        user.is_verified = true;
+        token(&mut m, user.id.to_string(), "ann@example.com");
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        assert_eq!(
+            m.service().verify("t").await,
+            Err(VerifyError::AlreadyVerified)
+        );
+    }
+}
