@@ -1,1 +1,115 @@
+//! The actix-web adapter of Portcullis: every route of the FastAPI Users
+//! HTTP contract, the extractors that guard routes, and the mapping of
+//! use-case errors to the contract's status codes and JSON bodies. This is
+//! the only crate that knows status codes.
+//!
+//! It depends on the domain and the application, never on a store, hasher,
+//! token or mail adapter: those arrive as ports inside the
+//! [`UserService`].
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer};
+//! # async fn run(service: portcullis_application::UserService) -> std::io::Result<()> {
+//! HttpServer::new(move || App::new().configure(portcullis_http_actix::configure(service.clone(), "/api")))
+//!     .bind(("127.0.0.1", 8000))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
 
+mod error;
+mod extractors;
+mod handlers;
+mod user_body;
+mod validation;
+
+use actix_web::web::{self, ServiceConfig};
+pub use error::ApiError;
+pub use extractors::{CurrentUser, Superuser, authenticate, bearer_token};
+use handlers::fallback::{method_not_allowed, not_found};
+use handlers::{auth, health, users};
+pub use portcullis_application::UserService;
+pub use user_body::UserBody;
+pub use validation::{MAX_BODY_BYTES, ValidationError};
+
+/// Everything a Portcullis server serves: the service as app data (so the
+/// extractors work in every handler of the app), `GET /health`, every route
+/// under `prefix`, and JSON 404 for unknown paths.
+pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
+    let prefix = normalise_prefix(prefix);
+    move |cfg: &mut ServiceConfig| {
+        cfg.app_data(web::Data::new(service))
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health::health))
+                    .default_service(method_not_allowed("GET")),
+            )
+            .service(web::scope(&prefix).configure(routes))
+            .default_service(web::to(not_found));
+    }
+}
+
+/// `""` or `"/"` mounts at the root; otherwise one leading slash and no
+/// trailing one.
+fn normalise_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The routes of the contract, relative to the prefix they are mounted at.
+/// The [`UserService`] must be registered as `web::Data` on the app.
+pub fn routes(cfg: &mut ServiceConfig) {
+    let post = |path: &str, handler| {
+        web::resource(path.to_owned())
+            .route(handler)
+            .default_service(method_not_allowed("POST"))
+    };
+    cfg.service(post("/auth/register", web::post().to(auth::register)))
+        .service(post("/auth/jwt/login", web::post().to(auth::login)))
+        .service(post("/auth/jwt/logout", web::post().to(auth::logout)))
+        .service(post(
+            "/auth/forgot-password",
+            web::post().to(auth::forgot_password),
+        ))
+        .service(post(
+            "/auth/reset-password",
+            web::post().to(auth::reset_password),
+        ))
+        .service(post(
+            "/auth/request-verify-token",
+            web::post().to(auth::request_verify_token),
+        ))
+        .service(post("/auth/verify", web::post().to(auth::verify)))
+        .service(
+            web::resource("/users/me")
+                .route(web::get().to(users::get_me))
+                .route(web::patch().to(users::patch_me))
+                .default_service(method_not_allowed("GET, PATCH")),
+        )
+        .service(
+            web::resource("/users/{id}")
+                .route(web::get().to(users::get_user))
+                .route(web::patch().to(users::patch_user))
+                .route(web::delete().to(users::delete_user))
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
+        )
+        .default_service(web::to(not_found));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalised() {
+        assert_eq!(normalise_prefix("/api"), "/api");
+        assert_eq!(normalise_prefix("api/"), "/api");
+        assert_eq!(normalise_prefix("/"), "");
+        assert_eq!(normalise_prefix(""), "");
+        assert_eq!(normalise_prefix("/v1/auth/"), "/v1/auth");
+    }
+}

@@ -1,0 +1,187 @@
+//! Wiring: picks the adapters the configuration names, assembles the use
+//! cases, creates the first superuser, and starts the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware};
+use portcullis_application::{Policy, Ports, UserService};
+use portcullis_domain::{
+    EmailAddress, Mailer, Password, PasswordHasher, StoreError, SystemClock, User, UserRepository,
+};
+use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
+use portcullis_mail::{LogMailer, MailingUserEvents, SmtpMailer};
+use portcullis_password::PhcPasswordHasher;
+use portcullis_store_memory::MemoryUserStore;
+
+use crate::config::Config;
+
+/// Why the server cannot start. Each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("DATABASE_URL: {0}")]
+    Database(String),
+    #[error("password hasher: {0}")]
+    Hasher(String),
+    #[error("tokens: {0}")]
+    Tokens(String),
+    #[error("mail: {0}")]
+    Mail(String),
+    #[error("first superuser: {0}")]
+    FirstSuperuser(String),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Opens the store `DATABASE_URL` names, among those compiled in.
+pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError> {
+    let scheme = url
+        .split_once("://")
+        .map_or(url, |(s, _)| s)
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "memory" => {
+            tracing::warn!(
+                "DATABASE_URL=memory://: users live in memory and are lost when the process stops"
+            );
+            Ok(Arc::new(MemoryUserStore::new()))
+        }
+        "sqlite" => Err(StartError::Database(
+            "the SQLite store is not built yet; use DATABASE_URL=memory:// for now".into(),
+        )),
+        "postgres" | "postgresql" => Err(StartError::Database(
+            "the PostgreSQL store is not built yet; use DATABASE_URL=memory:// for now".into(),
+        )),
+        _ => Err(StartError::Database(format!(
+            "unsupported scheme in {url:?}; expected memory://"
+        ))),
+    }
+}
+
+/// Assembles every use case over the adapters the configuration names.
+pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
+    let users = open_store(&config.database_url).await?;
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(
+        PhcPasswordHasher::new(config.hasher).map_err(|e| StartError::Hasher(e.to_string()))?,
+    );
+
+    for (var, secret) in [
+        ("JWT_SECRET_KEY", &config.jwt_secret),
+        ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
+        ("AUTH_VERIFICATION_TOKEN_SECRET", &config.verify_secret),
+    ] {
+        if secret.generated {
+            tracing::warn!(
+                "!!! {var} is not set: using a random secret for this process only. Tokens will not \
+                 survive a restart nor work across instances. Set it (at least 32 bytes) for any real use."
+            );
+        }
+    }
+    let mut token_settings = TokenSettings::new(
+        config.jwt_secret.value.clone(),
+        config.reset_secret.value.clone(),
+        config.verify_secret.value.clone(),
+    );
+    token_settings.access_lifetime_secs = config.access_token_minutes * 60;
+    let tokens = JosekitTokenCodec::new(token_settings, Arc::new(SystemClock))
+        .map_err(|e| StartError::Tokens(e.to_string()))?;
+
+    let mailer: Arc<dyn Mailer> = match &config.smtp {
+        Some(smtp) => {
+            Arc::new(SmtpMailer::new(smtp.clone()).map_err(|e| StartError::Mail(e.to_string()))?)
+        }
+        None => {
+            tracing::warn!("SMTP_HOST is not set: mails are written to the log (development only)");
+            Arc::new(LogMailer::new())
+        }
+    };
+    let events = Arc::new(MailingUserEvents::new(mailer, config.frontend_url.clone()));
+
+    Ok(UserService::new(
+        Ports {
+            users,
+            hasher,
+            tokens: Arc::new(tokens),
+            events,
+        },
+        Policy {
+            login_requires_verification: config.login_requires_verification,
+        },
+    ))
+}
+
+/// Creates the first superuser (active, superuser, verified, role student)
+/// if no user has its address. Safe to race: a lost race is a no-op.
+pub async fn ensure_first_superuser(
+    service: &UserService,
+    email: &str,
+    password: &str,
+) -> Result<(), StartError> {
+    let bad = |m: String| StartError::FirstSuperuser(m);
+    let email =
+        EmailAddress::parse(email).map_err(|e| bad(format!("FIRST_SUPERUSER_EMAIL: {e}")))?;
+    let ports = service.ports();
+    if ports
+        .users
+        .get_by_email(&email)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let password = Password::new(password, &email)
+        .map_err(|e| bad(format!("FIRST_SUPERUSER_PASSWORD: {e}")))?;
+    let hashed = ports
+        .hasher
+        .hash(password.expose())
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let mut user = User::new(email, hashed);
+    user.is_superuser = true;
+    user.is_verified = true;
+    match ports.users.create(user).await {
+        Ok(user) => {
+            tracing::info!(email = %user.email, "first superuser created");
+            Ok(())
+        }
+        Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Everything `serve` does before listening: the service, with the first
+/// superuser in place.
+pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
+    let service = build_service(config).await?;
+    if let Some((email, password)) = &config.first_superuser {
+        ensure_first_superuser(&service, email, password).await?;
+    }
+    Ok(service)
+}
+
+/// Starts serving `service` on `listener`. The returned server runs when
+/// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT.
+pub fn serve(
+    service: UserService,
+    api_prefix: &str,
+    listener: TcpListener,
+) -> Result<Server, StartError> {
+    let prefix = api_prefix.to_owned();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            .configure(portcullis_http_actix::configure(service.clone(), &prefix))
+    })
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// [`prepare`], then [`serve`] on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
+    let service = prepare(&config).await?;
+    serve(service, &config.api_prefix, listener)
+}

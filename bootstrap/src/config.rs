@@ -1,0 +1,329 @@
+//! Configuration from the environment (and a `.env` file), per the table of
+//! the HTTP contract.
+
+use std::collections::HashMap;
+
+use portcullis_mail::{SmtpSettings, SmtpTls};
+use portcullis_password::{Algorithm, HasherConfig};
+
+/// Why the configuration cannot be used. Each message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error(
+        "{var} is not set and PORTCULLIS_ENV=production: set it to a random secret of at least 32 bytes (e.g. `openssl rand -hex 32`)"
+    )]
+    MissingSecret { var: &'static str },
+    #[error(
+        "{var} is {len} bytes long; it must be at least 32 bytes (e.g. `openssl rand -hex 32`)"
+    )]
+    ShortSecret { var: &'static str, len: usize },
+}
+
+/// A signing secret and whether it was generated for this process only.
+#[derive(Clone)]
+pub struct Secret {
+    pub value: String,
+    pub generated: bool,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(generated: {})", self.generated)
+    }
+}
+
+/// Everything `portcullis serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub host: String,
+    pub port: u16,
+    pub api_prefix: String,
+    pub login_requires_verification: bool,
+    pub jwt_secret: Secret,
+    pub reset_secret: Secret,
+    pub verify_secret: Secret,
+    pub access_token_minutes: i64,
+    pub hasher: HasherConfig,
+    pub smtp: Option<SmtpSettings>,
+    pub frontend_url: String,
+    pub first_superuser: Option<(String, String)>,
+    pub production: bool,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "memory://";
+const MIN_SECRET_BYTES: usize = 32;
+
+struct Vars(HashMap<String, String>);
+
+impl Vars {
+    /// A set, non-blank variable.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                reason: format!("cannot read {raw:?}: {e}"),
+            }),
+        }
+    }
+
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.get(var).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("0" | "false" | "no" | "off") => Ok(false),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some(other) => Err(ConfigError::Invalid {
+                var,
+                reason: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+
+    fn secret(&self, var: &'static str, production: bool) -> Result<Secret, ConfigError> {
+        match self.0.get(var).filter(|v| !v.is_empty()) {
+            Some(value) if value.len() < MIN_SECRET_BYTES => Err(ConfigError::ShortSecret {
+                var,
+                len: value.len(),
+            }),
+            Some(value) => Ok(Secret {
+                value: value.clone(),
+                generated: false,
+            }),
+            None if production => Err(ConfigError::MissingSecret { var }),
+            None => Ok(Secret {
+                value: random_secret().map_err(|reason| ConfigError::Invalid { var, reason })?,
+                generated: true,
+            }),
+        }
+    }
+}
+
+fn random_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("no randomness for a generated secret: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Config {
+    /// Reads `.env` (if any; the real environment wins), then the
+    /// environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by dotenvy
+        // as an error we surface.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(ConfigError::Invalid {
+                    var: ".env",
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the configuration from these variables only (tests, embedding).
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars = Vars(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        let production = vars
+            .get("PORTCULLIS_ENV")
+            .is_some_and(|v| v.eq_ignore_ascii_case("production"));
+
+        let hasher = HasherConfig {
+            algorithm: vars.parse::<Algorithm>("PASSWORD_HASHER", Algorithm::Argon2id)?,
+            argon2_memory_kib: vars
+                .parse("ARGON2_MEMORY_KIB", HasherConfig::DEFAULT_ARGON2_MEMORY_KIB)?,
+            argon2_iterations: vars
+                .parse("ARGON2_ITERATIONS", HasherConfig::DEFAULT_ARGON2_ITERATIONS)?,
+            argon2_parallelism: vars.parse(
+                "ARGON2_PARALLELISM",
+                HasherConfig::DEFAULT_ARGON2_PARALLELISM,
+            )?,
+            pbkdf2_rounds: HasherConfig::DEFAULT_PBKDF2_ROUNDS,
+        };
+        hasher.validate().map_err(|e| ConfigError::Invalid {
+            var: "ARGON2_*",
+            reason: e.to_string(),
+        })?;
+
+        let access_token_minutes: i64 = vars.parse("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", 60)?;
+        if !(1..=525_600 * 10).contains(&access_token_minutes) {
+            return Err(ConfigError::Invalid {
+                var: "JWT_ACCESS_TOKEN_EXPIRE_MINUTES",
+                reason: "must be a positive number of minutes".into(),
+            });
+        }
+
+        let smtp = match vars.get("SMTP_HOST") {
+            None => None,
+            Some(host) => {
+                let tls: SmtpTls = vars.parse("SMTP_TLS", SmtpTls::None)?;
+                let port = match vars.get("SMTP_PORT") {
+                    None => None,
+                    Some(_) => Some(vars.parse::<u16>("SMTP_PORT", 0)?),
+                };
+                let from = vars.get("MAIL_FROM").unwrap_or("noreply@example.com");
+                let mut settings = SmtpSettings::new(host, port, tls, from);
+                if let Some(user) = vars.get("SMTP_USERNAME") {
+                    settings =
+                        settings.with_credentials(user, vars.get("SMTP_PASSWORD").unwrap_or(""));
+                }
+                Some(settings)
+            }
+        };
+
+        let first_superuser = match (
+            vars.get("FIRST_SUPERUSER_EMAIL"),
+            vars.0.get("FIRST_SUPERUSER_PASSWORD"),
+        ) {
+            (Some(email), Some(password)) if !password.is_empty() => {
+                Some((email.to_owned(), password.clone()))
+            }
+            (None, None) => None,
+            (Some(_), _) => {
+                return Err(ConfigError::Invalid {
+                    var: "FIRST_SUPERUSER_PASSWORD",
+                    reason: "must be set when FIRST_SUPERUSER_EMAIL is".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    var: "FIRST_SUPERUSER_EMAIL",
+                    reason: "must be set when FIRST_SUPERUSER_PASSWORD is".into(),
+                });
+            }
+        };
+
+        Ok(Self {
+            database_url: vars
+                .get("DATABASE_URL")
+                .unwrap_or(DEFAULT_DATABASE_URL)
+                .to_owned(),
+            host: vars.get("HOST").unwrap_or("127.0.0.1").to_owned(),
+            port: vars.parse("PORT", 8000)?,
+            api_prefix: vars.get("API_PREFIX").unwrap_or("/api").to_owned(),
+            login_requires_verification: vars.flag("LOGIN_REQUIRES_VERIFICATION")?,
+            jwt_secret: vars.secret("JWT_SECRET_KEY", production)?,
+            reset_secret: vars.secret("AUTH_RESET_PASSWORD_TOKEN_SECRET", production)?,
+            verify_secret: vars.secret("AUTH_VERIFICATION_TOKEN_SECRET", production)?,
+            access_token_minutes,
+            hasher,
+            smtp,
+            frontend_url: vars
+                .get("FRONTEND_URL")
+                .unwrap_or("http://localhost:3000")
+                .trim_end_matches('/')
+                .to_owned(),
+            first_superuser,
+            production,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.api_prefix.as_str()),
+            ("127.0.0.1", 8000, "/api")
+        );
+        assert_eq!(c.access_token_minutes, 60);
+        assert!(!c.login_requires_verification);
+        assert!(c.jwt_secret.generated && c.reset_secret.generated && c.verify_secret.generated);
+        assert_ne!(c.jwt_secret.value, c.reset_secret.value);
+        assert_eq!(c.frontend_url, "http://localhost:3000");
+        assert!(c.smtp.is_none());
+        assert_eq!(c.hasher, HasherConfig::default());
+    }
+
+    #[test]
+    fn a_short_secret_is_always_refused_and_names_the_variable() {
+        let e = Config::from_vars([("JWT_SECRET_KEY", "short")]).unwrap_err();
+        assert!(
+            e.to_string().contains("JWT_SECRET_KEY is 5 bytes long"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn production_refuses_missing_secrets() {
+        let e = Config::from_vars([("PORTCULLIS_ENV", "production"), ("JWT_SECRET_KEY", S)])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("AUTH_RESET_PASSWORD_TOKEN_SECRET"),
+            "{e}"
+        );
+        let ok = Config::from_vars([
+            ("PORTCULLIS_ENV", "production"),
+            ("JWT_SECRET_KEY", S),
+            ("AUTH_RESET_PASSWORD_TOKEN_SECRET", S),
+            ("AUTH_VERIFICATION_TOKEN_SECRET", S),
+        ])
+        .unwrap();
+        assert!(!ok.jwt_secret.generated);
+    }
+
+    #[test]
+    fn bad_numbers_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "eighty"),
+            ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
+            ("PASSWORD_HASHER", "md5"),
+            ("LOGIN_REQUIRES_VERIFICATION", "maybe"),
+            ("SMTP_TLS", "ssl"),
+        ] {
+            let mut vars = vec![(var, value)];
+            if var == "SMTP_TLS" {
+                vars.push(("SMTP_HOST", "localhost"));
+            }
+            let e = Config::from_vars(vars).unwrap_err();
+            assert!(e.to_string().contains(var), "{var}: {e}");
+        }
+        let e = Config::from_vars([("ARGON2_MEMORY_KIB", "1")]).unwrap_err();
+        assert!(e.to_string().contains("ARGON2"), "{e}");
+    }
+
+    #[test]
+    fn smtp_and_first_superuser_are_read() {
+        let c = Config::from_vars([
+            ("SMTP_HOST", "mail.example.com"),
+            ("SMTP_PORT", "2525"),
+            ("SMTP_USERNAME", "u"),
+            ("SMTP_PASSWORD", "p"),
+            ("MAIL_FROM", "Portcullis <noreply@example.com>"),
+            ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
+            ("FIRST_SUPERUSER_PASSWORD", "a long password"),
+            ("FRONTEND_URL", "https://app.example.com/"),
+        ])
+        .unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example.com", 2525));
+        assert_eq!(smtp.username.as_deref(), Some("u"));
+        assert_eq!(c.first_superuser.unwrap().0, "root@example.com");
+        assert_eq!(c.frontend_url, "https://app.example.com");
+        assert!(Config::from_vars([("FIRST_SUPERUSER_EMAIL", "root@example.com")]).is_err());
+    }
+}
