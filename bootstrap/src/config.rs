@@ -120,13 +120,13 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is reported by dotenvy
         // as an error we surface.
-        if let Err(e) = dotenvy::dotenv() {
-            if !e.not_found() {
-                return Err(ConfigError::Invalid {
-                    var: ".env",
-                    reason: e.to_string(),
-                });
-            }
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError::Invalid {
+                var: ".env",
+                reason: e.to_string(),
+            });
         }
         Self::from_vars(std::env::vars())
     }

@@ -240,8 +240,8 @@ impl<'a> Fields<'a> {
             Value::Null => return None,
             Value::Bool(b) => Some(*b),
             Value::Number(n) => match n.as_f64() {
-                Some(x) if x == 0.0 => Some(false),
-                Some(x) if x == 1.0 => Some(true),
+                Some(0.0) => Some(false),
+                Some(1.0) => Some(true),
                 _ => None,
             },
             Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -349,19 +349,19 @@ impl Form {
 
     /// An optional field that, when given, must match `^expected$`.
     pub fn optional_exactly(&mut self, name: &str, expected: &str) {
-        if let Some(value) = self.optional(name) {
-            if value != expected {
-                let pattern = format!("^{expected}$");
-                self.errors.push(
-                    ValidationError::new(
-                        "string_pattern_mismatch",
-                        vec![json!("body"), json!(name)],
-                        format!("String should match pattern '{pattern}'"),
-                        json!(value),
-                    )
-                    .with_ctx(json!({ "pattern": pattern })),
-                );
-            }
+        if let Some(value) = self.optional(name)
+            && value != expected
+        {
+            let pattern = format!("^{expected}$");
+            self.errors.push(
+                ValidationError::new(
+                    "string_pattern_mismatch",
+                    vec![json!("body"), json!(name)],
+                    format!("String should match pattern '{pattern}'"),
+                    json!(value),
+                )
+                .with_ctx(json!({ "pattern": pattern })),
+            );
         }
     }
 

@@ -1,0 +1,930 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use josekit::jws::{HS256, JwsSigner as _};
+use portcullis_domain::{Clock, EmailAddress, TokenCodec, TokenError, UserId};
+use serde_json::{Value, json};
+
+use crate::wire::{b64url_decode, b64url_encode_into};
+use crate::{JosekitTokenCodec, MAX_TOKEN_LEN, TokenConfigError, TokenKind, TokenSettings};
+
+const ACCESS_SECRET: &str = "access-secret-for-tests-0123456789abcdef";
+const RESET_SECRET: &str = "reset-secret-for-tests-0123456789abcdef";
+const VERIFY_SECRET: &str = "verify-secret-for-tests-0123456789abcdef";
+const USER: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+const FINGERPRINT: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g";
+/// 2100-01-01T00:00:00Z, the `exp` of the PyJWT tokens below.
+const PY_EXP: i64 = 4_102_444_800;
+const NOW: i64 = 1_700_000_000;
+
+// Minted with PyJWT 2.15.1 (what FastAPI Users 15 calls), with the secrets
+// above, e.g.
+// jwt.encode({"sub": USER, "aud": ["fastapi-users:auth"], "exp": 4102444800},
+//            ACCESS_SECRET, algorithm="HS256")
+const PY_ACCESS: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJhdWQiOlsiZmFzdGFwaS11c2VyczphdXRoIl0sImV4cCI6NDEwMjQ0NDgwMH0.-KeaHt212NfXfC03TAYvg3_KJ7gBfM1IK3imKFj9iCw";
+// {"sub": USER, "aud": "fastapi-users:auth", "exp": 4102444800}
+const PY_ACCESS_STRING_AUD: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJhdWQiOiJmYXN0YXBpLXVzZXJzOmF1dGgiLCJleHAiOjQxMDI0NDQ4MDB9.Beq_WA8kh5oXIJa5yccNTW6P-e6S0kbKHaVrGg-RtfE";
+// {"sub": USER, "password_fgpt": FINGERPRINT, "aud": "fastapi-users:reset", "exp": 4102444800}
+const PY_RESET: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJwYXNzd29yZF9mZ3B0IjoiJGFyZ29uMmlkJHY9MTkkbT02NTUzNix0PTMscD00JGMyRnNkSE5oYkhRJGFHRnphR2hoYzJnIiwiYXVkIjoiZmFzdGFwaS11c2VyczpyZXNldCIsImV4cCI6NDEwMjQ0NDgwMH0.9bXaIOkXhJZ-kOkY9ZCmdFjXJUl3KMDPpr1r1rHJTUA";
+// {"sub": USER, "email": "Mixed.Case@example.com", "aud": "fastapi-users:verify", "exp": 4102444800}
+const PY_VERIFY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJlbWFpbCI6Ik1peGVkLkNhc2VAZXhhbXBsZS5jb20iLCJhdWQiOiJmYXN0YXBpLXVzZXJzOnZlcmlmeSIsImV4cCI6NDEwMjQ0NDgwMH0.zYCtvls0zeZIQub5IpNpbkE7DyeifIvbL_hHbIg9Wys";
+// {"sub": USER, "email": "josé.ünï@example.com", "aud": "fastapi-users:verify", "exp": 4102444800}
+const PY_VERIFY_UNICODE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJlbWFpbCI6Impvc1x1MDBlOS5cdTAwZmNuXHUwMGVmQGV4YW1wbGUuY29tIiwiYXVkIjoiZmFzdGFwaS11c2Vyczp2ZXJpZnkiLCJleHAiOjQxMDI0NDQ4MDB9.sj5TpfyaFbcroIVtq-kiyiMAkjBQdO8ekqUq3FPks8A";
+// The access claims, algorithm="HS512", same secret.
+const PY_ACCESS_HS512: &str = "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJhdWQiOlsiZmFzdGFwaS11c2VyczphdXRoIl0sImV4cCI6NDEwMjQ0NDgwMH0.vrMdXxYTXnfh9KYJNla1d5ZCggWloM604p6xRqmlmftxyLd0VnspBZ3tOg4rZQK_DoqHljVnw7s7bItK6o8zmw";
+// The access claims, algorithm="none".
+const PY_ACCESS_NONE: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIwZjhmYWQ1Yi1kOWNiLTQ2OWYtYTE2NS03MDg2NzcyODk1MGUiLCJhdWQiOlsiZmFzdGFwaS11c2VyczphdXRoIl0sImV4cCI6NDEwMjQ0NDgwMH0.";
+
+/// A clock the test sets.
+struct FakeClock(AtomicI64);
+
+impl FakeClock {
+    fn set(&self, now: i64) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn settings() -> TokenSettings {
+    TokenSettings::new(ACCESS_SECRET, RESET_SECRET, VERIFY_SECRET)
+}
+
+fn codec_at(now: i64) -> (JosekitTokenCodec, Arc<FakeClock>) {
+    codec_with(settings(), now)
+}
+
+fn codec_with(settings: TokenSettings, now: i64) -> (JosekitTokenCodec, Arc<FakeClock>) {
+    let clock = Arc::new(FakeClock(AtomicI64::new(now)));
+    let codec = JosekitTokenCodec::new(settings, clock.clone()).unwrap();
+    (codec, clock)
+}
+
+fn user() -> UserId {
+    USER.parse().unwrap()
+}
+
+fn email() -> EmailAddress {
+    EmailAddress::parse("Mixed.Case@example.com").unwrap()
+}
+
+/// A token with exactly this header and payload JSON, HMAC-SHA-256-signed
+/// with `secret` (whatever the header claims).
+fn forge(header: &str, payload: &str, secret: &str) -> String {
+    let mut token = String::new();
+    b64url_encode_into(header.as_bytes(), &mut token);
+    token.push('.');
+    b64url_encode_into(payload.as_bytes(), &mut token);
+    let signature = HS256
+        .signer_from_bytes(secret)
+        .unwrap()
+        .sign(token.as_bytes())
+        .unwrap();
+    token.push('.');
+    b64url_encode_into(&signature, &mut token);
+    token
+}
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// An access token with these claims, properly signed.
+fn access_with(claims: &Value) -> String {
+    forge(HEADER, &claims.to_string(), ACCESS_SECRET)
+}
+
+fn payload_of(token: &str) -> (String, Value) {
+    let segment = token.split('.').nth(1).unwrap();
+    let text = String::from_utf8(b64url_decode(segment).unwrap()).unwrap();
+    let value = serde_json::from_str(&text).unwrap();
+    (text, value)
+}
+
+fn header_of(token: &str) -> String {
+    let segment = token.split('.').next().unwrap();
+    String::from_utf8(b64url_decode(segment).unwrap()).unwrap()
+}
+
+// ---- round trips and formats ------------------------------------------------
+
+#[test]
+fn access_round_trip() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_access(user()).unwrap();
+    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+}
+
+#[test]
+fn reset_round_trip() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_reset(user(), FINGERPRINT).unwrap();
+    let claims = codec.verify_reset(&token).unwrap();
+    assert_eq!(claims.subject, USER);
+    assert_eq!(claims.password_fingerprint, FINGERPRINT);
+}
+
+#[test]
+fn verify_round_trip() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_verify(user(), &email()).unwrap();
+    let claims = codec.verify_verify(&token).unwrap();
+    assert_eq!(claims.subject, USER);
+    assert_eq!(claims.email, "Mixed.Case@example.com");
+}
+
+#[test]
+fn round_trip_of_awkward_strings() {
+    let (codec, _) = codec_at(NOW);
+    let fingerprint = "quote\" backslash\\ newline\n nul\u{0} é 😀 </script>";
+    let token = codec.issue_reset(user(), fingerprint).unwrap();
+    assert_eq!(
+        codec.verify_reset(&token).unwrap().password_fingerprint,
+        fingerprint
+    );
+    let email = EmailAddress::parse("josé.ünï@example.com").unwrap();
+    let token = codec.issue_verify(user(), &email).unwrap();
+    assert_eq!(codec.verify_verify(&token).unwrap().email, email.as_str());
+}
+
+#[test]
+fn header_is_pyjwts() {
+    let (codec, _) = codec_at(NOW);
+    for token in [
+        codec.issue_access(user()).unwrap(),
+        codec.issue_reset(user(), FINGERPRINT).unwrap(),
+        codec.issue_verify(user(), &email()).unwrap(),
+    ] {
+        assert_eq!(header_of(&token), r#"{"alg":"HS256","typ":"JWT"}"#);
+    }
+}
+
+#[test]
+fn exp_is_an_integer_and_access_aud_an_array() {
+    let (codec, _) = codec_at(NOW);
+    let (text, payload) = payload_of(&codec.issue_access(user()).unwrap());
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    assert!(payload["exp"].is_i64());
+    assert_eq!(payload["exp"], json!(NOW + 3600));
+    assert_eq!(payload["aud"], json!(["fastapi-users:auth"]));
+}
+
+#[test]
+fn reset_and_verify_payloads_have_string_aud_and_integer_exp() {
+    let (codec, _) = codec_at(NOW);
+    let (text, payload) = payload_of(&codec.issue_reset(user(), "fp").unwrap());
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"sub":"{USER}","password_fgpt":"fp","aud":"fastapi-users:reset","exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    assert!(payload["exp"].is_i64());
+    let (text, payload) = payload_of(&codec.issue_verify(user(), &email()).unwrap());
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"sub":"{USER}","email":"Mixed.Case@example.com","aud":"fastapi-users:verify","exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    assert!(payload["exp"].is_i64());
+}
+
+#[test]
+fn lifetimes_come_from_settings() {
+    let mut s = settings();
+    s.access_lifetime_secs = 60;
+    s.reset_lifetime_secs = 120;
+    s.verify_lifetime_secs = 86_400;
+    let (codec, _) = codec_with(s, NOW);
+    let exp = |token: String| payload_of(&token).1["exp"].as_i64().unwrap();
+    assert_eq!(exp(codec.issue_access(user()).unwrap()), NOW + 60);
+    assert_eq!(exp(codec.issue_reset(user(), "fp").unwrap()), NOW + 120);
+    assert_eq!(
+        exp(codec.issue_verify(user(), &email()).unwrap()),
+        NOW + 86_400
+    );
+}
+
+// ---- compatibility with PyJWT / FastAPI Users ---------------------------------
+
+#[test]
+fn pyjwt_tokens_verify() {
+    let (codec, _) = codec_at(NOW);
+    assert_eq!(codec.verify_access(PY_ACCESS), Ok(USER.to_owned()));
+    assert_eq!(
+        codec.verify_access(PY_ACCESS_STRING_AUD),
+        Ok(USER.to_owned())
+    );
+    let reset = codec.verify_reset(PY_RESET).unwrap();
+    assert_eq!(
+        (reset.subject.as_str(), reset.password_fingerprint.as_str()),
+        (USER, FINGERPRINT)
+    );
+    let verify = codec.verify_verify(PY_VERIFY).unwrap();
+    assert_eq!(
+        (verify.subject.as_str(), verify.email.as_str()),
+        (USER, "Mixed.Case@example.com")
+    );
+    let verify = codec.verify_verify(PY_VERIFY_UNICODE).unwrap();
+    assert_eq!(verify.email, "josé.ünï@example.com");
+}
+
+#[test]
+fn pyjwt_tokens_expire_by_our_clock() {
+    let (codec, _) = codec_at(PY_EXP);
+    assert_eq!(codec.verify_access(PY_ACCESS), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_reset(PY_RESET), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_verify(PY_VERIFY), Err(TokenError::Invalid));
+}
+
+#[test]
+fn our_tokens_are_byte_identical_to_pyjwts() {
+    // Issued one lifetime before PY_EXP, ours carry the same claims in the
+    // same order, so the bytes (and signatures) must match exactly.
+    let (codec, _) = codec_at(PY_EXP - 3600);
+    assert_eq!(codec.issue_access(user()).unwrap(), PY_ACCESS);
+    assert_eq!(codec.issue_reset(user(), FINGERPRINT).unwrap(), PY_RESET);
+    assert_eq!(codec.issue_verify(user(), &email()).unwrap(), PY_VERIFY);
+    let unicode = EmailAddress::parse("josé.ünï@example.com").unwrap();
+    assert_eq!(
+        codec.issue_verify(user(), &unicode).unwrap(),
+        PY_VERIFY_UNICODE
+    );
+}
+
+// ---- kinds do not mix ---------------------------------------------------------
+
+fn assert_kinds_do_not_mix(codec: &JosekitTokenCodec) {
+    let access = codec.issue_access(user()).unwrap();
+    let reset = codec.issue_reset(user(), FINGERPRINT).unwrap();
+    let verify = codec.issue_verify(user(), &email()).unwrap();
+    assert_eq!(codec.verify_reset(&access), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_verify(&access), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_access(&reset), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_verify(&reset), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_access(&verify), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_reset(&verify), Err(TokenError::Invalid));
+}
+
+#[test]
+fn each_kind_is_refused_by_the_other_two() {
+    let (codec, _) = codec_at(NOW);
+    assert_kinds_do_not_mix(&codec);
+}
+
+#[test]
+fn kinds_do_not_mix_even_with_one_shared_secret() {
+    // Only the audience tells them apart then.
+    let (codec, _) = codec_with(
+        TokenSettings::new(ACCESS_SECRET, ACCESS_SECRET, ACCESS_SECRET),
+        NOW,
+    );
+    assert_kinds_do_not_mix(&codec);
+}
+
+#[test]
+fn a_reset_token_carrying_every_claim_is_still_not_an_access_token() {
+    // Same secret, all claims present: the audience alone decides.
+    let (codec, _) = codec_with(
+        TokenSettings::new(ACCESS_SECRET, ACCESS_SECRET, ACCESS_SECRET),
+        NOW,
+    );
+    let token = access_with(&json!({
+        "sub": USER, "password_fgpt": "fp", "email": "a@example.com",
+        "aud": "fastapi-users:reset", "exp": NOW + 60
+    }));
+    assert!(codec.verify_reset(&token).is_ok());
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
+}
+
+// ---- algorithm and signature ------------------------------------------------
+
+#[test]
+fn alg_none_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    assert_eq!(
+        codec.verify_access(PY_ACCESS_NONE),
+        Err(TokenError::Invalid)
+    );
+    // Also with a valid HS256 signature attached to a "none" header.
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    for header in [
+        r#"{"alg":"none","typ":"JWT"}"#,
+        r#"{"alg":"None"}"#,
+        r#"{"typ":"JWT"}"#,
+    ] {
+        let token = forge(header, &claims, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+    // And with the HS256 signature stripped.
+    let unsigned = PY_ACCESS.rsplit_once('.').unwrap().0.to_owned() + ".";
+    assert_eq!(codec.verify_access(&unsigned), Err(TokenError::Invalid));
+}
+
+#[test]
+fn hs512_with_the_right_secret_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    assert_eq!(
+        codec.verify_access(PY_ACCESS_HS512),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
+fn any_other_alg_header_is_refused_even_over_a_valid_hs256_signature() {
+    let (codec, _) = codec_at(NOW);
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    for alg in [
+        json!("HS384"),
+        json!("HS512"),
+        json!("RS256"),
+        json!("ES256"),
+        json!("PS256"),
+        json!("EdDSA"),
+        json!("hs256"),
+        json!("HS256 "),
+        json!(["HS256"]),
+        json!(null),
+    ] {
+        let header = json!({"alg": alg, "typ": "JWT"}).to_string();
+        let token = forge(&header, &claims, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+    // The same with alg HS256 is fine: only the header made the difference.
+    let token = forge(HEADER, &claims, ACCESS_SECRET);
+    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+}
+
+#[test]
+fn crit_and_non_string_kid_headers_are_refused() {
+    let (codec, _) = codec_at(NOW);
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    for header in [
+        r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+        r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+        r#"{"alg":"HS256","kid":1}"#,
+    ] {
+        let token = forge(header, &claims, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+    // typ and a string kid are not judged, as PyJWT does not judge them.
+    let token = forge(
+        r#"{"alg":"HS256","kid":"k1","typ":"at+jwt"}"#,
+        &claims,
+        ACCESS_SECRET,
+    );
+    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+}
+
+#[test]
+fn wrong_secret_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let other = "another-secret-that-is-long-enough-0123456789";
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    let token = forge(HEADER, &claims, other);
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+
+    let (foreign, _) = codec_with(TokenSettings::new(other, other, other), NOW);
+    let token = foreign.issue_access(user()).unwrap();
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    let token = foreign.issue_reset(user(), "fp").unwrap();
+    assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
+    let token = foreign.issue_verify(user(), &email()).unwrap();
+    assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
+}
+
+#[test]
+fn tampered_payload_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_access(user()).unwrap();
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let mut other = String::new();
+    let payload = format!(
+        r#"{{"sub":"00000000-0000-4000-8000-000000000000","aud":["fastapi-users:auth"],"exp":{}}}"#,
+        NOW + 3600
+    );
+    b64url_encode_into(payload.as_bytes(), &mut other);
+    parts[1] = &other;
+    assert_eq!(
+        codec.verify_access(&parts.join(".")),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
+fn every_single_character_change_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_access(user()).unwrap();
+    for (i, original) in token.char_indices() {
+        for replacement in ['A', 'B', 'Q', 'g', 'w', '-', '_', '.', '='] {
+            if replacement == original {
+                continue;
+            }
+            let mut changed = token.clone();
+            changed.replace_range(i..=i, &replacement.to_string());
+            assert_eq!(
+                codec.verify_access(&changed),
+                Err(TokenError::Invalid),
+                "position {i}: {changed}"
+            );
+        }
+    }
+}
+
+// ---- exp, nbf, iat ------------------------------------------------------------
+
+#[test]
+fn expiry_has_no_leeway() {
+    let (codec, clock) = codec_at(NOW);
+    let access = codec.issue_access(user()).unwrap();
+    let reset = codec.issue_reset(user(), "fp").unwrap();
+    let verify = codec.issue_verify(user(), &email()).unwrap();
+    let exp = NOW + 3600;
+    let check = |expected_ok: bool| {
+        assert_eq!(codec.verify_access(&access).is_ok(), expected_ok);
+        assert_eq!(codec.verify_reset(&reset).is_ok(), expected_ok);
+        assert_eq!(codec.verify_verify(&verify).is_ok(), expected_ok);
+    };
+    clock.set(exp - 1); // exp == now + 1
+    check(true);
+    clock.set(exp); // exp == now
+    check(false);
+    clock.set(exp + 1); // expired by one second
+    check(false);
+}
+
+#[test]
+fn exp_is_required_and_must_be_a_number() {
+    let (codec, _) = codec_at(NOW);
+    let base = json!({"sub": USER, "aud": ["fastapi-users:auth"]});
+    assert_eq!(
+        codec.verify_access(&access_with(&base)),
+        Err(TokenError::Invalid)
+    );
+    for exp in [
+        json!((NOW + 60).to_string()),
+        json!(null),
+        json!(true),
+        json!([NOW + 60]),
+        json!({"t": NOW + 60}),
+    ] {
+        let mut claims = base.clone();
+        claims["exp"] = exp.clone();
+        assert_eq!(
+            codec.verify_access(&access_with(&claims)),
+            Err(TokenError::Invalid),
+            "{exp}"
+        );
+    }
+}
+
+#[test]
+fn float_and_huge_exp_are_read_like_pyjwt() {
+    let (codec, _) = codec_at(NOW);
+    let with_exp =
+        |exp: Value| access_with(&json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": exp}));
+    // int(NOW + 0.9) == NOW: expired, as for PyJWT.
+    assert!(
+        codec
+            .verify_access(&with_exp(json!(NOW as f64 + 0.9)))
+            .is_err()
+    );
+    assert!(
+        codec
+            .verify_access(&with_exp(json!(NOW as f64 + 1.5)))
+            .is_ok()
+    );
+    assert!(codec.verify_access(&with_exp(json!(u64::MAX))).is_ok());
+    assert!(codec.verify_access(&with_exp(json!(1e300))).is_ok());
+    assert!(codec.verify_access(&with_exp(json!(-1e300))).is_err());
+    assert!(codec.verify_access(&with_exp(json!(i64::MIN))).is_err());
+}
+
+#[test]
+fn nbf_in_the_future_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let with_nbf = |nbf: Value| {
+        access_with(
+            &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "nbf": nbf}),
+        )
+    };
+    assert_eq!(
+        codec.verify_access(&with_nbf(json!(NOW + 1))),
+        Err(TokenError::Invalid)
+    );
+    assert_eq!(
+        codec.verify_access(&with_nbf(json!(NOW))),
+        Ok(USER.to_owned())
+    );
+    assert_eq!(
+        codec.verify_access(&with_nbf(json!(NOW - 1))),
+        Ok(USER.to_owned())
+    );
+    assert_eq!(
+        codec.verify_access(&with_nbf(json!(NOW.to_string()))),
+        Err(TokenError::Invalid)
+    );
+    assert_eq!(
+        codec.verify_access(&with_nbf(json!(null))),
+        Err(TokenError::Invalid)
+    );
+}
+
+#[test]
+fn iat_in_the_future_is_refused_as_pyjwt_does() {
+    let (codec, _) = codec_at(NOW);
+    let with_iat = |iat: Value| {
+        access_with(
+            &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "iat": iat}),
+        )
+    };
+    assert_eq!(
+        codec.verify_access(&with_iat(json!(NOW + 1))),
+        Err(TokenError::Invalid)
+    );
+    assert_eq!(
+        codec.verify_access(&with_iat(json!(NOW))),
+        Ok(USER.to_owned())
+    );
+    assert_eq!(
+        codec.verify_access(&with_iat(json!("now"))),
+        Err(TokenError::Invalid)
+    );
+}
+
+// ---- aud ------------------------------------------------------------------------
+
+#[test]
+fn missing_aud_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let token = access_with(&json!({"sub": USER, "exp": NOW + 60}));
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    let token = forge(
+        HEADER,
+        &json!({"sub": USER, "password_fgpt": "fp", "exp": NOW + 60}).to_string(),
+        RESET_SECRET,
+    );
+    assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
+    let token = forge(
+        HEADER,
+        &json!({"sub": USER, "email": "a@example.com", "exp": NOW + 60}).to_string(),
+        VERIFY_SECRET,
+    );
+    assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
+}
+
+#[test]
+fn wrong_aud_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    for aud in [
+        json!("fastapi-users:reset"),
+        json!(["fastapi-users:verify"]),
+        json!("fastapi-users:auth "),
+        json!("FASTAPI-USERS:AUTH"),
+        json!(""),
+        json!([]),
+        json!(["fastapi-users:auth", 1]),
+        json!([["fastapi-users:auth"]]),
+        json!({"aud": "fastapi-users:auth"}),
+        json!(null),
+        json!(1),
+    ] {
+        let token = access_with(&json!({"sub": USER, "aud": aud, "exp": NOW + 60}));
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{aud}"
+        );
+    }
+}
+
+#[test]
+fn aud_may_be_a_string_or_an_array_naming_the_audience() {
+    let (codec, _) = codec_at(NOW);
+    for aud in [
+        json!("fastapi-users:auth"),
+        json!(["fastapi-users:auth"]),
+        json!(["other", "fastapi-users:auth"]),
+    ] {
+        let token = access_with(&json!({"sub": USER, "aud": aud, "exp": NOW + 60}));
+        assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()), "{aud}");
+    }
+    let token = forge(
+        HEADER,
+        &json!({"sub": USER, "password_fgpt": "fp", "aud": ["fastapi-users:reset"], "exp": NOW + 60})
+            .to_string(),
+        RESET_SECRET,
+    );
+    assert!(codec.verify_reset(&token).is_ok());
+    let token = forge(
+        HEADER,
+        &json!({"sub": USER, "email": "a@example.com", "aud": ["fastapi-users:verify"], "exp": NOW + 60})
+            .to_string(),
+        VERIFY_SECRET,
+    );
+    assert!(codec.verify_verify(&token).is_ok());
+}
+
+// ---- required claims ------------------------------------------------------------
+
+#[test]
+fn missing_or_non_string_sub_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    for sub in [
+        None,
+        Some(json!(42)),
+        Some(json!(null)),
+        Some(json!([USER])),
+    ] {
+        let mut claims = json!({"aud": ["fastapi-users:auth"], "exp": NOW + 60});
+        if let Some(sub) = &sub {
+            claims["sub"] = sub.clone();
+        }
+        assert_eq!(
+            codec.verify_access(&access_with(&claims)),
+            Err(TokenError::Invalid),
+            "{sub:?}"
+        );
+    }
+    let token = forge(
+        HEADER,
+        &json!({"password_fgpt": "fp", "aud": "fastapi-users:reset", "exp": NOW + 60}).to_string(),
+        RESET_SECRET,
+    );
+    assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
+    let token = forge(
+        HEADER,
+        &json!({"email": "a@example.com", "aud": "fastapi-users:verify", "exp": NOW + 60})
+            .to_string(),
+        VERIFY_SECRET,
+    );
+    assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
+}
+
+#[test]
+fn sub_is_returned_unparsed() {
+    // The domain parses it; a token may carry anything there.
+    let (codec, _) = codec_at(NOW);
+    let token =
+        access_with(&json!({"sub": "not-a-uuid", "aud": ["fastapi-users:auth"], "exp": NOW + 60}));
+    assert_eq!(codec.verify_access(&token), Ok("not-a-uuid".to_owned()));
+}
+
+#[test]
+fn missing_or_non_string_fingerprint_and_email_are_refused() {
+    let (codec, _) = codec_at(NOW);
+    for fgpt in [None, Some(json!(1)), Some(json!(null))] {
+        let mut claims = json!({"sub": USER, "aud": "fastapi-users:reset", "exp": NOW + 60});
+        if let Some(f) = &fgpt {
+            claims["password_fgpt"] = f.clone();
+        }
+        let token = forge(HEADER, &claims.to_string(), RESET_SECRET);
+        assert_eq!(
+            codec.verify_reset(&token),
+            Err(TokenError::Invalid),
+            "{fgpt:?}"
+        );
+    }
+    for email in [None, Some(json!(["a@example.com"])), Some(json!(false))] {
+        let mut claims = json!({"sub": USER, "aud": "fastapi-users:verify", "exp": NOW + 60});
+        if let Some(e) = &email {
+            claims["email"] = e.clone();
+        }
+        let token = forge(HEADER, &claims.to_string(), VERIFY_SECRET);
+        assert_eq!(
+            codec.verify_verify(&token),
+            Err(TokenError::Invalid),
+            "{email:?}"
+        );
+    }
+}
+
+#[test]
+fn non_string_jti_is_refused_as_pyjwt_does() {
+    let (codec, _) = codec_at(NOW);
+    let token = access_with(
+        &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "jti": 7}),
+    );
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    let token = access_with(
+        &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "jti": "x"}),
+    );
+    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+}
+
+// ---- malformed input ------------------------------------------------------------
+
+#[test]
+fn malformed_input_is_invalid_and_never_panics() {
+    let (codec, _) = codec_at(NOW);
+    let (h, p, s) = {
+        let mut it = PY_ACCESS.split('.');
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let not_object = {
+        let mut t = String::new();
+        b64url_encode_into(b"[1,2]", &mut t);
+        t
+    };
+    let not_json = {
+        let mut t = String::new();
+        b64url_encode_into(b"{\"alg\":\"HS256\"", &mut t);
+        t
+    };
+    let cases: Vec<String> = vec![
+        String::new(),
+        ".".into(),
+        "..".into(),
+        "...".into(),
+        "garbage".into(),
+        "a.b.c".into(),
+        format!("{h}.{p}"),
+        format!("{h}.{p}.{s}.{s}"),
+        format!("{h}.{p}.{s}."),
+        format!(" {PY_ACCESS}"),
+        format!("{PY_ACCESS} "),
+        format!("{PY_ACCESS}\n"),
+        format!("Bearer {PY_ACCESS}"),
+        format!("{h}=.{p}.{s}"),
+        format!("{h}.{p}=.{s}"),
+        format!("{h}.{p}.{s}="),
+        format!("{h}.{p}.{}", &s[..s.len() - 1]),
+        format!("{h}.{p}.{s}A"),
+        format!("{h}.{p}.{}", s.replace('-', "+").replace('_', "/")),
+        format!("{not_object}.{p}.{s}"),
+        format!("{not_json}.{p}.{s}"),
+        format!("é{PY_ACCESS}"),
+        format!("{h}.{p}.{}", "A".repeat(MAX_TOKEN_LEN)),
+        "a".repeat(10 * 1024 * 1024),
+        ".".repeat(100_000),
+        "\u{0}".into(),
+    ];
+    for token in &cases {
+        assert_eq!(codec.verify_access(token), Err(TokenError::Invalid));
+        assert_eq!(codec.verify_reset(token), Err(TokenError::Invalid));
+        assert_eq!(codec.verify_verify(token), Err(TokenError::Invalid));
+    }
+}
+
+#[test]
+fn payloads_that_are_not_json_objects_are_refused_even_when_signed() {
+    let (codec, _) = codec_at(NOW);
+    for payload in [
+        "",
+        "null",
+        "[]",
+        "\"sub\"",
+        "{",
+        "{\"sub\":1,}",
+        "\u{feff}{}",
+        "42",
+    ] {
+        let token = forge(HEADER, payload, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{payload:?}"
+        );
+    }
+}
+
+#[test]
+fn issuing_when_expiry_would_overflow_is_an_error_not_a_panic() {
+    let (codec, _) = codec_at(i64::MAX - 10);
+    assert!(matches!(
+        codec.issue_access(user()),
+        Err(TokenError::Issue(_))
+    ));
+    assert!(matches!(
+        codec.issue_reset(user(), "fp"),
+        Err(TokenError::Issue(_))
+    ));
+    assert!(matches!(
+        codec.issue_verify(user(), &email()),
+        Err(TokenError::Issue(_))
+    ));
+}
+
+// ---- configuration --------------------------------------------------------------
+
+#[test]
+fn short_secrets_are_refused_naming_the_kind() {
+    let clock: Arc<dyn Clock> = Arc::new(FakeClock(AtomicI64::new(NOW)));
+    let short = "x".repeat(31);
+    let cases = [
+        (
+            TokenSettings::new(short.clone(), RESET_SECRET, VERIFY_SECRET),
+            TokenKind::Access,
+        ),
+        (
+            TokenSettings::new(ACCESS_SECRET, short.clone(), VERIFY_SECRET),
+            TokenKind::Reset,
+        ),
+        (
+            TokenSettings::new(ACCESS_SECRET, RESET_SECRET, short.clone()),
+            TokenKind::Verify,
+        ),
+    ];
+    for (settings, kind) in cases {
+        let err = JosekitTokenCodec::new(settings, clock.clone()).unwrap_err();
+        assert_eq!(err, TokenConfigError::SecretTooShort { kind, len: 31 });
+        assert_eq!(err.kind(), kind);
+        assert_eq!(
+            err.to_string(),
+            format!("the {kind} token secret is 31 bytes long; it must be at least 32 bytes")
+        );
+    }
+    let err = JosekitTokenCodec::new(TokenSettings::new("", "", ""), clock.clone()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the access token secret is 0 bytes long; it must be at least 32 bytes"
+    );
+    // Exactly 32 bytes is enough; length is counted in bytes, not characters.
+    let ok = "y".repeat(32);
+    assert!(
+        JosekitTokenCodec::new(
+            TokenSettings::new(ok.clone(), ok.clone(), ok),
+            clock.clone()
+        )
+        .is_ok()
+    );
+    let sixteen_chars_32_bytes = "é".repeat(16);
+    assert!(
+        JosekitTokenCodec::new(
+            TokenSettings::new(
+                sixteen_chars_32_bytes.clone(),
+                sixteen_chars_32_bytes.clone(),
+                sixteen_chars_32_bytes
+            ),
+            clock
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn non_positive_lifetimes_are_refused_naming_the_kind() {
+    let clock: Arc<dyn Clock> = Arc::new(FakeClock(AtomicI64::new(NOW)));
+    let mut s = settings();
+    s.reset_lifetime_secs = 0;
+    let err = JosekitTokenCodec::new(s, clock.clone()).unwrap_err();
+    assert_eq!(
+        err,
+        TokenConfigError::NonPositiveLifetime {
+            kind: TokenKind::Reset,
+            secs: 0
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "the reset token lifetime must be a positive number of seconds, not 0"
+    );
+    let mut s = settings();
+    s.verify_lifetime_secs = -5;
+    assert_eq!(
+        JosekitTokenCodec::new(s, clock).unwrap_err().kind(),
+        TokenKind::Verify
+    );
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let (codec, _) = codec_at(NOW);
+    let shown = format!("{:?} {:?}", settings(), codec);
+    for secret in [ACCESS_SECRET, RESET_SECRET, VERIFY_SECRET] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("3600"));
+}
+
+#[test]
+fn codec_is_usable_as_a_shared_port() {
+    let (codec, _) = codec_at(NOW);
+    let port: Arc<dyn TokenCodec> = Arc::new(codec);
+    let token = port.issue_access(user()).unwrap();
+    assert_eq!(port.verify_access(&token), Ok(USER.to_owned()));
+}
