@@ -11,7 +11,7 @@ use portcullis_domain::{
     EmailAddress, Mailer, Password, PasswordHasher, StoreError, SystemClock, User, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
-use portcullis_mail::{LogMailer, MailingUserEvents, SmtpMailer};
+use portcullis_mail::{BackgroundMailer, LogMailer, MailingUserEvents, SmtpMailer};
 use portcullis_password::PhcPasswordHasher;
 use portcullis_store_memory::MemoryUserStore;
 

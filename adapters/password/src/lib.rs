@@ -1,1 +1,26 @@
+//! Portcullis password hashing: [`PhcPasswordHasher`], the adapter behind the
+//! domain's [`PasswordHasher`](portcullis_domain::PasswordHasher) port.
+//!
+//! New hashes are argon2id (`$argon2id$v=19$m=19456,t=2,p=1$…`, the default)
+//! or PBKDF2-SHA256 (`$pbkdf2-sha256$i=600000,l=32$…`) PHC strings with a
+//! 16-byte random salt, as [`HasherConfig`] says. Any argon2 or PBKDF2 hash
+//! verifies, among them those FastAPI Users writes through pwdlib
+//! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`; one made
+//! another way than configured comes back re-hashed. Hashing runs on Tokio's
+//! blocking pool, one job per core at most.
+//!
+//! This crate depends only on the domain port and the hashing crates
+//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), plus Tokio for the
+//! blocking pool: never on a web framework, a store or a token library.
 
+mod blocking_limiter;
+mod config;
+mod phc_password_hasher;
+mod scheme;
+mod stored_hash;
+
+pub use config::{
+    Algorithm, ConfigError, HasherConfig, MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB,
+    MAX_ARGON2_PARALLELISM, MAX_PBKDF2_ROUNDS, MIN_PBKDF2_ROUNDS,
+};
+pub use phc_password_hasher::PhcPasswordHasher;
