@@ -3,18 +3,16 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
-use portcullis_application::{Policy, Ports, UserService};
-use portcullis_domain::{
-    EmailAddress, Mailer, Password, PasswordHasher, StoreError, SystemClock, User, UserRepository,
-};
-use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
-use portcullis_mail::{BackgroundMailer, LogMailer, MailingUserEvents, SmtpMailer};
-use portcullis_password::PhcPasswordHasher;
+use portcullis_application::UserService;
+use portcullis_domain::{EmailAddress, Mailer, Password, StoreError, User, UserRepository};
+use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use portcullis_store_memory::MemoryUserStore;
 
+use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::Config;
 
 /// Why the server cannot start. Each message says what to change.
@@ -62,10 +60,6 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
     let users = open_store(&config.database_url).await?;
-    let hasher: Arc<dyn PasswordHasher> = Arc::new(
-        PhcPasswordHasher::new(config.hasher).map_err(|e| StartError::Hasher(e.to_string()))?,
-    );
-
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -78,37 +72,36 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
             );
         }
     }
-    let mut token_settings = TokenSettings::new(
-        config.jwt_secret.value.clone(),
-        config.reset_secret.value.clone(),
-        config.verify_secret.value.clone(),
-    );
-    token_settings.access_lifetime_secs = config.access_token_minutes * 60;
-    let tokens = JosekitTokenCodec::new(token_settings, Arc::new(SystemClock))
-        .map_err(|e| StartError::Tokens(e.to_string()))?;
-
     let mailer: Arc<dyn Mailer> = match &config.smtp {
         Some(smtp) => {
-            Arc::new(SmtpMailer::new(smtp.clone()).map_err(|e| StartError::Mail(e.to_string()))?)
+            let smtp =
+                SmtpMailer::new(smtp.clone()).map_err(|e| StartError::Mail(e.to_string()))?;
+            Arc::new(BackgroundMailer::new(Arc::new(smtp)))
         }
         None => {
             tracing::warn!("SMTP_HOST is not set: mails are written to the log (development only)");
             Arc::new(LogMailer::new())
         }
     };
-    let events = Arc::new(MailingUserEvents::new(mailer, config.frontend_url.clone()));
-
-    Ok(UserService::new(
-        Ports {
-            users,
-            hasher,
-            tokens: Arc::new(tokens),
-            events,
-        },
-        Policy {
-            login_requires_verification: config.login_requires_verification,
-        },
-    ))
+    PortcullisBuilder::new()
+        .store(users)
+        .hasher_config(config.hasher)
+        .token_secrets(
+            config.jwt_secret.value.clone(),
+            config.reset_secret.value.clone(),
+            config.verify_secret.value.clone(),
+        )
+        .access_token_lifetime(Duration::from_secs(
+            u64::try_from(config.access_token_minutes).unwrap_or(60) * 60,
+        ))
+        .mailer(mailer)
+        .frontend_url(config.frontend_url.clone())
+        .login_requires_verification(config.login_requires_verification)
+        .build()
+        .map_err(|e| match e {
+            BuildError::Hasher(m) => StartError::Hasher(m),
+            other => StartError::Tokens(other.to_string()),
+        })
 }
 
 /// Creates the first superuser (active, superuser, verified, role student)

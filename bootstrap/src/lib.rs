@@ -3,9 +3,11 @@
 //! contract. The only crate that knows every adapter.
 
 mod app;
+mod builder;
 mod config;
 
 pub use app::{
     StartError, build_service, ensure_first_superuser, open_store, prepare, serve, start,
 };
+pub use builder::{BuildError, PortcullisBuilder};
 pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, Secret};

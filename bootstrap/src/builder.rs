@@ -1,0 +1,239 @@
+//! Assembling Portcullis in code: what a host application uses instead of
+//! environment variables. `portcullis serve` is one caller of this builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_application::{HookChain, Policy, Ports, UserService};
+use portcullis_domain::{Clock, Mailer, PasswordHasher, SystemClock, UserEvents, UserRepository};
+use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
+use portcullis_mail::{LogMailer, MailingUserEvents};
+use portcullis_password::{HasherConfig, PhcPasswordHasher};
+use portcullis_store_memory::MemoryUserStore;
+
+/// Why the pieces given to [`PortcullisBuilder`] do not make a service.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Token secrets are required: there is no safe default.
+    #[error("token secrets are not set: call PortcullisBuilder::token_secrets")]
+    MissingSecrets,
+    #[error("tokens: {0}")]
+    Tokens(String),
+    #[error("password hasher: {0}")]
+    Hasher(String),
+}
+
+/// Builds a [`UserService`]: store, hasher, token secrets and lifetimes,
+/// mailer, hooks and policy, each with a sensible default except the
+/// secrets.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::PortcullisBuilder;
+/// use portcullis_store_memory::MemoryUserStore;
+///
+/// let service = PortcullisBuilder::new()
+///     .store(Arc::new(MemoryUserStore::new()))
+///     .token_secrets(
+///         "an access token secret of 32+ bytes!",
+///         "a reset token secret of 32+ bytes!!!",
+///         "a verify token secret of 32+ bytes!!",
+///     )
+///     .frontend_url("https://app.example.com")
+///     .login_requires_verification(true)
+///     .build()
+///     .expect("valid settings");
+/// assert!(service.policy().login_requires_verification);
+/// ```
+pub struct PortcullisBuilder {
+    store: Option<Arc<dyn UserRepository>>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
+    hasher_config: HasherConfig,
+    secrets: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    access_lifetime: Duration,
+    reset_lifetime: Duration,
+    verify_lifetime: Duration,
+    clock: Arc<dyn Clock>,
+    mailer: Option<Arc<dyn Mailer>>,
+    frontend_url: String,
+    events: Vec<Arc<dyn UserEvents>>,
+    default_mails: bool,
+    policy: Policy,
+}
+
+impl Default for PortcullisBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PortcullisBuilder {
+    /// Defaults: in-memory store, argon2id at OWASP parameters, one-hour
+    /// tokens, mails to the log with links under `http://localhost:3000`,
+    /// login without verification. Secrets must be set.
+    pub fn new() -> Self {
+        Self {
+            store: None,
+            hasher: None,
+            hasher_config: HasherConfig::default(),
+            secrets: None,
+            access_lifetime: Duration::from_secs(3600),
+            reset_lifetime: Duration::from_secs(3600),
+            verify_lifetime: Duration::from_secs(3600),
+            clock: Arc::new(SystemClock),
+            mailer: None,
+            frontend_url: "http://localhost:3000".into(),
+            events: Vec::new(),
+            default_mails: true,
+            policy: Policy::default(),
+        }
+    }
+
+    /// Where users live.
+    pub fn store(mut self, store: Arc<dyn UserRepository>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Parameters of the built-in argon2id/PBKDF2 hasher.
+    pub fn hasher_config(mut self, config: HasherConfig) -> Self {
+        self.hasher_config = config;
+        self
+    }
+
+    /// A hasher of your own instead of the built-in one.
+    pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// The signing secrets of access, reset and verify tokens (at least 32
+    /// bytes each).
+    pub fn token_secrets(
+        mut self,
+        access: impl Into<Vec<u8>>,
+        reset: impl Into<Vec<u8>>,
+        verify: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.secrets = Some((access.into(), reset.into(), verify.into()));
+        self
+    }
+
+    /// How long an access token lives (default one hour).
+    pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_lifetime = lifetime;
+        self
+    }
+
+    /// How long a reset-password token lives (default one hour).
+    pub fn reset_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.reset_lifetime = lifetime;
+        self
+    }
+
+    /// How long a verify-e-mail token lives (default one hour).
+    pub fn verify_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.verify_lifetime = lifetime;
+        self
+    }
+
+    /// The clock tokens are stamped and checked with (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where reset and verify mails go out (default: the log).
+    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The base of the links in mails.
+    pub fn frontend_url(mut self, url: impl Into<String>) -> Self {
+        self.frontend_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Your hooks. They run after the built-in mailing hooks, and only the
+    /// hooks you override do anything; call it again to add more sets.
+    pub fn events(mut self, events: Arc<dyn UserEvents>) -> Self {
+        self.events.push(events);
+        self
+    }
+
+    /// Whether the built-in hooks mail reset and verify tokens (default
+    /// true). Turn it off when your own hooks deliver the tokens.
+    pub fn send_default_mails(mut self, send: bool) -> Self {
+        self.default_mails = send;
+        self
+    }
+
+    /// Refuse login to unverified users (`LOGIN_USER_NOT_VERIFIED`).
+    pub fn login_requires_verification(mut self, required: bool) -> Self {
+        self.policy.login_requires_verification = required;
+        self
+    }
+
+    /// The assembled use cases.
+    pub fn build(self) -> Result<UserService, BuildError> {
+        let (access, reset, verify) = self.secrets.ok_or(BuildError::MissingSecrets)?;
+        let mut settings = TokenSettings::new(access, reset, verify);
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        settings.access_lifetime_secs = secs(self.access_lifetime);
+        settings.reset_lifetime_secs = secs(self.reset_lifetime);
+        settings.verify_lifetime_secs = secs(self.verify_lifetime);
+        let tokens = JosekitTokenCodec::new(settings, self.clock)
+            .map_err(|e| BuildError::Tokens(e.to_string()))?;
+        let hasher = match self.hasher {
+            Some(h) => h,
+            None => Arc::new(
+                PhcPasswordHasher::new(self.hasher_config)
+                    .map_err(|e| BuildError::Hasher(e.to_string()))?,
+            ),
+        };
+        let mut hooks = HookChain::new();
+        if self.default_mails {
+            let mailer = self.mailer.unwrap_or_else(|| Arc::new(LogMailer::new()));
+            hooks = hooks.then(Arc::new(MailingUserEvents::new(mailer, self.frontend_url)));
+        }
+        for events in self.events {
+            hooks = hooks.then(events);
+        }
+        Ok(UserService::new(
+            Ports {
+                users: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(MemoryUserStore::new())),
+                hasher,
+                tokens: Arc::new(tokens),
+                events: Arc::new(hooks),
+            },
+            self.policy,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_required_and_checked() {
+        assert!(matches!(
+            PortcullisBuilder::new().build(),
+            Err(BuildError::MissingSecrets)
+        ));
+        let e = PortcullisBuilder::new()
+            .token_secrets(
+                "short",
+                "a reset token secret of 32+ bytes!!!",
+                "a verify token secret of 32+ bytes!!",
+            )
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("access"), "{e}");
+    }
+}
