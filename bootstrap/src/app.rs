@@ -57,6 +57,15 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError
     }
 }
 
+/// Applies the migrations of the store `url` names; says what it did.
+pub async fn migrate(url: &str) -> Result<String, StartError> {
+    open_store(url).await?;
+    Ok(format!(
+        "{}: nothing to migrate (the memory store has no schema)",
+        url
+    ))
+}
+
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
     let users = open_store(&config.database_url).await?;

@@ -1,17 +1,27 @@
-//! `portcullis serve`: the server, configured from the environment and `.env`.
+//! The `portcullis` command: serve the HTTP API, apply migrations, create a
+//! superuser. Configured from the environment and `.env`.
 
+use std::io::{BufRead, IsTerminal};
 use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::{Config, start};
+use portcullis::{Config, SuperuserOutcome, build_service, create_superuser, migrate, start};
 use tracing_subscriber::EnvFilter;
+
+const ENV_HELP: &str = "Reads DATABASE_URL, HOST, PORT, API_PREFIX, LOGIN_REQUIRES_VERIFICATION, \
+JWT_SECRET_KEY, AUTH_RESET_PASSWORD_TOKEN_SECRET, AUTH_VERIFICATION_TOKEN_SECRET, \
+JWT_ACCESS_TOKEN_EXPIRE_MINUTES, ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, \
+PASSWORD_HASHER, SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS, MAIL_FROM, \
+FRONTEND_URL, FIRST_SUPERUSER_EMAIL, FIRST_SUPERUSER_PASSWORD, PORTCULLIS_ENV and RUST_LOG, \
+from the environment or a .env file in the working directory.";
 
 #[derive(Parser)]
 #[command(
     name = "portcullis",
     version,
-    about = "Registration, login, password reset and e-mail verification over the FastAPI Users HTTP API"
+    about = "Registration, login, password reset and e-mail verification, speaking FastAPI Users' HTTP API",
+    after_help = ENV_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -20,14 +30,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (the default). Reads DATABASE_URL, HOST, PORT,
-    /// API_PREFIX, LOGIN_REQUIRES_VERIFICATION, JWT_SECRET_KEY,
-    /// AUTH_RESET_PASSWORD_TOKEN_SECRET, AUTH_VERIFICATION_TOKEN_SECRET,
-    /// JWT_ACCESS_TOKEN_EXPIRE_MINUTES, ARGON2_MEMORY_KIB, ARGON2_ITERATIONS,
-    /// ARGON2_PARALLELISM, PASSWORD_HASHER, SMTP_HOST, SMTP_PORT, SMTP_USERNAME,
-    /// SMTP_PASSWORD, SMTP_TLS, MAIL_FROM, FRONTEND_URL, FIRST_SUPERUSER_EMAIL,
-    /// FIRST_SUPERUSER_PASSWORD, PORTCULLIS_ENV (environment or .env).
+    /// Serve the HTTP API (the default when no command is given).
+    #[command(after_help = ENV_HELP)]
     Serve,
+    /// Apply the database migrations of the store DATABASE_URL names, then
+    /// exit. Harmless to run again. (`serve` applies them too.)
+    #[command(after_help = "Reads DATABASE_URL (environment or .env).")]
+    Migrate,
+    /// Create an active, verified superuser, or promote an existing user
+    /// with --promote. The password is asked for without echo on a
+    /// terminal, or read from the first line of standard input otherwise.
+    #[command(
+        after_help = "Reads DATABASE_URL and the ARGON2_*/PASSWORD_HASHER settings \
+    (environment or .env). Example: echo \"$PASSWORD\" | portcullis create-superuser --email admin@example.com"
+    )]
+    CreateSuperuser {
+        /// The superuser's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Make an existing user a superuser instead of failing.
+        #[arg(long)]
+        promote: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,48 +59,104 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(),
-    }
-}
-
-fn serve() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
-            tracing::error!("configuration: {e}");
+            eprintln!("portcullis: configuration: {e}");
             return ExitCode::from(2);
         }
     };
     actix_web::rt::System::new().block_on(async move {
-        let address = (config.host.clone(), config.port);
-        let listener = match TcpListener::bind(&address) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("cannot listen on {}:{}: {e}", address.0, address.1);
-                return ExitCode::from(1);
-            }
-        };
-        tracing::info!(
-            "Portcullis listening on http://{}:{}{}",
-            address.0,
-            address.1,
-            config.api_prefix
-        );
-        match start(config, listener).await {
-            Ok(server) => match server.await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("server stopped: {e}");
-                    ExitCode::from(1)
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => match migrate(&config.database_url).await {
+                Ok(what) => {
+                    println!("{what}");
+                    ExitCode::SUCCESS
                 }
+                Err(e) => fail(e),
             },
-            Err(e) => {
-                tracing::error!("cannot start: {e}");
-                ExitCode::from(1)
-            }
+            Command::CreateSuperuser { email, promote } => superuser(config, &email, promote).await,
         }
     })
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("portcullis: {e}");
+    ExitCode::from(1)
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let address = (config.host.clone(), config.port);
+    let listener = match TcpListener::bind(&address) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {}:{}: {e}", address.0, address.1)),
+    };
+    let server = match start(config.clone(), listener).await {
+        Ok(server) => server,
+        Err(e) => return fail(format!("cannot start: {e}")),
+    };
+    tracing::info!(
+        "Portcullis listening on http://{}:{}{}",
+        address.0,
+        address.1,
+        config.api_prefix
+    );
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("server stopped: {e}")),
+    }
+}
+
+fn read_password(promote: bool) -> Result<Option<String>, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(if promote {
+            "Password (only used if the user does not exist; Enter to skip): "
+        } else {
+            "Password: "
+        })
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first.is_empty() {
+            return Ok(None);
+        }
+        let again = rpassword::prompt_password("Password (again): ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        Ok(Some(first))
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        Ok((!line.is_empty()).then_some(line))
+    }
+}
+
+async fn superuser(config: Config, email: &str, promote: bool) -> ExitCode {
+    let service = match build_service(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let password = match read_password(promote) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    match create_superuser(&service, email, password.as_deref(), promote).await {
+        Ok(SuperuserOutcome::Created(u)) => println!("created superuser {} ({})", u.email, u.id),
+        Ok(SuperuserOutcome::Promoted(u)) => {
+            println!("promoted {} ({}) to superuser", u.email, u.id)
+        }
+        Ok(SuperuserOutcome::AlreadySuperuser(u)) => {
+            println!("{} ({}) is already a superuser", u.email, u.id)
+        }
+        Err(e) => return fail(e),
+    }
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,138 @@
+//! `portcullis create-superuser`: make (or promote) an administrator from
+//! the command line.
+
+use portcullis_application::UserService;
+use portcullis_domain::{EmailAddress, Password, StoreError, User};
+
+/// What `create-superuser` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuperuserOutcome {
+    Created(User),
+    Promoted(User),
+    AlreadySuperuser(User),
+}
+
+/// Why `create-superuser` did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperuserError {
+    #[error("--email: {0}")]
+    InvalidEmail(String),
+    #[error("password refused: {0}")]
+    InvalidPassword(String),
+    #[error("a user with e-mail {0} already exists; pass --promote to make it a superuser")]
+    Exists(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Creates an active, verified superuser, or with `promote` makes an existing
+/// user one (active too). The password is checked against the policy only
+/// when a user is created.
+pub async fn create_superuser(
+    service: &UserService,
+    email: &str,
+    password: Option<&str>,
+    promote: bool,
+) -> Result<SuperuserOutcome, SuperuserError> {
+    let email =
+        EmailAddress::parse(email).map_err(|e| SuperuserError::InvalidEmail(e.to_string()))?;
+    let ports = service.ports();
+    let store = |e: StoreError| SuperuserError::Store(e.to_string());
+    if let Some(mut user) = ports.users.get_by_email(&email).await.map_err(store)? {
+        if !promote {
+            return Err(SuperuserError::Exists(user.email.to_string()));
+        }
+        if user.is_superuser && user.is_active {
+            return Ok(SuperuserOutcome::AlreadySuperuser(user));
+        }
+        user.is_superuser = true;
+        user.is_active = true;
+        return Ok(SuperuserOutcome::Promoted(
+            ports.users.update(user).await.map_err(store)?,
+        ));
+    }
+    let password =
+        password.ok_or_else(|| SuperuserError::InvalidPassword("no password given".into()))?;
+    let password = Password::new(password, &email)
+        .map_err(|e| SuperuserError::InvalidPassword(e.to_string()))?;
+    let hashed = ports
+        .hasher
+        .hash(password.expose())
+        .await
+        .map_err(|e| SuperuserError::Store(e.to_string()))?;
+    let shown = email.to_string();
+    let mut user = User::new(email, hashed);
+    user.is_superuser = true;
+    user.is_verified = true;
+    match ports.users.create(user).await {
+        Ok(user) => Ok(SuperuserOutcome::Created(user)),
+        Err(StoreError::Conflict) => Err(SuperuserError::Exists(shown)),
+        Err(e) => Err(store(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use portcullis_store_memory::MemoryUserStore;
+
+    use super::*;
+    use crate::PortcullisBuilder;
+
+    fn service() -> UserService {
+        PortcullisBuilder::new()
+            .store(Arc::new(MemoryUserStore::new()))
+            .hasher_config(portcullis_password::HasherConfig {
+                argon2_memory_kib: 1024,
+                argon2_iterations: 1,
+                ..Default::default()
+            })
+            .token_secrets([1u8; 32], [2u8; 32], [3u8; 32])
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn creates_then_refuses_then_promotes() {
+        let s = service();
+        let created = create_superuser(&s, "Root@Example.com", Some("a long password"), false)
+            .await
+            .unwrap();
+        let SuperuserOutcome::Created(u) = created else {
+            panic!("expected Created, got {created:?}")
+        };
+        assert!(u.is_superuser && u.is_verified && u.is_active);
+        assert_eq!(u.email.as_str(), "Root@example.com");
+
+        let again = create_superuser(&s, "root@example.com", Some("a long password"), false).await;
+        assert!(matches!(again, Err(SuperuserError::Exists(_))), "{again:?}");
+
+        s.register(
+            EmailAddress::parse("ann@example.com").unwrap(),
+            "ann's password",
+        )
+        .await
+        .unwrap();
+        let promoted = create_superuser(&s, "ANN@example.com", None, true)
+            .await
+            .unwrap();
+        assert!(matches!(promoted, SuperuserOutcome::Promoted(ref u) if u.is_superuser));
+        let again = create_superuser(&s, "ann@example.com", None, true)
+            .await
+            .unwrap();
+        assert!(matches!(again, SuperuserOutcome::AlreadySuperuser(_)));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_weak_password_and_a_bad_address() {
+        let s = service();
+        let weak = create_superuser(&s, "root@example.com", Some("short"), false).await;
+        assert!(
+            matches!(&weak, Err(SuperuserError::InvalidPassword(m)) if m.contains("at least 8")),
+            "{weak:?}"
+        );
+        let bad = create_superuser(&s, "root@localhost", Some("a long password"), false).await;
+        assert!(matches!(bad, Err(SuperuserError::InvalidEmail(_))));
+    }
+}
