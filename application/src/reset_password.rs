@@ -1,6 +1,44 @@
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, UserId};
 
 use crate::{InfraError, UserService};
+
+/// The users whose password a reset is changing right now, in this process.
+///
+/// A reset token is bound to the password hash it was issued against, but
+/// checking that binding and storing the new hash are two store calls: two
+/// concurrent resets with one token would both pass the check. While one
+/// reset of a user runs, another one for the same user is refused as a bad
+/// token, and a later one sees the new hash, so a token works once.
+/// (Across several server processes this needs a conditional update in the
+/// store.)
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<HashSet<UserId>>>);
+
+impl InFlight {
+    /// Marks `id` busy until the guard drops; `None` when it already is.
+    fn claim(&self, id: UserId) -> Option<InFlightGuard> {
+        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        busy.insert(id).then(|| InFlightGuard {
+            set: self.clone(),
+            id,
+        })
+    }
+}
+
+pub(crate) struct InFlightGuard {
+    set: InFlight,
+    id: UserId,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut busy = self.set.0.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&self.id);
+    }
+}
 
 /// Why a password reset was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +56,8 @@ pub enum ResetPasswordError {
 
 impl UserService {
     /// Sets a new password with a reset token. The token works once: it is
-    /// bound to a fingerprint of the password hash it was issued against.
+    /// bound to a fingerprint of the password hash it was issued against,
+    /// and a concurrent reset of the same user is refused as a bad token.
     pub async fn reset_password(
         &self,
         token: &str,
@@ -31,6 +70,9 @@ impl UserService {
             .verify_reset(token)
             .map_err(|_| BadToken)?;
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
+        // One reset per user at a time: the binding check below and the
+        // update must not interleave with another reset's.
+        let _claim = self.resets_in_flight.claim(id).ok_or(BadToken)?;
         let mut user = self
             .ports
             .users
@@ -199,5 +241,17 @@ mod tests {
                 PasswordPolicyViolation::TooShort
             ))
         );
+    }
+
+    #[test]
+    fn one_reset_per_user_at_a_time() {
+        let in_flight = InFlight::default();
+        let (ann, bob) = (UserId::random(), UserId::random());
+        let first = in_flight.claim(ann).expect("free");
+        assert!(in_flight.claim(ann).is_none(), "busy while the first runs");
+        let other = in_flight.claim(bob).expect("another user is independent");
+        drop(first);
+        assert!(in_flight.claim(ann).is_some(), "free again afterwards");
+        drop(other);
     }
 }

@@ -88,7 +88,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             web::resource("/users/me")
                 .route(web::get().to(users::get_me))
                 .route(web::patch().to(users::patch_me))
-                .default_service(method_not_allowed("GET, PATCH")),
+                .route(web::delete().to(users::delete_me_path))
+                .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .service(
             web::resource("/users/{id}")

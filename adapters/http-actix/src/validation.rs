@@ -87,7 +87,7 @@ fn is_json_media_type(media: &str) -> bool {
 }
 
 /// The body as a JSON object, or the 422 FastAPI gives: missing body, not
-/// JSON, JSON that is not an object, or a body of another content type.
+/// JSON, JSON that is not an object, or a body without a JSON content type.
 pub fn json_object(req: &HttpRequest, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     if body.is_empty() {
         return Err(missing_body());
@@ -100,13 +100,12 @@ pub fn json_object(req: &HttpRequest, body: &Bytes) -> Result<Map<String, Value>
             input,
         )])
     };
-    match media_type(req) {
-        Some(media) if !is_json_media_type(&media) => {
-            return Err(not_an_object(Value::String(
-                String::from_utf8_lossy(body).into_owned(),
-            )));
-        }
-        _ => {}
+    // Without a JSON content type (none at all included: the reference's
+    // FastAPI answers so too) the body is only text, never parsed.
+    if !media_type(req).is_some_and(|media| is_json_media_type(&media)) {
+        return Err(not_an_object(Value::String(
+            String::from_utf8_lossy(body).into_owned(),
+        )));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -124,15 +123,42 @@ pub fn json_object(req: &HttpRequest, body: &Bytes) -> Result<Map<String, Value>
 }
 
 /// Character offset of a serde_json error, as Python's decoder reports it.
+///
+/// serde_json gives a 1-based line and a byte column: the column of the
+/// offending byte, or, at the end of the input, the length of the last line.
+/// Python's `json` names the character where the bad token starts: the end
+/// of the input when something is missing there, the start of a literal it
+/// cannot read (`tru`, `nope`), the opening quote of an unterminated string.
 fn error_offset(body: &[u8], e: &serde_json::Error) -> usize {
-    let text = String::from_utf8_lossy(body);
-    let (line, column) = (e.line().max(1), e.column());
-    let before: usize = text
-        .split('\n')
-        .take(line - 1)
-        .map(|l| l.chars().count() + 1)
+    let line_start: usize = body
+        .split(|&b| b == b'\n')
+        .take(e.line().max(1) - 1)
+        .map(|l| l.len() + 1)
         .sum();
-    before + column.saturating_sub(1)
+    let mut at = if e.is_eof() {
+        line_start + e.column()
+    } else {
+        line_start + e.column().saturating_sub(1)
+    }
+    .min(body.len());
+    let message = e.to_string();
+    if message.starts_with("EOF while parsing a string") {
+        // Back to the opening quote (one not escaped by a backslash).
+        while let Some(i) = body[..at].iter().rposition(|&b| b == b'"') {
+            at = i;
+            let backslashes = body[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+            if backslashes % 2 == 0 {
+                break;
+            }
+        }
+    } else if message.starts_with("EOF while parsing a value")
+        || message.starts_with("expected ident")
+    {
+        while at > 0 && body[at - 1].is_ascii_alphabetic() {
+            at -= 1;
+        }
+    }
+    String::from_utf8_lossy(&body[..at]).chars().count()
 }
 
 fn json_error_text(e: &serde_json::Error) -> String {
@@ -302,8 +328,97 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The fields of an `application/x-www-form-urlencoded` body; anything else
-/// (JSON included) reads as a form with no fields, as FastAPI reads it.
+/// The `boundary` parameter of a `multipart/form-data` content type
+/// (quoted or not; case kept).
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("boundary").then(|| {
+            let value = value.trim();
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value)
+                .to_owned()
+        })
+    })
+}
+
+/// The text fields of a `multipart/form-data` body (RFC 7578), in order.
+/// File parts (with a `filename`) and malformed parts are left out; a
+/// malformed body reads as no fields at all.
+fn multipart_fields(boundary: &str, body: &[u8]) -> Vec<(String, String)> {
+    if boundary.is_empty() {
+        return Vec::new();
+    }
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut fields = Vec::new();
+    let mut rest = match find(body, delimiter) {
+        Some(i) => &body[i + delimiter.len()..],
+        None => return fields,
+    };
+    loop {
+        if rest.starts_with(b"--") {
+            // The closing delimiter.
+            return fields;
+        }
+        let Some(next) = find(rest, delimiter) else {
+            return Vec::new();
+        };
+        let part = &rest[..next];
+        rest = &rest[next + delimiter.len()..];
+        // Each part: CRLF, headers, CRLF CRLF, content, CRLF.
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(split) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let (head, content) = (&part[..split], &part[split + 4..]);
+        let head = String::from_utf8_lossy(head);
+        let disposition = head.split("\r\n").find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then_some(value)
+        });
+        let Some(disposition) = disposition else {
+            continue;
+        };
+        let mut name = None;
+        let mut is_file = false;
+        for param in disposition.split(';').skip(1) {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            match key.trim().to_ascii_lowercase().as_str() {
+                "name" => name = Some(value.to_owned()),
+                "filename" | "filename*" => is_file = true,
+                _ => {}
+            }
+        }
+        if let (Some(name), false) = (name, is_file) {
+            fields.push((name, String::from_utf8_lossy(content).into_owned()));
+        }
+    }
+}
+
+/// The first position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The fields of an `application/x-www-form-urlencoded` or
+/// `multipart/form-data` body; anything else (JSON included) reads as a form
+/// with no fields, as FastAPI reads it.
 /// An empty value counts as absent. A repeated key keeps its last value.
 pub struct Form {
     pairs: Vec<(String, String)>,
@@ -316,6 +431,14 @@ impl Form {
             Some("application/x-www-form-urlencoded") => {
                 serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default()
             }
+            // What a browser's `FormData` sends; FastAPI reads it too.
+            Some("multipart/form-data") => req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(multipart_boundary)
+                .map(|boundary| multipart_fields(&boundary, body))
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         Self {
@@ -371,5 +494,61 @@ impl Form {
         } else {
             Err(ApiError::Validation(self.errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_error_offsets_are_the_characters_python_names() {
+        // (input, offset Python's json.loads reports)
+        for (text, python) in [
+            ("{", 1),
+            (r#"{"email":"x""#, 12),
+            ("{bad", 1),
+            ("nope", 0),
+            (r#"{"a": tru"#, 6),
+            (r#"{"a": "abc"#, 6),
+            (r#"{"a": "a\"bc"#, 6),
+            ("{ ", 2),
+            ("[1,]", 3),
+            (r#"{"a":1,}"#, 7),
+            (r#"{"é": x}"#, 6),
+            (r#"{"a":1}x"#, 7),
+            ("{\n\"a\": x}", 7),
+            ("tru", 0),
+            (r#"{"a":"#, 5),
+            (r#"{"a" 1}"#, 5),
+        ] {
+            let e = serde_json::from_str::<Value>(text).unwrap_err();
+            assert_eq!(error_offset(text.as_bytes(), &e), python, "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn multipart_text_fields_are_read_and_files_left_out() {
+        let body = "preamble\r\n--XyZ\r\n\
+            Content-Disposition: form-data; name=\"username\"\r\n\r\n\
+            ann@example.com\r\n--XyZ\r\n\
+            content-disposition: form-data; name=password\r\n\
+            Content-Type: text/plain; charset=utf-8\r\n\r\n\
+            p\u{e4}ss\r\nw\u{f6}rd--\r\n--XyZ\r\n\
+            Content-Disposition: form-data; name=\"scope\"; filename=\"a.txt\"\r\n\r\n\
+            file\r\n--XyZ--\r\nepilogue";
+        assert_eq!(
+            multipart_fields("XyZ", body.as_bytes()),
+            [
+                ("username".to_owned(), "ann@example.com".to_owned()),
+                ("password".to_owned(), "p\u{e4}ss\r\nw\u{f6}rd--".to_owned()),
+            ]
+        );
+        assert_eq!(
+            multipart_boundary("multipart/form-data; charset=x; Boundary=\"a b\""),
+            Some("a b".to_owned())
+        );
+        assert!(multipart_fields("XyZ", b"--XyZ\r\nno end").is_empty());
+        assert!(multipart_fields("", body.as_bytes()).is_empty());
     }
 }

@@ -108,6 +108,13 @@ pub async fn patch_user(
     }
 }
 
+/// `DELETE /users/me`: FastAPI Users has no such route, so the path is
+/// `DELETE /users/{id}` with the id `me`, which is no UUID: 401 without a
+/// usable token, 403 for a non-superuser, then 404.
+pub async fn delete_me_path(_admin: Superuser) -> Result {
+    Err(ApiError::NotFound)
+}
+
 /// `DELETE /users/{id}`: 204, or 403 for oneself.
 pub async fn delete_user(service: Data<UserService>, admin: Superuser, id: Path<String>) -> Result {
     let id = user_id(&id)?;

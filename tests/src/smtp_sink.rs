@@ -1,0 +1,557 @@
+//! A tiny, real SMTP server for tests.
+//!
+//! [`SmtpSink::start`] binds `127.0.0.1:0`, spawns an accept loop on the
+//! current Tokio runtime (an actix runtime is a Tokio runtime too) and keeps
+//! every mail it receives in memory. It speaks just enough ESMTP for lettre:
+//! greeting, `EHLO`/`HELO` (advertising `8BITMIME`, `SMTPUTF8` and
+//! `AUTH PLAIN LOGIN`, which accepts any credentials), `MAIL FROM`,
+//! `RCPT TO`, `DATA` (dot-unstuffed), `RSET`, `NOOP`, `VRFY`, `QUIT`, and keeps
+//! a connection open for as many transactions as the client wants (lettre
+//! pools connections). No TLS.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use portcullis_tests::smtp_sink::SmtpSink;
+//!
+//! let sink = SmtpSink::start().await;
+//! // … point the mailer at 127.0.0.1:sink.port(), trigger a mail …
+//! let mail = sink
+//!     .wait_for_mail_to("ann@example.com", Duration::from_secs(5))
+//!     .await
+//!     .expect("a mail to ann");
+//! let token = mail.token_after("/reset-password?token=").expect("a link");
+//! # let _ = token;
+//! # }
+//! ```
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Longest command line accepted (RFC 5321 allows 512 octets; be generous).
+const MAX_COMMAND_LINE: usize = 4096;
+/// Largest message accepted by `DATA`.
+const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+
+/// One mail received by the sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMail {
+    /// The `MAIL FROM` address (without angle brackets or parameters).
+    pub from: String,
+    /// The `RCPT TO` addresses, in order.
+    pub to: Vec<String>,
+    /// The raw message (headers and body) as sent after `DATA`, CRLF line
+    /// endings, dot-unstuffed, without the terminating `.` line.
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The token following the first occurrence of `marker` in the raw data:
+    /// the longest run of `[A-Za-z0-9_.-]` right after it. `None` when the
+    /// marker is absent or nothing token-like follows it.
+    ///
+    /// ```
+    /// use portcullis_tests::smtp_sink::ReceivedMail;
+    /// let mail = ReceivedMail {
+    ///     from: "a@example.com".into(),
+    ///     to: vec!["b@example.com".into()],
+    ///     data: "see http://x/reset-password?token=ab.c-d_1\r\n".into(),
+    /// };
+    /// assert_eq!(mail.token_after("/reset-password?token=").as_deref(), Some("ab.c-d_1"));
+    /// assert_eq!(mail.token_after("/verify?token="), None);
+    /// ```
+    pub fn token_after(&self, marker: &str) -> Option<String> {
+        let start = self.data.find(marker)? + marker.len();
+        let token: String = self.data[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .collect();
+        (!token.is_empty()).then_some(token)
+    }
+
+    /// The value of the first header called `name` (case-insensitive), with
+    /// folded continuation lines joined; `None` when absent. Only the header
+    /// block (up to the first empty line) is searched; encoded words are not
+    /// decoded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self
+            .data
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or(self.data.as_str());
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            match value.as_mut() {
+                Some(v) if line.starts_with([' ', '\t']) => {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                Some(_) => break,
+                None => {
+                    if let Some((key, rest)) = line.split_once(':')
+                        && key.trim().eq_ignore_ascii_case(name)
+                    {
+                        value = Some(rest.trim().to_owned());
+                    }
+                }
+            }
+        }
+        value
+    }
+
+    /// Whether one of the `RCPT TO` addresses is `address`
+    /// (case-insensitive).
+    pub fn is_to(&self, address: &str) -> bool {
+        self.to.iter().any(|rcpt| same_address(rcpt, address))
+    }
+}
+
+fn same_address(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+#[derive(Debug)]
+struct Stored {
+    mail: ReceivedMail,
+    taken: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    mails: Mutex<Vec<Stored>>,
+    arrived: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Vec<Stored>> {
+        // A panic while holding the lock cannot leave the Vec inconsistent.
+        self.mails.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, mail: ReceivedMail) {
+        self.lock().push(Stored { mail, taken: false });
+        self.arrived.notify_waiters();
+    }
+
+    fn take_first_to(&self, to: &str) -> Option<ReceivedMail> {
+        let mut mails = self.lock();
+        let stored = mails.iter_mut().find(|s| !s.taken && s.mail.is_to(to))?;
+        stored.taken = true;
+        Some(stored.mail.clone())
+    }
+}
+
+/// A running test SMTP server; see the [module docs](self). Dropping it stops
+/// accepting connections.
+#[derive(Debug)]
+pub struct SmtpSink {
+    port: u16,
+    shared: Arc<Shared>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl SmtpSink {
+    /// Binds `127.0.0.1:0` and spawns the accept loop with `tokio::spawn`
+    /// on the current runtime.
+    ///
+    /// # Panics
+    /// When binding fails, or outside a Tokio runtime.
+    pub async fn start() -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("SmtpSink: bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("SmtpSink: local address")
+            .port();
+        let shared = Arc::new(Shared::default());
+        let accept_shared = Arc::clone(&shared);
+        let accept_loop = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Transient accept errors (e.g. too many open files):
+                    // back off a little and go on.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let shared = Arc::clone(&accept_shared);
+                tokio::spawn(async move {
+                    // A client that goes away mid-session is not our problem.
+                    let _ = serve(stream, shared).await;
+                });
+            }
+        });
+        SmtpSink {
+            port,
+            shared,
+            accept_loop,
+        }
+    }
+
+    /// The port the sink listens on (host `127.0.0.1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every mail received so far, in arrival order (taken ones included).
+    pub fn mails(&self) -> Vec<ReceivedMail> {
+        self.shared.lock().iter().map(|s| s.mail.clone()).collect()
+    }
+
+    /// Waits up to `timeout` for the first not-yet-taken mail with `to`
+    /// among its `RCPT TO` addresses (case-insensitive), marks it taken and
+    /// returns it. `None` on timeout.
+    pub async fn wait_for_mail_to(&self, to: &str, timeout: Duration) -> Option<ReceivedMail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            tokio::pin!(arrived);
+            // Register interest before looking, so a mail stored between the
+            // look and the wait still wakes us.
+            arrived.as_mut().enable();
+            if let Some(mail) = self.shared.take_first_to(to) {
+                return Some(mail);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.shared.take_first_to(to);
+            }
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+/// Reads one line (up to and including `\n`) of at most `limit` bytes.
+/// `Ok(None)` at end of stream.
+async fn read_line(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<()>> {
+    buf.clear();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if buf.is_empty() { None } else { Some(()) });
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let used = chunk.len();
+        if buf.len() + used > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "line too long",
+            ));
+        }
+        buf.extend_from_slice(chunk);
+        reader.consume(used);
+        if done {
+            return Ok(Some(()));
+        }
+    }
+}
+
+fn strip_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The address inside `<…>` after a `MAIL FROM:` / `RCPT TO:` prefix, or the
+/// first word when there are no brackets.
+fn path_argument(rest: &str) -> String {
+    let rest = rest.trim();
+    if let Some(open) = rest.find('<')
+        && let Some(close) = rest[open..].find('>')
+    {
+        return rest[open + 1..open + close].to_owned();
+    }
+    rest.split_whitespace().next().unwrap_or("").to_owned()
+}
+
+async fn reply(writer: &mut OwnedWriteHalf, text: &str) -> std::io::Result<()> {
+    writer.write_all(text.as_bytes()).await?;
+    writer.flush().await
+}
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let (read, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+
+    let mut from: Option<String> = None;
+    let mut to: Vec<String> = Vec::new();
+
+    reply(
+        &mut writer,
+        "220 localhost portcullis-test-sink ESMTP ready\r\n",
+    )
+    .await?;
+
+    while read_line(&mut reader, &mut line, MAX_COMMAND_LINE)
+        .await?
+        .is_some()
+    {
+        let command = String::from_utf8_lossy(strip_eol(&line)).into_owned();
+        let (verb, rest) = match command.split_once(' ') {
+            Some((verb, rest)) => (verb.to_ascii_uppercase(), rest.to_owned()),
+            None => (command.to_ascii_uppercase(), String::new()),
+        };
+        match verb.as_str() {
+            "EHLO" => {
+                from = None;
+                to.clear();
+                reply(
+                    &mut writer,
+                    "250-localhost greets you\r\n\
+                     250-8BITMIME\r\n\
+                     250-SMTPUTF8\r\n\
+                     250-AUTH PLAIN LOGIN\r\n\
+                     250 ENHANCEDSTATUSCODES\r\n",
+                )
+                .await?;
+            }
+            "HELO" => {
+                from = None;
+                to.clear();
+                reply(&mut writer, "250 localhost\r\n").await?;
+            }
+            "AUTH" => {
+                let mut args = rest.split_whitespace();
+                let mechanism = args.next().unwrap_or("").to_ascii_uppercase();
+                let initial = args.next();
+                let prompts: &[&str] = match (mechanism.as_str(), initial) {
+                    ("PLAIN", Some(_)) => &[],
+                    ("PLAIN", None) => &["334 \r\n"],
+                    // "Username:", "Password:" in base64.
+                    ("LOGIN", Some(_)) => &["334 UGFzc3dvcmQ6\r\n"],
+                    ("LOGIN", None) => &["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"],
+                    _ => {
+                        reply(&mut writer, "504 5.5.4 mechanism not supported\r\n").await?;
+                        continue;
+                    }
+                };
+                let mut cancelled = false;
+                for prompt in prompts {
+                    reply(&mut writer, prompt).await?;
+                    if read_line(&mut reader, &mut line, MAX_COMMAND_LINE)
+                        .await?
+                        .is_none()
+                    {
+                        return Ok(());
+                    }
+                    if strip_eol(&line) == b"*" {
+                        cancelled = true;
+                        break;
+                    }
+                }
+                if cancelled {
+                    reply(&mut writer, "501 5.0.0 authentication cancelled\r\n").await?;
+                } else {
+                    reply(&mut writer, "235 2.7.0 authentication successful\r\n").await?;
+                }
+            }
+            "MAIL" => {
+                let Some(arg) = strip_prefix_ignore_case(&rest, "FROM:") else {
+                    reply(&mut writer, "501 5.5.4 syntax: MAIL FROM:<address>\r\n").await?;
+                    continue;
+                };
+                from = Some(path_argument(arg));
+                to.clear();
+                reply(&mut writer, "250 2.1.0 OK\r\n").await?;
+            }
+            "RCPT" => {
+                let Some(arg) = strip_prefix_ignore_case(&rest, "TO:") else {
+                    reply(&mut writer, "501 5.5.4 syntax: RCPT TO:<address>\r\n").await?;
+                    continue;
+                };
+                if from.is_none() {
+                    reply(&mut writer, "503 5.5.1 MAIL first\r\n").await?;
+                    continue;
+                }
+                to.push(path_argument(arg));
+                reply(&mut writer, "250 2.1.5 OK\r\n").await?;
+            }
+            "DATA" => {
+                if from.is_none() || to.is_empty() {
+                    reply(&mut writer, "503 5.5.1 MAIL and RCPT first\r\n").await?;
+                    continue;
+                }
+                reply(&mut writer, "354 end data with <CR><LF>.<CR><LF>\r\n").await?;
+                let mut data: Vec<u8> = Vec::new();
+                loop {
+                    if read_line(&mut reader, &mut line, MAX_MESSAGE_BYTES)
+                        .await?
+                        .is_none()
+                    {
+                        return Ok(());
+                    }
+                    let content = strip_eol(&line);
+                    if content == b"." {
+                        break;
+                    }
+                    let content = content.strip_prefix(b".").unwrap_or(content);
+                    if data.len() + content.len() + 2 > MAX_MESSAGE_BYTES {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "message too large",
+                        ));
+                    }
+                    data.extend_from_slice(content);
+                    data.extend_from_slice(b"\r\n");
+                }
+                let mail = ReceivedMail {
+                    from: from.take().unwrap_or_default(),
+                    to: std::mem::take(&mut to),
+                    data: String::from_utf8_lossy(&data).into_owned(),
+                };
+                shared.push(mail);
+                reply(&mut writer, "250 2.0.0 OK queued\r\n").await?;
+            }
+            "RSET" => {
+                from = None;
+                to.clear();
+                reply(&mut writer, "250 2.0.0 OK\r\n").await?;
+            }
+            "NOOP" => reply(&mut writer, "250 2.0.0 OK\r\n").await?,
+            "VRFY" => {
+                reply(&mut writer, "252 2.1.5 cannot verify, will accept\r\n").await?;
+            }
+            "QUIT" => {
+                reply(&mut writer, "221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => reply(&mut writer, "500 5.5.2 command not recognized\r\n").await?,
+        }
+    }
+    Ok(())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(data: &str) -> ReceivedMail {
+        ReceivedMail {
+            from: "from@example.com".into(),
+            to: vec!["To@Example.com".into()],
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn token_after_stops_at_non_token_chars() {
+        let m = mail("x /verify?token=a.B-c_9\r\n<a href=\"/verify?token=zzz\">");
+        assert_eq!(m.token_after("/verify?token=").as_deref(), Some("a.B-c_9"));
+        assert_eq!(
+            mail("/verify?token=\r\n").token_after("/verify?token="),
+            None
+        );
+    }
+
+    #[test]
+    fn header_unfolds_and_ignores_case() {
+        let m = mail("Subject: Hello\r\n  world\r\nTo: x\r\n\r\nSubject: body\r\n");
+        assert_eq!(m.header("subject").as_deref(), Some("Hello world"));
+        assert_eq!(m.header("From"), None);
+        assert!(m.is_to("to@example.COM"));
+    }
+
+    #[test]
+    fn path_argument_strips_brackets_and_parameters() {
+        assert_eq!(path_argument("<a@b.c> BODY=8BITMIME"), "a@b.c");
+        assert_eq!(path_argument(" a@b.c SIZE=10"), "a@b.c");
+        assert_eq!(path_argument("<>"), "");
+    }
+
+    async fn converse(stream: &mut TcpStream, send: &str) -> String {
+        stream.write_all(send.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut out = String::new();
+        // Read until the last line of the reply ("NNN " form) arrives.
+        loop {
+            let n = tokio::io::AsyncReadExt::read(stream, &mut buf)
+                .await
+                .unwrap();
+            assert!(n > 0, "connection closed");
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let Some(last) = out.trim_end_matches("\r\n").rsplit("\r\n").next()
+                && last.as_bytes().get(3) == Some(&b' ')
+                && out.ends_with("\r\n")
+            {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn speaks_enough_smtp_for_two_transactions() {
+        let sink = SmtpSink::start().await;
+        let mut s = TcpStream::connect(("127.0.0.1", sink.port()))
+            .await
+            .unwrap();
+        let mut greeting = vec![0u8; 512];
+        let n = tokio::io::AsyncReadExt::read(&mut s, &mut greeting)
+            .await
+            .unwrap();
+        assert!(greeting[..n].starts_with(b"220 "));
+        assert!(converse(&mut s, "EHLO me\r\n").await.contains("250 "));
+        assert!(
+            converse(&mut s, "AUTH PLAIN AGEAYg==\r\n")
+                .await
+                .starts_with("235")
+        );
+        for i in 0..2 {
+            assert!(
+                converse(&mut s, "MAIL FROM:<f@example.com>\r\n")
+                    .await
+                    .starts_with("250")
+            );
+            assert!(
+                converse(&mut s, "RCPT TO:<t@example.com>\r\n")
+                    .await
+                    .starts_with("250")
+            );
+            assert!(converse(&mut s, "DATA\r\n").await.starts_with("354"));
+            let body = format!("Subject: n{i}\r\n\r\n..dot\r\nplain\r\n.\r\n");
+            assert!(converse(&mut s, &body).await.starts_with("250"));
+        }
+        assert!(converse(&mut s, "NOOP\r\n").await.starts_with("250"));
+        assert!(converse(&mut s, "QUIT\r\n").await.starts_with("221"));
+
+        let first = sink
+            .wait_for_mail_to("T@example.com", Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(first.from, "f@example.com");
+        assert_eq!(first.data, "Subject: n0\r\n\r\n.dot\r\nplain\r\n");
+        let second = sink
+            .wait_for_mail_to("t@example.com", Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(second.header("Subject").as_deref(), Some("n1"));
+        assert!(
+            sink.wait_for_mail_to("t@example.com", Duration::from_millis(50))
+                .await
+                .is_none()
+        );
+        assert_eq!(sink.mails().len(), 2);
+    }
+}

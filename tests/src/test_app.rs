@@ -1,0 +1,788 @@
+//! A whole Portcullis server per test, zero2prod style.
+//!
+//! [`spawn_app`] binds `127.0.0.1:0`, starts an [`SmtpSink`], builds a
+//! [`Config`] with the in-memory store, fixed secrets (see [`JWT_SECRET`],
+//! [`RESET_SECRET`], [`VERIFY_SECRET`], so tests can forge tokens), mail to
+//! the sink, [`FRONTEND_URL`], a first superuser and cheap argon2
+//! parameters, starts the server on the runtime of the test and returns a
+//! [`TestApp`] to talk to it over real HTTP.
+//!
+//! ```no_run
+//! use portcullis_tests::test_app::spawn_app;
+//!
+//! #[actix_web::test]
+//! async fn health_is_ok() {
+//!     let app = spawn_app().await;
+//!     let res = app.get_raw("/health").await;
+//!     assert_eq!(res.status, 200);
+//! }
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use awc::http::Method;
+use awc::http::header::HeaderMap;
+use josekit::jws::{HS256, HS384, HS512, JwsSigner, JwsVerifier};
+use portcullis::Config;
+use serde_json::{Value, json};
+
+use crate::smtp_sink::{ReceivedMail, SmtpSink};
+
+/// `JWT_SECRET_KEY` of every test app (access tokens). The secrets are 64
+/// bytes long so that tests can also sign HS384/HS512 tokens with them
+/// (an HMAC key must be at least as long as the hash for josekit).
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef-0123456789abcdef-0123456789abcd";
+/// `AUTH_RESET_PASSWORD_TOKEN_SECRET` of every test app.
+pub const RESET_SECRET: &str = "test-reset-secret-0123456789abcdef-0123456789abcdef-0123456789ab";
+/// `AUTH_VERIFICATION_TOKEN_SECRET` of every test app.
+pub const VERIFY_SECRET: &str = "test-verify-secret-0123456789abcdef-0123456789abcdef-0123456789a";
+/// `FRONTEND_URL` of every test app: the base of the links in mails.
+pub const FRONTEND_URL: &str = "http://frontend.example.com";
+/// The first superuser (`FIRST_SUPERUSER_EMAIL`).
+pub const SUPERUSER_EMAIL: &str = "root@example.com";
+/// Its password (`FIRST_SUPERUSER_PASSWORD`).
+pub const SUPERUSER_PASSWORD: &str = "root-password-123";
+/// A password that passes the policy for any test address.
+pub const PASSWORD: &str = "correct horse battery";
+/// The default API prefix.
+pub const API_PREFIX: &str = "/api";
+
+/// Audience of access tokens.
+pub const AUTH_AUDIENCE: &str = "fastapi-users:auth";
+/// Audience of reset-password tokens.
+pub const RESET_AUDIENCE: &str = "fastapi-users:reset";
+/// Audience of verify tokens.
+pub const VERIFY_AUDIENCE: &str = "fastapi-users:verify";
+
+/// The link prefix of reset-password mails.
+pub const RESET_LINK: &str = "http://frontend.example.com/reset-password?token=";
+/// The link prefix of verification mails.
+pub const VERIFY_LINK: &str = "http://frontend.example.com/verify?token=";
+
+/// How long to wait for a mail that should arrive.
+pub const MAIL_WAIT: Duration = Duration::from_secs(10);
+/// How long to watch for a mail that must not arrive.
+pub const NO_MAIL_WAIT: Duration = Duration::from_millis(750);
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub address: String,
+    pub port: u16,
+    /// Where the routes are mounted (`/api` unless `API_PREFIX` says
+    /// otherwise).
+    pub api_prefix: String,
+    /// Every mail the server sends ends up here.
+    pub sink: SmtpSink,
+    pub client: awc::Client,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp")
+            .field("address", &self.address)
+            .field("api_prefix", &self.api_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A whole answer: status, headers and the body bytes.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "the {} answer is not JSON ({e}): {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    /// The value of a header, if present and text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The media type of `Content-Type`, lowercased, without parameters.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// Asserts the status and `Content-Type: application/json`, and returns
+    /// the JSON body.
+    #[track_caller]
+    pub fn expect_json(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        assert_eq!(
+            self.media_type().as_deref(),
+            Some("application/json"),
+            "a JSON answer must say Content-Type: application/json (status {}, body {})",
+            self.status,
+            self.text()
+        );
+        self.json()
+    }
+
+    /// Asserts `400 {"detail": code}`.
+    #[track_caller]
+    pub fn expect_code(&self, code: &str) {
+        assert_eq!(self.expect_json(400), json!({ "detail": code }));
+    }
+
+    /// Asserts `400 {"detail": {"code": code, "reason": reason}}`.
+    #[track_caller]
+    pub fn expect_code_reason(&self, code: &str, reason: &str) {
+        assert_eq!(
+            self.expect_json(400),
+            json!({ "detail": { "code": code, "reason": reason } })
+        );
+    }
+
+    /// Asserts `401 {"detail": "Unauthorized"}`.
+    #[track_caller]
+    pub fn expect_401(&self) {
+        assert_eq!(self.expect_json(401), json!({ "detail": "Unauthorized" }));
+    }
+
+    /// Asserts `403 {"detail": "Forbidden"}`.
+    #[track_caller]
+    pub fn expect_403(&self) {
+        assert_eq!(self.expect_json(403), json!({ "detail": "Forbidden" }));
+    }
+
+    /// Asserts `404 {"detail": "Not Found"}`.
+    #[track_caller]
+    pub fn expect_404(&self) {
+        assert_eq!(self.expect_json(404), json!({ "detail": "Not Found" }));
+    }
+
+    /// Asserts `405 {"detail": "Method Not Allowed"}`.
+    #[track_caller]
+    pub fn expect_405(&self) {
+        assert_eq!(
+            self.expect_json(405),
+            json!({ "detail": "Method Not Allowed" })
+        );
+    }
+
+    /// Asserts a 422 and returns its `detail` list.
+    #[track_caller]
+    pub fn expect_422(&self) -> Vec<Value> {
+        let body = self.expect_json(422);
+        let Some(Value::Array(detail)) = body.get("detail").cloned() else {
+            panic!("a 422 body is {{\"detail\": [...]}}, got {body}");
+        };
+        assert!(!detail.is_empty(), "a 422 names at least one problem");
+        for entry in &detail {
+            for key in ["type", "loc", "msg"] {
+                assert!(entry.get(key).is_some(), "422 entry without {key}: {entry}");
+            }
+            assert!(entry["loc"].is_array(), "loc is a list: {entry}");
+        }
+        detail
+    }
+
+    /// Asserts a 422 whose only problem has this `type` at this `loc`.
+    #[track_caller]
+    pub fn expect_422_at(&self, kind: &str, loc: Value) -> Value {
+        let detail = self.expect_422();
+        assert_eq!(detail.len(), 1, "one problem expected: {detail:?}");
+        assert_eq!(detail[0]["type"], json!(kind), "{:?}", detail[0]);
+        assert_eq!(detail[0]["loc"], loc, "{:?}", detail[0]);
+        detail[0].clone()
+    }
+
+    /// Asserts the status and an empty body.
+    #[track_caller]
+    pub fn expect_empty(&self, status: u16) {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        assert!(
+            self.body.is_empty(),
+            "the body must be empty, got {:?}",
+            self.text()
+        );
+    }
+
+    /// Asserts the status and the JSON body `null`.
+    #[track_caller]
+    pub fn expect_null(&self, status: u16) {
+        assert_eq!(self.expect_json(status), Value::Null);
+    }
+}
+
+/// What to send as the body of a request.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// No body, no `Content-Type`.
+    Empty,
+    /// `application/json`.
+    Json(Value),
+    /// `application/x-www-form-urlencoded`, encoded from the pairs.
+    Form(Vec<(String, String)>),
+    /// These bytes with this `Content-Type` (`None`: no header).
+    Raw {
+        content_type: Option<String>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Body {
+    /// A form body from pairs.
+    pub fn form(pairs: &[(&str, &str)]) -> Self {
+        Body::Form(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Raw bytes with a content type.
+    pub fn raw(content_type: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        Body::Raw {
+            content_type: Some(content_type.to_owned()),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// Starts a test app with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Vec::<(&str, &str)>::new()).await
+}
+
+/// Starts a test app; `extra_vars` are added to (and override) the default
+/// test configuration, e.g. `[("LOGIN_REQUIRES_VERIFICATION", "true")]`.
+///
+/// # Panics
+/// When the configuration is refused or the server cannot start.
+pub async fn spawn_app_with<K, V>(extra_vars: impl IntoIterator<Item = (K, V)>) -> TestApp
+where
+    K: Into<String>,
+    V: Into<String>,
+{
+    let sink = SmtpSink::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+
+    let mut vars: Vec<(String, String)> = [
+        ("DATABASE_URL", "memory://".to_owned()),
+        ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
+        ("AUTH_RESET_PASSWORD_TOKEN_SECRET", RESET_SECRET.to_owned()),
+        ("AUTH_VERIFICATION_TOKEN_SECRET", VERIFY_SECRET.to_owned()),
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", sink.port().to_string()),
+        ("SMTP_TLS", "none".to_owned()),
+        ("MAIL_FROM", "Portcullis <noreply@example.com>".to_owned()),
+        ("FRONTEND_URL", FRONTEND_URL.to_owned()),
+        ("FIRST_SUPERUSER_EMAIL", SUPERUSER_EMAIL.to_owned()),
+        ("FIRST_SUPERUSER_PASSWORD", SUPERUSER_PASSWORD.to_owned()),
+        ("ARGON2_MEMORY_KIB", "8192".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra_vars {
+        let (k, v) = (k.into(), v.into());
+        vars.retain(|(key, _)| *key != k);
+        vars.push((k, v));
+    }
+
+    let config = Config::from_vars(vars).expect("the test configuration is valid");
+    let api_prefix = config.api_prefix.clone();
+    let server = portcullis::start(config, listener)
+        .await
+        .expect("the server starts");
+    actix_web::rt::spawn(server);
+
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .disable_redirects()
+        .finish();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        api_prefix,
+        sink,
+        client,
+    }
+}
+
+impl TestApp {
+    /// The URL of `path` under the API prefix (`"/auth/register"`).
+    pub fn url(&self, path: &str) -> String {
+        let prefix = self.api_prefix.trim_end_matches('/');
+        format!("{}{prefix}{path}", self.address)
+    }
+
+    /// The URL of `path` at the root (`"/health"`).
+    pub fn raw_url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Sends a request to a full URL and reads the whole answer.
+    pub async fn send_to(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> TestResponse {
+        let mut req = self.client.request(method.clone(), url);
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        let sent = match body {
+            Body::Empty => req.send().await,
+            Body::Json(value) => req.send_json(&value).await,
+            Body::Form(pairs) => req.send_form(&pairs).await,
+            Body::Raw {
+                content_type,
+                bytes,
+            } => {
+                if let Some(ct) = content_type {
+                    req = req.insert_header(("content-type", ct));
+                }
+                req.send_body(bytes).await
+            }
+        };
+        let mut res = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let body = res
+            .body()
+            .limit(10 * 1024 * 1024)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: reading the body: {e}"));
+        TestResponse {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: body.to_vec(),
+        }
+    }
+
+    /// Sends a request to `path` under the API prefix, with a bearer token
+    /// when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("authorization", a)])
+            .unwrap_or_default();
+        self.send_to(method, &self.url(path), &headers, body).await
+    }
+
+    /// `GET` of a path at the root (outside the API prefix).
+    pub async fn get_raw(&self, path: &str) -> TestResponse {
+        self.send_to(Method::GET, &self.raw_url(path), &[], Body::Empty)
+            .await
+    }
+
+    /// `GET path` without a token.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, None, Body::Empty).await
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> TestResponse {
+        self.send(Method::GET, path, Some(token), Body::Empty).await
+    }
+
+    /// `GET path` with this exact `Authorization` header value.
+    pub async fn get_with_authorization(&self, path: &str, authorization: &str) -> TestResponse {
+        self.send_to(
+            Method::GET,
+            &self.url(path),
+            &[("authorization", authorization)],
+            Body::Empty,
+        )
+        .await
+    }
+
+    /// `POST path` with a JSON body, no token.
+    pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
+        self.send(Method::POST, path, None, Body::Json(body.clone()))
+            .await
+    }
+
+    /// `POST path` with raw bytes and a content type, no token.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> TestResponse {
+        self.send(
+            Method::POST,
+            path,
+            None,
+            Body::raw(content_type, body.as_bytes()),
+        )
+        .await
+    }
+
+    /// `POST path` with a form body, no token.
+    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> TestResponse {
+        self.send(Method::POST, path, None, Body::form(pairs)).await
+    }
+
+    /// `PATCH path` with a JSON body and a token.
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: &Value) -> TestResponse {
+        self.send(Method::PATCH, path, token, Body::Json(body.clone()))
+            .await
+    }
+
+    /// `DELETE path` with a token.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.send(Method::DELETE, path, token, Body::Empty).await
+    }
+
+    // ----- the routes -----
+
+    /// `POST /auth/register`.
+    pub async fn register(&self, email: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/auth/register",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers and returns the user JSON; panics unless 201.
+    pub async fn register_ok(&self, email: &str, password: &str) -> Value {
+        self.register(email, password).await.expect_json(201)
+    }
+
+    /// `POST /auth/jwt/login` with a form.
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.post_form(
+            "/auth/jwt/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    /// Logs in and returns the access token; panics unless 200.
+    pub async fn login_token(&self, username: &str, password: &str) -> String {
+        let body = self.login(username, password).await.expect_json(200);
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token in {body}"))
+            .to_owned()
+    }
+
+    /// An access token of the first superuser.
+    pub async fn superuser_token(&self) -> String {
+        self.login_token(SUPERUSER_EMAIL, SUPERUSER_PASSWORD).await
+    }
+
+    /// Registers `email` with [`PASSWORD`], logs in; returns (user, token).
+    pub async fn new_user(&self, email: &str) -> (Value, String) {
+        let user = self.register_ok(email, PASSWORD).await;
+        let token = self.login_token(email, PASSWORD).await;
+        (user, token)
+    }
+
+    /// The id of a user JSON.
+    pub fn id_of(user: &Value) -> String {
+        user["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {user}"))
+            .to_owned()
+    }
+
+    /// `GET /users/me` with a token.
+    pub async fn me(&self, token: &str) -> TestResponse {
+        self.get_with_token("/users/me", token).await
+    }
+
+    /// `GET /users/{id}` as the first superuser.
+    pub async fn admin_get(&self, id: &str) -> TestResponse {
+        let token = self.superuser_token().await;
+        self.get_with_token(&format!("/users/{id}"), &token).await
+    }
+
+    /// `PATCH /users/{id}` as the first superuser.
+    pub async fn admin_patch(&self, id: &str, body: &Value) -> TestResponse {
+        let token = self.superuser_token().await;
+        self.patch_json(&format!("/users/{id}"), Some(&token), body)
+            .await
+    }
+
+    /// `POST /auth/forgot-password`.
+    pub async fn forgot_password(&self, email: &str) -> TestResponse {
+        self.post_json("/auth/forgot-password", &json!({ "email": email }))
+            .await
+    }
+
+    /// `POST /auth/reset-password`.
+    pub async fn reset_password(&self, token: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/auth/reset-password",
+            &json!({ "token": token, "password": password }),
+        )
+        .await
+    }
+
+    /// `POST /auth/request-verify-token`.
+    pub async fn request_verify_token(&self, email: &str) -> TestResponse {
+        self.post_json("/auth/request-verify-token", &json!({ "email": email }))
+            .await
+    }
+
+    /// `POST /auth/verify`.
+    pub async fn verify(&self, token: &str) -> TestResponse {
+        self.post_json("/auth/verify", &json!({ "token": token }))
+            .await
+    }
+
+    // ----- mail -----
+
+    /// Waits for the next mail to `to`; panics after [`MAIL_WAIT`].
+    pub async fn mail_to(&self, to: &str) -> ReceivedMail {
+        self.sink
+            .wait_for_mail_to(to, MAIL_WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no mail to {to} within {MAIL_WAIT:?}"))
+    }
+
+    /// Whether no mail to `to` arrives within [`NO_MAIL_WAIT`].
+    pub async fn no_mail_to(&self, to: &str) -> bool {
+        self.sink.wait_for_mail_to(to, NO_MAIL_WAIT).await.is_none()
+    }
+
+    /// The token of the next reset-password mail to `to`.
+    pub async fn reset_token_from_mail(&self, to: &str) -> String {
+        let mail = self.mail_to(to).await;
+        mail.token_after("/reset-password?token=")
+            .unwrap_or_else(|| panic!("no reset link in the mail: {}", mail.data))
+    }
+
+    /// The token of the next verification mail to `to`.
+    pub async fn verify_token_from_mail(&self, to: &str) -> String {
+        let mail = self.mail_to(to).await;
+        mail.token_after("/verify?token=")
+            .unwrap_or_else(|| panic!("no verify link in the mail: {}", mail.data))
+    }
+
+    /// Asks for a reset (202 `null`) and returns the mailed token.
+    pub async fn reset_token_for(&self, email: &str) -> String {
+        self.forgot_password(email).await.expect_null(202);
+        self.reset_token_from_mail(email).await
+    }
+
+    /// Asks for verification (202 `null`) and returns the mailed token.
+    pub async fn verify_token_for(&self, email: &str) -> String {
+        self.request_verify_token(email).await.expect_null(202);
+        self.verify_token_from_mail(email).await
+    }
+}
+
+// ----- tokens -----
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("a sane clock")
+}
+
+const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Unpadded base64url.
+pub fn b64url_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(B64URL[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+        }
+    }
+    out
+}
+
+/// Decodes (unpadded or padded) base64url; `None` when malformed.
+pub fn b64url_decode(input: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in input.trim_end_matches('=').bytes() {
+        let v = B64URL.iter().position(|&a| a == c)?;
+        acc = (acc << 6) | u32::try_from(v).ok()?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+/// How to sign a forged token (independently of what its header claims).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// No signature: `header.payload.`
+    None,
+    Hs256,
+    Hs384,
+    Hs512,
+}
+
+/// A compact JWS of `header` and `claims`, signed as `signing` says with
+/// `secret`. The header is sent as given: it may lie about the algorithm.
+pub fn forge_jwt(header: &Value, claims: &Value, secret: &str, signing: Signing) -> String {
+    let header = b64url_encode(&serde_json::to_vec(header).expect("JSON"));
+    let claims = b64url_encode(&serde_json::to_vec(claims).expect("JSON"));
+    let input = format!("{header}.{claims}");
+    let signature = match signing {
+        Signing::None => Vec::new(),
+        Signing::Hs256 => sign(&HS256.signer_from_bytes(secret).expect("key"), &input),
+        Signing::Hs384 => sign(&HS384.signer_from_bytes(secret).expect("key"), &input),
+        Signing::Hs512 => sign(&HS512.signer_from_bytes(secret).expect("key"), &input),
+    };
+    format!("{input}.{}", b64url_encode(&signature))
+}
+
+fn sign(signer: &dyn JwsSigner, input: &str) -> Vec<u8> {
+    signer.sign(input.as_bytes()).expect("HMAC signing")
+}
+
+/// A well-formed HS256 token as the server mints them: header
+/// `{"alg":"HS256","typ":"JWT"}`, these claims, signed with `secret`.
+pub fn hs256_jwt(claims: &Value, secret: &str) -> String {
+    forge_jwt(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        claims,
+        secret,
+        Signing::Hs256,
+    )
+}
+
+/// An access token for `user_id`, valid for `lifetime_secs` from now
+/// (negative: already expired), signed with [`JWT_SECRET`].
+pub fn access_token_for(user_id: &str, lifetime_secs: i64) -> String {
+    hs256_jwt(
+        &json!({
+            "sub": user_id,
+            "aud": [AUTH_AUDIENCE],
+            "exp": now() + lifetime_secs,
+        }),
+        JWT_SECRET,
+    )
+}
+
+/// The header and claims of a compact JWS, without checking anything.
+pub fn decode_jwt(token: &str) -> (Value, Value) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three parts: {token}");
+    let part = |p: &str| -> Value {
+        let bytes = b64url_decode(p).unwrap_or_else(|| panic!("not base64url: {p}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {p}"))
+    };
+    (part(parts[0]), part(parts[1]))
+}
+
+/// Whether `token` carries a valid HS256 signature made with `secret`.
+pub fn hs256_signed_with(token: &str, secret: &str) -> bool {
+    let Some((input, signature)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Some(signature) = b64url_decode(signature) else {
+        return false;
+    };
+    let verifier: Box<dyn JwsVerifier> = Box::new(HS256.verifier_from_bytes(secret).expect("key"));
+    verifier.verify(input.as_bytes(), &signature).is_ok()
+}
+
+/// Whether `text` is a canonical (lowercase, hyphenated) UUID.
+pub fn is_canonical_uuid(text: &str) -> bool {
+    uuid::Uuid::parse_str(text).is_ok_and(|u| u.hyphenated().to_string() == text)
+}
+
+/// Asserts a user JSON: exactly the six keys of the contract, with these
+/// values (the id only checked to be a canonical UUID).
+#[track_caller]
+pub fn assert_user(
+    user: &Value,
+    email: &str,
+    is_active: bool,
+    is_superuser: bool,
+    is_verified: bool,
+    role: &str,
+) {
+    let Some(object) = user.as_object() else {
+        panic!("a user is a JSON object, got {user}");
+    };
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "email",
+            "id",
+            "is_active",
+            "is_superuser",
+            "is_verified",
+            "role"
+        ],
+        "a user has exactly these keys: {user}"
+    );
+    let id = user["id"].as_str().unwrap_or_default();
+    assert!(is_canonical_uuid(id), "id is a canonical UUID: {user}");
+    assert_eq!(
+        user,
+        &json!({
+            "id": id,
+            "email": email,
+            "is_active": is_active,
+            "is_superuser": is_superuser,
+            "is_verified": is_verified,
+            "role": role,
+        })
+    );
+}
+
+/// Asserts a freshly registered user: active, not superuser, not verified,
+/// student.
+#[track_caller]
+pub fn assert_plain_user(user: &Value, email: &str) {
+    assert_user(user, email, true, false, false, "student");
+}
