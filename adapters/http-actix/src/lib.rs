@@ -7,13 +7,31 @@
 //! token or mail adapter: those arrive as ports inside the
 //! [`UserService`].
 //!
+//! A host application mounts the routes next to its own and guards its own
+//! handlers with the same extractors:
+//!
 //! ```no_run
-//! use actix_web::{App, HttpServer};
+//! use actix_web::{App, HttpResponse, HttpServer, web};
+//! use portcullis_http_actix::{CurrentUser, InstructorUser, mount};
+//!
+//! async fn courses(CurrentUser(user): CurrentUser) -> HttpResponse {
+//!     HttpResponse::Ok().body(format!("courses for {}", user.email))
+//! }
+//!
+//! async fn create_course(InstructorUser { user, .. }: InstructorUser) -> HttpResponse {
+//!     HttpResponse::Created().finish()
+//! }
+//!
 //! # async fn run(service: portcullis_application::UserService) -> std::io::Result<()> {
-//! HttpServer::new(move || App::new().configure(portcullis_http_actix::configure(service.clone(), "/api")))
-//!     .bind(("127.0.0.1", 8000))?
-//!     .run()
-//!     .await
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .configure(mount(service.clone(), "/api"))
+//!         .route("/courses", web::get().to(courses))
+//!         .route("/courses", web::post().to(create_course))
+//! })
+//! .bind(("127.0.0.1", 8000))?
+//! .run()
+//! .await
 //! # }
 //! ```
 
@@ -25,28 +43,56 @@ mod validation;
 
 use actix_web::web::{self, ServiceConfig};
 pub use error::ApiError;
-pub use extractors::{CurrentUser, Superuser, authenticate, bearer_token};
+pub use extractors::{
+    Admin, AdminUser, CurrentUser, Instructor, InstructorUser, RequireRole, RoleRequirement,
+    Student, StudentUser, Superuser, VerifiedUser, authenticate, bearer_token,
+};
 use handlers::fallback::{method_not_allowed, not_found};
 use handlers::{auth, health, users};
 pub use portcullis_application::UserService;
 pub use user_body::UserBody;
 pub use validation::{MAX_BODY_BYTES, ValidationError};
 
-/// Everything a Portcullis server serves: the service as app data (so the
-/// extractors work in every handler of the app), `GET /health`, every route
-/// under `prefix`, and JSON 404 for unknown paths.
-pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
+/// Mounts Portcullis in a host's `App` (via `App::configure`): the service as
+/// app data, so the guard extractors work in every handler of the app, and
+/// every route of the contract under `prefix` (`"/api"`, `"/auth/v1"`, or
+/// `""` for the root). The host's other routes, default service and
+/// middleware stay its own.
+pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let prefix = normalise_prefix(prefix);
     move |cfg: &mut ServiceConfig| {
-        cfg.app_data(web::Data::new(service))
-            .service(
-                web::resource("/health")
-                    .route(web::get().to(health::health))
-                    .default_service(method_not_allowed("GET")),
-            )
-            .service(web::scope(&prefix).configure(routes))
-            .default_service(web::to(not_found));
+        cfg.app_data(web::Data::new(service));
+        if prefix.is_empty() {
+            // At the root a scope would swallow the host's own routes.
+            routes(cfg);
+        } else {
+            cfg.service(
+                web::scope(&prefix)
+                    .configure(routes)
+                    .default_service(web::to(not_found)),
+            );
+        }
     }
+}
+
+/// Everything the standalone Portcullis server serves: [`mount`] at
+/// `prefix`, `GET /health`, and `404 {"detail": "Not Found"}` for unknown
+/// paths.
+pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
+    let mount = mount(service, prefix);
+    move |cfg: &mut ServiceConfig| {
+        cfg.service(health_resource());
+        mount(cfg);
+        cfg.default_service(web::to(not_found));
+    }
+}
+
+/// `GET /health`: `200 {"status": "ok"}` while the store answers, 503
+/// otherwise. A host may mount it wherever it likes.
+pub fn health_resource() -> actix_web::Resource {
+    web::resource("/health")
+        .route(web::get().to(health::health))
+        .default_service(method_not_allowed("GET"))
 }
 
 /// `""` or `"/"` mounts at the root; otherwise one leading slash and no
@@ -97,8 +143,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .route(web::patch().to(users::patch_user))
                 .route(web::delete().to(users::delete_user))
                 .default_service(method_not_allowed("GET, PATCH, DELETE")),
-        )
-        .default_service(web::to(not_found));
+        );
 }
 
 #[cfg(test)]
