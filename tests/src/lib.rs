@@ -1,1 +1,12 @@
 //! Cross-crate tests live in `tests/`.
+//!
+//! * [`smtp_sink`]: a real SMTP server that keeps what it receives.
+//! * [`store_contract`]: the store contract suite every `UserRepository`
+//!   passes (run by `tests/store_contract.rs`).
+//! * [`test_app`]: starts a whole Portcullis server on a free port, with
+//!   its mail going to an [`smtp_sink::SmtpSink`], and talks to it over
+//!   HTTP (zero2prod style).
+
+pub mod smtp_sink;
+pub mod store_contract;
+pub mod test_app;

@@ -1,0 +1,14 @@
+-- Case-insensitive uniqueness, decided by the database: two addresses that
+-- differ only in the case of ASCII letters cannot both be stored, whoever
+-- writes (Portcullis, FastAPI Users, the sqlite3 shell).
+--
+-- SQLite's built-in lower() folds ASCII letters only ('Ö' stays 'Ö'), and a
+-- custom function here would make the table unwritable for any program that
+-- does not register it, so addresses with non-ASCII letters are additionally
+-- checked by SqliteUserStore inside a write-locked (BEGIN IMMEDIATE)
+-- transaction; see the crate documentation.
+--
+-- On an adopted database this fails if the table already holds addresses
+-- that differ only in case; SqliteUserStore::migrate checks for that first
+-- and names them.
+CREATE UNIQUE INDEX IF NOT EXISTS ix_user_email_lower ON user (lower(email));

@@ -1,0 +1,102 @@
+//! The default user store: [`SqliteUserStore`], a
+//! [`UserRepository`](portcullis_domain::UserRepository) in an SQLite
+//! database through Diesel 2 and an r2d2 connection pool, with embedded
+//! migrations.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), portcullis_store_diesel_sqlite::SqliteStoreError> {
+//! use std::sync::Arc;
+//! use portcullis_domain::UserRepository;
+//! use portcullis_store_diesel_sqlite::SqliteUserStore;
+//!
+//! let store = SqliteUserStore::open("sqlite://portcullis.db").await?;
+//! store.migrate().await?; // harmless when already up to date
+//! let users: Arc<dyn UserRepository> = Arc::new(store);
+//! # Ok(()) }
+//! ```
+//!
+//! # Threads
+//!
+//! Diesel is synchronous: every call, including taking a connection from the
+//! pool, runs on Tokio's blocking pool (`spawn_blocking`), never on the async
+//! executor. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
+//! default), `journal_mode=WAL`, `synchronous=NORMAL` and `foreign_keys=ON`.
+//!
+//! # Schema
+//!
+//! FastAPI Users' own, so a database a FastAPI Users service created can be
+//! adopted in place (and read back by FastAPI Users):
+//!
+//! ```sql
+//! CREATE TABLE user (
+//!     id CHAR(36) NOT NULL,                 -- UUID text, hyphenated lowercase
+//!     email VARCHAR(320) NOT NULL,
+//!     hashed_password VARCHAR(1024) NOT NULL,
+//!     is_active BOOLEAN NOT NULL,
+//!     is_superuser BOOLEAN NOT NULL,
+//!     is_verified BOOLEAN NOT NULL,
+//!     role VARCHAR(20) NOT NULL DEFAULT 'student',
+//!     PRIMARY KEY (id)
+//! );
+//! CREATE UNIQUE INDEX ix_user_email ON user (email);               -- FastAPI Users'
+//! CREATE UNIQUE INDEX ix_user_email_lower ON user (lower(email));  -- Portcullis'
+//! ```
+//!
+//! [`SqliteUserStore::migrate`] creates what is missing and keeps what
+//! exists: on a FastAPI Users database it adds `role` (existing users become
+//! students) and `ix_user_email_lower`. Diesel records applied migrations in
+//! `__diesel_schema_migrations`.
+//!
+//! # Case-insensitive e-mail addresses
+//!
+//! Two addresses are one account when their
+//! [`EmailAddress::key`](portcullis_domain::EmailAddress::key)s (the whole
+//! address, lowercased with full Unicode rules) are equal. SQLite's `lower()`
+//! folds only ASCII letters, and an index on a custom function would make the
+//! table unwritable for every program that does not register it (FastAPI
+//! Users, the `sqlite3` shell), so:
+//!
+//! - the unique index on `lower(email)` makes the database itself refuse two
+//!   addresses differing only in the case of ASCII letters (`Ann@…` and
+//!   `ANN@…`), whoever writes; an all-ASCII address is looked up with one
+//!   probe of that index;
+//! - an address with non-ASCII characters (`Jöhn@…` and `JÖHN@…`, which that
+//!   index sees as different) is matched by its full key with a function
+//!   this crate registers on its own connections, over a few ranges of the
+//!   same index: one per way `lower()` can spell the key's first letters
+//!   (`jöhn@…`/`jÖhn@…`), at most 16. Creating or updating such an address
+//!   checks for a clash and writes in one `BEGIN IMMEDIATE` transaction,
+//!   which holds SQLite's single write lock, so of concurrent creates exactly
+//!   one wins;
+//! - an ASCII address never shares a key with a non-ASCII one, given that
+//!   addresses are stored in Unicode NFC (as `EmailAddress::parse` and Python's
+//!   `email-validator` store them); `email_key.rs` has the argument.
+//!
+//! Limits: programs other than Portcullis writing the table are held to
+//! ASCII case-insensitivity only (as FastAPI Users itself is on SQLite): the
+//! database refuses `ANN@…` beside `Ann@…`, but not `JÖHN@…` beside `Jöhn@…`
+//! ([`SqliteUserStore::migrate`] refuses to adopt a table holding such a pair).
+//! A key starting with `i` + U+0307 (the lowercase of `İ`) allows no index
+//! range and is matched by a scan of the table.
+//!
+//! # Errors
+//!
+//! Opening and migrating fail with a [`SqliteStoreError`] that names the
+//! database and the reason. The port's operations answer
+//! [`StoreError`](portcullis_domain::StoreError): a unique-index violation is
+//! `Conflict`, an unknown id in `update` or `delete` is `NotFound`, and
+//! anything else (busy past the timeout, locked, I/O, a corrupt row) is
+//! `Unavailable`; nothing panics.
+
+mod connection;
+mod email_key;
+mod error;
+mod location;
+mod migrate;
+mod schema;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use error::SqliteStoreError;
+pub use store::{SqliteStoreOptions, SqliteUserStore};

@@ -1,0 +1,140 @@
+//! Embedded migrations, and adopting a table FastAPI Users made.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The SQL in `adapters/store-diesel-sqlite/migrations/`, compiled in.
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The columns FastAPI Users' `SQLAlchemyBaseUserTableUUID` has.
+const FASTAPI_USERS_COLUMNS: [&str; 6] = [
+    "id",
+    "email",
+    "hashed_password",
+    "is_active",
+    "is_superuser",
+    "is_verified",
+];
+const CASE_INSENSITIVE_INDEX: &str = "ix_user_email_lower";
+/// How many clashing addresses a migration error names.
+const EXAMPLES: usize = 5;
+
+/// What went wrong; becomes [`crate::SqliteStoreError::Migration`].
+#[derive(Debug)]
+pub(crate) struct MigrateError(pub String);
+
+impl From<diesel::result::Error> for MigrateError {
+    fn from(e: diesel::result::Error) -> Self {
+        MigrateError(e.to_string())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Email {
+    #[diesel(sql_type = Text)]
+    email: String,
+}
+
+/// Brings the schema up to date, in one `BEGIN IMMEDIATE` transaction (so
+/// two processes migrating at once take turns, and a failure changes
+/// nothing). Returns the versions applied now; none when already up to date.
+pub(crate) fn run(conn: &mut SqliteConnection) -> Result<Vec<String>, MigrateError> {
+    conn.immediate_transaction(|conn| {
+        adopt_existing_table(conn)?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| MigrateError(e.to_string()))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+}
+
+/// A `user` table that exists already (FastAPI Users made it, or an earlier
+/// run) is kept. What it lacks is added here, since SQLite's DDL cannot say
+/// "add this column if missing": `role` (existing users become students).
+/// Before the case-insensitive unique index is first created, addresses that
+/// are the same account (same [`EmailAddress::key`]) are looked for, so the
+/// operator gets their names rather than a bare constraint failure.
+///
+/// [`EmailAddress::key`]: portcullis_domain::EmailAddress::key
+fn adopt_existing_table(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
+    let columns: Vec<String> = diesel::sql_query("SELECT name FROM pragma_table_info('user')")
+        .load::<Name>(conn)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    if columns.is_empty() {
+        return Ok(()); // a new database: the migrations create everything
+    }
+    let missing: Vec<&str> = FASTAPI_USERS_COLUMNS
+        .into_iter()
+        .filter(|c| !columns.iter().any(|have| have.eq_ignore_ascii_case(c)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(MigrateError(format!(
+            "a table `user` exists but has no column {}: it is not a FastAPI Users user table; \
+             use another database",
+            missing.join(", ")
+        )));
+    }
+    if !columns.iter().any(|c| c.eq_ignore_ascii_case("role")) {
+        diesel::sql_query(
+            "ALTER TABLE user ADD COLUMN role VARCHAR(20) NOT NULL DEFAULT 'student'",
+        )
+        .execute(conn)?;
+    }
+    let has_index =
+        !diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'index' AND name = ?")
+            .bind::<Text, _>(CASE_INSENSITIVE_INDEX)
+            .load::<Name>(conn)?
+            .is_empty();
+    if !has_index {
+        refuse_same_account_twice(conn)?;
+    }
+    Ok(())
+}
+
+fn refuse_same_account_twice(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for Email { email } in diesel::sql_query("SELECT email FROM user").load::<Email>(conn)? {
+        by_key.entry(email.to_lowercase()).or_default().push(email);
+    }
+    let clashes: Vec<String> = by_key
+        .into_values()
+        .filter(|spellings| spellings.len() > 1)
+        .map(|mut spellings| {
+            spellings.sort();
+            spellings.join(" / ")
+        })
+        .collect();
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    let shown = clashes
+        .iter()
+        .take(EXAMPLES)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    let more = clashes.len().saturating_sub(EXAMPLES);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Err(MigrateError(format!(
+        "{} e-mail address(es) are stored more than once, differing only in letter case \
+         ({shown}{more}); Portcullis treats each as one account. Merge or rename these users, \
+         then migrate again",
+        clashes.len()
+    )))
+}

@@ -1,0 +1,398 @@
+//! [`SqliteUserStore`]: the pool, opening, migrating, and the port.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::sql_types::Bool;
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+
+use crate::connection::ConnectionSetup;
+use crate::email_key::{lower_email_ranges, needs_unicode_match};
+use crate::error::{TxError, store_error};
+use crate::location::Location;
+use crate::schema::{UserRow, lower, portcullis_email_key, users};
+use crate::{SqliteStoreError, migrate};
+
+type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
+
+/// Tuning for [`SqliteUserStore::open_with`]. The defaults suit a small
+/// server; [`SqliteUserStore::open`] uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteStoreOptions {
+    /// Most connections the pool holds (at least 1). Readers run side by
+    /// side (WAL); writers take turns whatever this is. An in-memory database
+    /// always has exactly one connection. Default 8.
+    pub max_connections: u32,
+    /// How long a statement waits for another connection's write lock before
+    /// failing as [`StoreError::Unavailable`] (`PRAGMA busy_timeout`).
+    /// Default 5 s.
+    pub busy_timeout: Duration,
+    /// How long an operation waits for a free pooled connection before
+    /// failing as [`StoreError::Unavailable`]. Default 10 s.
+    pub connection_timeout: Duration,
+}
+
+impl Default for SqliteStoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            busy_timeout: Duration::from_millis(5000),
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A [`UserRepository`] in an SQLite database, through Diesel and an r2d2
+/// connection pool. Every database call runs on Tokio's blocking pool, so
+/// the methods must be called from within a Tokio runtime (outside one they
+/// answer [`StoreError::Unavailable`] rather than panic).
+///
+/// Cheap to clone: clones share the pool.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use portcullis_domain::{EmailAddress, User, UserRepository};
+/// use portcullis_store_diesel_sqlite::SqliteUserStore;
+///
+/// let store = SqliteUserStore::open("sqlite::memory:").await?;
+/// store.migrate().await?;
+/// let ann = User::new(EmailAddress::parse("Ann@example.com").unwrap(), "$argon2id$…".into());
+/// store.create(ann.clone()).await.unwrap();
+/// let found = store.get_by_email(&EmailAddress::parse("ANN@example.com").unwrap()).await.unwrap();
+/// assert_eq!(found, Some(ann));
+/// # Ok::<(), portcullis_store_diesel_sqlite::SqliteStoreError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SqliteUserStore {
+    pub(crate) pool: SqlitePool,
+    location: Arc<Location>,
+}
+
+impl fmt::Debug for SqliteUserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteUserStore")
+            .field("location", &self.location.to_string())
+            .field("connections", &self.pool.state().connections)
+            .finish()
+    }
+}
+
+impl SqliteUserStore {
+    /// Opens (creating the file if it does not exist) the database at `url`
+    /// with the default [`SqliteStoreOptions`]. Does not change the schema:
+    /// call [`SqliteUserStore::migrate`] for that.
+    ///
+    /// `url` is `sqlite://PATH` (relative, `sqlite://portcullis.db`, or
+    /// absolute, `sqlite:///var/lib/portcullis/users.db`), `sqlite:PATH`, a
+    /// plain path, or `sqlite::memory:` / `sqlite://:memory:` / `:memory:`
+    /// for a private in-memory database (tests, demos). `PATH` is taken
+    /// literally. Note that SQLAlchemy's `sqlite:///relative.db` (three
+    /// slashes, relative) is an absolute path here.
+    ///
+    /// Fails with [`SqliteStoreError::InvalidUrl`] or
+    /// [`SqliteStoreError::Open`] (the folder does not exist, the path is a
+    /// folder, the file is not a database or cannot be read or written), at
+    /// once and with SQLite's reason.
+    pub async fn open(url: &str) -> Result<Self, SqliteStoreError> {
+        Self::open_with(url, SqliteStoreOptions::default()).await
+    }
+
+    /// [`SqliteUserStore::open`] with the given options.
+    pub async fn open_with(
+        url: &str,
+        options: SqliteStoreOptions,
+    ) -> Result<Self, SqliteStoreError> {
+        let location = Location::parse(url)?;
+        let shown = location.to_string();
+        blocking(move || Self::open_blocking(location, options))
+            .await
+            .unwrap_or_else(|reason| {
+                Err(SqliteStoreError::Open {
+                    location: shown,
+                    reason,
+                })
+            })
+    }
+
+    fn open_blocking(
+        location: Location,
+        options: SqliteStoreOptions,
+    ) -> Result<Self, SqliteStoreError> {
+        location.check()?;
+        let open_error = |reason: String| SqliteStoreError::Open {
+            location: location.to_string(),
+            reason,
+        };
+        let setup = ConnectionSetup {
+            busy_timeout: options.busy_timeout,
+        };
+        let target = location.open_string();
+
+        // One connection, set up and asked a question now, so that a bad file
+        // fails here with SQLite's words instead of in the pool's background
+        // thread after a timeout.
+        let mut probe =
+            SqliteConnection::establish(&target).map_err(|e| open_error(e.to_string()))?;
+        setup
+            .apply(&mut probe)
+            .and_then(|()| {
+                diesel::sql_query("SELECT count(*) FROM sqlite_master").execute(&mut probe)
+            })
+            .map_err(|e| open_error(e.to_string()))?;
+        drop(probe);
+
+        let builder = Pool::builder()
+            .connection_timeout(options.connection_timeout)
+            .test_on_check_out(false)
+            .connection_customizer(Box::new(setup));
+        let manager = ConnectionManager::<SqliteConnection>::new(target);
+        let pool = match location {
+            // The one connection *is* the database: never let the pool
+            // retire it.
+            Location::Memory => builder
+                .max_size(1)
+                .min_idle(Some(1))
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .build(manager)
+                .map_err(|e| open_error(e.to_string()))?,
+            Location::File(_) => builder
+                .max_size(options.max_connections.max(1))
+                .min_idle(Some(1))
+                .build_unchecked(manager),
+        };
+        Ok(Self {
+            pool,
+            location: Arc::new(location),
+        })
+    }
+
+    /// Brings the schema up to date with the migrations compiled into this
+    /// crate, and returns the versions it applied (none when up to date:
+    /// running it again is harmless).
+    ///
+    /// A `user` table FastAPI Users created is adopted in place: kept with its
+    /// rows, given a `role` column (`'student'` for existing users) if it has
+    /// none, and the case-insensitive unique index. If the table holds two
+    /// addresses that are the same account (differing only in letter case),
+    /// nothing is changed and the error names them.
+    pub async fn migrate(&self) -> Result<Vec<String>, SqliteStoreError> {
+        let location = self.location.to_string();
+        let pool = self.pool.clone();
+        let result = blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            migrate::run(&mut conn).map_err(|e| e.0)
+        })
+        .await
+        .and_then(|r| r);
+        result.map_err(|reason| SqliteStoreError::Migration { location, reason })
+    }
+
+    /// The database path (or `:memory:`), for logs.
+    pub fn location(&self) -> String {
+        self.location.to_string()
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        blocking(move || {
+            let mut conn = pool.get().map_err(|e| {
+                StoreError::Unavailable(format!("no SQLite connection available: {e}"))
+            })?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(StoreError::Unavailable)?
+    }
+}
+
+/// Runs `f` on Tokio's blocking pool; `Err` when there is no runtime or `f`
+/// panicked.
+async fn blocking<T, F>(f: F) -> Result<T, String>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| "the SQLite store must be used from within a Tokio runtime".to_owned())?;
+    runtime
+        .spawn_blocking(f)
+        .await
+        .map_err(|e| format!("SQLite task failed: {e}"))
+}
+
+/// The row whose address is the same account as `email`.
+fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<UserRow>> {
+    let key = email.to_lowercase();
+    if !needs_unicode_match(email) {
+        // ASCII: `lower()` is the whole key; one probe of the unique index.
+        return users::table
+            .filter(lower(users::email).eq(key))
+            .select(UserRow::as_select())
+            .first(conn)
+            .optional();
+    }
+    unicode_candidates(&key)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Whether a user other than `except` has the same account key as `email`
+/// (for non-ASCII addresses; ASCII clashes are the index's business).
+fn key_taken(conn: &mut SqliteConnection, email: &str, except: Option<&str>) -> QueryResult<bool> {
+    let mut query = unicode_candidates(&email.to_lowercase()).select(users::id);
+    if let Some(id) = except {
+        query = query.filter(users::id.ne(id.to_owned()));
+    }
+    Ok(query.first::<String>(conn).optional()?.is_some())
+}
+
+/// Rows whose [`EmailAddress::key`] is `key`: compared with the registered
+/// key function, on the few ranges of the `lower(email)` index that must hold
+/// them (see [`crate::email_key`]), or on the whole table when the key allows
+/// no range (it starts with `i` + U+0307).
+pub(crate) fn unicode_candidates(key: &str) -> users::BoxedQuery<'static, Sqlite> {
+    type Condition = Box<dyn BoxableExpression<users::table, Sqlite, SqlType = Bool>>;
+    let in_ranges = lower_email_ranges(key)
+        .into_iter()
+        .map(|(low, high)| -> Condition {
+            Box::new(
+                lower(users::email)
+                    .ge(low)
+                    .and(lower(users::email).lt(high)),
+            )
+        })
+        .reduce(|either, or| Box::new(either.or(or)));
+    let mut query = users::table
+        .filter(portcullis_email_key(users::email).eq(key.to_owned()))
+        .into_boxed();
+    if let Some(in_ranges) = in_ranges {
+        query = query.filter(in_ranges);
+    }
+    query
+}
+
+#[async_trait]
+impl UserRepository for SqliteUserStore {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = self
+            .with_conn(move |conn| {
+                users::table
+                    .find(id.to_string())
+                    .select(UserRow::as_select())
+                    .first(conn)
+                    .optional()
+                    .map_err(store_error)
+            })
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        let email = email.as_str().to_owned();
+        let row = self
+            .with_conn(move |conn| find_by_email(conn, &email).map_err(store_error))
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn create(&self, user: User) -> Result<User, StoreError> {
+        let row = UserRow::from(&user);
+        self.with_conn(move |conn| {
+            if !needs_unicode_match(&row.email) {
+                // The unique indexes decide, atomically.
+                diesel::insert_into(users::table)
+                    .values(&row)
+                    .execute(conn)
+                    .map_err(store_error)?;
+                return Ok(());
+            }
+            conn.immediate_transaction(|conn| {
+                if key_taken(conn, &row.email, None)? {
+                    return Err(TxError::Store(StoreError::Conflict));
+                }
+                diesel::insert_into(users::table)
+                    .values(&row)
+                    .execute(conn)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)
+        })
+        .await?;
+        Ok(user)
+    }
+
+    async fn update(&self, user: User) -> Result<User, StoreError> {
+        let row = UserRow::from(&user);
+        self.with_conn(move |conn| {
+            if !needs_unicode_match(&row.email) {
+                let changed = diesel::update(users::table.find(&row.id))
+                    .set(&row)
+                    .execute(conn)
+                    .map_err(store_error)?;
+                return if changed == 0 {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                };
+            }
+            conn.immediate_transaction(|conn| {
+                let exists = users::table
+                    .find(&row.id)
+                    .select(users::id)
+                    .first::<String>(conn)
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Err(TxError::Store(StoreError::NotFound));
+                }
+                if key_taken(conn, &row.email, Some(&row.id))? {
+                    return Err(TxError::Store(StoreError::Conflict));
+                }
+                diesel::update(users::table.find(&row.id))
+                    .set(&row)
+                    .execute(conn)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)
+        })
+        .await?;
+        Ok(user)
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let deleted = diesel::delete(users::table.find(id.to_string()))
+                .execute(conn)
+                .map_err(store_error)?;
+            if deleted == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            diesel::sql_query("SELECT 1")
+                .execute(conn)
+                .map(|_| ())
+                .map_err(store_error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,482 @@
+//! The SQLite-specific behaviour: opening, pragmas, migrations, adoption of a
+//! FastAPI Users database, error mapping, index use. The behaviour every store
+//! shares is checked by the store contract suite in `tests/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserRepository};
+
+use crate::schema::{UserRow, users};
+use crate::{SqliteStoreError, SqliteStoreOptions, SqliteUserStore};
+
+/// A database file in the temp folder, removed (with its WAL files) on drop.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("portcullis-sqlite-{}.db", uuid::Uuid::new_v4())))
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+    fn raw(&self) -> SqliteConnection {
+        SqliteConnection::establish(&self.0.to_string_lossy()).unwrap()
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+}
+
+fn user(email: &str) -> User {
+    User::new(
+        EmailAddress::parse(email).unwrap(),
+        "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+    )
+}
+
+async fn migrated(db: &TempDb) -> SqliteUserStore {
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+#[derive(QueryableByName)]
+struct Row1 {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+fn text(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
+    diesel::sql_query(sql)
+        .load::<Row1>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.v)
+        .collect()
+}
+
+/// FastAPI Users' DDL as SQLAlchemy emits it for `SQLAlchemyBaseUserTableUUID`
+/// on SQLite (the reference service's, without its `role` mixin).
+const FASTAPI_USERS_DDL: &str = "CREATE TABLE user (
+	id CHAR(36) NOT NULL,
+	email VARCHAR(320) NOT NULL,
+	hashed_password VARCHAR(1024) NOT NULL,
+	is_active BOOLEAN NOT NULL,
+	is_superuser BOOLEAN NOT NULL,
+	is_verified BOOLEAN NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX ix_user_email ON user (email);";
+
+/// The reference service's DDL (FastAPI Users plus a `role` column mixed in
+/// first, no database default), as `sqlite3 .schema` shows it.
+const REFERENCE_DDL: &str = "CREATE TABLE user (
+	role VARCHAR(20) NOT NULL,
+	id CHAR(36) NOT NULL,
+	email VARCHAR(320) NOT NULL,
+	hashed_password VARCHAR(1024) NOT NULL,
+	is_active BOOLEAN NOT NULL,
+	is_superuser BOOLEAN NOT NULL,
+	is_verified BOOLEAN NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX ix_user_email ON user (email);";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_folder_is_a_clear_error() {
+    let url = "sqlite:///no/such/folder/portcullis.db";
+    let err = SqliteUserStore::open(url).await.unwrap_err();
+    assert!(matches!(err, SqliteStoreError::Open { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("folder /no/such/folder does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let db = TempDb::new();
+    std::fs::write(
+        &db.0,
+        "certainly not an SQLite database, but long enough to have a header",
+    )
+    .unwrap();
+    let err = SqliteUserStore::open(&db.url()).await.unwrap_err();
+    assert!(matches!(err, SqliteStoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_and_a_bad_url_are_clear_errors() {
+    let dir = std::env::temp_dir();
+    let err = SqliteUserStore::open(&format!("sqlite://{}", dir.display()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("a folder, not a database file"),
+        "{err}"
+    );
+    let err = SqliteUserStore::open("postgres://localhost/db")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SqliteStoreError::InvalidUrl { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_connection_gets_the_pragmas() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    let pool = store.pool.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        [
+            "SELECT CAST(journal_mode AS TEXT) AS v FROM pragma_journal_mode",
+            "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout",
+            "SELECT CAST(foreign_keys AS TEXT) AS v FROM pragma_foreign_keys",
+            "SELECT CAST(synchronous AS TEXT) AS v FROM pragma_synchronous",
+        ]
+        .map(|sql| text(&mut conn, sql))
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.map(|v| v[0].clone()), ["wal", "5000", "1", "1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harmless() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    let mut conn = db.raw();
+    let columns = text(
+        &mut conn,
+        "SELECT name || ' ' || type || ' ' || \"notnull\" AS v FROM pragma_table_info('user') ORDER BY cid",
+    );
+    assert_eq!(
+        columns,
+        [
+            "id CHAR(36) 1",
+            "email VARCHAR(320) 1",
+            "hashed_password VARCHAR(1024) 1",
+            "is_active BOOLEAN 1",
+            "is_superuser BOOLEAN 1",
+            "is_verified BOOLEAN 1",
+            "role VARCHAR(20) 1"
+        ]
+    );
+    let indexes = text(
+        &mut conn,
+        "SELECT sql AS v FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+    );
+    assert_eq!(
+        indexes,
+        [
+            "CREATE UNIQUE INDEX ix_user_email ON user (email)",
+            "CREATE UNIQUE INDEX ix_user_email_lower ON user (lower(email))"
+        ]
+    );
+    // Stored as FastAPI Users stores it: text UUID, hyphenated lowercase; 0/1.
+    let ann = store.create(user("Ann@example.com")).await.unwrap();
+    let row = text(
+        &mut conn,
+        "SELECT id || '|' || typeof(id) || '|' || is_active || is_superuser || is_verified || '|' || role AS v FROM user",
+    );
+    assert_eq!(row, [format!("{}|text|100|student", ann.id)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fastapi_users_database_is_adopted_in_place() {
+    let db = TempDb::new();
+    let id = "10e80a18-88e2-496b-9ab7-b1c109d6d5ea";
+    {
+        let mut conn = db.raw();
+        conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO user VALUES ('{id}', 'Foo.Bar@example.com', '$argon2id$v=19$m=65536,t=3,p=4$abc$def', 1, 1, 0)"
+        ))
+        .unwrap();
+    }
+    let store = migrated(&db).await;
+    let found = store
+        .get_by_email(&EmailAddress::parse("foo.bar@EXAMPLE.com").unwrap())
+        .await
+        .unwrap()
+        .expect("the FastAPI Users row is kept");
+    assert_eq!(found.id.to_string(), id);
+    assert_eq!(found.email.as_str(), "Foo.Bar@example.com");
+    assert_eq!(found.role, Role::Student);
+    assert!(found.is_active && found.is_superuser && !found.is_verified);
+    assert_eq!(
+        found.hashed_password,
+        "$argon2id$v=19$m=65536,t=3,p=4$abc$def"
+    );
+    // case-insensitive uniqueness now holds
+    assert_eq!(
+        store.create(user("FOO.BAR@example.com")).await,
+        Err(StoreError::Conflict)
+    );
+    // and migrating again changes nothing
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_services_database_with_its_own_role_column_is_adopted() {
+    let db = TempDb::new();
+    {
+        let mut conn = db.raw();
+        conn.batch_execute(REFERENCE_DDL).unwrap();
+        conn.batch_execute(
+            "INSERT INTO user VALUES ('instructor', '18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'Zed.Bar@example.com', 'h', 1, 0, 1)",
+        )
+        .unwrap();
+    }
+    let store = migrated(&db).await;
+    let zed = store
+        .get_by_email(&EmailAddress::parse("zed.bar@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(zed.role, Role::Instructor);
+    let mut admin = user("New.Admin@example.com");
+    admin.role = Role::Admin;
+    store.create(admin.clone()).await.unwrap();
+    assert_eq!(store.get(admin.id).await.unwrap(), Some(admin));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopting_a_table_with_one_account_stored_twice_names_the_clash_and_changes_nothing() {
+    let db = TempDb::new();
+    {
+        let mut conn = db.raw();
+        conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+        conn.batch_execute(
+            "INSERT INTO user VALUES ('10e80a18-88e2-496b-9ab7-b1c109d6d5ea', 'Ann@example.com', 'h', 1, 0, 0);
+             INSERT INTO user VALUES ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'ann@example.com', 'h', 1, 0, 0);
+             INSERT INTO user VALUES ('28418b53-acf3-4f70-a87a-5c81b0b0fadf', 'Jöhn@example.com', 'h', 1, 0, 0);
+             INSERT INTO user VALUES ('38418b53-acf3-4f70-a87a-5c81b0b0fadf', 'JÖHN@example.com', 'h', 1, 0, 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    let err = store.migrate().await.unwrap_err();
+    let text_ = err.to_string();
+    assert!(matches!(err, SqliteStoreError::Migration { .. }), "{text_}");
+    assert!(
+        text_.contains("Ann@example.com / ann@example.com"),
+        "{text_}"
+    );
+    assert!(
+        text_.contains("JÖHN@example.com / Jöhn@example.com"),
+        "{text_}"
+    );
+    assert!(text_.contains("Merge or rename"), "{text_}");
+    let mut conn = db.raw();
+    assert!(
+        text(
+            &mut conn,
+            "SELECT name AS v FROM pragma_table_info('user') WHERE name = 'role'"
+        )
+        .is_empty(),
+        "rolled back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreign_user_table_is_refused() {
+    let db = TempDb::new();
+    db.raw()
+        .batch_execute("CREATE TABLE user (name TEXT)")
+        .unwrap();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("not a FastAPI Users user table"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_write_lock_past_the_busy_timeout_is_unavailable_not_a_panic() {
+    let db = TempDb::new();
+    migrated(&db).await;
+    let options = SqliteStoreOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..SqliteStoreOptions::default()
+    };
+    let store = SqliteUserStore::open_with(&db.url(), options)
+        .await
+        .unwrap();
+    let mut blocker = db.raw();
+    blocker.batch_execute("BEGIN IMMEDIATE").unwrap();
+    for email in ["busy@example.com", "bü@example.com"] {
+        match store.create(user(email)).await {
+            Err(StoreError::Unavailable(msg)) => assert!(msg.contains("locked"), "{msg}"),
+            other => panic!("{email}: expected Unavailable, got {other:?}"),
+        }
+    }
+    blocker.batch_execute("ROLLBACK").unwrap();
+    store.create(user("busy@example.com")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_table_or_a_corrupt_row_is_unavailable() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    assert!(matches!(
+        store.get(user("a@example.com").id).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    store.migrate().await.unwrap();
+    db.raw()
+        .batch_execute("INSERT INTO user VALUES ('not-a-uuid', 'x@example.com', 'h', 1, 0, 0, 'student'), ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'y@example.com', 'h', 1, 0, 0, 'emperor')")
+        .unwrap();
+    for email in ["x@example.com", "y@example.com"] {
+        let got = store
+            .get_by_email(&EmailAddress::parse(email).unwrap())
+            .await;
+        assert!(
+            matches!(got, Err(StoreError::Unavailable(_))),
+            "{email}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_memory_database_works_for_tests() {
+    let store = SqliteUserStore::open("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let ann = store.create(user("Ann@example.com")).await.unwrap();
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get(ann.id).await })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.await.unwrap().unwrap().is_some());
+    }
+    assert_eq!(store.location(), ":memory:");
+    store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updating_a_user_keeps_its_own_address_in_another_case() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    for email in ["Ann@example.com", "Jöhn@example.com"] {
+        let mut u = store.create(user(email)).await.unwrap();
+        u.email = EmailAddress::parse(&email.to_uppercase().replace("EXAMPLE.COM", "example.com"))
+            .unwrap();
+        u.is_verified = true;
+        assert_eq!(store.update(u.clone()).await, Ok(u.clone()));
+        assert_eq!(store.get(u.id).await.unwrap(), Some(u));
+    }
+}
+
+/// `EXPLAIN QUERY PLAN` in front of a Diesel query, binds and all.
+struct Explain<Q>(Q);
+
+impl<Q> diesel::query_builder::QueryId for Explain<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for Explain<Q> {
+    type SqlType = (Integer, Integer, Integer, Text);
+}
+
+impl<Q: diesel::query_builder::QueryFragment<Sqlite>> diesel::query_builder::QueryFragment<Sqlite>
+    for Explain<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql("EXPLAIN QUERY PLAN ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> RunQueryDsl<SqliteConnection> for Explain<Q> {}
+
+fn plan<Q>(conn: &mut SqliteConnection, query: Q) -> String
+where
+    Q: diesel::query_builder::QueryFragment<Sqlite>,
+{
+    Explain(query)
+        .load::<(i32, i32, i32, String)>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.3)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn lookups_use_the_lower_email_index() {
+    use crate::schema::lower;
+    use crate::store::unicode_candidates;
+    let db = TempDb::new();
+    let mut conn = db.raw();
+    crate::connection::ConnectionSetup {
+        busy_timeout: Duration::from_secs(1),
+    }
+    .apply(&mut conn)
+    .unwrap();
+    crate::migrate::run(&mut conn).unwrap();
+
+    let ascii = users::table
+        .filter(lower(users::email).eq("ann@example.com"))
+        .select(UserRow::as_select());
+    let p = plan(&mut conn, ascii);
+    assert!(
+        p.contains("USING INDEX ix_user_email_lower (<expr>=?)"),
+        "{p}"
+    );
+
+    for key in [
+        "jöhn@example.com",
+        "élodie@example.com",
+        "дмитрий@example.com",
+        "yi\u{307}ğit@example.com",
+    ] {
+        let p = plan(
+            &mut conn,
+            unicode_candidates(key).select(UserRow::as_select()),
+        );
+        assert!(!p.contains("SCAN"), "{key}: {p}");
+        assert!(
+            p.contains("USING INDEX ix_user_email_lower (<expr>>? AND <expr><?)"),
+            "{key}: {p}"
+        );
+    }
+    let p = plan(
+        &mut conn,
+        unicode_candidates("i\u{307}pek@example.com").select(UserRow::as_select()),
+    );
+    assert!(p.contains("SCAN"), "the one key that allows no prefix: {p}");
+}
+
+#[test]
+fn temp_paths_are_cleaned_up() {
+    let path;
+    {
+        let db = TempDb::new();
+        db.raw().batch_execute("CREATE TABLE t (x)").unwrap();
+        path = db.0.clone();
+        assert!(Path::new(&path).exists());
+    }
+    assert!(!path.exists());
+}

@@ -1,0 +1,632 @@
+//! The store contract suite: one set of tests, written against
+//! `Arc<dyn UserRepository>` only, that every user store must pass — so that
+//! "swappable" is proven, not claimed.
+//!
+//! Each `pub async fn` here is one case; it takes a fresh, empty store (with
+//! its schema in place) and panics on a breach of the contract that
+//! [`UserRepository`] documents. [`store_contract_tests!`] turns the whole
+//! list into `#[tokio::test]`s for one kind of store:
+//!
+//! ```ignore
+//! async fn memory() -> portcullis_tests::store_contract::Fresh {
+//!     Fresh::new(Arc::new(MemoryUserStore::new()))
+//! }
+//! portcullis_tests::store_contract_tests!(memory);
+//! ```
+//!
+//! [`store_contract_tests!`]: crate::store_contract_tests
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserRepository};
+use tokio::sync::Barrier;
+
+/// A fresh store for one test, and whatever must live as long as it (a
+/// temporary database file that its drop removes, say).
+pub struct Fresh {
+    /// The store under test: empty, schema in place.
+    pub store: Arc<dyn UserRepository>,
+    /// Dropped after `store` (fields drop in declaration order).
+    cleanup: Option<Box<dyn Any + Send>>,
+}
+
+impl Fresh {
+    /// A store that needs no clean-up.
+    pub fn new(store: Arc<dyn UserRepository>) -> Self {
+        Self {
+            store,
+            cleanup: None,
+        }
+    }
+
+    /// Keeps `guard` alive until the test ends; it is dropped after the
+    /// store.
+    pub fn with_cleanup(mut self, guard: impl Any + Send) -> Self {
+        self.cleanup = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Generates one `#[tokio::test(flavor = "multi_thread")]` per contract case
+/// for the store that `$factory` (an `async fn() -> Fresh`) makes, in a module
+/// named after the factory.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($factory:ident) => {
+        $crate::store_contract_tests!(@cases $factory;
+            create_get_update_delete_round_trip,
+            fields_round_trip_exactly,
+            get_of_an_unknown_id_is_none,
+            update_and_delete_of_an_unknown_id_are_not_found,
+            get_by_email_ignores_ascii_case,
+            get_by_email_ignores_non_ascii_case,
+            create_of_a_taken_address_in_any_case_conflicts,
+            update_to_another_users_address_in_any_case_conflicts,
+            create_never_overwrites_an_existing_id,
+            delete_frees_the_address,
+            concurrent_creates_of_one_address_let_exactly_one_win,
+            concurrent_creates_of_one_non_ascii_address_let_exactly_one_win,
+            concurrent_creates_of_distinct_addresses_all_succeed,
+            lookups_stay_correct_with_100_000_users,
+            ping_answers,
+        );
+    };
+    (@cases $factory:ident; $($case:ident),+ $(,)?) => {
+        mod $factory {
+            $(
+                #[::tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let fresh = super::$factory().await;
+                    $crate::store_contract::$case(::std::sync::Arc::clone(&fresh.store)).await;
+                    drop(fresh);
+                }
+            )+
+        }
+    };
+}
+
+type Store = Arc<dyn UserRepository>;
+
+fn email(text: &str) -> EmailAddress {
+    EmailAddress::parse(text).unwrap_or_else(|e| panic!("test address {text:?}: {e}"))
+}
+
+fn user(address: &str) -> User {
+    User::new(
+        email(address),
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG".into(),
+    )
+}
+
+/// Creates, updates every field, reads back by id and by address, deletes.
+pub async fn create_get_update_delete_round_trip(store: Store) {
+    let ann = user("Ann.Lee@example.com");
+    assert_eq!(store.create(ann.clone()).await, Ok(ann.clone()));
+    assert_eq!(store.get(ann.id).await, Ok(Some(ann.clone())));
+    assert_eq!(
+        store.get_by_email(&email("Ann.Lee@example.com")).await,
+        Ok(Some(ann.clone()))
+    );
+
+    let changed = User {
+        id: ann.id,
+        email: email("Ann.Smith@example.org"),
+        hashed_password: "$pbkdf2-sha256$29000$N2YuQS5m$bqS1nmx4Dxe1w2bsVlZyEt0Okhw1eOA8".into(),
+        is_active: false,
+        is_superuser: true,
+        is_verified: true,
+        role: Role::Instructor,
+    };
+    assert_eq!(store.update(changed.clone()).await, Ok(changed.clone()));
+    assert_eq!(store.get(ann.id).await, Ok(Some(changed.clone())));
+    assert_eq!(
+        store.get_by_email(&email("ann.smith@example.org")).await,
+        Ok(Some(changed.clone()))
+    );
+    assert_eq!(
+        store.get_by_email(&email("Ann.Lee@example.com")).await,
+        Ok(None),
+        "the old address no longer finds the user"
+    );
+
+    assert_eq!(store.delete(ann.id).await, Ok(()));
+    assert_eq!(store.get(ann.id).await, Ok(None));
+    assert_eq!(
+        store.get_by_email(&email("Ann.Smith@example.org")).await,
+        Ok(None)
+    );
+}
+
+/// Every flag combination, every role, hashes of every shape and non-ASCII
+/// addresses come back exactly as stored (the address in the case given).
+pub async fn fields_round_trip_exactly(store: Store) {
+    let hashes = [
+        "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "$pbkdf2-sha256$29000$N2YuQS5m$bqS1nmx4Dxe1w2bsVlZyEt0Okhw1eOA8",
+        "",
+        "x",
+    ];
+    let mut stored = Vec::new();
+    let mut n = 0;
+    for role in Role::ALL {
+        for flags in 0..8u8 {
+            n += 1;
+            let address = match n % 4 {
+                0 => format!("Jöhn.Dœ{n}@Exämple.COM"),
+                1 => format!("ÉLODIE.{n}@example.com"),
+                2 => format!("Mixed.Case.{n}@EXAMPLE.com"),
+                _ => format!("用户{n}@例子.广告"),
+            };
+            let u = User {
+                id: UserId::random(),
+                email: email(&address),
+                hashed_password: format!("{}{}", hashes[n % hashes.len()], "=".repeat(n % 3)),
+                is_active: flags & 1 != 0,
+                is_superuser: flags & 2 != 0,
+                is_verified: flags & 4 != 0,
+                role,
+            };
+            assert_eq!(store.create(u.clone()).await, Ok(u.clone()));
+            stored.push(u);
+        }
+    }
+    let long_hash = User {
+        hashed_password: format!("$argon2id$v=19$m=19456,t=2,p=1${}", "A".repeat(1000)),
+        ..user("long.hash@example.com")
+    };
+    store.create(long_hash.clone()).await.unwrap();
+    stored.push(long_hash);
+
+    for u in &stored {
+        let by_id = store.get(u.id).await.unwrap();
+        assert_eq!(by_id.as_ref(), Some(u), "by id");
+        let by_email = store.get_by_email(&u.email).await.unwrap();
+        assert_eq!(by_email.as_ref(), Some(u), "by e-mail");
+        assert_eq!(
+            by_email.unwrap().email.as_str(),
+            u.email.as_str(),
+            "the address keeps its case"
+        );
+    }
+    assert_eq!(stored[0].email.as_str(), "ÉLODIE.1@example.com");
+    assert_eq!(stored[3].email.as_str(), "Jöhn.Dœ4@exämple.com");
+}
+
+/// `get` of an id no user has is `None`, not an error.
+pub async fn get_of_an_unknown_id_is_none(store: Store) {
+    assert_eq!(store.get(UserId::random()).await, Ok(None));
+    store.create(user("someone@example.com")).await.unwrap();
+    assert_eq!(store.get(UserId::random()).await, Ok(None));
+    assert_eq!(
+        store.get_by_email(&email("no.one@example.com")).await,
+        Ok(None)
+    );
+}
+
+/// `update` and `delete` of an id no user has are `NotFound`, and change
+/// nothing.
+pub async fn update_and_delete_of_an_unknown_id_are_not_found(store: Store) {
+    let kept = store.create(user("kept@example.com")).await.unwrap();
+    for ghost in [user("ghost@example.com"), user("ghöst@example.com")] {
+        assert_eq!(store.update(ghost.clone()).await, Err(StoreError::NotFound));
+        assert_eq!(store.get(ghost.id).await, Ok(None), "update did not create");
+        assert_eq!(store.get_by_email(&ghost.email).await, Ok(None));
+        assert_eq!(store.delete(ghost.id).await, Err(StoreError::NotFound));
+    }
+    // An unknown id with a taken address is still NotFound, not Conflict.
+    let ghost = user("KEPT@example.com");
+    assert_eq!(store.update(ghost).await, Err(StoreError::NotFound));
+    store.delete(kept.id).await.unwrap();
+    assert_eq!(
+        store.delete(kept.id).await,
+        Err(StoreError::NotFound),
+        "deleting twice"
+    );
+}
+
+/// Any spelling of an ASCII address in another case finds the user.
+pub async fn get_by_email_ignores_ascii_case(store: Store) {
+    let ann = store.create(user("Ann.Lee@example.com")).await.unwrap();
+    for spelling in [
+        "Ann.Lee@example.com",
+        "ann.lee@example.com",
+        "ANN.LEE@EXAMPLE.COM",
+        "aNN.lEE@Example.Com",
+    ] {
+        assert_eq!(
+            store.get_by_email(&email(spelling)).await,
+            Ok(Some(ann.clone())),
+            "{spelling}"
+        );
+    }
+    assert_eq!(
+        store.get_by_email(&email("Ann.Le@example.com")).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.get_by_email(&email("Ann.Lee2@example.com")).await,
+        Ok(None)
+    );
+}
+
+/// Non-ASCII letters match case-insensitively too (`EmailAddress::key` is a
+/// full Unicode lowercase): accented letters after an ASCII start, at the
+/// start, in non-Latin scripts, and `İ`, whose lowercase is two characters.
+pub async fn get_by_email_ignores_non_ascii_case(store: Store) {
+    let families: [&[&str]; 6] = [
+        &["Jöhn@example.com", "JÖHN@example.com", "jöhn@EXAMPLE.com"],
+        &[
+            "Élodie@example.com",
+            "ÉLODIE@example.com",
+            "élodie@example.com",
+        ],
+        &["Øyvind.Strøm@example.com", "øyvind.STRØM@example.com"],
+        &[
+            "Дмитрий@example.com",
+            "ДМИТРИЙ@example.com",
+            "дмитрий@example.com",
+        ],
+        &["Σωκράτης@example.com", "ΣΩΚΡΆΤΗΣ@example.com"],
+        &[
+            "İpek@example.com",
+            "i\u{307}pek@example.com",
+            "I\u{307}PEK@example.com",
+        ],
+    ];
+    for family in families {
+        let stored = store.create(user(family[0])).await.unwrap();
+        for spelling in family {
+            assert_eq!(
+                store.get_by_email(&email(spelling)).await,
+                Ok(Some(stored.clone())),
+                "{spelling} should find {}",
+                family[0]
+            );
+        }
+    }
+    // Different letters are different accounts.
+    for other in [
+        "John@example.com",
+        "Jőhn@example.com",
+        "Elodie@example.com",
+        "Ipek@example.com",
+    ] {
+        assert_eq!(
+            store.get_by_email(&email(other)).await,
+            Ok(None),
+            "{other} is another account"
+        );
+    }
+}
+
+/// Creating an address that is taken, in any case, is a typed `Conflict`
+/// and stores nothing.
+pub async fn create_of_a_taken_address_in_any_case_conflicts(store: Store) {
+    let taken = [
+        (
+            "Ann@example.com",
+            ["Ann@example.com", "ann@example.com", "ANN@EXAMPLE.COM"],
+        ),
+        (
+            "Jöhn@example.com",
+            ["Jöhn@example.com", "JÖHN@example.com", "jöhn@example.com"],
+        ),
+        (
+            "Élodie@example.com",
+            [
+                "Élodie@example.com",
+                "ÉLODIE@example.com",
+                "élodie@example.com",
+            ],
+        ),
+    ];
+    for (first, clashes) in taken {
+        let original = store.create(user(first)).await.unwrap();
+        for clash in clashes {
+            let attempt = user(clash);
+            assert_eq!(
+                store.create(attempt.clone()).await,
+                Err(StoreError::Conflict),
+                "{clash} after {first}"
+            );
+            assert_eq!(store.get(attempt.id).await, Ok(None), "{clash} not stored");
+        }
+        assert_eq!(
+            store.get_by_email(&email(first)).await,
+            Ok(Some(original)),
+            "the first is untouched"
+        );
+    }
+}
+
+/// Moving a user to another user's address, in any case, is a typed
+/// `Conflict` and changes nothing; moving it to its own address in another
+/// case is fine.
+pub async fn update_to_another_users_address_in_any_case_conflicts(store: Store) {
+    let pairs = [
+        (
+            "a.one@example.com",
+            "b.two@example.com",
+            "B.TWO@example.com",
+        ),
+        ("Zoë@example.com", "Jöhn@example.com", "JÖHN@example.com"),
+        (
+            "plain@example.com",
+            "Élodie@example.com",
+            "élodie@example.com",
+        ),
+    ];
+    for (mover, holder, clash) in pairs {
+        let mover = store.create(user(mover)).await.unwrap();
+        let holder = store.create(user(holder)).await.unwrap();
+        let moved = User {
+            email: email(clash),
+            is_verified: true,
+            ..mover.clone()
+        };
+        assert_eq!(
+            store.update(moved).await,
+            Err(StoreError::Conflict),
+            "{clash}"
+        );
+        assert_eq!(
+            store.get(mover.id).await,
+            Ok(Some(mover.clone())),
+            "unchanged"
+        );
+        assert_eq!(
+            store.get(holder.id).await,
+            Ok(Some(holder.clone())),
+            "unchanged"
+        );
+
+        let recased = User {
+            email: email(&mover.email.as_str().to_uppercase()),
+            ..mover.clone()
+        };
+        assert_eq!(store.update(recased.clone()).await, Ok(recased.clone()));
+        assert_eq!(store.get_by_email(&mover.email).await, Ok(Some(recased)));
+    }
+}
+
+/// A create with the id of a stored user fails and does not replace it.
+pub async fn create_never_overwrites_an_existing_id(store: Store) {
+    let first = store.create(user("first@example.com")).await.unwrap();
+    let impostor = User {
+        email: email("impostor@example.com"),
+        ..first.clone()
+    };
+    assert_eq!(store.create(impostor).await, Err(StoreError::Conflict));
+    assert_eq!(store.get(first.id).await, Ok(Some(first)));
+    assert_eq!(
+        store.get_by_email(&email("impostor@example.com")).await,
+        Ok(None)
+    );
+}
+
+/// A deleted user's address, and an address a user moved away from, can be
+/// taken again in any case.
+pub async fn delete_frees_the_address(store: Store) {
+    for address in ["Gone@example.com", "Göne@example.com"] {
+        let gone = store.create(user(address)).await.unwrap();
+        store.delete(gone.id).await.unwrap();
+        let again = user(&address.to_uppercase().replace("EXAMPLE.COM", "example.com"));
+        assert_eq!(store.create(again.clone()).await, Ok(again.clone()));
+        assert_eq!(
+            store.get_by_email(&email(address)).await,
+            Ok(Some(again.clone()))
+        );
+
+        let moved = User {
+            email: email(&format!("moved.{address}")),
+            ..again.clone()
+        };
+        store.update(moved).await.unwrap();
+        store.create(user(address)).await.unwrap();
+    }
+}
+
+/// Runs `attempts` creates at once, released together by a barrier, and
+/// returns the users created. Any error but `Conflict` fails the test.
+async fn race(store: &Store, attempts: Vec<User>) -> Vec<User> {
+    let barrier = Arc::new(Barrier::new(attempts.len()));
+    let tasks: Vec<_> = attempts
+        .into_iter()
+        .map(|u| {
+            let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.create(u).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.expect("create task panicked") {
+            Ok(u) => winners.push(u),
+            Err(StoreError::Conflict) => conflicts += 1,
+            Err(other) => panic!("a racing create failed with {other:?}, not Conflict"),
+        }
+    }
+    println!("{} created, {conflicts} Conflict", winners.len());
+    winners
+}
+
+async fn one_address_race(store: &Store, spellings: &[&str]) {
+    let attempts: Vec<User> = (0..64)
+        .map(|i| user(spellings[i % spellings.len()]))
+        .collect();
+    let winners = race(store, attempts).await;
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 64 concurrent creates of {} must succeed (63 Conflict)",
+        spellings[0]
+    );
+    let winner = &winners[0];
+    assert_eq!(store.get(winner.id).await, Ok(Some(winner.clone())));
+    for spelling in spellings {
+        assert_eq!(
+            store.get_by_email(&email(spelling)).await,
+            Ok(Some(winner.clone())),
+            "{spelling}"
+        );
+    }
+}
+
+/// 64 concurrent creates of one ASCII address in assorted cases: exactly
+/// one `Ok`, 63 `Conflict`.
+pub async fn concurrent_creates_of_one_address_let_exactly_one_win(store: Store) {
+    one_address_race(
+        &store,
+        &[
+            "race@example.com",
+            "RACE@example.com",
+            "Race@example.com",
+            "rAcE@example.com",
+        ],
+    )
+    .await;
+}
+
+/// The same with non-ASCII letters, after an ASCII start and at the start.
+pub async fn concurrent_creates_of_one_non_ascii_address_let_exactly_one_win(store: Store) {
+    one_address_race(
+        &store,
+        &[
+            "ström@example.com",
+            "STRÖM@example.com",
+            "Ström@example.com",
+            "sTRöM@example.com",
+        ],
+    )
+    .await;
+    one_address_race(
+        &store,
+        &[
+            "ørjan@example.com",
+            "ØRJAN@example.com",
+            "Ørjan@example.com",
+        ],
+    )
+    .await;
+}
+
+/// 64 concurrent creates of distinct addresses: all succeed.
+pub async fn concurrent_creates_of_distinct_addresses_all_succeed(store: Store) {
+    let attempts: Vec<User> = (0..64)
+        .map(|i| match i % 3 {
+            0 => user(&format!("parallel.{i}@example.com")),
+            1 => user(&format!("Pärallel.{i}@example.com")),
+            _ => user(&format!("Ötzi.{i}@example.com")),
+        })
+        .collect();
+    let winners = race(&store, attempts.clone()).await;
+    assert_eq!(winners.len(), 64, "every distinct create succeeds");
+    for u in &attempts {
+        assert_eq!(store.get_by_email(&u.email).await, Ok(Some(u.clone())));
+    }
+}
+
+/// How many users [`lookups_stay_correct_with_100_000_users`] stores.
+pub const MANY: usize = 100_000;
+
+/// With 100 000 users stored (created through the port), lookups by id and
+/// by address in any case still find exactly the right user, absent ones
+/// are absent, and clashes are still caught. Prints the time each phase took.
+pub async fn lookups_stay_correct_with_100_000_users(store: Store) {
+    let started = Instant::now();
+    let spelling = |i: usize| match i % 50 {
+        0 => format!("Jöhn.{i}@example.com"),
+        1 => format!("Élodie.{i}@example.com"),
+        _ => format!("User.{i}@Example.com"),
+    };
+    // Four writers at once: fast enough for every store, and the
+    // write path is exercised under contention.
+    const WRITERS: usize = 4;
+    let mut ids = vec![UserId::random(); MANY];
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            let mine: Vec<(usize, User)> = (w..MANY)
+                .step_by(WRITERS)
+                .map(|i| (i, user(&spelling(i))))
+                .collect();
+            tokio::spawn(async move {
+                let mut made = Vec::with_capacity(mine.len());
+                for (i, u) in mine {
+                    let id = u.id;
+                    store
+                        .create(u)
+                        .await
+                        .unwrap_or_else(|e| panic!("create #{i}: {e:?}"));
+                    made.push((i, id));
+                }
+                made
+            })
+        })
+        .collect();
+    for task in tasks {
+        for (i, id) in task.await.expect("writer panicked") {
+            ids[i] = id;
+        }
+    }
+    let seeded = started.elapsed();
+
+    let probe_started = Instant::now();
+    let mut seen = HashSet::new();
+    for i in (0..MANY).step_by(997).chain([0, 1, 2, 50, 51, MANY - 1]) {
+        let address = spelling(i);
+        let found = store
+            .get_by_email(&email(&address.to_uppercase()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{address} not found among {MANY}"));
+        assert_eq!(found.id, ids[i], "{address}");
+        assert_eq!(found.email.as_str(), email(&address).as_str());
+        assert_eq!(
+            store.get(ids[i]).await.unwrap().map(|u| u.email),
+            Some(found.email)
+        );
+        seen.insert(i);
+    }
+    for absent in [
+        "User.100000@example.com",
+        "user.-1@example.com",
+        "Jöhn.51@example.com",
+        "Élodie.0@example.com",
+        "nobody@example.com",
+    ] {
+        assert_eq!(
+            store.get_by_email(&email(absent)).await,
+            Ok(None),
+            "{absent}"
+        );
+    }
+    assert_eq!(store.get(UserId::random()).await, Ok(None));
+    for clash in [
+        "USER.77@example.com",
+        "JÖHN.50@example.com",
+        "élodie.51@example.com",
+    ] {
+        assert_eq!(
+            store.create(user(clash)).await,
+            Err(StoreError::Conflict),
+            "{clash}"
+        );
+    }
+    println!(
+        "{MANY} users created in {seeded:.2?}; {} lookups and checks in {:.2?}",
+        seen.len() * 2 + 9,
+        probe_started.elapsed()
+    );
+}
+
+/// A working store answers `ping`.
+pub async fn ping_answers(store: Store) {
+    assert_eq!(store.ping().await, Ok(()));
+}

@@ -1,0 +1,43 @@
+//! The store contract suite (`portcullis_tests::store_contract`) run against
+//! every store built in this workspace: each case once per store, each on a
+//! fresh store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use portcullis_store_diesel_sqlite::SqliteUserStore;
+use portcullis_store_memory::MemoryUserStore;
+use portcullis_tests::store_contract::Fresh;
+use portcullis_tests::store_contract_tests;
+
+async fn memory() -> Fresh {
+    Fresh::new(Arc::new(MemoryUserStore::new()))
+}
+
+/// A database file in the temp folder with a random name, removed with its
+/// WAL and shared-memory files when dropped.
+struct TempDatabase(PathBuf);
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn sqlite() -> Fresh {
+    let file = TempDatabase(
+        std::env::temp_dir().join(format!("portcullis-contract-{}.db", uuid::Uuid::new_v4())),
+    );
+    let store = SqliteUserStore::open(&format!("sqlite://{}", file.0.display()))
+        .await
+        .expect("open a temporary SQLite database");
+    store.migrate().await.expect("migrate");
+    Fresh::new(Arc::new(store)).with_cleanup(file)
+}
+
+store_contract_tests!(memory);
+store_contract_tests!(sqlite);
