@@ -57,19 +57,12 @@ pub struct Policy {
 pub struct UserService {
     ports: Ports,
     policy: Policy,
-    /// Users whose password is being reset right now (see
-    /// [`UserService::reset_password`]), shared by every clone.
-    resets_in_flight: reset_password::InFlight,
 }
 
 impl UserService {
     /// Assembles the use cases over `ports` with `policy`.
     pub fn new(ports: Ports, policy: Policy) -> Self {
-        Self {
-            ports,
-            policy,
-            resets_in_flight: reset_password::InFlight::default(),
-        }
+        Self { ports, policy }
     }
 
     /// The ports, for adapters that need one directly (e.g. `/health`).

@@ -1,44 +1,6 @@
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, UserId};
+use portcullis_domain::{Password, PasswordPolicyViolation, UserId};
 
 use crate::{InfraError, UserService};
-
-/// The users whose password a reset is changing right now, in this process.
-///
-/// A reset token is bound to the password hash it was issued against, but
-/// checking that binding and storing the new hash are two store calls: two
-/// concurrent resets with one token would both pass the check. While one
-/// reset of a user runs, another one for the same user is refused as a bad
-/// token, and a later one sees the new hash, so a token works once.
-/// (Across several server processes this needs a conditional update in the
-/// store.)
-#[derive(Clone, Default)]
-pub(crate) struct InFlight(Arc<Mutex<HashSet<UserId>>>);
-
-impl InFlight {
-    /// Marks `id` busy until the guard drops; `None` when it already is.
-    fn claim(&self, id: UserId) -> Option<InFlightGuard> {
-        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        busy.insert(id).then(|| InFlightGuard {
-            set: self.clone(),
-            id,
-        })
-    }
-}
-
-pub(crate) struct InFlightGuard {
-    set: InFlight,
-    id: UserId,
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        let mut busy = self.set.0.lock().unwrap_or_else(|e| e.into_inner());
-        busy.remove(&self.id);
-    }
-}
 
 /// Why a password reset was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,8 +18,10 @@ pub enum ResetPasswordError {
 
 impl UserService {
     /// Sets a new password with a reset token. The token works once: it is
-    /// bound to a fingerprint of the password hash it was issued against,
-    /// and a concurrent reset of the same user is refused as a bad token.
+    /// bound to a fingerprint of the password hash it was issued against, and
+    /// the new hash replaces exactly that hash in one conditional update, so
+    /// of two concurrent resets with one token only one can win (in any
+    /// number of server processes).
     pub async fn reset_password(
         &self,
         token: &str,
@@ -70,9 +34,6 @@ impl UserService {
             .verify_reset(token)
             .map_err(|_| BadToken)?;
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
-        // One reset per user at a time: the binding check below and the
-        // update must not interleave with another reset's.
-        let _claim = self.resets_in_flight.claim(id).ok_or(BadToken)?;
         let mut user = self
             .ports
             .users
@@ -91,17 +52,23 @@ impl UserService {
         }
         let password =
             Password::new(password, &user.email).map_err(ResetPasswordError::InvalidPassword)?;
-        user.hashed_password = self
+        let new_hash = self
             .ports
             .hasher
             .hash(password.expose())
             .await
             .map_err(InfraError::from)?;
-        let user = match self.ports.users.update(user).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound) => return Err(BadToken),
-            Err(e) => return Err(InfraError::from(e).into()),
-        };
+        let replaced = self
+            .ports
+            .users
+            .replace_password_hash(user.id, &user.hashed_password, &new_hash)
+            .await
+            .map_err(InfraError::from)?;
+        if !replaced {
+            // Changed by a concurrent reset (or deleted) since we read it.
+            return Err(BadToken);
+        }
+        user.hashed_password = new_hash;
         self.ports.events.on_after_reset_password(&user).await;
         Ok(())
     }
@@ -140,10 +107,10 @@ mod tests {
             .withf(|p| p == "brand new pw")
             .returning(|_| Ok("$new".into()));
         m.users
-            .expect_update()
-            .withf(|u| u.hashed_password == "$new")
+            .expect_replace_password_hash()
+            .withf(|_, current, new| current == "$argon2id$old" && new == "$new")
             .times(1)
-            .returning(Ok);
+            .returning(|_, _, _| Ok(true));
         m.events
             .expect_on_after_reset_password()
             .times(1)
@@ -243,15 +210,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn one_reset_per_user_at_a_time() {
-        let in_flight = InFlight::default();
-        let (ann, bob) = (UserId::random(), UserId::random());
-        let first = in_flight.claim(ann).expect("free");
-        assert!(in_flight.claim(ann).is_none(), "busy while the first runs");
-        let other = in_flight.claim(bob).expect("another user is independent");
-        drop(first);
-        assert!(in_flight.claim(ann).is_some(), "free again afterwards");
-        drop(other);
+    #[tokio::test]
+    async fn a_token_that_lost_a_race_is_bad() {
+        // Between our read and our write another reset changed the hash:
+        // the conditional update refuses, and so do we.
+        let mut m = Mocks::new();
+        let user = a_user();
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        m.hasher.expect_hash().returning(|_| Ok("$new".into()));
+        m.users
+            .expect_replace_password_hash()
+            .returning(|_, _, _| Ok(false));
+        assert_eq!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::BadToken)
+        );
     }
 }

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
 use portcullis_domain::{EmailAddress, Mailer, Password, StoreError, User, UserRepository};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
+use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
 
 use crate::builder::{BuildError, PortcullisBuilder};
@@ -32,38 +33,49 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
-/// Opens the store `DATABASE_URL` names, among those compiled in.
+/// The store `DATABASE_URL` names, opened, with its migrations applied.
 pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError> {
-    let scheme = url
-        .split_once("://")
-        .map_or(url, |(s, _)| s)
-        .to_ascii_lowercase();
+    Ok(open_and_migrate(url).await?.0)
+}
+
+/// Opens the store `url` names among those compiled in and applies its
+/// migrations; also says what the migrations did.
+async fn open_and_migrate(url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+    let scheme = url.split_once(':').map_or(url, |(s, _)| s).to_ascii_lowercase();
     match scheme.as_str() {
         "memory" => {
-            tracing::warn!(
-                "DATABASE_URL=memory://: users live in memory and are lost when the process stops"
-            );
-            Ok(Arc::new(MemoryUserStore::new()))
+            tracing::warn!("DATABASE_URL=memory://: users live in memory and are lost when the process stops");
+            let note = "memory store: nothing to migrate".to_owned();
+            Ok((Arc::new(MemoryUserStore::new()), note))
         }
-        "sqlite" => Err(StartError::Database(
-            "the SQLite store is not built yet; use DATABASE_URL=memory:// for now".into(),
-        )),
+        "sqlite" => {
+            let store = SqliteUserStore::open(url)
+                .await
+                .map_err(|e| StartError::Database(e.to_string()))?;
+            let applied = store
+                .migrate()
+                .await
+                .map_err(|e| StartError::Database(e.to_string()))?;
+            let note = if applied.is_empty() {
+                format!("{}: schema up to date", store.location())
+            } else {
+                format!("{}: applied migrations {}", store.location(), applied.join(", "))
+            };
+            tracing::info!("{note}");
+            Ok((Arc::new(store), note))
+        }
         "postgres" | "postgresql" => Err(StartError::Database(
-            "the PostgreSQL store is not built yet; use DATABASE_URL=memory:// for now".into(),
+            "the PostgreSQL store is not built yet; use sqlite://FILE or memory://".into(),
         )),
         _ => Err(StartError::Database(format!(
-            "unsupported scheme in {url:?}; expected memory://"
+            "unsupported DATABASE_URL {url:?}: expected sqlite://FILE or memory://"
         ))),
     }
 }
 
 /// Applies the migrations of the store `url` names; says what it did.
 pub async fn migrate(url: &str) -> Result<String, StartError> {
-    open_store(url).await?;
-    Ok(format!(
-        "{}: nothing to migrate (the memory store has no schema)",
-        url
-    ))
+    Ok(open_and_migrate(url).await?.1)
 }
 
 /// Assembles every use case over the adapters the configuration names.

@@ -53,7 +53,7 @@ pub struct Config {
     pub production: bool,
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "memory://";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 const MIN_SECRET_BYTES: usize = 32;
 
 struct Vars(HashMap<String, String>);

@@ -71,6 +71,8 @@ macro_rules! store_contract_tests {
             concurrent_creates_of_one_non_ascii_address_let_exactly_one_win,
             concurrent_creates_of_distinct_addresses_all_succeed,
             lookups_stay_correct_with_100_000_users,
+            replace_password_hash_is_a_conditional_update,
+            concurrent_password_replacements_let_exactly_one_win,
             ping_answers,
         );
     };
@@ -476,6 +478,70 @@ async fn one_address_race(store: &Store, spellings: &[&str]) {
             "{spelling}"
         );
     }
+}
+
+/// `replace_password_hash` changes the hash only while it is the expected
+/// one, touches nothing else, and answers `false` for an unknown id.
+pub async fn replace_password_hash_is_a_conditional_update(store: Store) {
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let old = ann.hashed_password.clone();
+    assert_eq!(
+        store
+            .replace_password_hash(ann.id, "$not-the-hash", "$x")
+            .await,
+        Ok(false)
+    );
+    assert_eq!(
+        store.get(ann.id).await.unwrap().unwrap().hashed_password,
+        old
+    );
+    assert_eq!(
+        store.replace_password_hash(ann.id, &old, "$new").await,
+        Ok(true)
+    );
+    let stored = store.get(ann.id).await.unwrap().unwrap();
+    assert_eq!(stored.hashed_password, "$new");
+    assert_eq!(
+        User {
+            hashed_password: old.clone(),
+            ..stored
+        },
+        ann
+    );
+    assert_eq!(
+        store.replace_password_hash(ann.id, &old, "$again").await,
+        Ok(false)
+    );
+    assert_eq!(
+        store
+            .replace_password_hash(portcullis_domain::UserId::random(), &old, "$x")
+            .await,
+        Ok(false)
+    );
+}
+
+/// 64 concurrent replacements from the same expected hash (one reset token
+/// used 64 times at once): exactly one wins.
+pub async fn concurrent_password_replacements_let_exactly_one_win(store: Store) {
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let old = ann.hashed_password.clone();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (store, old) = (Arc::clone(&store), old.clone());
+            tokio::spawn(async move {
+                store
+                    .replace_password_hash(ann.id, &old, &format!("$new{i}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
 }
 
 /// 64 concurrent creates of one ASCII address in assorted cases: exactly

@@ -75,6 +75,56 @@ pub struct TestApp {
     /// Every mail the server sends ends up here.
     pub sink: SmtpSink,
     pub client: awc::Client,
+    /// The database behind the app, removed when the app is dropped.
+    pub database: TestDatabase,
+}
+
+/// The store an app runs on, chosen by `PORTCULLIS_TEST_STORE`: `memory`
+/// (the default) or `sqlite` (a fresh database file per app, in the
+/// temporary folder, removed afterwards). The black-box suite is the same
+/// on every store: `scripts/test` runs it once per store.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// What `DATABASE_URL` is set to.
+    pub url: String,
+    file: Option<std::path::PathBuf>,
+}
+
+impl TestDatabase {
+    /// A fresh database of the store `PORTCULLIS_TEST_STORE` names.
+    ///
+    /// # Panics
+    /// On a store name this harness does not know.
+    pub fn fresh() -> Self {
+        let store = std::env::var("PORTCULLIS_TEST_STORE").unwrap_or_else(|_| "memory".into());
+        match store.as_str() {
+            "" | "memory" => Self {
+                url: "memory://".into(),
+                file: None,
+            },
+            "sqlite" => {
+                let file = std::env::temp_dir()
+                    .join(format!("portcullis-test-{}.db", uuid::Uuid::new_v4()));
+                Self {
+                    url: format!("sqlite://{}", file.display()),
+                    file: Some(file),
+                }
+            }
+            other => panic!("PORTCULLIS_TEST_STORE={other:?}: expected memory or sqlite"),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = file.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TestApp {
@@ -297,8 +347,9 @@ where
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local address").port();
 
+    let database = TestDatabase::fresh();
     let mut vars: Vec<(String, String)> = [
-        ("DATABASE_URL", "memory://".to_owned()),
+        ("DATABASE_URL", database.url.clone()),
         ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", RESET_SECRET.to_owned()),
         ("AUTH_VERIFICATION_TOKEN_SECRET", VERIFY_SECRET.to_owned()),
@@ -338,6 +389,7 @@ where
         api_prefix,
         sink,
         client,
+        database,
     }
 }
 

@@ -372,6 +372,28 @@ impl UserRepository for SqliteUserStore {
         Ok(user)
     }
 
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let (current, new) = (current.to_owned(), new.to_owned());
+        self.with_conn(move |conn| {
+            // One conditional UPDATE: SQLite runs it under its write lock.
+            let changed = diesel::update(
+                users::table
+                    .find(id.to_string())
+                    .filter(users::hashed_password.eq(current)),
+            )
+            .set(users::hashed_password.eq(new))
+            .execute(conn)
+            .map_err(store_error)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         self.with_conn(move |conn| {
             let deleted = diesel::delete(users::table.find(id.to_string()))

@@ -108,6 +108,22 @@ impl UserRepository for MemoryUserStore {
         Ok(user)
     }
 
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock()?;
+        match tables.users.get_mut(&id) {
+            Some(user) if user.hashed_password == current => {
+                user.hashed_password = new.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         let user = tables.users.remove(&id).ok_or(StoreError::NotFound)?;

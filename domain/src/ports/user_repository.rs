@@ -38,6 +38,17 @@ pub trait UserRepository: Send + Sync {
     async fn create(&self, user: User) -> Result<User, StoreError>;
     /// Replaces the stored user that has `user.id`.
     async fn update(&self, user: User) -> Result<User, StoreError>;
+    /// Replaces the password hash of user `id` only if it is still
+    /// `current`, atomically (a conditional update): `Ok(true)` when it did,
+    /// `Ok(false)` when the hash had changed meanwhile or the user is gone.
+    /// This is what makes a reset token single-use even when two requests
+    /// race with it, across any number of server processes.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
     /// Removes the user.
     async fn delete(&self, id: UserId) -> Result<(), StoreError>;
     /// Whether the store answers at all (for `/health`).

@@ -1,0 +1,59 @@
+//! Registration under concurrent load, over real HTTP: the store decides
+//! e-mail clashes atomically, and no answer is a 5xx. (A FastAPI Users
+//! service on SQLite answers HTTP 500 "database is locked" here.) Run on
+//! each store by `scripts/test`.
+
+use std::rc::Rc;
+
+use portcullis_tests::test_app::{PASSWORD, TestResponse, spawn_app};
+
+const N: usize = 64;
+
+async fn register_all(addresses: Vec<String>) -> Vec<TestResponse> {
+    let app = Rc::new(spawn_app().await);
+    let tasks: Vec<_> = addresses
+        .into_iter()
+        .map(|address| {
+            let app = Rc::clone(&app);
+            actix_web::rt::spawn(async move { app.register(&address, PASSWORD).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(N);
+    for task in tasks {
+        answers.push(task.await.expect("the request task finished"));
+    }
+    answers
+}
+
+#[actix_web::test]
+async fn sixty_four_concurrent_registrations_of_distinct_addresses_all_succeed() {
+    let answers = register_all((0..N).map(|i| format!("user{i}@example.com")).collect()).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+}
+
+#[actix_web::test]
+async fn sixty_four_concurrent_registrations_of_one_address_let_exactly_one_win() {
+    let spellings = [
+        "race@example.com",
+        "RACE@example.com",
+        "Race@Example.com",
+        "rAcE@EXAMPLE.COM",
+    ];
+    let answers = register_all(
+        (0..N)
+            .map(|i| spellings[i % spellings.len()].to_owned())
+            .collect(),
+    )
+    .await;
+    let created = answers.iter().filter(|r| r.status == 201).count();
+    assert_eq!(
+        created,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for answer in answers.iter().filter(|r| r.status != 201) {
+        answer.expect_code("REGISTER_USER_ALREADY_EXISTS");
+    }
+}
