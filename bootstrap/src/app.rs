@@ -41,10 +41,15 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError
 /// Opens the store `url` names among those compiled in and applies its
 /// migrations; also says what the migrations did.
 async fn open_and_migrate(url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
-    let scheme = url.split_once(':').map_or(url, |(s, _)| s).to_ascii_lowercase();
+    let scheme = url
+        .split_once(':')
+        .map_or(url, |(s, _)| s)
+        .to_ascii_lowercase();
     match scheme.as_str() {
         "memory" => {
-            tracing::warn!("DATABASE_URL=memory://: users live in memory and are lost when the process stops");
+            tracing::warn!(
+                "DATABASE_URL=memory://: users live in memory and are lost when the process stops"
+            );
             let note = "memory store: nothing to migrate".to_owned();
             Ok((Arc::new(MemoryUserStore::new()), note))
         }
@@ -59,7 +64,11 @@ async fn open_and_migrate(url: &str) -> Result<(Arc<dyn UserRepository>, String)
             let note = if applied.is_empty() {
                 format!("{}: schema up to date", store.location())
             } else {
-                format!("{}: applied migrations {}", store.location(), applied.join(", "))
+                format!(
+                    "{}: applied migrations {}",
+                    store.location(),
+                    applied.join(", ")
+                )
             };
             tracing::info!("{note}");
             Ok((Arc::new(store), note))

@@ -194,6 +194,23 @@ impl SqliteUserStore {
         result.map_err(|reason| SqliteStoreError::Migration { location, reason })
     }
 
+    /// Runs SQLite's `PRAGMA integrity_check`: `Ok(vec!["ok"])` for a sound
+    /// database, otherwise the problems SQLite lists.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            integrity_check: String,
+        }
+        self.with_conn(|conn| {
+            diesel::sql_query("PRAGMA integrity_check")
+                .load::<Row>(conn)
+                .map(|rows| rows.into_iter().map(|r| r.integrity_check).collect())
+                .map_err(store_error)
+        })
+        .await
+    }
+
     /// The database path (or `:memory:`), for logs.
     pub fn location(&self) -> String {
         self.location.to_string()

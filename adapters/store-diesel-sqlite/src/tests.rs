@@ -480,3 +480,13 @@ fn temp_paths_are_cleaned_up() {
     }
     assert!(!path.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_database_passes_the_integrity_check() {
+    let store = SqliteUserStore::open("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store.integrity_check().await.unwrap(),
+        vec!["ok".to_owned()]
+    );
+}
