@@ -1,8 +1,10 @@
 //! Runs CPU-heavy jobs on Tokio's blocking pool, at most `limit` at a time.
 //!
 //! The async executor never computes a hash itself, and a flood of logins
-//! queues on a fair semaphore instead of starting one argon2 job (and one
-//! `m` KiB allocation) per request: memory stays at `limit × m`.
+//! queues on a fair semaphore instead of starting one argon2 job per request.
+//! At most `limit` jobs run, so the argon2 memory they reuse
+//! ([`BlockPool`](crate::block_pool::BlockPool), one buffer per permit) stays
+//! at `limit × m` KiB.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

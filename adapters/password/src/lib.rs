@@ -7,12 +7,14 @@
 //! verifies, among them those FastAPI Users writes through pwdlib
 //! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`; one made
 //! another way than configured comes back re-hashed. Hashing runs on Tokio's
-//! blocking pool, one job per core at most.
+//! blocking pool, one job per core at most, and argon2 jobs reuse one memory
+//! buffer per such job instead of allocating `m` KiB for every hash.
 //!
 //! This crate depends only on the domain port and the hashing crates
 //! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), plus Tokio for the
 //! blocking pool: never on a web framework, a store or a token library.
 
+mod block_pool;
 mod blocking_limiter;
 mod config;
 mod phc_password_hasher;

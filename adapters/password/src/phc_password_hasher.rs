@@ -62,8 +62,11 @@ impl PhcPasswordHasher {
     }
 
     /// A hasher for `config` running at most `max_jobs` jobs at a time. Each
-    /// running argon2 job holds `argon2_memory_kib` KiB (or what a stored
-    /// hash asks for), so this also bounds the memory used by hashing.
+    /// running argon2 job works in one of at most `max_jobs` buffers of
+    /// `argon2_memory_kib` KiB, made when first needed and then reused, so
+    /// this also bounds the memory used by hashing. A stored hash asking for
+    /// more memory than that (pwdlib's 64 MiB, say) gets a buffer of its own
+    /// for its job, freed when the job ends.
     ///
     /// # Errors
     /// A setting of `config` is out of range; see [`HasherConfig::validate`].
@@ -71,10 +74,12 @@ impl PhcPasswordHasher {
         config: HasherConfig,
         max_jobs: NonZeroUsize,
     ) -> Result<Self, ConfigError> {
+        let limiter = BlockingLimiter::new(max_jobs);
         Ok(Self {
-            scheme: Arc::new(Scheme::new(&config)?),
+            // One argon2 buffer per job the limiter lets run.
+            scheme: Arc::new(Scheme::new(&config, limiter.limit())?),
             config,
-            limiter: BlockingLimiter::new(max_jobs),
+            limiter,
         })
     }
 
@@ -178,5 +183,53 @@ mod tests {
             job.await.expect("task").expect("hash");
         }
         assert_eq!(hasher.limiter.probe.peak(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn argon2_jobs_reuse_at_most_one_buffer_per_permit() {
+        let config = HasherConfig {
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        };
+        let limit = NonZeroUsize::new(2).expect("non-zero");
+        let hasher = PhcPasswordHasher::with_max_concurrency(config, limit).expect("valid");
+        let memory = &hasher.scheme.memory;
+        assert_eq!(memory.made(), 0, "nothing allocated before the first job");
+        let stored = hasher.hash("correct horse battery").await.expect("hash");
+        let first = memory.idle_addresses();
+        assert_eq!(first.len(), 1);
+
+        // One at a time: always that same buffer.
+        for _ in 0..3 {
+            let check = hasher.verify_and_update("correct horse battery", &stored);
+            assert!(check.await.expect("verify").valid);
+            assert_eq!(memory.idle_addresses(), first);
+        }
+
+        // Many at once: never more buffers than permits, all of them back.
+        let jobs: Vec<_> = (0..24)
+            .map(|i| {
+                let (hasher, stored) = (hasher.clone(), stored.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        hasher.hash("correct horse battery").await.map(|_| ())
+                    } else {
+                        let check = hasher.verify_and_update("wrong", &stored);
+                        check.await.map(|check| assert!(!check.valid))
+                    }
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.await.expect("task").expect("hashing");
+        }
+        assert_eq!(hasher.limiter.probe.peak(), 2);
+        let mut idle = memory.idle_addresses();
+        idle.sort_unstable();
+        idle.dedup();
+        assert!((1..=2).contains(&idle.len()), "{memory:?}");
+        assert_eq!(idle.len(), memory.made(), "{memory:?}");
+        assert!(idle.contains(&first[0]), "the first buffer is still in use");
     }
 }

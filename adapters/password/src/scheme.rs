@@ -3,11 +3,13 @@
 //! stored hash is not what the configuration would make today.
 
 use argon2::Argon2;
-use password_hash::{PasswordHasher as _, phc::PasswordHash};
+use password_hash::PasswordHasher as _;
+use password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use pbkdf2::Pbkdf2;
 
 use portcullis_domain::{HashError, Verification};
 
+use crate::block_pool::BlockPool;
 use crate::config::{Algorithm, ConfigError, HasherConfig};
 use crate::stored_hash::StoredHash;
 
@@ -16,16 +18,21 @@ const SALT_BYTES: usize = 16;
 /// Output length of new hashes, in bytes.
 const OUTPUT_BYTES: usize = 32;
 
-/// A validated configuration turned into the crates' parameter types.
-#[derive(Debug, Clone)]
+/// A validated configuration turned into the crates' parameter types, and the
+/// argon2 memory its jobs reuse.
+#[derive(Debug)]
 pub(crate) struct Scheme {
     algorithm: Algorithm,
     argon2: argon2::Params,
     pbkdf2: pbkdf2::Params,
+    /// Argon2 block buffers of the configured memory cost, one per job that
+    /// may run at once.
+    pub(crate) memory: BlockPool,
 }
 
 impl Scheme {
-    pub(crate) fn new(config: &HasherConfig) -> Result<Self, ConfigError> {
+    /// The scheme of `config`, for at most `max_jobs` jobs at a time.
+    pub(crate) fn new(config: &HasherConfig, max_jobs: usize) -> Result<Self, ConfigError> {
         config.validate()?;
         // `validate` enforces the crates' own limits, so these cannot fail;
         // should a crate grow stricter, report it against the right setting.
@@ -49,6 +56,7 @@ impl Scheme {
             })?;
         Ok(Self {
             algorithm: config.algorithm,
+            memory: BlockPool::new(argon2.block_count(), max_jobs),
             argon2,
             pbkdf2,
         })
@@ -61,17 +69,28 @@ impl Scheme {
         getrandom::fill(&mut salt)
             .map_err(|error| HashError(format!("no randomness for a salt: {error}")))?;
         let hash: password_hash::Result<PasswordHash> = match self.algorithm {
-            Algorithm::Argon2id => Argon2::new(
-                argon2::Algorithm::Argon2id,
-                argon2::Version::V0x13,
-                self.argon2.clone(),
-            )
-            .hash_password_with_salt(secret, &salt),
+            Algorithm::Argon2id => self.hash_argon2id(secret, &salt),
             Algorithm::Pbkdf2Sha256 => Pbkdf2::new(pbkdf2::Algorithm::Pbkdf2Sha256, self.pbkdf2)
                 .hash_password_with_salt(secret, &salt),
         };
         hash.map(|hash| hash.to_string())
             .map_err(|error| HashError(format!("{} hashing failed: {error}", self.algorithm)))
+    }
+
+    /// What `Argon2::hash_password_with_salt` makes, computed in a pooled
+    /// buffer instead of a fresh allocation.
+    fn hash_argon2id(&self, secret: &[u8], salt: &[u8]) -> password_hash::Result<PasswordHash> {
+        let (algorithm, version) = (argon2::Algorithm::Argon2id, argon2::Version::V0x13);
+        let argon2 = Argon2::new(algorithm, version, self.argon2.clone());
+        let mut output = [0u8; OUTPUT_BYTES];
+        self.memory.hash_into(&argon2, secret, salt, &mut output)?;
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&self.argon2)?,
+            salt: Some(Salt::new(salt)?),
+            hash: Some(Output::new(&output)?),
+        })
     }
 
     /// Checks `secret` against `stored`; when it matches and `stored` is not
@@ -88,7 +107,7 @@ impl Scheme {
         let Some(stored) = StoredHash::parse(stored) else {
             return Ok(not_valid);
         };
-        if !stored.verify(secret)? {
+        if !stored.verify(secret, &self.memory)? {
             return Ok(not_valid);
         }
         let new_hash = if self.is_current(&stored) {
@@ -134,5 +153,29 @@ impl Scheme {
             // Another algorithm, or passlib's MCF form (re-written as PHC).
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_argon2id_hash_is_what_the_argon2_crate_would_write() {
+        let config = HasherConfig {
+            argon2_memory_kib: 256,
+            argon2_iterations: 1,
+            argon2_parallelism: 2,
+            ..HasherConfig::default()
+        };
+        let scheme = Scheme::new(&config, 1).expect("valid");
+        let salt = b"saltsaltsaltsalt";
+        let ours = scheme.hash_argon2id(b"pw", salt).expect("hash");
+        let params = argon2::Params::new(256, 1, 2, Some(OUTPUT_BYTES)).expect("params");
+        let theirs = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_with_salt(b"pw", salt)
+            .expect("hash");
+        assert_eq!(ours.to_string(), theirs.to_string());
+        assert_eq!(scheme.memory.made(), 1);
     }
 }

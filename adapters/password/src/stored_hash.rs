@@ -3,11 +3,13 @@
 //! outside the accepted limits is `None`, which callers treat as "not valid".
 
 use argon2::Argon2;
-use password_hash::{PasswordVerifier, phc::PasswordHash};
+use password_hash::PasswordVerifier;
+use password_hash::phc::{Output, PasswordHash};
 use pbkdf2::{Pbkdf2, mcf::PasswordHashRef};
 
 use portcullis_domain::HashError;
 
+use crate::block_pool::BlockPool;
 use crate::config::{
     MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_PARALLELISM, MAX_PBKDF2_ROUNDS,
     MIN_PBKDF2_ROUNDS,
@@ -103,13 +105,18 @@ impl<'a> StoredHash<'a> {
         well_formed.then_some(Self::Pbkdf2Mcf(hash))
     }
 
-    /// Whether `secret` matches, compared in constant time by the hashing
-    /// crates. A mismatch or a hash the crates refuse is `false`; only a
-    /// failure of the machine (memory, randomness) is an error.
-    pub(crate) fn verify(&self, secret: &[u8]) -> Result<bool, HashError> {
-        // The crates take algorithm, version and parameters from the hash.
+    /// Whether `secret` matches, compared in constant time. A mismatch or a
+    /// hash the crates refuse is `false`; only a failure of the machine
+    /// (memory, randomness) is an error. Argon2 work runs in `memory`.
+    pub(crate) fn verify(&self, secret: &[u8], memory: &BlockPool) -> Result<bool, HashError> {
+        // The algorithm, version and parameters are the hash's own.
         let outcome = match self {
-            Self::Argon2 { phc, .. } => Argon2::default().verify_password(secret, phc),
+            Self::Argon2 {
+                phc,
+                algorithm,
+                version,
+                params,
+            } => verify_argon2(secret, phc, *algorithm, *version, params, memory),
             Self::Pbkdf2Phc { phc, .. } => Pbkdf2::default().verify_password(secret, phc),
             Self::Pbkdf2Mcf(hash) => Pbkdf2::default().verify_password(secret, *hash),
         };
@@ -123,6 +130,34 @@ impl<'a> StoredHash<'a> {
             ) => Err(HashError(format!("password verification failed: {error}"))),
             Err(_) => Ok(false),
         }
+    }
+}
+
+/// What `Argon2::verify_password` does, computed in a pooled buffer: the
+/// hash of `secret` with the stored salt and parameters (output length
+/// included), compared with the stored output in constant time.
+fn verify_argon2(
+    secret: &[u8],
+    phc: &PasswordHash,
+    algorithm: argon2::Algorithm,
+    version: argon2::Version,
+    params: &argon2::Params,
+    memory: &BlockPool,
+) -> password_hash::Result<()> {
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return Err(password_hash::Error::PasswordInvalid);
+    };
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let computed = buffer
+        .get_mut(..expected.len())
+        .ok_or(password_hash::Error::OutputSize)?;
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    memory.hash_into(&argon2, secret, salt, computed)?;
+    // `Output`'s equality is constant-time.
+    if Output::new(computed)? == *expected {
+        Ok(())
+    } else {
+        Err(password_hash::Error::PasswordInvalid)
     }
 }
 
