@@ -182,7 +182,9 @@ mod tests {
         for job in jobs {
             job.await.expect("task").expect("hash");
         }
-        assert_eq!(hasher.limiter.probe.peak(), 2);
+        // Never more than the permits (fewer when the jobs happened not to
+        // overlap on a busy machine).
+        assert!((1..=2).contains(&hasher.limiter.probe.peak()));
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -224,7 +226,9 @@ mod tests {
         for job in jobs {
             job.await.expect("task").expect("hashing");
         }
-        assert_eq!(hasher.limiter.probe.peak(), 2);
+        // Never more than the permits (fewer when the jobs happened not to
+        // overlap on a busy machine).
+        assert!((1..=2).contains(&hasher.limiter.probe.peak()));
         let mut idle = memory.idle_addresses();
         idle.sort_unstable();
         idle.dedup();
