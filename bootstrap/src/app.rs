@@ -14,7 +14,7 @@ use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
 
 use crate::builder::{BuildError, PortcullisBuilder};
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_DATABASE_MAX_CONNECTIONS};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +35,30 @@ pub enum StartError {
 
 /// The store `DATABASE_URL` names, opened, with its migrations applied.
 pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError> {
-    Ok(open_and_migrate(url).await?.0)
+    open_store_with(url, DEFAULT_DATABASE_MAX_CONNECTIONS).await
 }
+
+/// [`open_store`] with a pool of at most `max_connections`
+/// (`DATABASE_MAX_CONNECTIONS`; the PostgreSQL store's).
+pub async fn open_store_with(
+    url: &str,
+    max_connections: u32,
+) -> Result<Arc<dyn UserRepository>, StartError> {
+    Ok(open_and_migrate(url, max_connections).await?.0)
+}
+
+/// The schemes of the stores compiled in, for error messages.
+#[cfg(feature = "postgres")]
+const SUPPORTED: &str = "sqlite://FILE, postgres://USER@HOST/DATABASE or memory://";
+#[cfg(not(feature = "postgres"))]
+const SUPPORTED: &str = "sqlite://FILE or memory://";
 
 /// Opens the store `url` names among those compiled in and applies its
 /// migrations; also says what the migrations did.
-async fn open_and_migrate(url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+async fn open_and_migrate(
+    url: &str,
+    max_connections: u32,
+) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     let scheme = url
         .split_once(':')
         .map_or(url, |(s, _)| s)
@@ -73,23 +91,74 @@ async fn open_and_migrate(url: &str) -> Result<(Arc<dyn UserRepository>, String)
             tracing::info!("{note}");
             Ok((Arc::new(store), note))
         }
-        "postgres" | "postgresql" => Err(StartError::Database(
-            "the PostgreSQL store is not built yet; use sqlite://FILE or memory://".into(),
-        )),
+        "postgres" | "postgresql" => open_postgres(url, max_connections).await,
         _ => Err(StartError::Database(format!(
-            "unsupported DATABASE_URL {url:?}: expected sqlite://FILE or memory://"
+            "unsupported DATABASE_URL {url:?}: expected {SUPPORTED}"
         ))),
     }
 }
 
+/// The PostgreSQL store, its pool sized by `DATABASE_MAX_CONNECTIONS`,
+/// migrated (under an advisory lock: safe when instances start together).
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &str,
+    max_connections: u32,
+) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+    use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
+    let options = PostgresStoreOptions {
+        max_connections,
+        ..PostgresStoreOptions::default()
+    };
+    let store = PostgresUserStore::open_with(url, options)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let note = if applied.is_empty() {
+        format!("{}: schema up to date", store.location())
+    } else {
+        format!(
+            "{}: applied migrations {}",
+            store.location(),
+            applied.join(", ")
+        )
+    };
+    tracing::info!("{note}");
+    Ok((Arc::new(store), note))
+}
+
+/// Without the `postgres` feature: say how to build a binary that has it.
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(
+    _url: &str,
+    _max_connections: u32,
+) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+    Err(postgres_not_built())
+}
+
+#[cfg_attr(feature = "postgres", allow(dead_code))]
+fn postgres_not_built() -> StartError {
+    StartError::Database(
+        "this portcullis was built without PostgreSQL support; build it with \
+         `cargo build --release -p portcullis --features postgres`, or use sqlite://FILE or \
+         memory://"
+            .into(),
+    )
+}
+
 /// Applies the migrations of the store `url` names; says what it did.
 pub async fn migrate(url: &str) -> Result<String, StartError> {
-    Ok(open_and_migrate(url).await?.1)
+    Ok(open_and_migrate(url, DEFAULT_DATABASE_MAX_CONNECTIONS)
+        .await?
+        .1)
 }
 
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
-    let users = open_store(&config.database_url).await?;
+    let users = open_store_with(&config.database_url, config.database_max_connections).await?;
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -207,4 +276,32 @@ pub fn serve(
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
     let service = prepare(&config).await?;
     serve(service, &config.api_prefix, listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_without_the_feature_names_the_feature_to_build_with() {
+        let message = postgres_not_built().to_string();
+        assert!(
+            message.contains("--features postgres") && message.starts_with("DATABASE_URL: "),
+            "{message}"
+        );
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn both_postgres_schemes_select_the_postgres_store() {
+        let runtime = actix_web::rt::System::new();
+        for url in [
+            "postgres://u@h/db",
+            "postgresql://u@h/db",
+            "PostgreSQL://u@h/db",
+        ] {
+            let message = runtime.block_on(migrate(url)).unwrap_err().to_string();
+            assert_eq!(message, postgres_not_built().to_string(), "{url}");
+        }
+    }
 }

@@ -38,6 +38,8 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS`: the PostgreSQL store's pool size.
+    pub database_max_connections: u32,
     pub host: String,
     pub port: u16,
     pub api_prefix: String,
@@ -54,6 +56,8 @@ pub struct Config {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
+/// `DATABASE_MAX_CONNECTIONS` when not set.
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
 const MIN_SECRET_BYTES: usize = 32;
 
 struct Vars(HashMap<String, String>);
@@ -171,6 +175,15 @@ impl Config {
             });
         }
 
+        let database_max_connections: u32 =
+            vars.parse("DATABASE_MAX_CONNECTIONS", DEFAULT_DATABASE_MAX_CONNECTIONS)?;
+        if !(1..=10_000).contains(&database_max_connections) {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_MAX_CONNECTIONS",
+                reason: "must be between 1 and 10000".into(),
+            });
+        }
+
         let smtp = match vars.get("SMTP_HOST") {
             None => None,
             Some(host) => {
@@ -216,6 +229,7 @@ impl Config {
                 .get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
                 .to_owned(),
+            database_max_connections,
             host: vars.get("HOST").unwrap_or("127.0.0.1").to_owned(),
             port: vars.parse("PORT", 8000)?,
             api_prefix: vars.get("API_PREFIX").unwrap_or("/api").to_owned(),
@@ -257,6 +271,20 @@ mod tests {
         assert_eq!(c.frontend_url, "http://localhost:3000");
         assert!(c.smtp.is_none());
         assert_eq!(c.hasher, HasherConfig::default());
+        assert_eq!(c.database_max_connections, 10);
+    }
+
+    #[test]
+    fn database_max_connections_is_read_and_checked() {
+        let c = Config::from_vars([("DATABASE_MAX_CONNECTIONS", "32")]).unwrap();
+        assert_eq!(c.database_max_connections, 32);
+        for bad in ["0", "many", "-1"] {
+            let e = Config::from_vars([("DATABASE_MAX_CONNECTIONS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("DATABASE_MAX_CONNECTIONS"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,11 @@ mod config;
 mod superuser;
 
 pub use app::{
-    StartError, build_service, ensure_first_superuser, migrate, open_store, prepare, serve, start,
+    StartError, build_service, ensure_first_superuser, migrate, open_store, open_store_with,
+    prepare, serve, start,
 };
 pub use builder::{BuildError, PortcullisBuilder};
-pub use config::{Config, ConfigError, DEFAULT_DATABASE_URL, Secret};
+pub use config::{
+    Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
+};
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};

@@ -6,7 +6,11 @@
 //! * [`test_app`]: starts a whole Portcullis server on a free port, with
 //!   its mail going to an [`smtp_sink::SmtpSink`], and talks to it over
 //!   HTTP (zero2prod style).
+//! * `postgres` (feature `postgres`): fresh databases on the PostgreSQL
+//!   server `PORTCULLIS_TEST_POSTGRES_URL` names.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod smtp_sink;
 pub mod store_contract;
 pub mod test_app;

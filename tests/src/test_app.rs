@@ -80,14 +80,18 @@ pub struct TestApp {
 }
 
 /// The store an app runs on, chosen by `PORTCULLIS_TEST_STORE`: `memory`
-/// (the default) or `sqlite` (a fresh database file per app, in the
-/// temporary folder, removed afterwards). The black-box suite is the same
-/// on every store: `scripts/test` runs it once per store.
+/// (the default), `sqlite` (a fresh database file per app, in the
+/// temporary folder, removed afterwards) or `postgres` (a fresh database per
+/// app on the server `PORTCULLIS_TEST_POSTGRES_URL` names, dropped
+/// afterwards; needs the `postgres` feature). The black-box suite is the
+/// same on every store: `scripts/test` runs it once per store.
 #[derive(Debug)]
 pub struct TestDatabase {
     /// What `DATABASE_URL` is set to.
     pub url: String,
     file: Option<std::path::PathBuf>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<crate::postgres::PgDatabase>,
 }
 
 impl TestDatabase {
@@ -98,19 +102,36 @@ impl TestDatabase {
     pub fn fresh() -> Self {
         let store = std::env::var("PORTCULLIS_TEST_STORE").unwrap_or_else(|_| "memory".into());
         match store.as_str() {
-            "" | "memory" => Self {
-                url: "memory://".into(),
-                file: None,
-            },
+            "" | "memory" => Self::at("memory://".into(), None),
             "sqlite" => {
                 let file = std::env::temp_dir()
                     .join(format!("portcullis-test-{}.db", uuid::Uuid::new_v4()));
-                Self {
-                    url: format!("sqlite://{}", file.display()),
-                    file: Some(file),
-                }
+                Self::at(format!("sqlite://{}", file.display()), Some(file))
             }
-            other => panic!("PORTCULLIS_TEST_STORE={other:?}: expected memory or sqlite"),
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let database = crate::postgres::PgDatabase::create();
+                let mut this = Self::at(database.url.clone(), None);
+                this.postgres = Some(database);
+                this
+            }
+            #[cfg(not(feature = "postgres"))]
+            "postgres" => panic!(
+                "PORTCULLIS_TEST_STORE=postgres: these tests were built without PostgreSQL; \
+                 run them with --features portcullis-tests/postgres under scripts/with-postgres"
+            ),
+            other => {
+                panic!("PORTCULLIS_TEST_STORE={other:?}: expected memory, sqlite or postgres")
+            }
+        }
+    }
+
+    fn at(url: String, file: Option<std::path::PathBuf>) -> Self {
+        Self {
+            url,
+            file,
+            #[cfg(feature = "postgres")]
+            postgres: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The store contract suite (`portcullis_tests::store_contract`) run against
 //! every store built in this workspace: each case once per store, each on a
-//! fresh store.
+//! fresh store. PostgreSQL's with the `postgres` feature, on the server
+//! `PORTCULLIS_TEST_POSTGRES_URL` names (scripts/with-postgres).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,5 +40,20 @@ async fn sqlite() -> Fresh {
     Fresh::new(Arc::new(store)).with_cleanup(file)
 }
 
+/// A fresh database on the server `PORTCULLIS_TEST_POSTGRES_URL` names,
+/// migrated; dropped after the test.
+#[cfg(feature = "postgres")]
+async fn postgres() -> Fresh {
+    use portcullis_store_sea_orm_postgres::PostgresUserStore;
+    let database = portcullis_tests::postgres::PgDatabase::create();
+    let store = PostgresUserStore::open(&database.url)
+        .await
+        .expect("open a fresh PostgreSQL database");
+    store.migrate().await.expect("migrate");
+    Fresh::new(Arc::new(store)).with_cleanup(database)
+}
+
 store_contract_tests!(memory);
 store_contract_tests!(sqlite);
+#[cfg(feature = "postgres")]
+store_contract_tests!(postgres);

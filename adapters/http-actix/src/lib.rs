@@ -8,11 +8,14 @@
 //! [`UserService`].
 //!
 //! A host application mounts the routes next to its own and guards its own
-//! handlers with the same extractors:
+//! handlers with the same extractors; it may serve the OpenAPI document of
+//! the routes it mounted, and Swagger UI, too:
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, web};
-//! use portcullis_http_actix::{CurrentUser, InstructorUser, mount};
+//! use portcullis_http_actix::{
+//!     CurrentUser, InstructorUser, mount, openapi_document, openapi_resource, swagger_ui,
+//! };
 //!
 //! async fn courses(CurrentUser(user): CurrentUser) -> HttpResponse {
 //!     HttpResponse::Ok().body(format!("courses for {}", user.email))
@@ -26,6 +29,8 @@
 //! HttpServer::new(move || {
 //!     App::new()
 //!         .configure(mount(service.clone(), "/api"))
+//!         .service(openapi_resource("/openapi.json", openapi_document("/api")))
+//!         .service(swagger_ui("/docs", "/openapi.json"))
 //!         .route("/courses", web::get().to(courses))
 //!         .route("/courses", web::post().to(create_course))
 //! })
@@ -38,6 +43,7 @@
 mod error;
 mod extractors;
 mod handlers;
+mod openapi;
 mod user_body;
 mod validation;
 
@@ -49,6 +55,9 @@ pub use extractors::{
 };
 use handlers::fallback::{method_not_allowed, not_found};
 use handlers::{auth, health, users};
+pub use openapi::{
+    DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_resource, standalone_document, swagger_ui,
+};
 pub use portcullis_application::UserService;
 pub use user_body::UserBody;
 pub use validation::{MAX_BODY_BYTES, ValidationError};
@@ -76,12 +85,16 @@ pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConf
 }
 
 /// Everything the standalone Portcullis server serves: [`mount`] at
-/// `prefix`, `GET /health`, and `404 {"detail": "Not Found"}` for unknown
+/// `prefix`, `GET /health`, the OpenAPI document at `GET /openapi.json`,
+/// Swagger UI at `GET /docs`, and `404 {"detail": "Not Found"}` for unknown
 /// paths.
 pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
+    let document = standalone_document(prefix);
     let mount = mount(service, prefix);
     move |cfg: &mut ServiceConfig| {
-        cfg.service(health_resource());
+        cfg.service(health_resource())
+            .service(openapi_resource(OPENAPI_PATH, document))
+            .service(swagger_ui(DOCS_PATH, OPENAPI_PATH));
         mount(cfg);
         cfg.default_service(web::to(not_found));
     }

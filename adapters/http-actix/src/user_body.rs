@@ -1,14 +1,23 @@
 use portcullis_domain::User;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A user as the contract renders it; `hashed_password` never leaves.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+// `deny_unknown_fields` only tells the OpenAPI schema that a user has no
+// other keys (nothing deserialises a `UserBody`).
+#[serde(deny_unknown_fields)]
+#[schema(as = UserRead)]
 pub struct UserBody {
+    /// The canonical lowercase hyphenated UUID.
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    #[schema(format = Email, examples("ann@example.com"))]
     pub email: String,
     pub is_active: bool,
     pub is_superuser: bool,
     pub is_verified: bool,
+    #[schema(value_type = crate::openapi::Role)]
     pub role: &'static str,
 }
 

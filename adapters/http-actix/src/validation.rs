@@ -15,14 +15,22 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// One problem with the input, rendered as pydantic renders it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ValidationError {
+    /// What is wrong, as pydantic names it (`missing`, `string_type`, …).
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
+    /// Where: `"body"`, then a field name or a character offset.
+    #[schema(schema_with = crate::openapi::validation_loc)]
     pub loc: Vec<Value>,
     pub msg: String,
+    /// The offending input.
+    #[schema(schema_with = crate::openapi::any_json)]
     pub input: Value,
+    /// Details, e.g. the expected pattern.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub ctx: Option<Value>,
 }
 

@@ -10,6 +10,11 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extractors::CurrentUser;
+#[allow(unused_imports)] // the schemas named by the `utoipa::path` annotations
+use crate::openapi::{
+    BearerResponse, ErrorModel, ForgotPasswordBody, HTTPValidationError, JsonNull, LoginForm,
+    RequestVerifyBody, ResetPasswordBody, Unauthorized, UserCreate, UserRead, VerifyBody,
+};
 use crate::user_body::UserBody;
 use crate::validation::{Fields, Form, json_object, read_body};
 
@@ -19,7 +24,31 @@ fn accepted_null() -> HttpResponse {
     HttpResponse::Accepted().json(Value::Null)
 }
 
-/// `POST /auth/register`.
+/// Register a new user
+///
+/// Creates an active, unverified `student`. The password is checked
+/// against the policy before the e-mail address is looked up.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register_register",
+    tag = "Auth",
+    request_body = UserCreate,
+    responses(
+        (status = 201, description = "The new user.", body = UserRead, links(
+            ("GetUser" = (operation_id = "users_user", parameters(("id" = "$response.body#/id")))),
+            ("PatchUser" = (operation_id = "users_patch_user", parameters(("id" = "$response.body#/id")))),
+            ("DeleteUser" = (operation_id = "users_delete_user", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 400, description = "The address is taken, or the password fails the policy.", body = ErrorModel, examples(
+            ("REGISTER_USER_ALREADY_EXISTS" = (summary = "A user with this e-mail address already exists.",
+                value = json!({"detail": "REGISTER_USER_ALREADY_EXISTS"}))),
+            ("REGISTER_INVALID_PASSWORD" = (summary = "The password fails the policy.",
+                value = json!({"detail": {"code": "REGISTER_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
+        )),
+        (status = 422, description = "Malformed body.", body = HTTPValidationError),
+    )
+)]
 pub async fn register(service: Data<UserService>, req: HttpRequest, payload: Payload) -> Result {
     let body = read_body(payload).await?;
     let object = json_object(&req, &body)?;
@@ -41,7 +70,30 @@ pub async fn register(service: Data<UserService>, req: HttpRequest, payload: Pay
     }
 }
 
-/// `POST /auth/jwt/login` (form `username`, `password`).
+/// Log in
+///
+/// OAuth2's password flow: the e-mail address as `username`. Unknown
+/// addresses, wrong passwords and inactive users are all bad credentials.
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/login",
+    operation_id = "auth_jwt_login",
+    tag = "Auth",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "An access token.", body = BearerResponse, example = json!({
+            "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5MjIxZmZjOS02NDBmLTQzNzItODZkMy1jZTY0MmNiYTU2MDMiLCJhdWQiOlsiZmFzdGFwaS11c2VyczphdXRoIl0sImV4cCI6MTU3MTUwNDE5M30.M10bjOe45I5Ncu_uXvOmVV8QxnL-nZfcH96U90JaocI",
+            "token_type": "bearer"
+        })),
+        (status = 400, description = "Bad credentials, or an unverified user where verification is required.", body = ErrorModel, examples(
+            ("LOGIN_BAD_CREDENTIALS" = (summary = "Unknown e-mail address, wrong password, or inactive user.",
+                value = json!({"detail": "LOGIN_BAD_CREDENTIALS"}))),
+            ("LOGIN_USER_NOT_VERIFIED" = (summary = "The user is not verified (when the server requires it).",
+                value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
+        )),
+        (status = 422, description = "A missing or empty field, another `grant_type`, or no form at all.", body = HTTPValidationError),
+    )
+)]
 pub async fn login(service: Data<UserService>, req: HttpRequest, payload: Payload) -> Result {
     let body = read_body(payload).await?;
     let mut form = Form::parse(&req, &body);
@@ -63,8 +115,22 @@ pub async fn login(service: Data<UserService>, req: HttpRequest, payload: Payloa
     }
 }
 
-/// `POST /auth/jwt/logout`: 204; the stateless token stays valid until it
+/// Log out
+///
+/// A stateless JWT cannot be revoked: the token keeps working until it
 /// expires.
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/logout",
+    operation_id = "auth_jwt_logout",
+    tag = "Auth",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 204, description = "Logged out (empty body)."),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
 pub async fn logout(service: Data<UserService>, user: CurrentUser) -> HttpResponse {
     service.logout(&user.0).await;
     HttpResponse::NoContent().finish()
@@ -82,7 +148,21 @@ async fn email_only(
     email.ok_or_else(|| ApiError::Internal("validated field missing".into()))
 }
 
-/// `POST /auth/forgot-password`: 202 `null` whatever the address.
+/// Forgot password
+///
+/// Mails a reset link to the address if it belongs to an active user. The
+/// answer is the same whatever the address, so it reveals nothing.
+#[utoipa::path(
+    post,
+    path = "/auth/forgot-password",
+    operation_id = "reset_forgot_password",
+    tag = "Auth",
+    request_body = ForgotPasswordBody,
+    responses(
+        (status = 202, description = "`null`, always.", body = inline(JsonNull)),
+        (status = 422, description = "Malformed body or e-mail address.", body = HTTPValidationError),
+    )
+)]
 pub async fn forgot_password(
     service: Data<UserService>,
     req: HttpRequest,
@@ -93,7 +173,27 @@ pub async fn forgot_password(
     Ok(accepted_null())
 }
 
-/// `POST /auth/reset-password`.
+/// Reset password
+///
+/// A token works once: it dies when the password changes, and when the
+/// user is deactivated or deleted.
+#[utoipa::path(
+    post,
+    path = "/auth/reset-password",
+    operation_id = "reset_reset_password",
+    tag = "Auth",
+    request_body = ResetPasswordBody,
+    responses(
+        (status = 200, description = "`null`: the password is changed.", body = inline(JsonNull)),
+        (status = 400, description = "A bad or expired token, or a password failing the policy.", body = ErrorModel, examples(
+            ("RESET_PASSWORD_BAD_TOKEN" = (summary = "Bad, expired or used token.",
+                value = json!({"detail": "RESET_PASSWORD_BAD_TOKEN"}))),
+            ("RESET_PASSWORD_INVALID_PASSWORD" = (summary = "The password fails the policy.",
+                value = json!({"detail": {"code": "RESET_PASSWORD_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
+        )),
+        (status = 422, description = "Malformed body.", body = HTTPValidationError),
+    )
+)]
 pub async fn reset_password(
     service: Data<UserService>,
     req: HttpRequest,
@@ -119,7 +219,21 @@ pub async fn reset_password(
     }
 }
 
-/// `POST /auth/request-verify-token`: 202 `null` whatever the address.
+/// Request a verification token
+///
+/// Mails a verification link to the address if it belongs to an active,
+/// unverified user. The answer is the same whatever the address.
+#[utoipa::path(
+    post,
+    path = "/auth/request-verify-token",
+    operation_id = "verify_request_token",
+    tag = "Auth",
+    request_body = RequestVerifyBody,
+    responses(
+        (status = 202, description = "`null`, always.", body = inline(JsonNull)),
+        (status = 422, description = "Malformed body or e-mail address.", body = HTTPValidationError),
+    )
+)]
 pub async fn request_verify_token(
     service: Data<UserService>,
     req: HttpRequest,
@@ -130,7 +244,26 @@ pub async fn request_verify_token(
     Ok(accepted_null())
 }
 
-/// `POST /auth/verify`.
+/// Verify an e-mail address
+///
+/// The token is judged first, then whether the user is already verified.
+#[utoipa::path(
+    post,
+    path = "/auth/verify",
+    operation_id = "verify_verify",
+    tag = "Auth",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The user, now verified.", body = UserRead),
+        (status = 400, description = "A bad token, or an already verified user.", body = ErrorModel, examples(
+            ("VERIFY_USER_BAD_TOKEN" = (summary = "Bad or expired token, unknown user, or not the user's current e-mail address.",
+                value = json!({"detail": "VERIFY_USER_BAD_TOKEN"}))),
+            ("VERIFY_USER_ALREADY_VERIFIED" = (summary = "The user is already verified.",
+                value = json!({"detail": "VERIFY_USER_ALREADY_VERIFIED"}))),
+        )),
+        (status = 422, description = "Malformed body.", body = HTTPValidationError),
+    )
+)]
 pub async fn verify(service: Data<UserService>, req: HttpRequest, payload: Payload) -> Result {
     let body = read_body(payload).await?;
     let object = json_object(&req, &body)?;

@@ -3,7 +3,20 @@ use actix_web::web::Data;
 use portcullis_application::UserService;
 use serde_json::json;
 
-/// `GET /health`: 200 once the store answers, 503 while it does not.
+/// Health
+///
+/// 200 once the store answers, 503 while it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    responses(
+        (status = 200, description = "The store answers.", body = inline(crate::openapi::HealthStatus),
+            example = json!({"status": "ok"})),
+        (status = 503, description = "The store cannot be reached.", body = inline(crate::openapi::HealthStatus),
+            example = json!({"status": "unavailable"})),
+    )
+)]
 pub async fn health(service: Data<UserService>) -> HttpResponse {
     match service.ports().users.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),

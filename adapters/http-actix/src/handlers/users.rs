@@ -9,6 +9,11 @@ use portcullis_domain::{UserChanges, UserId};
 
 use crate::error::ApiError;
 use crate::extractors::{CurrentUser, Superuser, authenticate};
+#[allow(unused_imports)] // the schemas named by the `utoipa::path` annotations
+use crate::openapi::{
+    DeleteForbidden, ErrorModel, Forbidden, HTTPValidationError, NotFound, Unauthorized,
+    UserMeUpdate, UserRead, UserUpdate,
+};
 use crate::user_body::UserBody;
 use crate::validation::{Fields, json_object, read_body};
 
@@ -18,13 +23,45 @@ fn user_ok(user: &portcullis_domain::User) -> HttpResponse {
     HttpResponse::Ok().json(UserBody::from(user))
 }
 
-/// `GET /users/me`.
+/// The current user
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    operation_id = "users_current_user",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 200, description = "The user the token belongs to.", body = UserRead),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    )
+)]
 pub async fn get_me(user: CurrentUser) -> HttpResponse {
     user_ok(&user.0)
 }
 
-/// `PATCH /users/me`: only `password` is honoured; the token is judged
-/// before the body.
+/// Change the current user's password
+///
+/// Only `password` is honoured; other fields (`email`, `role`, the flags)
+/// are ignored. The token is judged before the body.
+#[utoipa::path(
+    patch,
+    path = "/users/me",
+    operation_id = "users_patch_current_user",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body = UserMeUpdate,
+    responses(
+        (status = 200, description = "The user, updated.", body = UserRead),
+        (status = 400, description = "The password fails the policy.", body = ErrorModel, examples(
+            ("UPDATE_USER_INVALID_PASSWORD" = (summary = "The password fails the policy.",
+                value = json!({"detail": {"code": "UPDATE_USER_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
+        )),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 422, description = "Malformed body.", body = HTTPValidationError),
+    )
+)]
 pub async fn patch_me(service: Data<UserService>, req: HttpRequest, payload: Payload) -> Result {
     let user = authenticate(&req).await?;
     let body = read_body(payload).await?;
@@ -57,7 +94,22 @@ fn admin_error(e: AdminError) -> ApiError {
     }
 }
 
-/// `GET /users/{id}`.
+/// A user, for superusers
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    operation_id = "users_user",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("id" = String, Path, description = "The user's id (a UUID; any case, hyphens optional).")),
+    responses(
+        (status = 200, description = "The user.", body = UserRead),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a superuser.", body = Forbidden),
+        (status = 404, description = "No such user (or no UUID).", body = NotFound),
+    )
+)]
 pub async fn get_user(service: Data<UserService>, admin: Superuser, id: Path<String>) -> Result {
     let id = user_id(&id)?;
     let user = service
@@ -67,7 +119,34 @@ pub async fn get_user(service: Data<UserService>, admin: Superuser, id: Path<Str
     Ok(user_ok(&user))
 }
 
-/// `PATCH /users/{id}`: 401, 403, 404, then the body.
+/// Update a user, for superusers
+///
+/// Judged in this order: the token (401), the superuser (403), the id
+/// (404), then the body. A new e-mail address resets `is_verified` unless
+/// the same body sets it.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    operation_id = "users_patch_user",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("id" = String, Path, description = "The user's id (a UUID; any case, hyphens optional).")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user, updated.", body = UserRead),
+        (status = 400, description = "The address is taken, or the password fails the policy.", body = ErrorModel, examples(
+            ("UPDATE_USER_EMAIL_ALREADY_EXISTS" = (summary = "Another user has this e-mail address.",
+                value = json!({"detail": "UPDATE_USER_EMAIL_ALREADY_EXISTS"}))),
+            ("UPDATE_USER_INVALID_PASSWORD" = (summary = "The password fails the policy.",
+                value = json!({"detail": {"code": "UPDATE_USER_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
+        )),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a superuser.", body = Forbidden),
+        (status = 404, description = "No such user (or no UUID).", body = NotFound),
+        (status = 422, description = "Malformed body.", body = HTTPValidationError),
+    )
+)]
 pub async fn patch_user(
     service: Data<UserService>,
     req: HttpRequest,
@@ -108,14 +187,46 @@ pub async fn patch_user(
     }
 }
 
-/// `DELETE /users/me`: FastAPI Users has no such route, so the path is
-/// `DELETE /users/{id}` with the id `me`, which is no UUID: 401 without a
-/// usable token, 403 for a non-superuser, then 404.
+/// `DELETE /users/{id}` with the id `me`
+///
+/// FastAPI Users has no route to delete oneself: this is the superusers'
+/// delete of the id `me`, which is no user's. It is listed because an
+/// OpenAPI path without a parameter takes precedence over a templated one.
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    operation_id = "users_delete_user_me",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a superuser.", body = Forbidden),
+        (status = 404, description = "No user has the id `me`.", body = NotFound),
+    )
+)]
 pub async fn delete_me_path(_admin: Superuser) -> Result {
     Err(ApiError::NotFound)
 }
 
-/// `DELETE /users/{id}`: 204, or 403 for oneself.
+/// Delete a user, for superusers
+///
+/// A superuser cannot delete their own account.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    operation_id = "users_delete_user",
+    tag = "Users",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("id" = String, Path, description = "The user's id (a UUID; any case, hyphens optional).")),
+    responses(
+        (status = 204, description = "Deleted (empty body)."),
+        (status = 401, description = "No usable token, or an inactive or deleted user.", body = Unauthorized,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Not a superuser, or the superuser's own account.", body = DeleteForbidden),
+        (status = 404, description = "No such user (or no UUID).", body = NotFound),
+    )
+)]
 pub async fn delete_user(service: Data<UserService>, admin: Superuser, id: Path<String>) -> Result {
     let id = user_id(&id)?;
     match service.admin_delete_user(&admin.0, id).await {

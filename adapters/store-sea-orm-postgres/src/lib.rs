@@ -1,0 +1,97 @@
+//! The store for several instances on one database:
+//! [`PostgresUserStore`], a [`UserRepository`](portcullis_domain::UserRepository)
+//! in PostgreSQL through SeaORM 2 (sqlx, Tokio, rustls), fully async, with
+//! a connection pool and `sea-orm-migration` migrations.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), portcullis_store_sea_orm_postgres::PostgresStoreError> {
+//! use std::sync::Arc;
+//! use portcullis_domain::UserRepository;
+//! use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
+//!
+//! let options = PostgresStoreOptions { max_connections: 20, ..Default::default() };
+//! let store = PostgresUserStore::open_with("postgres://portcullis@db/portcullis", options).await?;
+//! store.migrate().await?; // harmless when up to date, safe to race
+//! let users: Arc<dyn UserRepository> = Arc::new(store);
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! FastAPI Users' own on PostgreSQL, so that a database a FastAPI Users
+//! service created is adopted in place (and FastAPI Users can read
+//! Portcullis' back):
+//!
+//! ```sql
+//! CREATE TABLE "user" (
+//!     id UUID NOT NULL,
+//!     email VARCHAR(320) NOT NULL,
+//!     hashed_password VARCHAR(1024) NOT NULL,
+//!     is_active BOOLEAN NOT NULL,
+//!     is_superuser BOOLEAN NOT NULL,
+//!     is_verified BOOLEAN NOT NULL,
+//!     role VARCHAR(20) NOT NULL DEFAULT 'student',
+//!     PRIMARY KEY (id)
+//! );
+//! CREATE UNIQUE INDEX ix_user_email ON "user" (email);   -- FastAPI Users'
+//! CREATE UNIQUE INDEX ix_user_email_lower                -- Portcullis'
+//!     ON "user" (lower(email COLLATE "und-x-icu"));
+//! ```
+//!
+//! [`PostgresUserStore::migrate`] creates what is missing and keeps what
+//! exists: on a FastAPI Users database it adds `role` (existing users become
+//! students) and `ix_user_email_lower`, after checking that no two stored
+//! addresses are the same account (it names them if some are). Applied
+//! migrations are recorded in SeaORM's `seaql_migrations` table.
+//!
+//! # Case-insensitive e-mail addresses
+//!
+//! Two addresses are one account when their
+//! [`EmailAddress::key`](portcullis_domain::EmailAddress::key)s (the whole
+//! address lowercased with Unicode's full mappings) are equal. PostgreSQL
+//! decides it, for every writer, with the unique index on
+//! `lower(email COLLATE "und-x-icu")`: ICU's root-locale lowercase is the same
+//! full mapping (`İpek` → `i̇pek`, `ΣΩΚΡΆΤΗΣ` → `σωκράτης`), where the libc
+//! ctype of a `C.UTF-8` or `en_US.UTF-8` database maps one character at a
+//! time (`İ` → `i`, every `Σ` → `σ`) and would part or join accounts the
+//! domain does not. Lookups compare the same expression, so they probe that
+//! index. The database must be UTF8 and PostgreSQL built with ICU (Debian's,
+//! the official images' and most distributions' are); migrating says so
+//! otherwise.
+//!
+//! # Several instances, outages
+//!
+//! - Migrations run in one transaction holding the advisory lock
+//!   [`MIGRATION_LOCK_KEY`]: instances starting together take turns and the
+//!   schema is changed once. Creating a user is a plain `INSERT` decided by
+//!   the unique indexes, so of racing creates of one address exactly one
+//!   succeeds and the others get `Conflict` (which is how racing instances
+//!   all create "the" first superuser without failing).
+//! - Every operation is bounded ([`PostgresStoreOptions`]): while PostgreSQL
+//!   is away, operations answer [`StoreError::Unavailable`] after
+//!   `acquire_timeout` (3 s by default) instead of hanging; each connection
+//!   is pinged as it leaves the pool, so once PostgreSQL is back, dead
+//!   connections are replaced and the store works again without a restart.
+//!
+//! # Errors
+//!
+//! Opening and migrating fail with a [`PostgresStoreError`] that names the
+//! database (`user@host:port/database`, never the password) and the reason.
+//! The port's operations answer [`StoreError`]: a unique-index violation
+//! (SQLSTATE 23505) is `Conflict`, an unknown id in `update` or `delete` is
+//! `NotFound`, and anything else is `Unavailable`; nothing panics.
+//!
+//! [`StoreError`]: portcullis_domain::StoreError
+//! [`StoreError::Unavailable`]: portcullis_domain::StoreError::Unavailable
+
+mod entity;
+mod error;
+mod migration;
+mod store;
+
+pub use error::PostgresStoreError;
+pub use migration::{MIGRATION_LOCK_KEY, Migrator};
+/// The SeaORM this store is built on (for tests and tools that talk to the
+/// same database).
+pub use sea_orm;
+pub use store::{PostgresStoreOptions, PostgresUserStore};

@@ -1,0 +1,87 @@
+//! The migrations (`sea-orm-migration`), and how they are applied: under a
+//! PostgreSQL advisory lock, in one transaction, so that any number of
+//! instances starting at once on one database take turns and the schema is
+//! changed once.
+
+mod m20250101_000001_create_user;
+mod m20250101_000002_email_case_insensitive_index;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+/// The collation whose `lower()` is the domain's `EmailAddress::key`: ICU's
+/// root locale lowercases with Unicode's full mappings (`İ` → `i̇`, a final
+/// `Σ` → `ς`), as Rust's `str::to_lowercase` does. The libc `C.UTF-8` ctype
+/// would map one character at a time (`İ` → `i`, `Σ` → `σ` everywhere).
+pub(crate) const KEY_COLLATION: &str = "und-x-icu";
+
+/// The expression of the unique index `ix_user_email_lower`; lookups compare
+/// it so that they use the index.
+pub(crate) const EMAIL_KEY: &str = r#"lower("email" COLLATE "und-x-icu")"#;
+
+/// The key of the advisory lock held while migrating (`"portcull"` in
+/// ASCII): every Portcullis instance on the database uses the same.
+pub const MIGRATION_LOCK_KEY: i64 = 0x706f_7274_6375_6c6c;
+
+/// Every migration, oldest first. Portcullis records them in
+/// `seaql_migrations` (SeaORM's table).
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20250101_000001_create_user::Migration),
+            Box::new(m20250101_000002_email_case_insensitive_index::Migration),
+        ]
+    }
+}
+
+/// Applies the pending migrations in one transaction that first takes the
+/// transaction-level advisory lock [`MIGRATION_LOCK_KEY`]: a second instance
+/// waits for the first to commit, then finds nothing pending. No statement
+/// timeout applies inside (an index built on a large adopted table may take
+/// a while). Returns the names of the migrations applied now.
+pub(crate) async fn run(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [MIGRATION_LOCK_KEY.into()],
+    ))
+    .await?;
+    let pending: Vec<String> = Migrator::get_pending_migrations(&txn)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    if !pending.is_empty() {
+        Migrator::up(&txn, None).await?;
+    }
+    txn.commit().await?;
+    Ok(pending)
+}
+
+/// A migration's refusal, in words for the operator.
+pub(crate) fn refuse(reason: impl Into<String>) -> DbErr {
+    DbErr::Migration(reason.into())
+}
+
+/// The first column of each row, as text.
+pub(crate) async fn texts<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<Vec<String>, DbErr> {
+    db.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await?
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0))
+    .collect()
+}

@@ -1,0 +1,298 @@
+//! [`PostgresUserStore`]: the pool, opening, migrating, and the port.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+use sea_orm::sea_query::Expr;
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, RuntimeErr,
+};
+
+use crate::PostgresStoreError;
+use crate::entity::{self, Column, Entity as Users};
+use crate::error::{migration_reason, store_error};
+use crate::migration::{self, EMAIL_KEY};
+
+/// Tuning for [`PostgresUserStore::open_with`]. The defaults suit a small
+/// server; [`PostgresUserStore::open`] uses them.
+///
+/// The timeouts bound how long a request waits while PostgreSQL is away:
+/// an operation answers [`StoreError::Unavailable`] after at most
+/// [`operation_timeout`](Self::operation_timeout), usually after
+/// [`acquire_timeout`](Self::acquire_timeout) (refused connections are
+/// retried until then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresStoreOptions {
+    /// Most connections the pool holds (at least 1); `DATABASE_MAX_CONNECTIONS`.
+    /// Mind PostgreSQL's `max_connections` (100 by default) across every
+    /// instance. Default 10.
+    pub max_connections: u32,
+    /// How long opening one connection may take. Default 3 s.
+    pub connect_timeout: Duration,
+    /// How long an operation waits for a pooled connection (including
+    /// opening a new one, retried while the server refuses) before failing
+    /// as [`StoreError::Unavailable`]. Default 3 s.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every pooled connection: the
+    /// server cancels a statement running longer. Not applied to
+    /// migrations. Default 10 s.
+    pub statement_timeout: Duration,
+    /// The bound, measured here, on a whole operation of the port, whatever
+    /// the network does (a server that stops answering without closing the
+    /// connection). Default 15 s.
+    pub operation_timeout: Duration,
+}
+
+impl PostgresStoreOptions {
+    /// The default pool size.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+}
+
+impl Default for PostgresStoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A [`UserRepository`] in a PostgreSQL database, through SeaORM (sqlx,
+/// Tokio, rustls) and a connection pool. Fully async: nothing blocks the
+/// executor. Must be used from within a Tokio runtime.
+///
+/// Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresUserStore {
+    db: DatabaseConnection,
+    location: Arc<str>,
+    operation_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresUserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresUserStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `user@host:port/database` of a parsed URL: what logs and errors name
+/// (never the password).
+fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    )
+}
+
+impl PostgresUserStore {
+    /// Connects to the database `url` names (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
+    /// or `postgresql://…`, with libpq's query parameters such as
+    /// `sslmode`) with the default [`PostgresStoreOptions`].
+    pub async fn open(url: &str) -> Result<Self, PostgresStoreError> {
+        Self::open_with(url, PostgresStoreOptions::default()).await
+    }
+
+    /// Connects with these options. The pool opens one connection now, so a
+    /// wrong host, port, password or database name fails here, within
+    /// `acquire_timeout`.
+    pub async fn open_with(
+        url: &str,
+        options: PostgresStoreOptions,
+    ) -> Result<Self, PostgresStoreError> {
+        let invalid = |reason: String| PostgresStoreError::InvalidUrl { reason };
+        let trimmed = url.trim();
+        let scheme = trimmed
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            return Err(invalid(
+                "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE".into(),
+            ));
+        }
+        // sqlx parses it (and SeaORM would panic on a URL it cannot parse).
+        let parsed: PgConnectOptions = trimmed.parse().map_err(|e| {
+            invalid(format!(
+                "{e}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ))
+        })?;
+        let location = describe(&parsed);
+        let mut connect = ConnectOptions::new(trimmed.to_owned());
+        connect
+            .max_connections(options.max_connections.max(1))
+            .min_connections(0)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.acquire_timeout)
+            .statement_timeout(options.statement_timeout)
+            // Ping each connection as it leaves the pool: the ones a
+            // PostgreSQL restart killed are replaced before use, so the
+            // service recovers by itself.
+            .test_before_acquire(true)
+            .set_application_name("portcullis")
+            .sqlx_logging(false);
+        let db = Database::connect(connect)
+            .await
+            .map_err(|e| PostgresStoreError::Connect {
+                location: location.clone(),
+                reason: connect_reason(e),
+            })?;
+        tracing::debug!(%location, max_connections = options.max_connections, "PostgreSQL pool open");
+        Ok(Self {
+            db,
+            location: location.into(),
+            operation_timeout: options.operation_timeout,
+        })
+    }
+
+    /// Brings the schema up to date: creates FastAPI Users' `user` table and
+    /// the indexes when missing, adopts an existing FastAPI Users table
+    /// (adding `role`). Safe to run from any number of instances at once
+    /// (an advisory lock makes them take turns); harmless when up to date.
+    /// Returns the migrations applied now; none when already up to date.
+    pub async fn migrate(&self) -> Result<Vec<String>, PostgresStoreError> {
+        migration::run(&self.db)
+            .await
+            .map_err(|e| PostgresStoreError::Migration {
+                location: self.location.to_string(),
+                reason: migration_reason(e),
+            })
+    }
+
+    /// `user@host:port/database`, for logs.
+    pub fn location(&self) -> String {
+        self.location.to_string()
+    }
+
+    /// The SeaORM connection (pool) underneath.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs one operation of the port within the operation timeout.
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.operation_timeout, operation).await {
+            Ok(result) => result.map_err(store_error),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {:?}",
+                self.operation_timeout
+            ))),
+        }
+    }
+}
+
+/// What a failed connection says, in plain words where we know better.
+fn connect_reason(error: DbErr) -> String {
+    let timed_out = match &error {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => matches!(**e, sea_orm::sqlx::Error::PoolTimedOut),
+        _ => false,
+    };
+    if timed_out {
+        "no connection could be opened before the timeout (is the server running and reachable \
+         at this host and port?)"
+            .into()
+    } else {
+        match error {
+            DbErr::Conn(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl UserRepository for PostgresUserStore {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = self
+            .bounded(Users::find_by_id(*id.as_uuid()).one(&self.db))
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        // The expression of the unique index `ix_user_email_lower`: one probe.
+        let matches = Expr::cust_with_values(
+            format!(r#"{EMAIL_KEY} = lower($1 COLLATE "und-x-icu")"#),
+            [email.as_str().to_owned()],
+        );
+        let row = self
+            .bounded(Users::find().filter(matches).one(&self.db))
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn create(&self, user: User) -> Result<User, StoreError> {
+        // A plain INSERT: the primary key and the unique indexes decide,
+        // atomically; a violation is a Conflict.
+        let row = entity::Model::from(&user).into_active_model();
+        self.bounded(Users::insert(row).exec_without_returning(&self.db))
+            .await?;
+        Ok(user)
+    }
+
+    async fn update(&self, user: User) -> Result<User, StoreError> {
+        let result = self
+            .bounded(
+                Users::update_many()
+                    .set(entity::changes(&user))
+                    .filter(Column::Id.eq(*user.id.as_uuid()))
+                    .exec(&self.db),
+            )
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(user)
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        // One conditional UPDATE: of concurrent ones, the first to lock the
+        // row wins; the others re-check the condition on the new row version
+        // (READ COMMITTED) and change nothing.
+        let result = self
+            .bounded(
+                Users::update_many()
+                    .col_expr(Column::HashedPassword, Expr::value(new.to_owned()))
+                    .filter(Column::Id.eq(*id.as_uuid()))
+                    .filter(Column::HashedPassword.eq(current.to_owned()))
+                    .exec(&self.db),
+            )
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+        let result = self
+            .bounded(Users::delete_by_id(*id.as_uuid()).exec(&self.db))
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(async { self.db.execute_unprepared("SELECT 1").await.map(|_| ()) })
+            .await
+    }
+}

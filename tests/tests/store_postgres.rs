@@ -1,0 +1,489 @@
+//! What is particular to the PostgreSQL store, on a real server (the
+//! behaviour every store shares is the store contract suite's): adopting a
+//! FastAPI Users table, the database itself refusing two spellings of one
+//! account, the index lookups use, migrations racing, clear failures, bounded
+//! waits, and connections the server killed being replaced.
+//!
+//! Needs the `postgres` feature and `PORTCULLIS_TEST_POSTGRES_URL`
+//! (scripts/with-postgres); fails loudly without the variable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserRepository};
+use portcullis_store_sea_orm_postgres::sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
+use portcullis_store_sea_orm_postgres::{
+    PostgresStoreError, PostgresStoreOptions, PostgresUserStore,
+};
+use portcullis_tests::postgres::{PgDatabase, admin, server_url};
+
+/// FastAPI Users' DDL as SQLAlchemy emits it for `SQLAlchemyBaseUserTableUUID`
+/// on PostgreSQL (the reference service's, without its `role` mixin).
+const FASTAPI_USERS_DDL: &str = r#"
+CREATE TABLE "user" (
+	id UUID NOT NULL,
+	email VARCHAR(320) NOT NULL,
+	hashed_password VARCHAR(1024) NOT NULL,
+	is_active BOOLEAN NOT NULL,
+	is_superuser BOOLEAN NOT NULL,
+	is_verified BOOLEAN NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX ix_user_email ON "user" (email);
+"#;
+
+const HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+fn email(text: &str) -> EmailAddress {
+    EmailAddress::parse(text).unwrap()
+}
+
+async fn open(database: &PgDatabase) -> PostgresUserStore {
+    PostgresUserStore::open(&database.url).await.unwrap()
+}
+
+async fn migrated(database: &PgDatabase) -> PostgresUserStore {
+    let store = open(database).await;
+    store.migrate().await.unwrap();
+    store
+}
+
+fn db(store: &PostgresUserStore) -> &DatabaseConnection {
+    store.connection()
+}
+
+async fn texts(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_nothing() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        [
+            "m20250101_000001_create_user",
+            "m20250101_000002_email_case_insensitive_index"
+        ]
+    );
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    let columns = texts(
+        db(&store),
+        "SELECT column_name || ' ' || data_type || ' ' || coalesce(character_maximum_length::text, '-') \
+         || ' ' || is_nullable || ' ' || coalesce(column_default, '-') \
+         FROM information_schema.columns WHERE table_name = 'user' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(
+        columns,
+        [
+            "id uuid - NO -",
+            "email character varying 320 NO -",
+            "hashed_password character varying 1024 NO -",
+            "is_active boolean - NO -",
+            "is_superuser boolean - NO -",
+            "is_verified boolean - NO -",
+            "role character varying 20 NO 'student'::character varying",
+        ]
+    );
+    let indexes = texts(
+        db(&store),
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'user' ORDER BY indexname",
+    )
+    .await;
+    assert_eq!(
+        indexes,
+        [
+            r#"CREATE UNIQUE INDEX ix_user_email ON public."user" USING btree (email)"#,
+            r#"CREATE UNIQUE INDEX ix_user_email_lower ON public."user" USING btree (lower(((email)::text COLLATE "und-x-icu")))"#,
+            r#"CREATE UNIQUE INDEX user_pkey ON public."user" USING btree (id)"#,
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fastapi_users_table_is_adopted_in_place() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    exec(db(&store), FASTAPI_USERS_DDL).await;
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO "user" VALUES
+               ('0f8fad5b-d9cb-469f-a165-70867728950e', 'Ann.Lee@example.com', '{HASH}', true, false, true),
+               ('7c9e6679-7425-40de-944b-e07fc1f90ae7', 'Jöhn@exämple.com', '{HASH}', false, true, false)"#
+        ),
+    )
+    .await;
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+
+    let ann = store
+        .get_by_email(&email("ANN.LEE@example.com"))
+        .await
+        .unwrap()
+        .expect("an adopted user is found in any case");
+    assert_eq!(ann.id.to_string(), "0f8fad5b-d9cb-469f-a165-70867728950e");
+    assert_eq!(ann.email.as_str(), "Ann.Lee@example.com");
+    assert_eq!(ann.hashed_password, HASH);
+    assert!(ann.is_active && !ann.is_superuser && ann.is_verified);
+    assert_eq!(ann.role, Role::Student, "existing users become students");
+    let john = store
+        .get_by_email(&email("JÖHN@EXÄMPLE.COM"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!john.is_active && john.is_superuser && !john.is_verified);
+
+    // The adopted table keeps working, and the database now refuses a
+    // second spelling of an account whoever writes.
+    assert_eq!(
+        store
+            .create(User::new(email("ann.lee@EXAMPLE.com"), HASH.into()))
+            .await,
+        Err(StoreError::Conflict)
+    );
+    let err = db(&store)
+        .execute_unprepared(&format!(
+            r#"INSERT INTO "user" VALUES (gen_random_uuid(), 'JÖHN@exämple.com', '{HASH}', true, false, false)"#
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ix_user_email_lower"), "{err}");
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopting_a_table_with_one_account_stored_twice_names_the_addresses() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    exec(db(&store), FASTAPI_USERS_DDL).await;
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO "user" VALUES
+               (gen_random_uuid(), 'Jöhn@example.com', '{HASH}', true, false, false),
+               (gen_random_uuid(), 'JÖHN@example.com', '{HASH}', true, false, false),
+               (gen_random_uuid(), 'other@example.com', '{HASH}', true, false, false)"#
+        ),
+    )
+    .await;
+    let err = store.migrate().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, PostgresStoreError::Migration { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("JÖHN@example.com / Jöhn@example.com") && text.contains("Merge or rename"),
+        "{text}"
+    );
+    assert!(!text.contains("other@"), "{text}");
+    // Nothing was changed: no role column, no migration recorded.
+    assert!(
+        texts(
+            db(&store),
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = 'user' AND column_name = 'role'"
+        )
+        .await
+        .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_table_that_is_not_fastapi_users_is_refused() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    exec(
+        db(&store),
+        r#"CREATE TABLE "user" (id serial PRIMARY KEY, name text)"#,
+    )
+    .await;
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(
+        err.contains("not a FastAPI Users user table") && err.contains("no column email"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_is_not_utf8_is_refused_clearly() {
+    let server = server_url();
+    let name = format!("portcullis_ascii_{}", uuid::Uuid::new_v4().simple());
+    admin(
+        &server,
+        format!(
+            r#"CREATE DATABASE "{name}" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"#
+        ),
+    )
+    .unwrap();
+    let url = portcullis_tests::postgres::with_database(&server, &name);
+    let store = PostgresUserStore::open(&url).await.unwrap();
+    let err = store.migrate().await.unwrap_err().to_string();
+    drop(store);
+    admin(&server, format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#)).unwrap();
+    assert!(err.contains("needs a UTF8 database"), "{err}");
+}
+
+/// The unique index decides for every writer, with Unicode's full lowercase
+/// (where the libc ctype would map `İ` to `i` and every `Σ` to `σ`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_itself_refuses_a_second_spelling_of_an_account() {
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let insert = |address: &str| {
+        format!(
+            r#"INSERT INTO "user" VALUES (gen_random_uuid(), '{address}', '{HASH}', true, false, false, 'student')"#
+        )
+    };
+    for (first, second) in [
+        ("ann@example.com", "ANN@example.com"),
+        ("Jöhn@example.com", "JÖHN@example.com"),
+        ("Σωκράτης@example.com", "ΣΩΚΡΆΤΗΣ@example.com"),
+        ("İpek@example.com", "i\u{307}pek@example.com"),
+    ] {
+        exec(db(&store), &insert(first)).await;
+        let err = db(&store)
+            .execute_unprepared(&insert(second))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("ix_user_email_lower"),
+            "{second}: {err}"
+        );
+    }
+    // Different letters stay different accounts: `Ipek` is not `İpek`.
+    exec(db(&store), &insert("Ipek@example.com")).await;
+    let ipek = store
+        .get_by_email(&email("ipek@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(ipek.unwrap().email.as_str(), "Ipek@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_by_address_probe_the_case_insensitive_index() {
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let txn = db(&store).begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+        .await
+        .unwrap();
+    let plan: Vec<String> = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            r#"EXPLAIN SELECT * FROM "user" WHERE lower("email" COLLATE "und-x-icu") = lower($1 COLLATE "und-x-icu")"#,
+            ["Ann@example.com".into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    txn.rollback().await.unwrap();
+    assert!(
+        plan.iter().any(|line| line.contains("ix_user_email_lower")),
+        "{plan:#?}"
+    );
+}
+
+/// Eight stores (as eight instances would) migrate one fresh database at
+/// once: all succeed, exactly one applies the migrations.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_migrations_take_turns_and_apply_once() {
+    let database = PgDatabase::create();
+    let url = Arc::new(database.url.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, barrier) = (Arc::clone(&url), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let store = PostgresUserStore::open(&url).await.unwrap();
+                barrier.wait().await;
+                store.migrate().await
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for task in tasks {
+        applied.push(
+            task.await
+                .unwrap()
+                .expect("every racing migration succeeds"),
+        );
+    }
+    assert_eq!(
+        applied.iter().filter(|a| !a.is_empty()).count(),
+        1,
+        "{applied:?}"
+    );
+    let store = open(&database).await;
+    assert_eq!(
+        texts(
+            db(&store),
+            "SELECT version FROM seaql_migrations ORDER BY version"
+        )
+        .await,
+        [
+            "m20250101_000001_create_user",
+            "m20250101_000002_email_case_insensitive_index"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_fails_fast_and_the_password_is_never_shown() {
+    let started = Instant::now();
+    let err = PostgresUserStore::open("postgres://portcullis:s3cret@127.0.0.1:1/users")
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    let text = err.to_string();
+    assert!(matches!(err, PostgresStoreError::Connect { .. }), "{text}");
+    assert!(text.contains("portcullis@127.0.0.1:1/users"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+
+    assert!(text.contains("is the server running"), "{text}");
+
+    for bad in ["postgres://h:notaport/db", "sqlite://x.db", "nonsense"] {
+        let err = PostgresUserStore::open(bad).await.unwrap_err();
+        assert!(
+            matches!(err, PostgresStoreError::InvalidUrl { .. }),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_database_name_is_a_clear_connect_error() {
+    let url = portcullis_tests::postgres::with_database(&server_url(), "no_such_database_here");
+    let err = PostgresUserStore::open(&url).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no_such_database_here") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+/// A statement that waits (here on a row another transaction holds) is
+/// cancelled by `statement_timeout`: the operation answers `Unavailable`
+/// within the bound instead of hanging.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_statement_is_cut_off_by_the_statement_timeout() {
+    let database = PgDatabase::create();
+    let options = PostgresStoreOptions {
+        statement_timeout: Duration::from_millis(500),
+        ..PostgresStoreOptions::default()
+    };
+    let store = PostgresUserStore::open_with(&database.url, options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let ann = store
+        .create(User::new(email("ann@example.com"), HASH.into()))
+        .await
+        .unwrap();
+
+    let holder = open(&database).await;
+    let txn = db(&holder).begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        r#"SELECT * FROM "user" WHERE id = '{}' FOR UPDATE"#,
+        ann.id
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let result = store
+        .update(User {
+            is_verified: true,
+            ..ann.clone()
+        })
+        .await;
+    let elapsed = started.elapsed();
+    txn.rollback().await.unwrap();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    // and the store works on
+    assert!(
+        store
+            .update(User {
+                is_verified: true,
+                ..ann
+            })
+            .await
+            .is_ok()
+    );
+}
+
+/// Connections the server ends (a restart, a failover, an administrator)
+/// are noticed as they leave the pool and replaced: no error reaches the
+/// caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_the_server_killed_are_replaced() {
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let ann = store
+        .create(User::new(email("ann@example.com"), HASH.into()))
+        .await
+        .unwrap();
+    // Warm several pooled connections.
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get(ann.id).await })
+        })
+        .collect();
+    for read in reads {
+        read.await.unwrap().unwrap();
+    }
+    admin(
+        &server_url(),
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'portcullis'",
+            database.name
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..16 {
+        assert_eq!(store.get(ann.id).await, Ok(Some(ann.clone())));
+    }
+    assert_eq!(store.ping().await, Ok(()));
+}
+
+/// `postgres://` and `postgresql://` both select this store in `portcullis`
+/// (built with the feature), which migrates on the way.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_url_schemes_select_the_postgres_store_in_portcullis() {
+    let database = PgDatabase::create();
+    let postgresql = database.url.replacen("postgres://", "postgresql://", 1);
+    assert!(postgresql.starts_with("postgresql://"), "{postgresql}");
+    let note = portcullis::migrate(&postgresql).await.unwrap();
+    assert!(
+        note.contains("applied migrations m20250101_000001_create_user"),
+        "{note}"
+    );
+    let note = portcullis::migrate(&database.url).await.unwrap();
+    assert!(note.ends_with("schema up to date"), "{note}");
+    let store = portcullis::open_store_with(&database.url, 2).await.unwrap();
+    assert_eq!(store.ping().await, Ok(()));
+}
