@@ -79,16 +79,7 @@ async fn open_and_migrate(
                 .migrate()
                 .await
                 .map_err(|e| StartError::Database(e.to_string()))?;
-            let note = if applied.is_empty() {
-                format!("{}: schema up to date", store.location())
-            } else {
-                format!(
-                    "{}: applied migrations {}",
-                    store.location(),
-                    applied.join(", ")
-                )
-            };
-            tracing::info!("{note}");
+            let note = migration_note(&store.location(), &applied);
             Ok((Arc::new(store), note))
         }
         "postgres" | "postgresql" => open_postgres(url, max_connections).await,
@@ -96,6 +87,17 @@ async fn open_and_migrate(
             "unsupported DATABASE_URL {url:?}: expected {SUPPORTED}"
         ))),
     }
+}
+
+/// What a migration run did, logged and returned for `portcullis migrate`.
+fn migration_note(location: &str, applied: &[String]) -> String {
+    let note = if applied.is_empty() {
+        format!("{location}: schema up to date")
+    } else {
+        format!("{location}: applied migrations {}", applied.join(", "))
+    };
+    tracing::info!("{note}");
+    note
 }
 
 /// The PostgreSQL store, its pool sized by `DATABASE_MAX_CONNECTIONS`,
@@ -117,16 +119,7 @@ async fn open_postgres(
         .migrate()
         .await
         .map_err(|e| StartError::Database(e.to_string()))?;
-    let note = if applied.is_empty() {
-        format!("{}: schema up to date", store.location())
-    } else {
-        format!(
-            "{}: applied migrations {}",
-            store.location(),
-            applied.join(", ")
-        )
-    };
-    tracing::info!("{note}");
+    let note = migration_note(&store.location(), &applied);
     Ok((Arc::new(store), note))
 }
 

@@ -263,3 +263,164 @@ async fn sigkill_during_a_registration_load_loses_no_acknowledged_user() {
         acknowledged.len()
     );
 }
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn cli(database_url: &str, args: &[&str]) -> Command {
+    let mut cmd = portcullis(database_url, free_port());
+    cmd.args(args);
+    cmd
+}
+
+#[test]
+fn the_cli_migrates_and_creates_and_promotes_superusers_on_sqlite() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("users.db").display());
+
+    let out = run_to_end(cli(&url, &["migrate"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied migrations"));
+    let out = run_to_end(cli(&url, &["migrate"]));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema up to date"));
+
+    // a password that fails the policy is refused, nothing is created
+    let out = run_with_stdin(
+        cli(&url, &["create-superuser", "--email", "root@example.com"]),
+        "short\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Password should be at least 8 characters")
+    );
+
+    // from standard input, as scripts do
+    let out = run_with_stdin(
+        cli(&url, &["create-superuser", "--email", "Root@Example.com"]),
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created superuser Root@example.com"));
+
+    // again: a clear message that offers --promote
+    let out = run_with_stdin(
+        cli(&url, &["create-superuser", "--email", "root@example.com"]),
+        "a long enough password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; pass --promote"));
+
+    // --promote makes an existing ordinary user a superuser
+    let store_url = url.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let service = portcullis::build_service(
+            &portcullis::Config::from_vars([
+                ("DATABASE_URL", store_url.as_str()),
+                ("JWT_SECRET_KEY", "process-test-jwt-secret-0123456789abcdef"),
+                (
+                    "AUTH_RESET_PASSWORD_TOKEN_SECRET",
+                    "process-test-reset-secret-0123456789abc",
+                ),
+                (
+                    "AUTH_VERIFICATION_TOKEN_SECRET",
+                    "process-test-verify-secret-0123456789ab",
+                ),
+                ("ARGON2_MEMORY_KIB", "8192"),
+                ("ARGON2_ITERATIONS", "1"),
+            ])
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let ann = portcullis_domain::EmailAddress::parse("ann@example.com").unwrap();
+        service.register(ann, "ann's long password").await.unwrap();
+    });
+    let out = run_with_stdin(
+        cli(
+            &url,
+            &[
+                "create-superuser",
+                "--email",
+                "ANN@example.com",
+                "--promote",
+            ],
+        ),
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("promoted ann@example.com"));
+    runtime.block_on(async {
+        let store = SqliteUserStore::open(&url).await.unwrap();
+        let ann = portcullis_domain::EmailAddress::parse("ann@example.com").unwrap();
+        assert!(
+            store
+                .get_by_email(&ann)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_superuser
+        );
+    });
+}
+
+#[test]
+fn every_command_says_what_it_does_and_which_environment_it_reads() {
+    for (args, expected) in [
+        (
+            vec!["--help"],
+            vec!["serve", "migrate", "create-superuser", "DATABASE_URL"],
+        ),
+        (
+            vec!["serve", "--help"],
+            vec!["Serve the HTTP API", "JWT_SECRET_KEY", "SMTP_HOST"],
+        ),
+        (
+            vec!["migrate", "--help"],
+            vec!["migrations", "DATABASE_URL"],
+        ),
+        (
+            vec!["create-superuser", "--help"],
+            vec!["--email", "--promote", "without echo", "DATABASE_URL"],
+        ),
+    ] {
+        let out = run_to_end(cli("memory://", &args));
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for word in expected {
+            assert!(
+                help.contains(word),
+                "`portcullis {}` lacks {word:?}:\n{help}",
+                args.join(" ")
+            );
+        }
+    }
+}
