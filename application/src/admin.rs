@@ -10,8 +10,10 @@ pub enum AdminError {
     /// The acting user is not a superuser.
     #[error("forbidden")]
     Forbidden,
+    /// No user has this id.
     #[error("no such user")]
     NotFound,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
@@ -19,15 +21,20 @@ pub enum AdminError {
 /// Why an administrator could not change a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminUpdateError {
+    /// The acting user is not a superuser.
     #[error("forbidden")]
     Forbidden,
+    /// No user has this id.
     #[error("no such user")]
     NotFound,
     /// Another user has the new address.
     #[error("e-mail already in use")]
     EmailAlreadyExists,
+    /// The new password breaks the policy for the user's address after
+    /// this change.
     #[error("invalid password: {0}")]
     InvalidPassword(PasswordPolicyViolation),
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
@@ -35,13 +42,16 @@ pub enum AdminUpdateError {
 /// Why an administrator could not delete a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminDeleteError {
+    /// The acting user is not a superuser.
     #[error("forbidden")]
     Forbidden,
     /// Administrators cannot delete their own account.
     #[error("Admins cannot delete their own account")]
     CannotDeleteSelf,
+    /// No user has this id.
     #[error("no such user")]
     NotFound,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

@@ -8,6 +8,7 @@ pub enum AuthError {
     /// Bad, expired or foreign token, or its user is gone or inactive.
     #[error("not authenticated")]
     Unauthorized,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

@@ -14,6 +14,39 @@ use portcullis_domain::{User, UserChanges, UserEvents};
 /// built-in mailing hooks, then a host application's own. A hook that panics
 /// is logged and skipped: the operation it follows has already happened and
 /// stays as it is, and the hooks after it still run.
+///
+/// A set of hooks overrides only the methods it needs; the others keep their
+/// do-nothing defaults:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// use async_trait::async_trait;
+/// use portcullis_application::HookChain;
+/// use portcullis_domain::{EmailAddress, User, UserEvents};
+///
+/// /// A host's hooks: count sign-ups.
+/// #[derive(Default)]
+/// struct SignUps(AtomicUsize);
+///
+/// #[async_trait]
+/// impl UserEvents for SignUps {
+///     async fn on_after_register(&self, _user: &User) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let sign_ups = Arc::new(SignUps::default());
+/// let hooks = HookChain::new().then(sign_ups.clone());
+/// let ann = User::new(EmailAddress::parse("ann@example.com").unwrap(), "$argon2id$…".into());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // The register use case calls this once the user is stored.
+/// hooks.on_after_register(&ann).await;
+/// hooks.on_after_login(&ann).await; // not overridden: nothing happens
+/// # });
+/// assert_eq!(sign_ups.0.load(Ordering::Relaxed), 1);
+/// ```
 #[derive(Clone, Default)]
 pub struct HookChain {
     hooks: Vec<Arc<dyn UserEvents>>,

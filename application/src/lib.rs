@@ -5,6 +5,7 @@
 //! words. This crate depends on `portcullis-domain` only: it knows no HTTP,
 //! SQL, JWT or SMTP. Every outside effect goes through a port held as
 //! `Arc<dyn Port>` in [`Ports`].
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
@@ -39,9 +40,13 @@ pub use verify::VerifyError;
 /// The adapters the use cases work through.
 #[derive(Clone)]
 pub struct Ports {
+    /// Where users are stored.
     pub users: Arc<dyn UserRepository>,
+    /// Hashes and checks passwords (and reset-token fingerprints).
     pub hasher: Arc<dyn PasswordHasher>,
+    /// Issues and checks access, reset-password and verify-e-mail tokens.
     pub tokens: Arc<dyn TokenCodec>,
+    /// The hooks called after the use cases, e.g. a [`HookChain`].
     pub events: Arc<dyn UserEvents>,
 }
 
@@ -53,6 +58,29 @@ pub struct Policy {
 }
 
 /// Every use case, over one set of ports. Cheap to clone.
+///
+/// A host builds one with `portcullis::PortcullisBuilder` (or
+/// [`UserService::new`] over ports of its own) and may call the use cases
+/// directly, each answering with its own error enum:
+///
+/// ```no_run
+/// use portcullis_application::{RegisterError, UserService};
+/// use portcullis_domain::{EmailAddress, User};
+///
+/// /// Registers a user and checks they can log in: the user, or what to tell them.
+/// async fn sign_up(service: &UserService, email: &str, password: &str) -> Result<User, String> {
+///     let email = EmailAddress::parse(email).map_err(|e| e.to_string())?;
+///     match service.register(email.clone(), password).await {
+///         Ok(_) => {}
+///         Err(RegisterError::InvalidPassword(why)) => return Err(why.reason().into()),
+///         Err(RegisterError::AlreadyExists) => return Err("that address has an account".into()),
+///         // The cause is for the log, never for the client.
+///         Err(RegisterError::Infra(_)) => return Err("try again later".into()),
+///     }
+///     let token = service.login(email.as_str(), password).await.map_err(|e| e.to_string())?;
+///     service.authenticate(&token).await.map_err(|e| e.to_string())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct UserService {
     ports: Ports,

@@ -12,6 +12,7 @@ pub enum LoginError {
     /// The policy requires a verified address and this user has none.
     #[error("user not verified")]
     NotVerified,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

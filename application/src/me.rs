@@ -5,11 +5,13 @@ use crate::{InfraError, UserService};
 /// Why a user's change of their own account was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateMeError {
+    /// The new password breaks the policy.
     #[error("invalid password: {0}")]
     InvalidPassword(PasswordPolicyViolation),
     /// The user vanished between authentication and the update.
     #[error("user gone")]
     Gone,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

@@ -11,6 +11,7 @@ pub enum RegisterError {
     /// Someone already has this address (case-insensitively).
     #[error("a user with this e-mail already exists")]
     AlreadyExists,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

@@ -12,6 +12,7 @@ pub enum ResetPasswordError {
     /// Good token, weak password: the token stays usable.
     #[error("invalid password: {0}")]
     InvalidPassword(PasswordPolicyViolation),
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

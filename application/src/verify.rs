@@ -11,6 +11,7 @@ pub enum VerifyError {
     /// The token is good but the user is verified already.
     #[error("user already verified")]
     AlreadyVerified,
+    /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
 }

@@ -19,16 +19,24 @@ use crate::config::{Config, DEFAULT_DATABASE_MAX_CONNECTIONS};
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// `DATABASE_URL` names no store compiled into this binary, or the store
+    /// cannot be opened or migrated.
     #[error("DATABASE_URL: {0}")]
     Database(String),
+    /// The password hasher refused its settings.
     #[error("password hasher: {0}")]
     Hasher(String),
+    /// The token signer refused its settings (secrets, lifetimes).
     #[error("tokens: {0}")]
     Tokens(String),
+    /// The SMTP settings cannot make a mailer.
     #[error("mail: {0}")]
     Mail(String),
+    /// The first superuser could not be created: its address or password is
+    /// refused, or the store failed.
     #[error("first superuser: {0}")]
     FirstSuperuser(String),
+    /// The HTTP server cannot listen on the socket it was given.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
 }

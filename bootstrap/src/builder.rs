@@ -17,8 +17,11 @@ pub enum BuildError {
     /// Token secrets are required: there is no safe default.
     #[error("token secrets are not set: call PortcullisBuilder::token_secrets")]
     MissingSecrets,
+    /// The token signer refused the secrets or lifetimes (e.g. a secret
+    /// shorter than 32 bytes).
     #[error("tokens: {0}")]
     Tokens(String),
+    /// The built-in hasher refused its [`HasherConfig`].
     #[error("password hasher: {0}")]
     Hasher(String),
 }

@@ -9,22 +9,42 @@ use portcullis_password::{Algorithm, HasherConfig};
 /// Why the configuration cannot be used. Each message names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A variable (or the `.env` file) holds something unusable.
     #[error("{var}: {reason}")]
-    Invalid { var: &'static str, reason: String },
+    Invalid {
+        /// The variable, e.g. `PORT`.
+        var: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A token secret is unset while `PORTCULLIS_ENV=production`.
     #[error(
         "{var} is not set and PORTCULLIS_ENV=production: set it to a random secret of at least 32 bytes (e.g. `openssl rand -hex 32`)"
     )]
-    MissingSecret { var: &'static str },
+    MissingSecret {
+        /// The secret's variable, e.g. `JWT_SECRET_KEY`.
+        var: &'static str,
+    },
+    /// A token secret is shorter than 32 bytes.
     #[error(
         "{var} is {len} bytes long; it must be at least 32 bytes (e.g. `openssl rand -hex 32`)"
     )]
-    ShortSecret { var: &'static str, len: usize },
+    ShortSecret {
+        /// The secret's variable, e.g. `JWT_SECRET_KEY`.
+        var: &'static str,
+        /// The secret's length, in bytes.
+        len: usize,
+    },
 }
 
 /// A signing secret and whether it was generated for this process only.
 #[derive(Clone)]
 pub struct Secret {
+    /// The secret itself.
     pub value: String,
+    /// Whether the variable was unset and this secret made up at random for
+    /// this process: its tokens then die with the process and work on no
+    /// other instance.
     pub generated: bool,
 }
 
@@ -37,24 +57,45 @@ impl std::fmt::Debug for Secret {
 /// Everything `portcullis serve` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `DATABASE_URL`: the store, `sqlite://FILE`, `postgres://…` or
+    /// `memory://`.
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS`: the PostgreSQL store's pool size.
     pub database_max_connections: u32,
+    /// `HOST`: the address to listen on.
     pub host: String,
+    /// `PORT`: the port to listen on.
     pub port: u16,
+    /// `API_PREFIX`: where the routes of the contract are mounted.
     pub api_prefix: String,
+    /// `LOGIN_REQUIRES_VERIFICATION`: refuse login to users who have not
+    /// verified their address.
     pub login_requires_verification: bool,
+    /// `JWT_SECRET_KEY`: signs access tokens.
     pub jwt_secret: Secret,
+    /// `AUTH_RESET_PASSWORD_TOKEN_SECRET`: signs reset-password tokens.
     pub reset_secret: Secret,
+    /// `AUTH_VERIFICATION_TOKEN_SECRET`: signs verify-e-mail tokens.
     pub verify_secret: Secret,
+    /// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`: how long an access token lives.
     pub access_token_minutes: i64,
+    /// `PASSWORD_HASHER` and `ARGON2_*`: how new password hashes are made.
     pub hasher: HasherConfig,
+    /// `SMTP_*` and `MAIL_FROM`; `None` when `SMTP_HOST` is unset, and mails
+    /// then go to the log.
     pub smtp: Option<SmtpSettings>,
+    /// `FRONTEND_URL`, without a trailing slash: the base of the links in
+    /// mails.
     pub frontend_url: String,
+    /// `FIRST_SUPERUSER_EMAIL` and `FIRST_SUPERUSER_PASSWORD`, when set: the
+    /// superuser created at start if no user has that address.
     pub first_superuser: Option<(String, String)>,
+    /// `PORTCULLIS_ENV=production`: an unset token secret is refused
+    /// instead of made up at random.
     pub production: bool,
 }
 
+/// `DATABASE_URL` when not set: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 /// `DATABASE_MAX_CONNECTIONS` when not set.
 pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
@@ -136,6 +177,19 @@ impl Config {
     }
 
     /// Reads the configuration from these variables only (tests, embedding).
+    ///
+    /// ```
+    /// use portcullis::Config;
+    ///
+    /// let config = Config::from_vars([("DATABASE_URL", "memory://"), ("PORT", "9000")]).unwrap();
+    /// assert_eq!((config.database_url.as_str(), config.port), ("memory://", 9000));
+    /// assert_eq!(config.api_prefix, "/api");
+    /// // Outside production an unset secret is made up, for this process only.
+    /// assert!(config.jwt_secret.generated);
+    ///
+    /// let production = [("PORTCULLIS_ENV", "production")];
+    /// assert!(Config::from_vars(production).is_err());
+    /// ```
     pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
     where
         K: Into<String>,

@@ -5,6 +5,7 @@
 //! A host application assembles Portcullis in code with
 //! [`PortcullisBuilder`] and mounts its routes with
 //! [`portcullis_http_actix`]; `portcullis serve` is one caller of both.
+#![warn(missing_docs)]
 
 mod app;
 mod builder;

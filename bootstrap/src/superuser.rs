@@ -7,20 +7,29 @@ use portcullis_domain::{EmailAddress, Password, StoreError, User};
 /// What `create-superuser` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuperuserOutcome {
+    /// A new user was created: active, superuser, verified.
     Created(User),
+    /// An existing user was made a superuser (and active).
     Promoted(User),
+    /// The user was an active superuser already; nothing changed.
     AlreadySuperuser(User),
 }
 
 /// Why `create-superuser` did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum SuperuserError {
+    /// The address is not acceptable; why.
     #[error("--email: {0}")]
     InvalidEmail(String),
+    /// A new user needs a password and none was given, or it breaks the
+    /// policy; why.
     #[error("password refused: {0}")]
     InvalidPassword(String),
+    /// A user has this address (given here) and promotion was not asked
+    /// for.
     #[error("a user with e-mail {0} already exists; pass --promote to make it a superuser")]
     Exists(String),
+    /// The store or the password hasher failed; the cause.
     #[error("{0}")]
     Store(String),
 }
@@ -28,6 +37,30 @@ pub enum SuperuserError {
 /// Creates an active, verified superuser, or with `promote` makes an existing
 /// user one (active too). The password is checked against the policy only
 /// when a user is created.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis::{PortcullisBuilder, SuperuserOutcome, create_superuser};
+/// use portcullis_domain::EmailAddress;
+/// use portcullis_store_memory::MemoryUserStore;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let service = PortcullisBuilder::new()
+///     .store(Arc::new(MemoryUserStore::new()))
+///     .token_secrets([1; 32], [2; 32], [3; 32])
+///     .build()
+///     .unwrap();
+/// let root = create_superuser(&service, "root@example.com", Some("a long password"), false).await;
+/// assert!(matches!(root, Ok(SuperuserOutcome::Created(ref u)) if u.is_superuser && u.is_verified));
+/// assert!(service.login("root@example.com", "a long password").await.is_ok());
+///
+/// // A user who registered is promoted; no password needed.
+/// let ann = EmailAddress::parse("ann@example.com").unwrap();
+/// service.register(ann, "ann's own password").await.unwrap();
+/// let ann = create_superuser(&service, "ANN@example.com", None, true).await;
+/// assert!(matches!(ann, Ok(SuperuserOutcome::Promoted(ref u)) if u.is_superuser));
+/// # });
+/// ```
 pub async fn create_superuser(
     service: &UserService,
     email: &str,

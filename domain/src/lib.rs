@@ -6,6 +6,7 @@
 //! and `unicode-normalization`. Raw input is validated once, at the edge, into
 //! the newtypes of this crate ([`EmailAddress`], [`Password`], [`UserId`],
 //! [`Role`]), so the inside never re-checks a raw string.
+#![warn(missing_docs)]
 
 mod email;
 mod password;

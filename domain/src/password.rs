@@ -12,8 +12,10 @@ pub struct Password(String);
 /// sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordPolicyViolation {
+    /// Fewer than [`Password::MIN_CHARS`] characters.
     #[error("Password should be at least 8 characters")]
     TooShort,
+    /// The password contains the owner's e-mail address, in any case.
     #[error("Password should not contain e-mail")]
     ContainsEmail,
 }

@@ -4,12 +4,23 @@ use crate::{EmailAddress, Role, UserId};
 /// server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's identity, fixed at creation; the `sub` of their tokens.
     pub id: UserId,
+    /// The address the user logs in with; no other user has it, in any letter
+    /// case.
     pub email: EmailAddress,
+    /// The password as a PHC string (argon2 or PBKDF2), never the password
+    /// itself.
     pub hashed_password: String,
+    /// Whether the user may log in at all: an inactive user's credentials
+    /// and tokens are refused as if the user did not exist.
     pub is_active: bool,
+    /// Whether the user administers every user and passes every role guard.
     pub is_superuser: bool,
+    /// Whether the user proved they own the address (through the verify
+    /// token).
     pub is_verified: bool,
+    /// The user's role, for role guards.
     pub role: Role,
 }
 
@@ -39,10 +50,18 @@ impl User {
 /// and hashed by the use case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChanges {
+    /// A new address. One that is not just another spelling of the current
+    /// address resets [`User::is_verified`], unless `is_verified` is given
+    /// too.
     pub email: Option<EmailAddress>,
+    /// A new password, in plain text.
     pub password: Option<String>,
+    /// Activates or deactivates the user.
     pub is_active: Option<bool>,
+    /// Grants or withdraws superuser rights.
     pub is_superuser: Option<bool>,
+    /// Marks the address as verified or not.
     pub is_verified: Option<bool>,
+    /// A new role.
     pub role: Option<Role>,
 }

@@ -39,6 +39,7 @@
 //! .await
 //! # }
 //! ```
+#![warn(missing_docs)]
 
 mod error;
 mod extractors;

@@ -12,11 +12,16 @@ pub struct UserBody {
     /// The canonical lowercase hyphenated UUID.
     #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    /// The address the user logs in with, its domain lowercased.
     #[schema(format = Email, examples("ann@example.com"))]
     pub email: String,
+    /// Whether the user may log in; an inactive user's credentials and tokens are refused.
     pub is_active: bool,
+    /// Whether the user administers every user and passes every role guard.
     pub is_superuser: bool,
+    /// Whether the user proved they own the address (through a verify token).
     pub is_verified: bool,
+    /// The user's role: `student`, `instructor` or `admin`, lowest to highest.
     #[schema(value_type = crate::openapi::Role)]
     pub role: &'static str,
 }

@@ -24,6 +24,7 @@ pub struct ValidationError {
     /// Where: `"body"`, then a field name or a character offset.
     #[schema(schema_with = crate::openapi::validation_loc)]
     pub loc: Vec<Value>,
+    /// What is wrong, in pydantic's words (`Field required`, …).
     pub msg: String,
     /// The offending input.
     #[schema(schema_with = crate::openapi::any_json)]

@@ -32,6 +32,7 @@
 //! has been checked.
 //!
 //! This crate depends only on `portcullis-domain`, `josekit` and `serde_json`.
+#![warn(missing_docs)]
 
 mod codec;
 mod settings;

@@ -20,6 +20,7 @@
 //!   logged, never propagated.
 //!
 //! [`UserEvents`]: portcullis_domain::UserEvents
+#![warn(missing_docs)]
 
 mod background;
 mod events;

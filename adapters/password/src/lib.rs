@@ -13,6 +13,7 @@
 //! This crate depends only on the domain port and the hashing crates
 //! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), plus Tokio for the
 //! blocking pool: never on a web framework, a store or a token library.
+#![warn(missing_docs)]
 
 mod block_pool;
 mod blocking_limiter;

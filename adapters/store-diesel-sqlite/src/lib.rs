@@ -87,6 +87,7 @@
 //! `Conflict`, an unknown id in `update` or `delete` is `NotFound`, and
 //! anything else (busy past the timeout, locked, I/O, a corrupt row) is
 //! `Unavailable`; nothing panics.
+#![warn(missing_docs)]
 
 mod connection;
 mod email_key;

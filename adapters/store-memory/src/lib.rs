@@ -4,6 +4,7 @@
 //! Depends on the domain only. The e-mail clash is decided under the same
 //! lock as the write, so of many concurrent creates of one address exactly one
 //! wins.
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

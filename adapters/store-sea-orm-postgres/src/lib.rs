@@ -83,6 +83,7 @@
 //!
 //! [`StoreError`]: portcullis_domain::StoreError
 //! [`StoreError::Unavailable`]: portcullis_domain::StoreError::Unavailable
+#![warn(missing_docs)]
 
 mod entity;
 mod error;

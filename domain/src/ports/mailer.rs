@@ -5,9 +5,14 @@ use crate::EmailAddress;
 /// A rendered mail, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
+    /// The one recipient.
     pub to: EmailAddress,
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body: the same message as `text`, for mail readers that
+    /// show HTML.
     pub html: String,
 }
 
@@ -19,5 +24,7 @@ pub struct MailError(pub String);
 /// Sends mail.
 #[async_trait]
 pub trait Mailer: Send + Sync {
+    /// Hands `mail` over for delivery. `Ok` means it was accepted (by the
+    /// mail server, the log, or a background queue), not that it arrived.
     async fn send(&self, mail: Mail) -> Result<(), MailError>;
 }

@@ -4,8 +4,12 @@ use crate::{EmailAddress, UserId};
 /// audience, missing claims, malformed) or could not be issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The token was refused, for any of the reasons above; which one is
+    /// deliberately not said.
     #[error("invalid token")]
     Invalid,
+    /// A token could not be issued (its expiry overflows, signing failed);
+    /// the cause, for the log.
     #[error("could not issue token: {0}")]
     Issue(String),
 }
