@@ -1,6 +1,8 @@
 //! User administration, for superusers only: read, change, delete any user.
 
-use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId};
+use portcullis_domain::{
+    Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId, UserPatch,
+};
 
 use crate::{InfraError, UserService};
 
@@ -93,49 +95,57 @@ impl UserService {
     /// Changes any user, for a superuser. A new e-mail (not just a new
     /// spelling of the same one) resets `is_verified` unless `changes` sets
     /// it; a new password must pass the policy for the resulting address.
+    ///
+    /// Only the columns `changes` asks for are written (a
+    /// [`UserPatch`]), so a concurrent change to another column — a password
+    /// reset, a verification — is kept, not undone.
     pub async fn admin_update_user(
         &self,
         actor: &User,
         id: UserId,
         changes: UserChanges,
     ) -> Result<User, AdminUpdateError> {
-        let mut user = self.admin_get_user(actor, id).await?;
+        let current = self.admin_get_user(actor, id).await?;
+        let mut patch = UserPatch::default();
         let mut new_address = false;
+        let mut address = &current.email;
         if let Some(email) = &changes.email {
-            new_address = !email.same_account(&user.email);
-            user.email = email.clone();
+            new_address = !email.same_account(&current.email);
+            if *email != current.email {
+                // A new address, or a new spelling of the current one.
+                patch.email = Some(email.clone());
+            }
+            address = email;
         }
         let password = match &changes.password {
-            Some(p) => {
-                Some(Password::new(p, &user.email).map_err(AdminUpdateError::InvalidPassword)?)
-            }
+            Some(p) => Some(Password::new(p, address).map_err(AdminUpdateError::InvalidPassword)?),
             None => None,
         };
         if new_address {
             let taken = self
                 .ports
                 .users
-                .get_by_email(&user.email)
+                .get_by_email(address)
                 .await
                 .map_err(InfraError::from)?;
             if taken.is_some() {
                 return Err(AdminUpdateError::EmailAlreadyExists);
             }
-            user.is_verified = false;
         }
         if let Some(password) = password {
-            user.hashed_password = self
-                .ports
-                .hasher
-                .hash(password.expose())
-                .await
-                .map_err(InfraError::from)?;
+            patch.hashed_password = Some(
+                self.ports
+                    .hasher
+                    .hash(password.expose())
+                    .await
+                    .map_err(InfraError::from)?,
+            );
         }
-        user.is_active = changes.is_active.unwrap_or(user.is_active);
-        user.is_superuser = changes.is_superuser.unwrap_or(user.is_superuser);
-        user.is_verified = changes.is_verified.unwrap_or(user.is_verified);
-        user.role = changes.role.unwrap_or(user.role);
-        let user = match self.ports.users.update(user).await {
+        patch.is_active = changes.is_active;
+        patch.is_superuser = changes.is_superuser;
+        patch.is_verified = changes.is_verified.or(new_address.then_some(false));
+        patch.role = changes.role;
+        let user = match self.ports.users.patch(id, patch).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),
             Err(StoreError::NotFound) => return Err(AdminUpdateError::NotFound),
@@ -182,6 +192,21 @@ mod tests {
         m.users
             .expect_get()
             .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    /// The store applies a patch of `user` to the stored `user` and checks
+    /// it with `check`, once.
+    fn patched(m: &mut Mocks, user: User, check: impl Fn(&UserPatch) -> bool + Send + 'static) {
+        let id = user.id;
+        m.users
+            .expect_patch()
+            .withf(move |i, p| *i == id && check(p))
+            .times(1)
+            .returning(move |_, p| {
+                let mut u = user.clone();
+                p.apply_to(&mut u);
+                Ok(u)
+            });
     }
 
     #[tokio::test]
@@ -233,7 +258,13 @@ mod tests {
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
         m.users.expect_get_by_email().returning(|_| Ok(None));
-        m.users.expect_update().returning(Ok);
+        patched(&mut m, target.clone(), |p| {
+            *p == UserPatch {
+                email: Some(email("new@example.com")),
+                is_verified: Some(false),
+                ..UserPatch::default()
+            }
+        });
         m.events.expect_on_after_update().return_const(());
         let changes = UserChanges {
             email: Some(email("new@example.com")),
@@ -250,7 +281,13 @@ mod tests {
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
         m.users.expect_get_by_email().returning(|_| Ok(None));
-        m.users.expect_update().returning(Ok);
+        patched(&mut m, target.clone(), |p| {
+            *p == UserPatch {
+                email: Some(email("new@example.com")),
+                is_verified: Some(true),
+                ..UserPatch::default()
+            }
+        });
         m.events.expect_on_after_update().return_const(());
         let changes = UserChanges {
             email: Some(email("new@example.com")),
@@ -271,7 +308,7 @@ mod tests {
         target.is_verified = true;
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
-        m.users.expect_update().returning(Ok);
+        patched(&mut m, target.clone(), UserPatch::is_empty);
         m.events.expect_on_after_update().return_const(());
         let changes = UserChanges {
             email: Some(email("Ann@example.com")),
@@ -308,8 +345,8 @@ mod tests {
         stored(&mut m, target.clone());
         m.users.expect_get_by_email().returning(|_| Ok(None));
         m.users
-            .expect_update()
-            .returning(|_| Err(StoreError::Conflict));
+            .expect_patch()
+            .returning(|_, _| Err(StoreError::Conflict));
         assert_eq!(
             m.service()
                 .admin_update_user(&admin(), target.id, changes)
@@ -327,7 +364,16 @@ mod tests {
             .expect_hash()
             .withf(|p| p == "brand new pw")
             .returning(|_| Ok("$new".into()));
-        m.users.expect_update().returning(Ok);
+        patched(&mut m, target.clone(), |p| {
+            *p == UserPatch {
+                email: None,
+                hashed_password: Some("$new".into()),
+                is_active: Some(false),
+                is_superuser: Some(true),
+                is_verified: Some(true),
+                role: Some(Role::Instructor),
+            }
+        });
         m.events.expect_on_after_update().times(1).return_const(());
         let changes = UserChanges {
             password: Some("brand new pw".into()),
@@ -363,6 +409,81 @@ mod tests {
             Err(AdminUpdateError::InvalidPassword(
                 PasswordPolicyViolation::TooShort
             ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_spelling_of_the_same_address_is_written_but_keeps_verification() {
+        let mut target = a_user();
+        target.is_verified = true;
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        patched(&mut m, target.clone(), |p| {
+            *p == UserPatch {
+                email: Some(email("ANN@example.com")),
+                ..UserPatch::default()
+            }
+        });
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            email: Some(email("ANN@example.com")),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(u.email.as_str(), "ANN@example.com");
+        assert!(u.is_verified);
+    }
+
+    #[tokio::test]
+    async fn only_the_changed_columns_are_written_and_the_stored_user_is_returned() {
+        // The user reset their password after the administrator's read: the
+        // role change must not write the old hash back.
+        let target = a_user();
+        let mut now = target.clone();
+        now.hashed_password = "$argon2id$reset".into();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        patched(&mut m, now, |p| {
+            *p == UserPatch {
+                role: Some(Role::Instructor),
+                ..UserPatch::default()
+            }
+        });
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            role: Some(Role::Instructor),
+            ..UserChanges::default()
+        };
+        let u = m
+            .service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(u.role, Role::Instructor);
+        assert_eq!(u.hashed_password, "$argon2id$reset");
+    }
+
+    #[tokio::test]
+    async fn a_user_deleted_meanwhile_is_not_found() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        m.users
+            .expect_patch()
+            .returning(|_, _| Err(StoreError::NotFound));
+        let changes = UserChanges {
+            is_active: Some(false),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await,
+            Err(AdminUpdateError::NotFound)
         );
     }
 

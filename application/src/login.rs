@@ -1,4 +1,4 @@
-use portcullis_domain::{EmailAddress, StoreError, User};
+use portcullis_domain::{EmailAddress, User};
 
 use crate::{InfraError, UserService};
 
@@ -38,14 +38,17 @@ impl UserService {
     }
 
     async fn check_credentials(&self, username: &str, password: &str) -> Result<User, LoginError> {
+        // The username must be the address itself (any letter case), as
+        // FastAPI Users compares it: not a padded or "Name <addr>" form that
+        // would only normalise to it.
         let found = match EmailAddress::parse(username) {
-            Ok(email) => self
+            Ok(email) if email.key() == username.to_lowercase() => self
                 .ports
                 .users
                 .get_by_email(&email)
                 .await
                 .map_err(InfraError::from)?,
-            Err(_) => None,
+            _ => None,
         };
         let Some(mut user) = found else {
             // Same cost as a real check.
@@ -66,16 +69,19 @@ impl UserService {
             return Err(LoginError::BadCredentials);
         }
         if let Some(new_hash) = check.new_hash {
-            user.hashed_password = new_hash;
-            user = match self.ports.users.update(user.clone()).await {
-                Ok(updated) => updated,
-                // Deleted in the meantime: as if it never existed.
-                Err(StoreError::NotFound) => return Err(LoginError::BadCredentials),
-                // The upgrade is an optimisation; a failed one must not lock
-                // the user out, but an outage is reported as one.
-                Err(StoreError::Conflict) => user,
-                Err(e) => return Err(InfraError::from(e).into()),
-            };
+            // Only the hash, and only if it is still the one just checked: a
+            // whole-row write of this snapshot could undo a concurrent
+            // deactivation or password reset. If it changed meanwhile, the
+            // other change wins and the upgrade waits for the next login.
+            let replaced = self
+                .ports
+                .users
+                .replace_password_hash(user.id, &user.hashed_password, &new_hash)
+                .await
+                .map_err(InfraError::from)?;
+            if replaced {
+                user.hashed_password = new_hash;
+            }
         }
         Ok(user)
     }
@@ -85,6 +91,7 @@ impl UserService {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use portcullis_domain::StoreError;
 
     fn known_user(m: &mut Mocks, user: User) {
         m.users
@@ -121,10 +128,10 @@ mod tests {
             .expect_verify_and_update()
             .returning(|_, _| valid(Some("$new")));
         m.users
-            .expect_update()
-            .withf(|u| u.hashed_password == "$new")
+            .expect_replace_password_hash()
+            .withf(|_, current, new| current == "$argon2id$old" && new == "$new")
             .times(1)
-            .returning(Ok);
+            .returning(|_, _, _| Ok(true));
         m.tokens
             .expect_issue_access()
             .returning(|_| Ok("tok".into()));
@@ -134,6 +141,29 @@ mod tests {
                 .login("ann@example.com", "secret pw")
                 .await
                 .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_that_lost_a_race_still_logs_in() {
+        // The hash changed between the check and the upgrade (a concurrent
+        // reset): the other change wins, nothing else is written.
+        let mut m = Mocks::new();
+        known_user(&mut m, a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(Some("$new")));
+        m.users
+            .expect_replace_password_hash()
+            .times(1)
+            .returning(|_, _, _| Ok(false));
+        m.tokens
+            .expect_issue_access()
+            .returning(|_| Ok("tok".into()));
+        m.events.expect_on_after_login().return_const(());
+        assert_eq!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Ok("tok".into())
         );
     }
 
@@ -162,6 +192,22 @@ mod tests {
             m.service().login("not-an-email", "secret pw").await,
             Err(LoginError::BadCredentials)
         );
+    }
+
+    #[tokio::test]
+    async fn a_username_that_only_normalises_to_an_address_is_bad_credentials() {
+        for username in [" ann@example.com", "Ann <ann@example.com>"] {
+            let mut m = Mocks::new();
+            m.hasher
+                .expect_hash()
+                .times(1)
+                .returning(|_| Ok("$x".into()));
+            assert_eq!(
+                m.service().login(username, "secret pw").await,
+                Err(LoginError::BadCredentials),
+                "{username:?}"
+            );
+        }
     }
 
     #[tokio::test]

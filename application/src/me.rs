@@ -1,4 +1,4 @@
-use portcullis_domain::{Password, PasswordPolicyViolation, StoreError, User, UserChanges};
+use portcullis_domain::{Password, PasswordPolicyViolation, User, UserChanges};
 
 use crate::{InfraError, UserService};
 
@@ -22,25 +22,59 @@ impl UserService {
     /// re-verification exists. `None` changes nothing.
     pub async fn update_me(
         &self,
-        mut user: User,
+        user: User,
         password: Option<&str>,
     ) -> Result<User, UpdateMeError> {
         let Some(password) = password else {
             return Ok(user);
         };
-        let password =
-            Password::new(password, &user.email).map_err(UpdateMeError::InvalidPassword)?;
-        user.hashed_password = self
+        let mut current = user;
+        let mut checked =
+            Password::new(password, &current.email).map_err(UpdateMeError::InvalidPassword)?;
+        let new_hash = self
             .ports
             .hasher
-            .hash(password.expose())
+            .hash(checked.expose())
             .await
             .map_err(InfraError::from)?;
-        let user = match self.ports.users.update(user).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound) => return Err(UpdateMeError::Gone),
-            Err(e) => return Err(InfraError::from(e).into()),
+        // Only the hash is written, and only over the hash this user had: a
+        // whole-row write of the snapshot taken at authentication could undo
+        // a concurrent deactivation, role change or reset. When the hash
+        // changed meanwhile, look again (the user may be gone or inactive
+        // now) and retry a few times.
+        let mut attempts = 0;
+        let user = loop {
+            let replaced = self
+                .ports
+                .users
+                .replace_password_hash(current.id, &current.hashed_password, &new_hash)
+                .await
+                .map_err(InfraError::from)?;
+            let fresh = self
+                .ports
+                .users
+                .get(current.id)
+                .await
+                .map_err(InfraError::from)?;
+            match fresh {
+                Some(stored) if replaced => break stored,
+                Some(stored) if stored.is_active && attempts < 3 => {
+                    attempts += 1;
+                    checked = Password::new(password, &stored.email)
+                        .map_err(UpdateMeError::InvalidPassword)?;
+                    current = stored;
+                }
+                Some(stored) if stored.is_active => {
+                    return Err(InfraError::Internal(format!(
+                        "the password of {} kept changing during the update",
+                        stored.id
+                    ))
+                    .into());
+                }
+                _ => return Err(UpdateMeError::Gone),
+            }
         };
+        let password = checked;
         let changes = UserChanges {
             password: Some(password.expose().to_owned()),
             ..UserChanges::default()
@@ -63,20 +97,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn changes_the_password() {
+    async fn changes_only_the_hash_it_saw() {
         let mut m = Mocks::new();
+        let user = a_user();
         m.hasher.expect_hash().returning(|_| Ok("$new".into()));
         m.users
-            .expect_update()
-            .withf(|u| u.hashed_password == "$new")
-            .returning(Ok);
+            .expect_replace_password_hash()
+            .withf(|_, current, new| current == "$argon2id$old" && new == "$new")
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        let mut stored = user.clone();
+        stored.hashed_password = "$new".into();
+        stored.role = portcullis_domain::Role::Instructor; // changed by an admin meanwhile
+        let returned = stored.clone();
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(returned.clone())));
         m.events.expect_on_after_update().times(1).return_const(());
-        let user = m
+        let updated = m
             .service()
-            .update_me(a_user(), Some("brand new pw"))
+            .update_me(user, Some("brand new pw"))
             .await
             .unwrap();
-        assert_eq!(user.hashed_password, "$new");
+        assert_eq!(updated, stored, "the stored user, concurrent changes kept");
+    }
+
+    #[tokio::test]
+    async fn a_hash_changed_meanwhile_is_looked_at_again() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        m.hasher.expect_hash().returning(|_| Ok("$new".into()));
+        let mut reset = user.clone();
+        reset.hashed_password = "$reset".into();
+        let mut seq = mockall::Sequence::new();
+        m.users
+            .expect_replace_password_hash()
+            .withf(|_, current, _| current == "$argon2id$old")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(false));
+        let fresh = reset.clone();
+        m.users
+            .expect_get()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_| Ok(Some(fresh.clone())));
+        m.users
+            .expect_replace_password_hash()
+            .withf(|_, current, _| current == "$reset")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(true));
+        let mut done = reset.clone();
+        done.hashed_password = "$new".into();
+        let stored = done.clone();
+        m.users
+            .expect_get()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_| Ok(Some(stored.clone())));
+        m.events.expect_on_after_update().return_const(());
+        assert_eq!(
+            m.service().update_me(user, Some("brand new pw")).await,
+            Ok(done)
+        );
     }
 
     #[tokio::test]
@@ -97,8 +181,9 @@ mod tests {
         let mut m = Mocks::new();
         m.hasher.expect_hash().returning(|_| Ok("$new".into()));
         m.users
-            .expect_update()
-            .returning(|_| Err(StoreError::NotFound));
+            .expect_replace_password_hash()
+            .returning(|_, _, _| Ok(false));
+        m.users.expect_get().returning(|_| Ok(None));
         assert_eq!(
             m.service().update_me(a_user(), Some("brand new pw")).await,
             Err(UpdateMeError::Gone)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_domain::{
     EmailAddress, HashError, PasswordHasher, ResetClaims, StoreError, TokenCodec, TokenError, User,
-    UserChanges, UserEvents, UserId, UserRepository, Verification, VerifyClaims,
+    UserChanges, UserEvents, UserId, UserPatch, UserRepository, Verification, VerifyClaims,
 };
 
 use crate::{Policy, Ports, UserService};
@@ -18,6 +18,7 @@ mockall::mock! {
         async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
         async fn create(&self, user: User) -> Result<User, StoreError>;
         async fn update(&self, user: User) -> Result<User, StoreError>;
+        async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError>;
         async fn replace_password_hash(&self, id: UserId, current: &str, new: &str) -> Result<bool, StoreError>;
         async fn delete(&self, id: UserId) -> Result<(), StoreError>;
         async fn ping(&self) -> Result<(), StoreError>;

@@ -1,4 +1,4 @@
-use portcullis_domain::{EmailAddress, StoreError, User, UserId};
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch};
 
 use crate::{InfraError, UserService};
 
@@ -29,7 +29,7 @@ impl UserService {
             .map_err(|_| BadToken)?;
         let email = EmailAddress::parse(&claims.email).map_err(|_| BadToken)?;
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
-        let mut user = self
+        let user = self
             .ports
             .users
             .get_by_email(&email)
@@ -42,8 +42,13 @@ impl UserService {
         if user.is_verified {
             return Err(VerifyError::AlreadyVerified);
         }
-        user.is_verified = true;
-        let user = match self.ports.users.update(user).await {
+        // Only `is_verified` is written: a concurrent change to another
+        // column (an administrator deactivating the user, say) is kept.
+        let patch = UserPatch {
+            is_verified: Some(true),
+            ..UserPatch::default()
+        };
+        let user = match self.ports.users.patch(user.id, patch).await {
             Ok(user) => user,
             Err(StoreError::NotFound) => return Err(BadToken),
             Err(e) => return Err(InfraError::from(e).into()),
@@ -73,16 +78,36 @@ mod tests {
     async fn verifies_the_user() {
         let mut m = Mocks::new();
         let user = a_user();
+        let id = user.id;
         token(&mut m, user.id.to_string(), "ann@example.com");
+        let read = user.clone();
         m.users
             .expect_get_by_email()
-            .returning(move |_| Ok(Some(user.clone())));
+            .returning(move |_| Ok(Some(read.clone())));
+        // Only `is_verified` is written; what comes back is the stored user
+        // (here deactivated meanwhile by an administrator, which is kept).
+        let mut now = user.clone();
+        now.is_active = false;
         m.users
-            .expect_update()
-            .withf(|u| u.is_verified)
-            .returning(Ok);
+            .expect_patch()
+            .withf(move |i, p| {
+                *i == id
+                    && *p
+                        == UserPatch {
+                            is_verified: Some(true),
+                            ..UserPatch::default()
+                        }
+            })
+            .times(1)
+            .returning(move |_, p| {
+                let mut u = now.clone();
+                p.apply_to(&mut u);
+                Ok(u)
+            });
         m.events.expect_on_after_verify().times(1).return_const(());
-        assert!(m.service().verify("t").await.unwrap().is_verified);
+        let verified = m.service().verify("t").await.unwrap();
+        assert!(verified.is_verified);
+        assert!(!verified.is_active);
     }
 
     #[tokio::test]

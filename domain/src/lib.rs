@@ -19,5 +19,5 @@ pub use email::{EmailAddress, InvalidEmail};
 pub use password::{Password, PasswordPolicyViolation};
 pub use ports::*;
 pub use role::{Role, UnknownRole};
-pub use user::{User, UserChanges};
+pub use user::{User, UserChanges, UserPatch};
 pub use user_id::{InvalidUserId, UserId};

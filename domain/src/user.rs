@@ -65,3 +65,53 @@ pub struct UserChanges {
     /// A new role.
     pub role: Option<Role>,
 }
+
+/// The columns of a stored user to change, for
+/// [`UserRepository::patch`](crate::UserRepository::patch); `None` leaves a
+/// column as it is. Unlike a whole [`User`], a patch never writes back
+/// columns its author did not mean to change, so it cannot undo a concurrent
+/// change to another column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// A new address (or a new spelling of the current one).
+    pub email: Option<EmailAddress>,
+    /// A new password hash (a PHC string, never a password).
+    pub hashed_password: Option<String>,
+    /// Activates or deactivates the user.
+    pub is_active: Option<bool>,
+    /// Grants or withdraws superuser rights.
+    pub is_superuser: Option<bool>,
+    /// Marks the address as verified or not.
+    pub is_verified: Option<bool>,
+    /// A new role.
+    pub role: Option<Role>,
+}
+
+impl UserPatch {
+    /// Whether the patch changes no column at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `user` with this patch applied (what a store holds after it).
+    pub fn apply_to(&self, user: &mut User) {
+        if let Some(email) = &self.email {
+            user.email = email.clone();
+        }
+        if let Some(hash) = &self.hashed_password {
+            user.hashed_password = hash.clone();
+        }
+        if let Some(v) = self.is_active {
+            user.is_active = v;
+        }
+        if let Some(v) = self.is_superuser {
+            user.is_superuser = v;
+        }
+        if let Some(v) = self.is_verified {
+            user.is_verified = v;
+        }
+        if let Some(v) = self.role {
+            user.role = v;
+        }
+    }
+}

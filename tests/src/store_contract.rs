@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserRepository};
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch, UserRepository};
 use tokio::sync::Barrier;
 
 /// A fresh store for one test, and whatever must live as long as it (a
@@ -73,6 +73,11 @@ macro_rules! store_contract_tests {
             lookups_stay_correct_with_100_000_users,
             replace_password_hash_is_a_conditional_update,
             concurrent_password_replacements_let_exactly_one_win,
+            patch_writes_only_the_named_columns,
+            patch_moves_the_address,
+            patch_of_an_unknown_id_is_not_found,
+            patch_to_another_users_address_in_any_case_conflicts,
+            an_empty_patch_returns_the_user_unchanged,
             ping_answers,
         );
     };
@@ -230,6 +235,230 @@ pub async fn update_and_delete_of_an_unknown_id_are_not_found(store: Store) {
         Err(StoreError::NotFound),
         "deleting twice"
     );
+}
+
+/// `patch` writes only the columns it names: two writers that each read
+/// the user before the other wrote (an administrator changing the role, the
+/// user resetting the password, another administrator deactivating) all
+/// keep their change.
+pub async fn patch_writes_only_the_named_columns(store: Store) {
+    let ann = store.create(user("Ann.Lee@example.com")).await.unwrap();
+    let stale = store.get(ann.id).await.unwrap().unwrap();
+
+    let after_role = store
+        .patch(
+            ann.id,
+            UserPatch {
+                role: Some(Role::Instructor),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after_role,
+        User {
+            role: Role::Instructor,
+            ..ann.clone()
+        }
+    );
+
+    // A password reset racing with it (a conditional update of the hash).
+    let reset = "$pbkdf2-sha256$29000$N2YuQS5m$bqS1nmx4Dxe1w2bsVlZyEt0Okhw1eOA8";
+    assert_eq!(
+        store
+            .replace_password_hash(ann.id, &stale.hashed_password, reset)
+            .await,
+        Ok(true)
+    );
+
+    // A writer that still sees `stale` (student, old hash) deactivates.
+    assert_eq!(stale.role, Role::Student);
+    let after_deactivation = store
+        .patch(
+            stale.id,
+            UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected = User {
+        is_active: false,
+        role: Role::Instructor,
+        hashed_password: reset.into(),
+        ..ann.clone()
+    };
+    assert_eq!(
+        after_deactivation, expected,
+        "patch returns the stored user, with the other writers' changes kept"
+    );
+    assert_eq!(store.get(ann.id).await, Ok(Some(expected.clone())));
+
+    // Every other column, one at a time.
+    let after_flags = store
+        .patch(
+            ann.id,
+            UserPatch {
+                is_superuser: Some(true),
+                is_verified: Some(true),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected = User {
+        is_superuser: true,
+        is_verified: true,
+        ..expected
+    };
+    assert_eq!(after_flags, expected);
+    let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+    let after_hash = store
+        .patch(
+            ann.id,
+            UserPatch {
+                hashed_password: Some(new_hash.into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected = User {
+        hashed_password: new_hash.into(),
+        ..expected
+    };
+    assert_eq!(after_hash, expected);
+    assert_eq!(store.get(ann.id).await, Ok(Some(expected)));
+}
+
+/// A patched address (ASCII or not, a new address or a new spelling of the
+/// same one) is found by its new spelling, and a new address frees the old
+/// one.
+pub async fn patch_moves_the_address(store: Store) {
+    let ann = store.create(user("Ann.Lee@example.com")).await.unwrap();
+    for (address, other_spelling) in [
+        ("ANN.LEE@example.com", "ann.lee@example.com"),
+        ("Jöhn@example.com", "JÖHN@example.com"),
+        ("JÖHN@example.com", "jöhn@example.com"),
+        ("Ann.Smith@example.org", "ann.smith@EXAMPLE.org"),
+    ] {
+        let patched = store
+            .patch(
+                ann.id,
+                UserPatch {
+                    email: Some(email(address)),
+                    ..UserPatch::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("patch to {address}: {e:?}"));
+        let expected = User {
+            email: email(address),
+            ..ann.clone()
+        };
+        assert_eq!(patched, expected, "{address}");
+        assert_eq!(
+            store.get_by_email(&email(other_spelling)).await,
+            Ok(Some(expected)),
+            "{other_spelling}"
+        );
+    }
+    for old in ["Ann.Lee@example.com", "Jöhn@example.com"] {
+        assert_eq!(store.get_by_email(&email(old)).await, Ok(None), "{old}");
+        // the freed address can be taken again
+        store.create(user(old)).await.unwrap();
+    }
+}
+
+/// A patch of an id nobody has is `NotFound` and creates nobody; so is an
+/// empty one, and one with a (non-ASCII) address.
+pub async fn patch_of_an_unknown_id_is_not_found(store: Store) {
+    let ghost = UserId::random();
+    for patch in [
+        UserPatch {
+            is_active: Some(false),
+            ..UserPatch::default()
+        },
+        UserPatch {
+            email: Some(email("ghost@example.com")),
+            role: Some(Role::Admin),
+            ..UserPatch::default()
+        },
+        UserPatch {
+            email: Some(email("Gëist@example.com")),
+            ..UserPatch::default()
+        },
+        UserPatch::default(),
+    ] {
+        assert_eq!(
+            store.patch(ghost, patch.clone()).await,
+            Err(StoreError::NotFound),
+            "{patch:?}"
+        );
+    }
+    assert_eq!(store.get(ghost).await, Ok(None));
+    assert_eq!(
+        store.get_by_email(&email("ghost@example.com")).await,
+        Ok(None)
+    );
+}
+
+/// Patching the address to another user's, in any case, is a typed
+/// `Conflict` and changes nothing — not even the other columns of the same
+/// patch.
+pub async fn patch_to_another_users_address_in_any_case_conflicts(store: Store) {
+    let ann = store.create(user("Ann@example.com")).await.unwrap();
+    let jöhn = store.create(user("Jöhn@example.com")).await.unwrap();
+    let bob = store.create(user("Bob@example.com")).await.unwrap();
+    for taken in [
+        "ANN@example.com",
+        "ann@EXAMPLE.com",
+        "JÖHN@example.com",
+        "jöhn@example.com",
+    ] {
+        assert_eq!(
+            store
+                .patch(
+                    bob.id,
+                    UserPatch {
+                        email: Some(email(taken)),
+                        is_active: Some(false),
+                        role: Some(Role::Admin),
+                        hashed_password: Some("$other".into()),
+                        ..UserPatch::default()
+                    },
+                )
+                .await,
+            Err(StoreError::Conflict),
+            "{taken}"
+        );
+    }
+    assert_eq!(store.get(bob.id).await, Ok(Some(bob.clone())));
+    assert_eq!(store.get(ann.id).await, Ok(Some(ann.clone())));
+    assert_eq!(store.get(jöhn.id).await, Ok(Some(jöhn.clone())));
+    assert_eq!(
+        store.get_by_email(&email("bob@example.com")).await,
+        Ok(Some(bob))
+    );
+    assert_eq!(
+        store.get_by_email(&email("ann@example.com")).await,
+        Ok(Some(ann))
+    );
+}
+
+/// An empty patch writes nothing and returns the stored user, as stored.
+pub async fn an_empty_patch_returns_the_user_unchanged(store: Store) {
+    let mut ann = user("Ann.Lee@example.com");
+    ann.is_verified = true;
+    ann.role = Role::Instructor;
+    let ann = store.create(ann).await.unwrap();
+    assert_eq!(
+        store.patch(ann.id, UserPatch::default()).await,
+        Ok(ann.clone())
+    );
+    assert_eq!(store.get(ann.id).await, Ok(Some(ann)));
 }
 
 /// Any spelling of an ASCII address in another case finds the user.

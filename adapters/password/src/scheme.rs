@@ -105,6 +105,10 @@ impl Scheme {
             new_hash: None,
         };
         let Some(stored) = StoredHash::parse(stored) else {
+            // Spend what a real check costs, so that an account whose hash
+            // this hasher cannot read (bcrypt, a foreign format) does not
+            // answer measurably faster than a wrong password.
+            self.hash(secret)?;
             return Ok(not_valid);
         };
         if !stored.verify(secret, &self.memory)? {
@@ -177,5 +181,21 @@ mod tests {
             .expect("hash");
         assert_eq!(ours.to_string(), theirs.to_string());
         assert_eq!(scheme.memory.made(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_stored_hash_costs_a_hash_like_a_real_check() {
+        let config = HasherConfig {
+            argon2_memory_kib: 256,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        };
+        let scheme = Scheme::new(&config, 1).expect("valid");
+        assert_eq!(scheme.memory.made(), 0);
+        let check = scheme
+            .verify_and_update(b"pw", "$2b$12$bcryptbcryptbcryptbcryptbcryptbcryptbcrypt")
+            .expect("no error");
+        assert!(!check.valid && check.new_hash.is_none());
+        assert_eq!(scheme.memory.made(), 1, "an argon2 hash was computed");
     }
 }

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId};
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch};
 
 diesel::table! {
     /// FastAPI Users' table (its columns in any order: Diesel names them).
@@ -55,6 +55,32 @@ impl From<&User> for UserRow {
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
             role: user.role.as_str().to_owned(),
+        }
+    }
+}
+
+/// The `SET` list of a patch: only the columns that are `Some` (Diesel
+/// skips `None` fields of a changeset).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct UserPatchRow {
+    pub email: Option<String>,
+    pub hashed_password: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub is_verified: Option<bool>,
+    pub role: Option<String>,
+}
+
+impl From<&UserPatch> for UserPatchRow {
+    fn from(patch: &UserPatch) -> Self {
+        Self {
+            email: patch.email.as_ref().map(|e| e.as_str().to_owned()),
+            hashed_password: patch.hashed_password.clone(),
+            is_active: patch.is_active,
+            is_superuser: patch.is_superuser,
+            is_verified: patch.is_verified,
+            role: patch.role.map(|r| r.as_str().to_owned()),
         }
     }
 }

@@ -9,13 +9,13 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::Bool;
 use diesel::sqlite::{Sqlite, SqliteConnection};
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
 
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
 use crate::error::{TxError, store_error};
 use crate::location::Location;
-use crate::schema::{UserRow, lower, portcullis_email_key, users};
+use crate::schema::{UserPatchRow, UserRow, lower, portcullis_email_key, users};
 use crate::{SqliteStoreError, migrate};
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
@@ -387,6 +387,52 @@ impl UserRepository for SqliteUserStore {
         })
         .await?;
         Ok(user)
+    }
+
+    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
+        if patch.is_empty() {
+            // Diesel refuses an empty `SET` list; there is nothing to write.
+            return self.get(id).await?.ok_or(StoreError::NotFound);
+        }
+        let changes = UserPatchRow::from(&patch);
+        let id = id.to_string();
+        let row = self
+            .with_conn(move |conn| {
+                // One write transaction (SQLite's write lock): the clash check
+                // of a non-ASCII address, the UPDATE of the named columns only
+                // and the read-back see no other writer in between. ASCII
+                // clashes are the unique index's (a Conflict from the UPDATE).
+                conn.immediate_transaction(|conn| {
+                    if let Some(email) = changes.email.as_deref().filter(|e| needs_unicode_match(e))
+                    {
+                        let exists = users::table
+                            .find(&id)
+                            .select(users::id)
+                            .first::<String>(conn)
+                            .optional()?
+                            .is_some();
+                        if !exists {
+                            return Err(TxError::Store(StoreError::NotFound));
+                        }
+                        if key_taken(conn, email, Some(&id))? {
+                            return Err(TxError::Store(StoreError::Conflict));
+                        }
+                    }
+                    let changed = diesel::update(users::table.find(&id))
+                        .set(&changes)
+                        .execute(conn)?;
+                    if changed == 0 {
+                        return Err(TxError::Store(StoreError::NotFound));
+                    }
+                    Ok(users::table
+                        .find(&id)
+                        .select(UserRow::as_select())
+                        .first(conn)?)
+                })
+                .map_err(StoreError::from)
+            })
+            .await?;
+        User::try_from(row)
     }
 
     async fn replace_password_hash(

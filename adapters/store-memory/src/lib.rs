@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
 
 #[derive(Default)]
 struct Tables {
@@ -107,6 +107,27 @@ impl UserRepository for MemoryUserStore {
         }
         tables.users.insert(user.id, user.clone());
         Ok(user)
+    }
+
+    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
+        let mut tables = self.lock()?;
+        let old_key = match tables.users.get(&id) {
+            Some(old) => old.email.key(),
+            None => return Err(StoreError::NotFound),
+        };
+        if let Some(email) = &patch.email {
+            let new_key = email.key();
+            if new_key != old_key {
+                if tables.by_email.contains_key(&new_key) {
+                    return Err(StoreError::Conflict);
+                }
+                tables.by_email.remove(&old_key);
+                tables.by_email.insert(new_key, id);
+            }
+        }
+        let user = tables.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        patch.apply_to(user);
+        Ok(user.clone())
     }
 
     async fn replace_password_hash(

@@ -1,7 +1,7 @@
 //! The `user` table as SeaORM sees it, and the conversions to and from the
 //! domain's [`User`].
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId};
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch};
 use sea_orm::entity::prelude::*;
 
 /// One row of FastAPI Users' `user` table (plus `role`).
@@ -51,6 +51,24 @@ pub(crate) fn changes(user: &User) -> ActiveModel {
         is_superuser: Set(user.is_superuser),
         is_verified: Set(user.is_verified),
         role: Set(user.role.as_str().to_owned()),
+    }
+}
+
+/// Only the columns `patch` names, `Set`; every other one `NotSet`: the
+/// `SET` list of a patch.
+pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    fn set<T: Into<sea_orm::Value>>(value: Option<T>) -> sea_orm::ActiveValue<T> {
+        value.map_or(NotSet, Set)
+    }
+    ActiveModel {
+        id: NotSet,
+        email: set(patch.email.as_ref().map(|e| e.as_str().to_owned())),
+        hashed_password: set(patch.hashed_password.clone()),
+        is_active: set(patch.is_active),
+        is_superuser: set(patch.is_superuser),
+        is_verified: set(patch.is_verified),
+        role: set(patch.role.map(|r| r.as_str().to_owned())),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserRepository};
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
 use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
@@ -258,6 +258,28 @@ impl UserRepository for PostgresUserStore {
             return Err(StoreError::NotFound);
         }
         Ok(user)
+    }
+
+    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
+        if patch.is_empty() {
+            // No `SET` list to send; there is nothing to write.
+            return self.get(id).await?.ok_or(StoreError::NotFound);
+        }
+        // One UPDATE of the named columns only, RETURNING the row as it is
+        // now: the unique indexes decide an address clash atomically (a
+        // Conflict), and a concurrent change to another column is kept.
+        let rows = self
+            .bounded(
+                Users::update_many()
+                    .set(entity::patch_changes(&patch))
+                    .filter(Column::Id.eq(*id.as_uuid()))
+                    .exec_with_returning(&self.db),
+            )
+            .await?;
+        match rows.into_iter().next() {
+            Some(row) => User::try_from(row),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     async fn replace_password_hash(

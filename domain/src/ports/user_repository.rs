@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use crate::{EmailAddress, User, UserId};
+use crate::{EmailAddress, User, UserId, UserPatch};
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,11 @@ pub enum StoreError {
 ///   has the same e-mail key, decided atomically by the store (a unique index),
 ///   never by a read-then-write race: of many concurrent creates of one
 ///   address, exactly one succeeds;
-/// - `update` and `delete` of an unknown id return [`StoreError::NotFound`];
+/// - `update`, `patch` and `delete` of an unknown id return
+///   [`StoreError::NotFound`];
+/// - `patch` writes only the columns it names, so it never undoes a
+///   concurrent change to another column (prefer it to `update` whenever
+///   the caller read the user earlier);
 /// - a store that cannot answer returns [`StoreError::Unavailable`], never
 ///   panics.
 #[async_trait]
@@ -36,8 +40,22 @@ pub trait UserRepository: Send + Sync {
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
     /// Stores a new user.
     async fn create(&self, user: User) -> Result<User, StoreError>;
-    /// Replaces the stored user that has `user.id`.
+    /// Replaces the stored user that has `user.id`: every column is written
+    /// from `user`, so a concurrent change to any column since `user` was
+    /// read is undone. Use [`UserRepository::patch`] to change some columns.
     async fn update(&self, user: User) -> Result<User, StoreError>;
+    /// Changes only the columns `patch` names of user `id`, atomically, and
+    /// returns the stored user afterwards (with every other column as it is
+    /// stored now, not as the caller last saw it).
+    ///
+    /// - [`StoreError::NotFound`] when no user has `id`;
+    /// - [`StoreError::Conflict`] when the new e-mail's key
+    ///   ([`EmailAddress::key`]) belongs to another user, decided atomically
+    ///   by the store as for `create` and `update`; nothing is changed then;
+    ///   a new spelling of the user's own address is no conflict;
+    /// - columns the patch does not name are never written;
+    /// - an empty patch changes nothing and returns the stored user.
+    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError>;
     /// Replaces the password hash of user `id` only if it is still
     /// `current`, atomically (a conditional update): `Ok(true)` when it did,
     /// `Ok(false)` when the hash had changed meanwhile or the user is gone.
