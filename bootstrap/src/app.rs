@@ -8,13 +8,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
-use portcullis_domain::{EmailAddress, Mailer, Password, StoreError, User, UserRepository};
+use portcullis_domain::{Mailer, UserRepository};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
 
 use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::{Config, DEFAULT_DATABASE_MAX_CONNECTIONS};
+use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -211,36 +212,21 @@ pub async fn ensure_first_superuser(
     email: &str,
     password: &str,
 ) -> Result<(), StartError> {
-    let bad = |m: String| StartError::FirstSuperuser(m);
-    let email =
-        EmailAddress::parse(email).map_err(|e| bad(format!("FIRST_SUPERUSER_EMAIL: {e}")))?;
-    let ports = service.ports();
-    if ports
-        .users
-        .get_by_email(&email)
-        .await
-        .map_err(|e| bad(e.to_string()))?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let password = Password::new(password, &email)
-        .map_err(|e| bad(format!("FIRST_SUPERUSER_PASSWORD: {e}")))?;
-    let hashed = ports
-        .hasher
-        .hash(password.expose())
-        .await
-        .map_err(|e| bad(e.to_string()))?;
-    let mut user = User::new(email, hashed);
-    user.is_superuser = true;
-    user.is_verified = true;
-    match ports.users.create(user).await {
-        Ok(user) => {
-            tracing::info!(email = %user.email, "first superuser created");
+    let bad = StartError::FirstSuperuser;
+    match create_superuser(service, email, Some(password), false).await {
+        Ok(outcome) => {
+            if let SuperuserOutcome::Created(user) = outcome {
+                tracing::info!(email = %user.email, "first superuser created");
+            }
             Ok(())
         }
-        Err(StoreError::Conflict) => Ok(()),
-        Err(e) => Err(bad(e.to_string())),
+        // Present already, or created by an instance starting alongside.
+        Err(SuperuserError::Exists(_)) => Ok(()),
+        Err(SuperuserError::InvalidEmail(m)) => Err(bad(format!("FIRST_SUPERUSER_EMAIL: {m}"))),
+        Err(SuperuserError::InvalidPassword(m)) => {
+            Err(bad(format!("FIRST_SUPERUSER_PASSWORD: {m}")))
+        }
+        Err(SuperuserError::Store(m)) => Err(bad(m)),
     }
 }
 

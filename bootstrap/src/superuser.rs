@@ -2,7 +2,7 @@
 //! the command line.
 
 use portcullis_application::UserService;
-use portcullis_domain::{EmailAddress, Password, StoreError, User};
+use portcullis_domain::{EmailAddress, Password, StoreError, User, UserPatch};
 
 /// What `create-superuser` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,17 +71,22 @@ pub async fn create_superuser(
         EmailAddress::parse(email).map_err(|e| SuperuserError::InvalidEmail(e.to_string()))?;
     let ports = service.ports();
     let store = |e: StoreError| SuperuserError::Store(e.to_string());
-    if let Some(mut user) = ports.users.get_by_email(&email).await.map_err(store)? {
+    if let Some(user) = ports.users.get_by_email(&email).await.map_err(store)? {
         if !promote {
             return Err(SuperuserError::Exists(user.email.to_string()));
         }
         if user.is_superuser && user.is_active {
             return Ok(SuperuserOutcome::AlreadySuperuser(user));
         }
-        user.is_superuser = true;
-        user.is_active = true;
+        // Only these two columns: a whole-row write could undo a change
+        // made meanwhile.
+        let patch = UserPatch {
+            is_superuser: Some(true),
+            is_active: Some(true),
+            ..UserPatch::default()
+        };
         return Ok(SuperuserOutcome::Promoted(
-            ports.users.update(user).await.map_err(store)?,
+            ports.users.patch(user.id, patch).await.map_err(store)?,
         ));
     }
     let password =
