@@ -86,6 +86,23 @@ fn user_id(raw: &str) -> Result<UserId> {
     UserId::parse(raw).map_err(|_| ApiError::NotFound)
 }
 
+/// The changes of a `PATCH /users/{id}` body, or the 413/422 it deserves.
+async fn user_changes(req: &HttpRequest, payload: Payload) -> Result<UserChanges> {
+    let body = read_body(payload).await?;
+    let object = json_object(req, &body)?;
+    let mut fields = Fields::new(&object);
+    let changes = UserChanges {
+        password: fields.optional_str("password").map(str::to_owned),
+        email: fields.optional_email("email"),
+        is_active: fields.optional_bool("is_active"),
+        is_superuser: fields.optional_bool("is_superuser"),
+        is_verified: fields.optional_bool("is_verified"),
+        role: fields.optional_role("role"),
+    };
+    fields.finish()?;
+    Ok(changes)
+}
+
 fn admin_error(e: AdminError) -> ApiError {
     match e {
         AdminError::Forbidden => ApiError::FORBIDDEN,
@@ -155,23 +172,19 @@ pub async fn patch_user(
     payload: Payload,
 ) -> Result {
     let id = user_id(&id)?;
-    // 404 for an unknown id comes before any judgement of the body.
-    service
-        .admin_get_user(&admin.0, id)
-        .await
-        .map_err(admin_error)?;
-    let body = read_body(payload).await?;
-    let object = json_object(&req, &body)?;
-    let mut fields = Fields::new(&object);
-    let changes = UserChanges {
-        password: fields.optional_str("password").map(str::to_owned),
-        email: fields.optional_email("email"),
-        is_active: fields.optional_bool("is_active"),
-        is_superuser: fields.optional_bool("is_superuser"),
-        is_verified: fields.optional_bool("is_verified"),
-        role: fields.optional_role("role"),
+    let changes = match user_changes(&req, payload).await {
+        Ok(changes) => changes,
+        Err(bad_body) => {
+            // 404 for an unknown id comes before any judgement of the body;
+            // only a bad body needs this extra look-up (a good one learns
+            // "not found" from the update itself).
+            service
+                .admin_get_user(&admin.0, id)
+                .await
+                .map_err(admin_error)?;
+            return Err(bad_body);
+        }
     };
-    fields.finish()?;
     match service.admin_update_user(&admin.0, id, changes).await {
         Ok(user) => Ok(user_ok(&user)),
         Err(AdminUpdateError::Forbidden) => Err(ApiError::FORBIDDEN),
