@@ -179,6 +179,17 @@ fn json_error_text(e: &serde_json::Error) -> String {
     }
 }
 
+/// `values` when no problem was found, else the 422 listing each problem.
+fn verdict<T>(errors: Vec<ValidationError>, values: Option<T>) -> Result<T, ApiError> {
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    // Every required reader records a problem when it yields `None`.
+    values.ok_or_else(|| {
+        ApiError::Internal("a required field was read as absent without a 422".into())
+    })
+}
+
 /// Judges the fields of a JSON object, collecting every problem.
 pub struct Fields<'a> {
     object: &'a Map<String, Value>,
@@ -329,11 +340,13 @@ impl<'a> Fields<'a> {
 
     /// `Ok` when every field was fine, else the 422 listing each problem.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.errors))
-        }
+        verdict(self.errors, Some(()))
+    }
+
+    /// [`finish`](Self::finish), then the required values read: they are all
+    /// present exactly when nothing was wrong (`a.zip(b)` for two).
+    pub fn finish_with<T>(self, values: Option<T>) -> Result<T, ApiError> {
+        verdict(self.errors, values)
     }
 }
 
@@ -497,12 +510,10 @@ impl Form {
         }
     }
 
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.errors))
-        }
+    /// The required values read, or the 422 listing each problem: they are
+    /// all present exactly when nothing was wrong (`a.zip(b)` for two).
+    pub fn finish_with<T>(self, values: Option<T>) -> Result<T, ApiError> {
+        verdict(self.errors, values)
     }
 }
 

@@ -55,10 +55,7 @@ pub async fn register(service: Data<UserService>, req: HttpRequest, payload: Pay
     let mut fields = Fields::new(&object);
     let email = fields.required_email("email");
     let password = fields.required_str("password");
-    fields.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
+    let (email, password) = fields.finish_with(email.zip(password))?;
     match service.register(email, password).await {
         Ok(user) => Ok(HttpResponse::Created().json(UserBody::from(&user))),
         Err(RegisterError::AlreadyExists) => Err(ApiError::Code("REGISTER_USER_ALREADY_EXISTS")),
@@ -100,10 +97,7 @@ pub async fn login(service: Data<UserService>, req: HttpRequest, payload: Payloa
     form.optional_exactly("grant_type", "password");
     let username = form.required("username");
     let password = form.required("password");
-    form.finish()?;
-    let (Some(username), Some(password)) = (username, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
+    let (username, password) = form.finish_with(username.zip(password))?;
     match service.login(&username, &password).await {
         Ok(token) => Ok(HttpResponse::Ok().json(json!({
             "access_token": token,
@@ -144,8 +138,7 @@ async fn email_only(
     let object = json_object(req, &body)?;
     let mut fields = Fields::new(&object);
     let email = fields.required_email("email");
-    fields.finish()?;
-    email.ok_or_else(|| ApiError::Internal("validated field missing".into()))
+    fields.finish_with(email)
 }
 
 /// Forgot password
@@ -204,10 +197,7 @@ pub async fn reset_password(
     let mut fields = Fields::new(&object);
     let token = fields.required_str("token");
     let password = fields.required_str("password");
-    fields.finish()?;
-    let (Some(token), Some(password)) = (token, password) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
-    };
+    let (token, password) = fields.finish_with(token.zip(password))?;
     match service.reset_password(token, password).await {
         Ok(()) => Ok(HttpResponse::build(StatusCode::OK).json(Value::Null)),
         Err(ResetPasswordError::BadToken) => Err(ApiError::Code("RESET_PASSWORD_BAD_TOKEN")),
@@ -269,8 +259,7 @@ pub async fn verify(service: Data<UserService>, req: HttpRequest, payload: Paylo
     let object = json_object(&req, &body)?;
     let mut fields = Fields::new(&object);
     let token = fields.required_str("token");
-    fields.finish()?;
-    let token = token.ok_or_else(|| ApiError::Internal("validated field missing".into()))?;
+    let token = fields.finish_with(token)?;
     match service.verify(token).await {
         Ok(user) => Ok(HttpResponse::Ok().json(UserBody::from(&user))),
         Err(VerifyError::BadToken) => Err(ApiError::Code("VERIFY_USER_BAD_TOKEN")),
