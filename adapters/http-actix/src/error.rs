@@ -1,19 +1,61 @@
 //! The one HTTP error type: every failure becomes the exact status and JSON
-//! body of the contract. Only this crate knows status codes.
+//! body of the contract. Only this crate knows status codes. Each use
+//! case's error enum is mapped to it next to the handler that calls the use
+//! case (`From<RegisterError> for ApiError` in `handlers/register.rs`, …).
+
+use std::error::Error as StdError;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
+use portcullis_application::InfraError;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use crate::validation::ValidationError;
+use crate::error_code::ErrorCode;
+use crate::pydantic::ValidationError;
+
+/// A business error: `{"detail": "CODE"}`, or `{"detail": {"code": "CODE",
+/// "reason": "..."}}` for password-policy failures.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorModel {
+    #[schema(schema_with = crate::openapi::schemas::error_detail)]
+    detail: ErrorDetail,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ErrorDetail {
+    Code(ErrorCode),
+    CodeReason(ErrorCodeReasonModel),
+}
+
+/// The detail of a password-policy failure.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorCodeReasonModel {
+    #[schema(value_type = String)]
+    code: ErrorCode,
+    #[schema(examples("Password should be at least 8 characters"))]
+    reason: String,
+}
+
+/// Malformed input: one entry per problem.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(clippy::upper_case_acronyms)] // FastAPI's name for it
+pub(crate) struct HTTPValidationError {
+    detail: Vec<ValidationError>,
+}
+
+/// A cause kept for the log, never shown to a client.
+pub type Cause = Box<dyn StdError + Send + Sync>;
 
 /// An answer that is not a success.
 #[derive(Debug)]
 pub enum ApiError {
     /// `400 {"detail": "CODE"}`.
-    Code(&'static str),
+    Code(ErrorCode),
     /// `400 {"detail": {"code": "CODE", "reason": "..."}}`.
-    CodeReason(&'static str, &'static str),
+    CodeReason(ErrorCode, String),
     /// `401 {"detail": "Unauthorized"}` with `WWW-Authenticate: Bearer`.
     Unauthorized,
     /// `403 {"detail": "<text>"}`.
@@ -27,14 +69,19 @@ pub enum ApiError {
     /// `422 {"detail": [...]}`.
     Validation(Vec<ValidationError>),
     /// `503`: the store cannot be reached; the cause is logged, not shown.
-    Unavailable(String),
+    Unavailable(Cause),
     /// `500`: a bug; the cause is logged, not shown.
-    Internal(String),
+    Internal(Cause),
 }
 
 impl ApiError {
     /// `403 {"detail": "Forbidden"}`.
     pub const FORBIDDEN: ApiError = ApiError::Forbidden("Forbidden");
+
+    /// A `500` for a bug described by `what`.
+    pub fn internal(what: impl Into<String>) -> Self {
+        ApiError::Internal(what.into().into())
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -43,14 +90,26 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<portcullis_application::InfraError> for ApiError {
-    fn from(e: portcullis_application::InfraError) -> Self {
-        use portcullis_application::InfraError;
-        match e {
-            InfraError::Unavailable(m) => ApiError::Unavailable(m),
-            InfraError::Internal(m) => ApiError::Internal(m),
+impl From<InfraError> for ApiError {
+    fn from(e: InfraError) -> Self {
+        if matches!(e, InfraError::Unavailable(..)) {
+            ApiError::Unavailable(Box::new(e))
+        } else {
+            ApiError::Internal(Box::new(e))
         }
     }
+}
+
+/// `cause` and every source under it, for the log.
+fn chain(cause: &(dyn StdError + 'static)) -> String {
+    let mut text = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 impl ResponseError for ApiError {
@@ -69,25 +128,40 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
         let detail: Value = match self {
-            ApiError::Code(code) => json!(code),
-            ApiError::CodeReason(code, reason) => json!({"code": code, "reason": reason}),
+            ApiError::Code(code) => {
+                return response.json(ErrorModel {
+                    detail: ErrorDetail::Code(*code),
+                });
+            }
+            ApiError::CodeReason(code, reason) => {
+                return response.json(ErrorModel {
+                    detail: ErrorDetail::CodeReason(ErrorCodeReasonModel {
+                        code: *code,
+                        reason: reason.clone(),
+                    }),
+                });
+            }
+            ApiError::Validation(errors) => {
+                return response.json(HTTPValidationError {
+                    detail: errors.clone(),
+                });
+            }
             ApiError::Unauthorized => json!("Unauthorized"),
             ApiError::Forbidden(text) => json!(text),
             ApiError::NotFound => json!("Not Found"),
             ApiError::MethodNotAllowed => json!("Method Not Allowed"),
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
-            ApiError::Validation(errors) => json!(errors),
             ApiError::Unavailable(cause) => {
-                tracing::warn!(%cause, "store unavailable");
+                tracing::warn!(cause = %chain(cause.as_ref()), "store unavailable");
                 json!("Service Unavailable")
             }
             ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                tracing::error!(cause = %chain(cause.as_ref()), "internal error");
                 json!("Internal Server Error")
             }
         };
-        let mut response = HttpResponse::build(self.status_code());
         match self {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -31,7 +31,7 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 fn service(req: &HttpRequest) -> Result<web::Data<UserService>, ApiError> {
     req.app_data::<web::Data<UserService>>()
         .cloned()
-        .ok_or_else(|| ApiError::Internal("Portcullis is not configured on this app".into()))
+        .ok_or_else(|| ApiError::internal("Portcullis is not configured on this app"))
 }
 
 /// The active user the request's access token belongs to.

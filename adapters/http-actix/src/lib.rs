@@ -42,26 +42,30 @@
 #![warn(missing_docs)]
 
 mod error;
+mod error_code;
 mod extractors;
 mod handlers;
 mod openapi;
+mod pydantic;
+mod request;
 mod user_body;
-mod validation;
 
 use actix_web::web::{self, ServiceConfig};
-pub use error::ApiError;
+pub use error::{ApiError, Cause};
+pub use error_code::ErrorCode;
 pub use extractors::{
     Admin, AdminUser, CurrentUser, Instructor, InstructorUser, RequireRole, RoleRequirement,
     Student, StudentUser, Superuser, VerifiedUser, authenticate, bearer_token,
 };
 use handlers::fallback::{method_not_allowed, not_found};
-use handlers::{auth, health, users};
+use handlers::{health, login, logout, register, reset_password, users_admin, users_me, verify};
 pub use openapi::{
     DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_resource, standalone_document, swagger_ui,
 };
 pub use portcullis_application::UserService;
+pub use pydantic::ValidationError;
+pub use request::MAX_BODY_BYTES;
 pub use user_body::UserBody;
-pub use validation::{MAX_BODY_BYTES, ValidationError};
 
 /// Mounts Portcullis in a host's `App` (via `App::configure`): the service as
 /// app data, so the guard extractors work in every handler of the app, and
@@ -123,39 +127,42 @@ fn normalise_prefix(prefix: &str) -> String {
 /// The routes of the contract, relative to the prefix they are mounted at.
 /// The [`UserService`] must be registered as `web::Data` on the app.
 pub fn routes(cfg: &mut ServiceConfig) {
-    let post = |path: &str, handler| {
-        web::resource(path.to_owned())
-            .route(handler)
+    // Each route's own resource: its methods, 405 for the others, and the
+    // body size limit (actix's `PayloadConfig`) on the routes that read one.
+    let resource = |path: &str| web::resource(path.to_owned()).app_data(request::payload_config());
+    let post = |path: &str, route| {
+        resource(path)
+            .route(route)
             .default_service(method_not_allowed("POST"))
     };
-    cfg.service(post("/auth/register", web::post().to(auth::register)))
-        .service(post("/auth/jwt/login", web::post().to(auth::login)))
-        .service(post("/auth/jwt/logout", web::post().to(auth::logout)))
+    cfg.service(post("/auth/register", web::post().to(register::register)))
+        .service(post("/auth/jwt/login", web::post().to(login::login)))
+        .service(post("/auth/jwt/logout", web::post().to(logout::logout)))
         .service(post(
             "/auth/forgot-password",
-            web::post().to(auth::forgot_password),
+            web::post().to(reset_password::forgot_password),
         ))
         .service(post(
             "/auth/reset-password",
-            web::post().to(auth::reset_password),
+            web::post().to(reset_password::reset_password),
         ))
         .service(post(
             "/auth/request-verify-token",
-            web::post().to(auth::request_verify_token),
+            web::post().to(verify::request_verify_token),
         ))
-        .service(post("/auth/verify", web::post().to(auth::verify)))
+        .service(post("/auth/verify", web::post().to(verify::verify)))
         .service(
-            web::resource("/users/me")
-                .route(web::get().to(users::get_me))
-                .route(web::patch().to(users::patch_me))
-                .route(web::delete().to(users::delete_me_path))
+            resource("/users/me")
+                .route(web::get().to(users_me::get_me))
+                .route(web::patch().to(users_me::patch_me))
+                .route(web::delete().to(users_admin::delete_me_path))
                 .default_service(method_not_allowed("GET, PATCH, DELETE")),
         )
         .service(
-            web::resource("/users/{id}")
-                .route(web::get().to(users::get_user))
-                .route(web::patch().to(users::patch_user))
-                .route(web::delete().to(users::delete_user))
+            resource("/users/{id}")
+                .route(web::get().to(users_admin::get_user))
+                .route(web::patch().to(users_admin::patch_user))
+                .route(web::delete().to(users_admin::delete_user))
                 .default_service(method_not_allowed("GET, PATCH, DELETE")),
         );
 }

@@ -1,3 +1,5 @@
+//! A user as every route renders it.
+
 use portcullis_domain::User;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -22,7 +24,7 @@ pub struct UserBody {
     /// Whether the user proved they own the address (through a verify token).
     pub is_verified: bool,
     /// The user's role: `student`, `instructor` or `admin`, lowest to highest.
-    #[schema(value_type = crate::openapi::Role)]
+    #[schema(value_type = crate::openapi::schemas::Role)]
     pub role: &'static str,
 }
 

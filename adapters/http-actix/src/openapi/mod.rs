@@ -1,0 +1,193 @@
+//! The OpenAPI 3.1 document of the contract and the Swagger UI that shows
+//! it.
+//!
+//! The operations come from the `#[utoipa::path]` annotations on the
+//! handlers; the request bodies are the handlers' own request types, so the
+//! document shows exactly what they parse. The paths of the annotations are
+//! relative to the API prefix; [`openapi_document`] puts them under the
+//! prefix a server is configured with, at run time.
+//!
+//! - [`schemas`]: schemas several operations share;
+//! - [`responses`]: answers generated for many operations (401/403/422,
+//!   413/503);
+//! - [`swagger`]: Swagger UI.
+
+pub(crate) mod responses;
+pub(crate) mod schemas;
+mod swagger;
+
+use actix_web::http::header;
+use actix_web::web;
+use actix_web::{HttpResponse, Resource};
+use utoipa::OpenApi;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{OAuth2, Password, Scopes, SecurityScheme};
+
+use crate::handlers::fallback::method_not_allowed;
+use crate::handlers::{
+    health, login, logout, register, reset_password, users_admin, users_me, verify,
+};
+use crate::pydantic::ValidationError;
+use responses::InfrastructureAnswers;
+pub use swagger::swagger_ui;
+
+/// The name of the security scheme of the protected operations.
+pub(crate) const SECURITY_SCHEME: &str = "OAuth2PasswordBearer";
+
+/// Where the standalone server serves the document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// Where the standalone server serves Swagger UI.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The contract's operations, relative to the API prefix.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis",
+        description = "User registration, login, password reset and e-mail verification, \
+                       speaking the HTTP API of FastAPI Users."
+    ),
+    paths(
+        register::register,
+        login::login,
+        logout::logout,
+        reset_password::forgot_password,
+        reset_password::reset_password,
+        verify::request_verify_token,
+        verify::verify,
+        users_me::get_me,
+        users_me::patch_me,
+        users_admin::get_user,
+        users_admin::patch_user,
+        users_admin::delete_user,
+        users_admin::delete_me_path,
+    ),
+    components(schemas(
+        crate::UserBody,
+        schemas::Role,
+        crate::error::ErrorModel,
+        crate::error::ErrorCodeReasonModel,
+        crate::error::HTTPValidationError,
+        ValidationError,
+        schemas::Unauthorized,
+        schemas::Forbidden,
+    )),
+    tags(
+        (name = "Auth", description = "Registration, login, password reset, e-mail verification."),
+        (name = "Users", description = "The current user, and administration by superusers."),
+    ),
+    modifiers(&InfrastructureAnswers)
+)]
+struct ContractDoc;
+
+/// What the standalone server adds: `GET /health`, outside the prefix.
+#[derive(OpenApi)]
+#[openapi(paths(health::health))]
+struct HealthDoc;
+
+/// The OpenAPI document of the contract's routes mounted at `prefix` (as
+/// given to [`mount`](crate::mount)): every operation with its request body
+/// and every answer it can give, and the `OAuth2PasswordBearer` password
+/// flow whose token URL is the login route, so Swagger UI's Authorize
+/// button logs in. A host that mounts Portcullis next to its own routes
+/// serves this (merged with its own document if it has one) with
+/// [`openapi_resource`].
+///
+/// ```
+/// let doc = portcullis_http_actix::openapi_document("/auth/v1");
+/// assert!(doc.paths.paths.contains_key("/auth/v1/auth/jwt/login"));
+/// ```
+pub fn openapi_document(prefix: &str) -> Document {
+    let prefix = crate::normalise_prefix(prefix);
+    let mut doc = ContractDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (format!("{prefix}{path}"), item))
+        .collect();
+    let login = format!("{prefix}/auth/jwt/login");
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [utoipa::openapi::security::Flow::Password(Password::new(
+                    login,
+                    Scopes::new(),
+                ))],
+                "An access token from the login route (the e-mail address is the username).",
+            )),
+        );
+    doc
+}
+
+/// The document of everything the standalone server
+/// ([`configure`](crate::configure)) serves under the API: the contract at
+/// `prefix` and `GET /health`.
+pub fn standalone_document(prefix: &str) -> Document {
+    let mut doc = openapi_document(prefix);
+    doc.merge(HealthDoc::openapi());
+    doc
+}
+
+/// `GET path`: the document as JSON; another method: 405.
+pub fn openapi_resource(path: &str, document: Document) -> Resource {
+    let body = web::Bytes::from(serde_json::to_vec(&document).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not serialise");
+        b"{}".to_vec()
+    }));
+    web::resource(path.to_owned())
+        .route(web::get().to(move || {
+            let body = body.clone();
+            async move {
+                HttpResponse::Ok()
+                    .content_type(header::ContentType::json())
+                    .body(body)
+            }
+        }))
+        .default_service(method_not_allowed("GET"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use serde_json::Value;
+
+    fn json_doc(prefix: &str) -> Value {
+        serde_json::to_value(standalone_document(prefix)).unwrap_or_default()
+    }
+
+    #[test]
+    fn paths_sit_under_the_prefix_and_health_at_the_root() {
+        let doc = json_doc("/v1/");
+        let paths: Vec<&String> = doc["paths"]
+            .as_object()
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        assert!(paths.iter().any(|p| *p == "/v1/auth/register"), "{paths:?}");
+        assert!(paths.iter().any(|p| *p == "/health"), "{paths:?}");
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with("/v1/") || *p == "/health"),
+            "{paths:?}"
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"][SECURITY_SCHEME]["flows"]["password"]["tokenUrl"],
+            "/v1/auth/jwt/login"
+        );
+    }
+
+    #[test]
+    fn the_root_prefix_leaves_paths_as_they_are() {
+        let doc = json_doc("");
+        assert!(doc["paths"]["/users/me"].is_object());
+        assert_eq!(
+            doc["components"]["securitySchemes"][SECURITY_SCHEME]["flows"]["password"]["tokenUrl"],
+            "/auth/jwt/login"
+        );
+    }
+}

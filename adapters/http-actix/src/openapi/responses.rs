@@ -1,0 +1,147 @@
+//! Answers several operations share, generated rather than written out in
+//! each `#[utoipa::path]`: the guards' `401`/`403`, the `422` of a
+//! malformed body, and, on every operation, `413` and `503`.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr};
+use utoipa::{IntoResponses, Modify};
+
+use super::schemas::fixed_detail;
+
+fn json_ref(description: &str, schema: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build(),
+    )
+}
+
+fn unauthorized() -> Response {
+    json_ref(
+        "No usable token, or an inactive or deleted user.",
+        "Unauthorized",
+    )
+    .header(
+        "WWW-Authenticate",
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some("`Bearer`"))
+            .build(),
+    )
+    .build()
+}
+
+fn responses(entries: Vec<(&str, Response)>) -> BTreeMap<String, RefOr<Response>> {
+    entries
+        .into_iter()
+        .map(|(status, response)| (status.to_owned(), response.into()))
+        .collect()
+}
+
+/// Any active user's token: `401` without one.
+pub(crate) struct Authenticated;
+
+impl IntoResponses for Authenticated {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(vec![("401", unauthorized())])
+    }
+}
+
+/// A superuser's token: `401` without a usable one, then `403`.
+pub(crate) struct SuperuserOnly;
+
+impl IntoResponses for SuperuserOnly {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(vec![
+            ("401", unauthorized()),
+            ("403", json_ref("Not a superuser.", "Forbidden").build()),
+        ])
+    }
+}
+
+/// A body that does not parse: `422`, one entry per problem.
+pub(crate) struct Malformed;
+
+impl IntoResponses for Malformed {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(vec![(
+            "422",
+            json_ref(
+                "Malformed body: one entry per problem.",
+                "HTTPValidationError",
+            )
+            .build(),
+        )])
+    }
+}
+
+/// Answers any operation may give whatever the route: `503` while the store
+/// is unreachable, and `413` for a body larger than any request needs (on
+/// the operations that read a body).
+pub(crate) struct InfrastructureAnswers;
+
+impl Modify for InfrastructureAnswers {
+    fn modify(&self, doc: &mut Document) {
+        let json = |schema: Schema| ContentBuilder::new().schema(Some(schema)).build();
+        let too_large = ResponseBuilder::new()
+            .description(format!(
+                "The body is larger than any request needs ({} KiB).",
+                crate::MAX_BODY_BYTES / 1024
+            ))
+            .content(
+                "application/json",
+                json(fixed_detail(&["Request Entity Too Large"])),
+            )
+            .build();
+        let unavailable = ResponseBuilder::new()
+            .description("The store cannot be reached; try again later.")
+            .content(
+                "application/json",
+                json(fixed_detail(&["Service Unavailable"])),
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
+                    ))
+                    .description(Some("Seconds to wait before trying again."))
+                    .build(),
+            )
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for operation in operations(item) {
+                if operation.request_body.is_some() {
+                    operation
+                        .responses
+                        .responses
+                        .insert("413".into(), too_large.clone().into());
+                }
+                operation
+                    .responses
+                    .responses
+                    .insert("503".into(), unavailable.clone().into());
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.patch.as_mut(),
+        item.delete.as_mut(),
+        item.put.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
