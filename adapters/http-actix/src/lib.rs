@@ -58,7 +58,8 @@ pub use extractors::{
     Student, StudentUser, Superuser, VerifiedUser, authenticate, bearer_token,
 };
 use handlers::fallback::{method_not_allowed, not_found};
-use handlers::{health, login, logout, register, reset_password, users_admin, users_me, verify};
+use handlers::health;
+pub use handlers::routes;
 pub use openapi::{
     DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_resource, standalone_document, swagger_ui,
 };
@@ -122,49 +123,6 @@ fn normalise_prefix(prefix: &str) -> String {
     } else {
         format!("/{trimmed}")
     }
-}
-
-/// The routes of the contract, relative to the prefix they are mounted at.
-/// The [`UserService`] must be registered as `web::Data` on the app.
-pub fn routes(cfg: &mut ServiceConfig) {
-    // Each route's own resource: its methods, 405 for the others, and the
-    // body size limit (actix's `PayloadConfig`) on the routes that read one.
-    let resource = |path: &str| web::resource(path.to_owned()).app_data(request::payload_config());
-    let post = |path: &str, route| {
-        resource(path)
-            .route(route)
-            .default_service(method_not_allowed("POST"))
-    };
-    cfg.service(post("/auth/register", web::post().to(register::register)))
-        .service(post("/auth/jwt/login", web::post().to(login::login)))
-        .service(post("/auth/jwt/logout", web::post().to(logout::logout)))
-        .service(post(
-            "/auth/forgot-password",
-            web::post().to(reset_password::forgot_password),
-        ))
-        .service(post(
-            "/auth/reset-password",
-            web::post().to(reset_password::reset_password),
-        ))
-        .service(post(
-            "/auth/request-verify-token",
-            web::post().to(verify::request_verify_token),
-        ))
-        .service(post("/auth/verify", web::post().to(verify::verify)))
-        .service(
-            resource("/users/me")
-                .route(web::get().to(users_me::get_me))
-                .route(web::patch().to(users_me::patch_me))
-                .route(web::delete().to(users_admin::delete_me_path))
-                .default_service(method_not_allowed("GET, PATCH, DELETE")),
-        )
-        .service(
-            resource("/users/{id}")
-                .route(web::get().to(users_admin::get_user))
-                .route(web::patch().to(users_admin::patch_user))
-                .route(web::delete().to(users_admin::delete_user))
-                .default_service(method_not_allowed("GET, PATCH, DELETE")),
-        );
 }
 
 #[cfg(test)]

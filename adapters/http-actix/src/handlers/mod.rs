@@ -13,7 +13,64 @@ pub mod users_me;
 pub mod verify;
 
 use actix_web::HttpResponse;
+use actix_web::web::{self, ServiceConfig};
 use serde_json::Value;
+
+use crate::request::payload_config;
+use fallback::method_not_allowed;
+
+/// The contract's routes, each path listed once with its methods and
+/// handlers: it generates both what actix serves ([`routes`]) and the
+/// operations of the OpenAPI document ([`ContractPaths`]), so neither can
+/// leave a route out. (Each handler's `#[utoipa::path]` names its path
+/// again; `tests/tests/openapi.rs` checks the two agree.)
+macro_rules! contract_routes {
+    ($( $path:literal => { $( $method:ident : $module:ident :: $handler:ident ),+ $(,)? } ),+ $(,)?) => {
+        /// The routes of the contract, relative to the prefix they are
+        /// mounted at; another method is a 405 with an `Allow` header. The
+        /// [`UserService`](portcullis_application::UserService) must be
+        /// registered as `web::Data` on the app.
+        pub fn routes(cfg: &mut ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        // The body size limit, for the routes that read one.
+                        .app_data(payload_config())
+                        $( .route(web::$method().to($module::$handler)) )+
+                        .default_service(method_not_allowed(
+                            [$(stringify!($method)),+].join(", ").to_uppercase(),
+                        )),
+                );
+            )+
+        }
+
+        /// The operations of [`routes`], for the OpenAPI document.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($module::$handler),+),+))]
+        pub(crate) struct ContractPaths;
+    };
+}
+
+contract_routes! {
+    "/auth/register" => { post: register::register },
+    "/auth/jwt/login" => { post: login::login },
+    "/auth/jwt/logout" => { post: logout::logout },
+    "/auth/forgot-password" => { post: reset_password::forgot_password },
+    "/auth/reset-password" => { post: reset_password::reset_password },
+    "/auth/request-verify-token" => { post: verify::request_verify_token },
+    "/auth/verify" => { post: verify::verify },
+    // Before `/users/{id}`, which would take `me` for an id.
+    "/users/me" => {
+        get: users_me::get_me,
+        patch: users_me::patch_me,
+        delete: users_admin::delete_me_path,
+    },
+    "/users/{id}" => {
+        get: users_admin::get_user,
+        patch: users_admin::patch_user,
+        delete: users_admin::delete_user,
+    },
+}
 
 /// `202 null`: what forgot-password and request-verify-token always answer.
 fn accepted_null() -> HttpResponse {

@@ -19,14 +19,12 @@ mod swagger;
 use actix_web::http::header;
 use actix_web::web;
 use actix_web::{HttpResponse, Resource};
-use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::handlers::fallback::method_not_allowed;
-use crate::handlers::{
-    health, login, logout, register, reset_password, users_admin, users_me, verify,
-};
+use crate::handlers::{ContractPaths, health};
 use crate::pydantic::ValidationError;
 use responses::InfrastructureAnswers;
 pub use swagger::swagger_ui;
@@ -48,21 +46,6 @@ pub const DOCS_PATH: &str = "/docs";
         description = "User registration, login, password reset and e-mail verification, \
                        speaking the HTTP API of FastAPI Users."
     ),
-    paths(
-        register::register,
-        login::login,
-        logout::logout,
-        reset_password::forgot_password,
-        reset_password::reset_password,
-        verify::request_verify_token,
-        verify::verify,
-        users_me::get_me,
-        users_me::patch_me,
-        users_admin::get_user,
-        users_admin::patch_user,
-        users_admin::delete_user,
-        users_admin::delete_me_path,
-    ),
     components(schemas(
         crate::UserBody,
         schemas::Role,
@@ -76,8 +59,7 @@ pub const DOCS_PATH: &str = "/docs";
     tags(
         (name = "Auth", description = "Registration, login, password reset, e-mail verification."),
         (name = "Users", description = "The current user, and administration by superusers."),
-    ),
-    modifiers(&InfrastructureAnswers)
+    )
 )]
 struct ContractDoc;
 
@@ -101,6 +83,8 @@ struct HealthDoc;
 pub fn openapi_document(prefix: &str) -> Document {
     let prefix = crate::normalise_prefix(prefix);
     let mut doc = ContractDoc::openapi();
+    doc.merge(ContractPaths::openapi());
+    InfrastructureAnswers.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths
