@@ -45,7 +45,7 @@ pub(crate) enum Failure {
     /// connection lost, the server shutting down, a statement cancelled by
     /// `statement_timeout`, a unique index refusing the write, …
     #[error("PostgreSQL: {0}")]
-    Db(#[from] DbErr),
+    Db(#[source] DbErr),
     /// The whole operation took longer than the operation timeout.
     #[error("PostgreSQL did not answer within {after:?}")]
     TimedOut {
