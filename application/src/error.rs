@@ -16,7 +16,7 @@ pub enum InfraError {
 impl From<StoreError> for InfraError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
             other => Self::Internal(format!("unexpected store answer: {other}")),
         }
     }

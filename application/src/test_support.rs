@@ -17,7 +17,6 @@ mockall::mock! {
         async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
         async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
         async fn create(&self, user: User) -> Result<User, StoreError>;
-        async fn update(&self, user: User) -> Result<User, StoreError>;
         async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError>;
         async fn replace_password_hash(&self, id: UserId, current: &str, new: &str) -> Result<bool, StoreError>;
         async fn delete(&self, id: UserId) -> Result<(), StoreError>;

@@ -57,14 +57,14 @@ impl Fresh {
 macro_rules! store_contract_tests {
     ($factory:ident) => {
         $crate::store_contract_tests!(@cases $factory;
-            create_get_update_delete_round_trip,
+            create_get_patch_delete_round_trip,
             fields_round_trip_exactly,
             get_of_an_unknown_id_is_none,
-            update_and_delete_of_an_unknown_id_are_not_found,
+            patch_and_delete_of_an_unknown_id_are_not_found,
             get_by_email_ignores_ascii_case,
             get_by_email_ignores_non_ascii_case,
             create_of_a_taken_address_in_any_case_conflicts,
-            update_to_another_users_address_in_any_case_conflicts,
+            patch_to_a_taken_address_conflicts_and_to_its_own_in_another_case_succeeds,
             create_never_overwrites_an_existing_id,
             delete_frees_the_address,
             concurrent_creates_of_one_address_let_exactly_one_win,
@@ -108,8 +108,8 @@ fn user(address: &str) -> User {
     )
 }
 
-/// Creates, updates every field, reads back by id and by address, deletes.
-pub async fn create_get_update_delete_round_trip(store: Store) {
+/// Creates, patches every field, reads back by id and by address, deletes.
+pub async fn create_get_patch_delete_round_trip(store: Store) {
     let ann = user("Ann.Lee@example.com");
     assert_eq!(store.create(ann.clone()).await, Ok(ann.clone()));
     assert_eq!(store.get(ann.id).await, Ok(Some(ann.clone())));
@@ -127,7 +127,10 @@ pub async fn create_get_update_delete_round_trip(store: Store) {
         is_verified: true,
         role: Role::Instructor,
     };
-    assert_eq!(store.update(changed.clone()).await, Ok(changed.clone()));
+    assert_eq!(
+        store.patch(ann.id, every_column_of(&changed)).await,
+        Ok(changed.clone())
+    );
     assert_eq!(store.get(ann.id).await, Ok(Some(changed.clone())));
     assert_eq!(
         store.get_by_email(&email("ann.smith@example.org")).await,
@@ -216,19 +219,37 @@ pub async fn get_of_an_unknown_id_is_none(store: Store) {
     );
 }
 
-/// `update` and `delete` of an id no user has are `NotFound`, and change
-/// nothing.
-pub async fn update_and_delete_of_an_unknown_id_are_not_found(store: Store) {
+/// The patch that would write every column of `user`.
+fn every_column_of(user: &User) -> UserPatch {
+    UserPatch {
+        email: Some(user.email.clone()),
+        hashed_password: Some(user.hashed_password.clone()),
+        is_active: Some(user.is_active),
+        is_superuser: Some(user.is_superuser),
+        is_verified: Some(user.is_verified),
+        role: Some(user.role),
+    }
+}
+
+/// `patch` (of every column) and `delete` of an id no user has are
+/// `NotFound`, and change nothing.
+pub async fn patch_and_delete_of_an_unknown_id_are_not_found(store: Store) {
     let kept = store.create(user("kept@example.com")).await.unwrap();
     for ghost in [user("ghost@example.com"), user("ghöst@example.com")] {
-        assert_eq!(store.update(ghost.clone()).await, Err(StoreError::NotFound));
-        assert_eq!(store.get(ghost.id).await, Ok(None), "update did not create");
+        assert_eq!(
+            store.patch(ghost.id, every_column_of(&ghost)).await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(store.get(ghost.id).await, Ok(None), "patch did not create");
         assert_eq!(store.get_by_email(&ghost.email).await, Ok(None));
         assert_eq!(store.delete(ghost.id).await, Err(StoreError::NotFound));
     }
     // An unknown id with a taken address is still NotFound, not Conflict.
     let ghost = user("KEPT@example.com");
-    assert_eq!(store.update(ghost).await, Err(StoreError::NotFound));
+    assert_eq!(
+        store.patch(ghost.id, every_column_of(&ghost)).await,
+        Err(StoreError::NotFound)
+    );
     store.delete(kept.id).await.unwrap();
     assert_eq!(
         store.delete(kept.id).await,
@@ -576,10 +597,12 @@ pub async fn create_of_a_taken_address_in_any_case_conflicts(store: Store) {
     }
 }
 
-/// Moving a user to another user's address, in any case, is a typed
-/// `Conflict` and changes nothing; moving it to its own address in another
-/// case is fine.
-pub async fn update_to_another_users_address_in_any_case_conflicts(store: Store) {
+/// Moving a user (with an ASCII or a non-ASCII address) to another user's
+/// address, in any case, is a typed `Conflict` and changes nothing; moving
+/// it to its own address in another case is fine.
+pub async fn patch_to_a_taken_address_conflicts_and_to_its_own_in_another_case_succeeds(
+    store: Store,
+) {
     let pairs = [
         (
             "a.one@example.com",
@@ -602,7 +625,7 @@ pub async fn update_to_another_users_address_in_any_case_conflicts(store: Store)
             ..mover.clone()
         };
         assert_eq!(
-            store.update(moved).await,
+            store.patch(mover.id, every_column_of(&moved)).await,
             Err(StoreError::Conflict),
             "{clash}"
         );
@@ -621,7 +644,10 @@ pub async fn update_to_another_users_address_in_any_case_conflicts(store: Store)
             email: email(&mover.email.as_str().to_uppercase()),
             ..mover.clone()
         };
-        assert_eq!(store.update(recased.clone()).await, Ok(recased.clone()));
+        assert_eq!(
+            store.patch(mover.id, every_column_of(&recased)).await,
+            Ok(recased.clone())
+        );
         assert_eq!(store.get_by_email(&mover.email).await, Ok(Some(recased)));
     }
 }
@@ -654,11 +680,11 @@ pub async fn delete_frees_the_address(store: Store) {
             Ok(Some(again.clone()))
         );
 
-        let moved = User {
-            email: email(&format!("moved.{address}")),
-            ..again.clone()
+        let moved = UserPatch {
+            email: Some(email(&format!("moved.{address}"))),
+            ..UserPatch::default()
         };
-        store.update(moved).await.unwrap();
+        store.patch(again.id, moved).await.unwrap();
         store.create(user(address)).await.unwrap();
     }
 }

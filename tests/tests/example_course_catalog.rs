@@ -13,7 +13,7 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use course_catalog::{Catalogue, CountRegistrations, build_portcullis, configure_app};
 use portcullis_application::UserService;
-use portcullis_domain::{EmailAddress, Role};
+use portcullis_domain::{EmailAddress, Role, UserPatch};
 use serde_json::{Value, json};
 
 struct Host {
@@ -60,15 +60,18 @@ impl Host {
         assert_eq!(res.status(), 201, "register {email}");
         let token = self.login(email, password).await;
         let users = &self.service.ports().users;
-        let mut user = users
+        let user = users
             .get_by_email(&EmailAddress::parse(email).unwrap())
             .await
             .unwrap()
             .unwrap();
-        user.role = role;
-        user.is_superuser = superuser;
-        user.is_active = active;
-        users.update(user).await.unwrap();
+        let patch = UserPatch {
+            role: Some(role),
+            is_superuser: Some(superuser),
+            is_active: Some(active),
+            ..UserPatch::default()
+        };
+        users.patch(user.id, patch).await.unwrap();
         token
     }
 

@@ -1,4 +1,5 @@
 use portcullis_domain::StoreError;
+use portcullis_store_sql_common::CorruptRow;
 
 /// Why the store could not be opened or migrated. Each message names the
 /// database and says what is wrong in words an operator can act on.
@@ -34,42 +35,46 @@ pub enum SqliteStoreError {
     },
 }
 
-/// Turns a Diesel error into the port's error: a unique-index violation is a
-/// [`StoreError::Conflict`]; anything else (busy, locked, I/O, corruption, a
-/// full disk, …) means the store cannot answer now.
-pub(crate) fn store_error(error: diesel::result::Error) -> StoreError {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict,
-        other => StoreError::Unavailable(format!("SQLite: {other}")),
-    }
+/// Why an operation of the port failed inside this store: the port's own
+/// answer, decided here (which rolls a transaction back), or SQLite, the
+/// pool or the blocking pool failing. `From<Failure> for StoreError` is the
+/// one conversion to the port's error; the failure is kept as its source.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// `NotFound` or `Conflict`, decided by this store.
+    #[error(transparent)]
+    Answer(#[from] StoreError),
+    /// A statement failed (busy past the timeout, locked, I/O, a full disk,
+    /// a unique index refusing the write, …).
+    #[error("SQLite: {0}")]
+    Db(#[from] diesel::result::Error),
+    /// No pooled connection within the timeout.
+    #[error("no SQLite connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// Called outside a Tokio runtime: there is no blocking pool to run on.
+    #[error("the SQLite store must be used from within a Tokio runtime")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
+    /// The task on the blocking pool panicked or was cancelled.
+    #[error("SQLite task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stored row is no user.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRow),
 }
 
-/// An error inside a Diesel transaction: either the port's answer (which
-/// rolls the transaction back) or a database failure.
-#[derive(Debug)]
-pub(crate) enum TxError {
-    Store(StoreError),
-    Db(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Db(e)
-    }
-}
-
-impl From<StoreError> for TxError {
-    fn from(e: StoreError) -> Self {
-        TxError::Store(e)
-    }
-}
-
-impl From<TxError> for StoreError {
-    fn from(e: TxError) -> Self {
-        match e {
-            TxError::Store(e) => e,
-            TxError::Db(e) => store_error(e),
+/// A unique-index violation is a [`StoreError::Conflict`]; a corrupt row,
+/// and anything else (busy, locked, I/O, corruption, a full disk, no
+/// connection, …), means the store cannot answer now.
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match failure {
+            Failure::Answer(answer) => answer,
+            Failure::Db(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                StoreError::Conflict
+            }
+            Failure::Corrupt(row) => row.into(),
+            other => StoreError::unavailable(other),
         }
     }
 }

@@ -84,7 +84,7 @@
 //! Opening and migrating fail with a [`SqliteStoreError`] that names the
 //! database and the reason. The port's operations answer
 //! [`StoreError`](portcullis_domain::StoreError): a unique-index violation is
-//! `Conflict`, an unknown id in `update` or `delete` is `NotFound`, and
+//! `Conflict`, an unknown id in `patch` or `delete` is `NotFound`, and
 //! anything else (busy past the timeout, locked, I/O, a corrupt row) is
 //! `Unavailable`; nothing panics.
 #![warn(missing_docs)]

@@ -6,19 +6,11 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use portcullis_store_sql_common::{FASTAPI_USERS_COLUMNS, ROLE_COLUMN};
 
 /// The SQL in `adapters/store-diesel-sqlite/migrations/`, compiled in.
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// The columns FastAPI Users' `SQLAlchemyBaseUserTableUUID` has.
-const FASTAPI_USERS_COLUMNS: [&str; 6] = [
-    "id",
-    "email",
-    "hashed_password",
-    "is_active",
-    "is_superuser",
-    "is_verified",
-];
 const CASE_INSENSITIVE_INDEX: &str = "ix_user_email_lower";
 /// How many clashing addresses a migration error names.
 const EXAMPLES: usize = 5;
@@ -86,7 +78,7 @@ fn adopt_existing_table(conn: &mut SqliteConnection) -> Result<(), MigrateError>
             missing.join(", ")
         )));
     }
-    if !columns.iter().any(|c| c.eq_ignore_ascii_case("role")) {
+    if !columns.iter().any(|c| c.eq_ignore_ascii_case(ROLE_COLUMN)) {
         diesel::sql_query(
             "ALTER TABLE user ADD COLUMN role VARCHAR(20) NOT NULL DEFAULT 'student'",
         )

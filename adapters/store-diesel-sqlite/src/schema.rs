@@ -2,7 +2,8 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch};
+use portcullis_domain::{User, UserPatch};
+use portcullis_store_sql_common::{CorruptRow, UserRow, parse_id};
 
 diesel::table! {
     /// FastAPI Users' table (its columns in any order: Diesel names them).
@@ -32,10 +33,11 @@ extern "SQL" {
     fn portcullis_email_key(email: Text) -> Text;
 }
 
-/// One row of `user`.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+/// One row of `user` as Diesel reads and writes it: the id as text. The
+/// mapping to a [`User`] is the SQL stores' shared [`UserRow`]'s.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
-pub(crate) struct UserRow {
+pub(crate) struct SqliteUserRow {
     pub id: String,
     pub email: String,
     pub hashed_password: String,
@@ -45,17 +47,37 @@ pub(crate) struct UserRow {
     pub role: String,
 }
 
-impl From<&User> for UserRow {
+impl From<&User> for SqliteUserRow {
     fn from(user: &User) -> Self {
+        let row = UserRow::from(user);
         Self {
-            id: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            hashed_password: user.hashed_password.clone(),
-            is_active: user.is_active,
-            is_superuser: user.is_superuser,
-            is_verified: user.is_verified,
-            role: user.role.as_str().to_owned(),
+            // Hyphenated lowercase, as FastAPI Users stores it.
+            id: row.id.to_string(),
+            email: row.email,
+            hashed_password: row.hashed_password,
+            is_active: row.is_active,
+            is_superuser: row.is_superuser,
+            is_verified: row.is_verified,
+            role: row.role,
         }
+    }
+}
+
+impl TryFrom<SqliteUserRow> for User {
+    type Error = CorruptRow;
+
+    /// A row another program wrote badly (an id that is no UUID, an unknown
+    /// role) is a [`CorruptRow`] rather than an invented user.
+    fn try_from(row: SqliteUserRow) -> Result<Self, CorruptRow> {
+        User::try_from(UserRow {
+            id: parse_id(&row.id)?,
+            email: row.email,
+            hashed_password: row.hashed_password,
+            is_active: row.is_active,
+            is_superuser: row.is_superuser,
+            is_verified: row.is_verified,
+            role: row.role,
+        })
     }
 }
 
@@ -82,32 +104,5 @@ impl From<&UserPatch> for UserPatchRow {
             is_verified: patch.is_verified,
             role: patch.role.map(|r| r.as_str().to_owned()),
         }
-    }
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-
-    /// A row another program wrote badly (an id that is no UUID, an unknown
-    /// role) makes the store answer `Unavailable` rather than invent a user.
-    fn try_from(row: UserRow) -> Result<Self, StoreError> {
-        let id = UserId::parse(&row.id).map_err(|_| {
-            StoreError::Unavailable(format!("stored user id {:?} is not a UUID", row.id))
-        })?;
-        let role = row.role.parse::<Role>().map_err(|_| {
-            StoreError::Unavailable(format!(
-                "stored role {:?} of user {id} is not student, instructor or admin",
-                row.role
-            ))
-        })?;
-        Ok(User {
-            id,
-            email: EmailAddress::from_trusted(row.email),
-            hashed_password: row.hashed_password,
-            is_active: row.is_active,
-            is_superuser: row.is_superuser,
-            is_verified: row.is_verified,
-            role,
-        })
     }
 }

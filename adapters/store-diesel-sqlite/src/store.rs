@@ -13,9 +13,9 @@ use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserR
 
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
-use crate::error::{TxError, store_error};
+use crate::error::Failure;
 use crate::location::Location;
-use crate::schema::{UserPatchRow, UserRow, lower, portcullis_email_key, users};
+use crate::schema::{SqliteUserRow, UserPatchRow, lower, portcullis_email_key, users};
 use crate::{SqliteStoreError, migrate};
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
@@ -112,10 +112,10 @@ impl SqliteUserStore {
         let shown = location.to_string();
         blocking(move || Self::open_blocking(location, options))
             .await
-            .unwrap_or_else(|reason| {
+            .unwrap_or_else(|failure| {
                 Err(SqliteStoreError::Open {
                     location: shown,
-                    reason,
+                    reason: failure.to_string(),
                 })
             })
     }
@@ -190,7 +190,7 @@ impl SqliteUserStore {
             migrate::run(&mut conn).map_err(|e| e.0)
         })
         .await
-        .and_then(|r| r);
+        .unwrap_or_else(|failure| Err(failure.to_string()));
         result.map_err(|reason| SqliteStoreError::Migration { location, reason })
     }
 
@@ -206,7 +206,6 @@ impl SqliteUserStore {
             diesel::sql_query("PRAGMA integrity_check")
                 .load::<Row>(conn)
                 .map(|rows| rows.into_iter().map(|r| r.integrity_check).collect())
-                .map_err(store_error)
         })
         .await
     }
@@ -216,52 +215,48 @@ impl SqliteUserStore {
         self.location.to_string()
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
-    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` with a pooled connection on the blocking pool; whatever
+    /// fails on the way becomes the port's error in one place,
+    /// `From<Failure> for StoreError`.
+    async fn with_conn<T, E, F>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        Failure: From<E>,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        blocking(move || {
-            let mut conn = pool.get().map_err(|e| {
-                StoreError::Unavailable(format!("no SQLite connection available: {e}"))
-            })?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(StoreError::Unavailable)?
+        let run = move || -> Result<T, Failure> {
+            let mut conn = pool.get()?;
+            Ok(f(&mut conn)?)
+        };
+        Ok(blocking(run).await??)
     }
 }
 
 /// Runs `f` on Tokio's blocking pool; `Err` when there is no runtime or `f`
 /// panicked.
-async fn blocking<T, F>(f: F) -> Result<T, String>
+async fn blocking<T, F>(f: F) -> Result<T, Failure>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| "the SQLite store must be used from within a Tokio runtime".to_owned())?;
-    runtime
-        .spawn_blocking(f)
-        .await
-        .map_err(|e| format!("SQLite task failed: {e}"))
+    let runtime = tokio::runtime::Handle::try_current()?;
+    Ok(runtime.spawn_blocking(f).await?)
 }
 
 /// The row whose address is the same account as `email`.
-fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<UserRow>> {
+fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<SqliteUserRow>> {
     let key = email.to_lowercase();
     if !needs_unicode_match(email) {
         // ASCII: `lower()` is the whole key; one probe of the unique index.
         return users::table
             .filter(lower(users::email).eq(key))
-            .select(UserRow::as_select())
+            .select(SqliteUserRow::as_select())
             .first(conn)
             .optional();
     }
     unicode_candidates(&key)
-        .select(UserRow::as_select())
+        .select(SqliteUserRow::as_select())
         .first(conn)
         .optional()
 }
@@ -308,82 +303,41 @@ impl UserRepository for SqliteUserStore {
             .with_conn(move |conn| {
                 users::table
                     .find(id.to_string())
-                    .select(UserRow::as_select())
+                    .select(SqliteUserRow::as_select())
                     .first(conn)
                     .optional()
-                    .map_err(store_error)
             })
             .await?;
-        row.map(User::try_from).transpose()
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         let email = email.as_str().to_owned();
         let row = self
-            .with_conn(move |conn| find_by_email(conn, &email).map_err(store_error))
+            .with_conn(move |conn| find_by_email(conn, &email))
             .await?;
-        row.map(User::try_from).transpose()
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn create(&self, user: User) -> Result<User, StoreError> {
-        let row = UserRow::from(&user);
+        let row = SqliteUserRow::from(&user);
         self.with_conn(move |conn| {
             if !needs_unicode_match(&row.email) {
                 // The unique indexes decide, atomically.
                 diesel::insert_into(users::table)
                     .values(&row)
-                    .execute(conn)
-                    .map_err(store_error)?;
+                    .execute(conn)?;
                 return Ok(());
             }
             conn.immediate_transaction(|conn| {
                 if key_taken(conn, &row.email, None)? {
-                    return Err(TxError::Store(StoreError::Conflict));
+                    return Err(Failure::from(StoreError::Conflict));
                 }
                 diesel::insert_into(users::table)
                     .values(&row)
                     .execute(conn)?;
                 Ok(())
             })
-            .map_err(StoreError::from)
-        })
-        .await?;
-        Ok(user)
-    }
-
-    async fn update(&self, user: User) -> Result<User, StoreError> {
-        let row = UserRow::from(&user);
-        self.with_conn(move |conn| {
-            if !needs_unicode_match(&row.email) {
-                let changed = diesel::update(users::table.find(&row.id))
-                    .set(&row)
-                    .execute(conn)
-                    .map_err(store_error)?;
-                return if changed == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
-                };
-            }
-            conn.immediate_transaction(|conn| {
-                let exists = users::table
-                    .find(&row.id)
-                    .select(users::id)
-                    .first::<String>(conn)
-                    .optional()?
-                    .is_some();
-                if !exists {
-                    return Err(TxError::Store(StoreError::NotFound));
-                }
-                if key_taken(conn, &row.email, Some(&row.id))? {
-                    return Err(TxError::Store(StoreError::Conflict));
-                }
-                diesel::update(users::table.find(&row.id))
-                    .set(&row)
-                    .execute(conn)?;
-                Ok(())
-            })
-            .map_err(StoreError::from)
         })
         .await?;
         Ok(user)
@@ -412,27 +366,26 @@ impl UserRepository for SqliteUserStore {
                             .optional()?
                             .is_some();
                         if !exists {
-                            return Err(TxError::Store(StoreError::NotFound));
+                            return Err(Failure::from(StoreError::NotFound));
                         }
                         if key_taken(conn, email, Some(&id))? {
-                            return Err(TxError::Store(StoreError::Conflict));
+                            return Err(Failure::from(StoreError::Conflict));
                         }
                     }
                     let changed = diesel::update(users::table.find(&id))
                         .set(&changes)
                         .execute(conn)?;
                     if changed == 0 {
-                        return Err(TxError::Store(StoreError::NotFound));
+                        return Err(Failure::from(StoreError::NotFound));
                     }
                     Ok(users::table
                         .find(&id)
-                        .select(UserRow::as_select())
+                        .select(SqliteUserRow::as_select())
                         .first(conn)?)
                 })
-                .map_err(StoreError::from)
             })
             .await?;
-        User::try_from(row)
+        Ok(User::try_from(row)?)
     }
 
     async fn replace_password_hash(
@@ -450,20 +403,17 @@ impl UserRepository for SqliteUserStore {
                     .filter(users::hashed_password.eq(current)),
             )
             .set(users::hashed_password.eq(new))
-            .execute(conn)
-            .map_err(store_error)?;
-            Ok(changed == 1)
+            .execute(conn)?;
+            Ok::<_, Failure>(changed == 1)
         })
         .await
     }
 
     async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         self.with_conn(move |conn| {
-            let deleted = diesel::delete(users::table.find(id.to_string()))
-                .execute(conn)
-                .map_err(store_error)?;
+            let deleted = diesel::delete(users::table.find(id.to_string())).execute(conn)?;
             if deleted == 0 {
-                Err(StoreError::NotFound)
+                Err(Failure::from(StoreError::NotFound))
             } else {
                 Ok(())
             }
@@ -472,12 +422,7 @@ impl UserRepository for SqliteUserStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
-            diesel::sql_query("SELECT 1")
-                .execute(conn)
-                .map(|_| ())
-                .map_err(store_error)
-        })
-        .await
+        self.with_conn(|conn| diesel::sql_query("SELECT 1").execute(conn).map(|_| ()))
+            .await
     }
 }

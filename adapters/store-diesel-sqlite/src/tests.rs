@@ -9,9 +9,13 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserRepository};
+use std::error::Error;
 
-use crate::schema::{UserRow, users};
+use portcullis_domain::{EmailAddress, Role, StoreError, User, UserPatch, UserRepository};
+use portcullis_store_sql_common::CorruptRow;
+
+use crate::error::Failure;
+use crate::schema::{SqliteUserRow, users};
 use crate::{SqliteStoreError, SqliteStoreOptions, SqliteUserStore};
 
 /// A database file in the temp folder, removed (with its WAL files) on drop.
@@ -322,7 +326,19 @@ async fn a_held_write_lock_past_the_busy_timeout_is_unavailable_not_a_panic() {
     blocker.batch_execute("BEGIN IMMEDIATE").unwrap();
     for email in ["busy@example.com", "bü@example.com"] {
         match store.create(user(email)).await {
-            Err(StoreError::Unavailable(msg)) => assert!(msg.contains("locked"), "{msg}"),
+            Err(err @ StoreError::Unavailable(_)) => {
+                assert!(err.to_string().contains("locked"), "{err}");
+                // The cause is kept, down to Diesel's own error.
+                let failure = err.source().expect("the failure is the source");
+                assert!(
+                    matches!(
+                        failure.downcast_ref::<Failure>(),
+                        Some(Failure::Db(diesel::result::Error::DatabaseError(..)))
+                    ),
+                    "{failure:?}"
+                );
+                assert!(failure.source().is_some(), "{failure:?}");
+            }
             other => panic!("{email}: expected Unavailable, got {other:?}"),
         }
     }
@@ -334,21 +350,30 @@ async fn a_held_write_lock_past_the_busy_timeout_is_unavailable_not_a_panic() {
 async fn a_missing_table_or_a_corrupt_row_is_unavailable() {
     let db = TempDb::new();
     let store = SqliteUserStore::open(&db.url()).await.unwrap();
-    assert!(matches!(
-        store.get(user("a@example.com").id).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    let err = store.get(user("a@example.com").id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("no such table"), "{err}");
+    let failure = err.source().and_then(|e| e.downcast_ref::<Failure>());
+    assert!(matches!(failure, Some(Failure::Db(_))), "{failure:?}");
     store.migrate().await.unwrap();
     db.raw()
         .batch_execute("INSERT INTO user VALUES ('not-a-uuid', 'x@example.com', 'h', 1, 0, 0, 'student'), ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'y@example.com', 'h', 1, 0, 0, 'emperor')")
         .unwrap();
-    for email in ["x@example.com", "y@example.com"] {
+    for (email, part) in [
+        ("x@example.com", "not-a-uuid"),
+        ("y@example.com", "emperor"),
+    ] {
         let got = store
             .get_by_email(&EmailAddress::parse(email).unwrap())
             .await;
+        let Err(err @ StoreError::Unavailable(_)) = got else {
+            panic!("{email}: expected Unavailable, got {got:?}");
+        };
+        assert!(err.to_string().contains(part), "{email}: {err}");
+        let cause = err.source().and_then(|e| e.downcast_ref::<CorruptRow>());
         assert!(
-            matches!(got, Err(StoreError::Unavailable(_))),
-            "{email}: {got:?}"
+            cause.is_some(),
+            "{email}: the corrupt row is the source: {err:?}"
         );
     }
 }
@@ -372,7 +397,7 @@ async fn an_in_memory_database_works_for_tests() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn updating_a_user_keeps_its_own_address_in_another_case() {
+async fn patching_a_user_keeps_its_own_address_in_another_case() {
     let db = TempDb::new();
     let store = migrated(&db).await;
     for email in ["Ann@example.com", "Jöhn@example.com"] {
@@ -380,7 +405,12 @@ async fn updating_a_user_keeps_its_own_address_in_another_case() {
         u.email = EmailAddress::parse(&email.to_uppercase().replace("EXAMPLE.COM", "example.com"))
             .unwrap();
         u.is_verified = true;
-        assert_eq!(store.update(u.clone()).await, Ok(u.clone()));
+        let patch = UserPatch {
+            email: Some(u.email.clone()),
+            is_verified: Some(true),
+            ..UserPatch::default()
+        };
+        assert_eq!(store.patch(u.id, patch).await, Ok(u.clone()));
         assert_eq!(store.get(u.id).await.unwrap(), Some(u));
     }
 }
@@ -439,7 +469,7 @@ fn lookups_use_the_lower_email_index() {
 
     let ascii = users::table
         .filter(lower(users::email).eq("ann@example.com"))
-        .select(UserRow::as_select());
+        .select(SqliteUserRow::as_select());
     let p = plan(&mut conn, ascii);
     assert!(
         p.contains("USING INDEX ix_user_email_lower (<expr>=?)"),
@@ -454,7 +484,7 @@ fn lookups_use_the_lower_email_index() {
     ] {
         let p = plan(
             &mut conn,
-            unicode_candidates(key).select(UserRow::as_select()),
+            unicode_candidates(key).select(SqliteUserRow::as_select()),
         );
         assert!(!p.contains("SCAN"), "{key}: {p}");
         assert!(
@@ -464,7 +494,7 @@ fn lookups_use_the_lower_email_index() {
     }
     let p = plan(
         &mut conn,
-        unicode_candidates("i\u{307}pek@example.com").select(UserRow::as_select()),
+        unicode_candidates("i\u{307}pek@example.com").select(SqliteUserRow::as_select()),
     );
     assert!(p.contains("SCAN"), "the one key that allows no prefix: {p}");
 }

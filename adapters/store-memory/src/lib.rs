@@ -61,7 +61,7 @@ impl MemoryUserStore {
         // than panic again.
         self.tables
             .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+            .map_err(|_| StoreError::unavailable("memory store lock poisoned"))
     }
 }
 
@@ -87,24 +87,6 @@ impl UserRepository for MemoryUserStore {
             return Err(StoreError::Conflict);
         }
         tables.by_email.insert(key, user.id);
-        tables.users.insert(user.id, user.clone());
-        Ok(user)
-    }
-
-    async fn update(&self, user: User) -> Result<User, StoreError> {
-        let mut tables = self.lock()?;
-        let old_key = match tables.users.get(&user.id) {
-            Some(old) => old.email.key(),
-            None => return Err(StoreError::NotFound),
-        };
-        let new_key = user.email.key();
-        if new_key != old_key {
-            if tables.by_email.contains_key(&new_key) {
-                return Err(StoreError::Conflict);
-            }
-            tables.by_email.remove(&old_key);
-            tables.by_email.insert(new_key, user.id);
-        }
         tables.users.insert(user.id, user.clone());
         Ok(user)
     }
@@ -166,17 +148,26 @@ mod tests {
         User::new(EmailAddress::parse(email).unwrap(), "h".into())
     }
 
+    fn new_address(email: &str) -> UserPatch {
+        UserPatch {
+            email: Some(EmailAddress::parse(email).unwrap()),
+            ..UserPatch::default()
+        }
+    }
+
     #[tokio::test]
-    async fn update_moves_the_email_index_and_detects_clashes() {
+    async fn patch_moves_the_email_index_and_detects_clashes() {
         let store = MemoryUserStore::new();
         let a = store.create(user("a@example.com")).await.unwrap();
         store.create(user("b@example.com")).await.unwrap();
-        let mut moved = a.clone();
-        moved.email = EmailAddress::parse("B@example.com").unwrap();
-        assert_eq!(store.update(moved).await, Err(StoreError::Conflict));
-        let mut moved = a.clone();
-        moved.email = EmailAddress::parse("c@example.com").unwrap();
-        store.update(moved).await.unwrap();
+        assert_eq!(
+            store.patch(a.id, new_address("B@example.com")).await,
+            Err(StoreError::Conflict)
+        );
+        store
+            .patch(a.id, new_address("c@example.com"))
+            .await
+            .unwrap();
         let old = EmailAddress::parse("a@example.com").unwrap();
         assert_eq!(store.get_by_email(&old).await.unwrap(), None);
         // the freed address can be taken again

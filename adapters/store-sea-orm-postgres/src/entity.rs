@@ -1,7 +1,8 @@
 //! The `user` table as SeaORM sees it, and the conversions to and from the
-//! domain's [`User`].
+//! domain's [`User`] (through the SQL stores' shared [`UserRow`]).
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch};
+use portcullis_domain::{User, UserPatch};
+use portcullis_store_sql_common::{CorruptRow, UserRow};
 use sea_orm::entity::prelude::*;
 
 /// One row of FastAPI Users' `user` table (plus `role`).
@@ -28,29 +29,40 @@ impl ActiveModelBehavior for ActiveModel {}
 
 impl From<&User> for Model {
     fn from(user: &User) -> Self {
+        let row = UserRow::from(user);
         Self {
-            id: *user.id.as_uuid(),
-            email: user.email.as_str().to_owned(),
-            hashed_password: user.hashed_password.clone(),
-            is_active: user.is_active,
-            is_superuser: user.is_superuser,
-            is_verified: user.is_verified,
-            role: user.role.as_str().to_owned(),
+            id: row.id,
+            email: row.email,
+            hashed_password: row.hashed_password,
+            is_active: row.is_active,
+            is_superuser: row.is_superuser,
+            is_verified: row.is_verified,
+            role: row.role,
         }
     }
 }
 
-/// Every column but the id, set from `user`: the `SET` list of an update.
-pub(crate) fn changes(user: &User) -> ActiveModel {
-    use sea_orm::ActiveValue::{NotSet, Set};
-    ActiveModel {
-        id: NotSet,
-        email: Set(user.email.as_str().to_owned()),
-        hashed_password: Set(user.hashed_password.clone()),
-        is_active: Set(user.is_active),
-        is_superuser: Set(user.is_superuser),
-        is_verified: Set(user.is_verified),
-        role: Set(user.role.as_str().to_owned()),
+impl From<Model> for UserRow {
+    fn from(model: Model) -> Self {
+        Self {
+            id: model.id,
+            email: model.email,
+            hashed_password: model.hashed_password,
+            is_active: model.is_active,
+            is_superuser: model.is_superuser,
+            is_verified: model.is_verified,
+            role: model.role,
+        }
+    }
+}
+
+impl TryFrom<Model> for User {
+    type Error = CorruptRow;
+
+    /// A row another program wrote badly (an unknown role) is a
+    /// [`CorruptRow`] rather than an invented user.
+    fn try_from(model: Model) -> Result<Self, CorruptRow> {
+        User::try_from(UserRow::from(model))
     }
 }
 
@@ -69,30 +81,5 @@ pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
         is_superuser: set(patch.is_superuser),
         is_verified: set(patch.is_verified),
         role: set(patch.role.map(|r| r.as_str().to_owned())),
-    }
-}
-
-impl TryFrom<Model> for User {
-    type Error = StoreError;
-
-    /// A row another program wrote badly (an unknown role) makes the store
-    /// answer `Unavailable` rather than invent a user.
-    fn try_from(row: Model) -> Result<Self, StoreError> {
-        let id = UserId::from_uuid(row.id);
-        let role = row.role.parse::<Role>().map_err(|_| {
-            StoreError::Unavailable(format!(
-                "stored role {:?} of user {id} is not student, instructor or admin",
-                row.role
-            ))
-        })?;
-        Ok(User {
-            id,
-            email: EmailAddress::from_trusted(row.email),
-            hashed_password: row.hashed_password,
-            is_active: row.is_active,
-            is_superuser: row.is_superuser,
-            is_verified: row.is_verified,
-            role,
-        })
     }
 }

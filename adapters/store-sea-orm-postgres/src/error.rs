@@ -1,5 +1,8 @@
+use std::time::Duration;
+
 use portcullis_domain::StoreError;
 use sea_orm::{DbErr, SqlErr};
+use tokio::time::error::Elapsed;
 
 /// Why the store could not be opened or migrated. Each message names the
 /// database (never its password) and says what is wrong in words an
@@ -33,16 +36,38 @@ pub enum PostgresStoreError {
     },
 }
 
-/// Turns a SeaORM error into the port's error: a unique-index violation
-/// (SQLSTATE 23505, on the primary key, `ix_user_email` or
-/// `ix_user_email_lower`) is a [`StoreError::Conflict`]; anything else (no
-/// connection within the acquire timeout, a connection lost, the server
-/// shutting down, a statement cancelled by `statement_timeout`, …) means the
-/// store cannot answer now.
-pub(crate) fn store_error(error: DbErr) -> StoreError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict,
-        _ => StoreError::Unavailable(format!("PostgreSQL: {error}")),
+/// Why an operation of the port failed in PostgreSQL. `From<Failure> for
+/// StoreError` is the one conversion to the port's error; the failure is
+/// kept as its source.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// A statement failed: no connection within the acquire timeout, a
+    /// connection lost, the server shutting down, a statement cancelled by
+    /// `statement_timeout`, a unique index refusing the write, …
+    #[error("PostgreSQL: {0}")]
+    Db(#[source] DbErr),
+    /// The whole operation took longer than the operation timeout.
+    #[error("PostgreSQL did not answer within {after:?}")]
+    TimedOut {
+        /// The operation timeout.
+        after: Duration,
+        /// Tokio's timer.
+        #[source]
+        source: Elapsed,
+    },
+}
+
+/// A unique-index violation (SQLSTATE 23505, on the primary key,
+/// `ix_user_email` or `ix_user_email_lower`) is a [`StoreError::Conflict`];
+/// anything else means the store cannot answer now.
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match &failure {
+            Failure::Db(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                StoreError::Conflict
+            }
+            _ => StoreError::unavailable(failure),
+        }
     }
 }
 

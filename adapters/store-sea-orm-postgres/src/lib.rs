@@ -78,7 +78,7 @@
 //! Opening and migrating fail with a [`PostgresStoreError`] that names the
 //! database (`user@host:port/database`, never the password) and the reason.
 //! The port's operations answer [`StoreError`]: a unique-index violation
-//! (SQLSTATE 23505) is `Conflict`, an unknown id in `update` or `delete` is
+//! (SQLSTATE 23505) is `Conflict`, an unknown id in `patch` or `delete` is
 //! `NotFound`, and anything else is `Unavailable`; nothing panics.
 //!
 //! [`StoreError`]: portcullis_domain::StoreError

@@ -16,7 +16,7 @@ use sea_orm::{
 
 use crate::PostgresStoreError;
 use crate::entity::{self, Column, Entity as Users};
-use crate::error::{migration_reason, store_error};
+use crate::error::{Failure, migration_reason};
 use crate::migration::{self, EMAIL_KEY};
 
 /// Tuning for [`PostgresUserStore::open_with`]. The defaults suit a small
@@ -187,11 +187,13 @@ impl PostgresUserStore {
         operation: impl Future<Output = Result<T, DbErr>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.operation_timeout, operation).await {
-            Ok(result) => result.map_err(store_error),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "PostgreSQL did not answer within {:?}",
-                self.operation_timeout
-            ))),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Failure::Db(error).into()),
+            Err(source) => Err(Failure::TimedOut {
+                after: self.operation_timeout,
+                source,
+            }
+            .into()),
         }
     }
 }
@@ -221,7 +223,7 @@ impl UserRepository for PostgresUserStore {
         let row = self
             .bounded(Users::find_by_id(*id.as_uuid()).one(&self.db))
             .await?;
-        row.map(User::try_from).transpose()
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
@@ -233,7 +235,7 @@ impl UserRepository for PostgresUserStore {
         let row = self
             .bounded(Users::find().filter(matches).one(&self.db))
             .await?;
-        row.map(User::try_from).transpose()
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn create(&self, user: User) -> Result<User, StoreError> {
@@ -242,21 +244,6 @@ impl UserRepository for PostgresUserStore {
         let row = entity::Model::from(&user).into_active_model();
         self.bounded(Users::insert(row).exec_without_returning(&self.db))
             .await?;
-        Ok(user)
-    }
-
-    async fn update(&self, user: User) -> Result<User, StoreError> {
-        let result = self
-            .bounded(
-                Users::update_many()
-                    .set(entity::changes(&user))
-                    .filter(Column::Id.eq(*user.id.as_uuid()))
-                    .exec(&self.db),
-            )
-            .await?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(user)
     }
 
@@ -277,7 +264,7 @@ impl UserRepository for PostgresUserStore {
             )
             .await?;
         match rows.into_iter().next() {
-            Some(row) => User::try_from(row),
+            Some(row) => Ok(User::try_from(row)?),
             None => Err(StoreError::NotFound),
         }
     }

@@ -1,9 +1,15 @@
+use std::error::Error;
+
 use async_trait::async_trait;
 
 use crate::{EmailAddress, User, UserId, UserPatch};
 
 /// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Equality compares the kind, and for [`StoreError::Unavailable`] the
+/// message (a cause is not comparable): enough for a test to `assert_eq!`
+/// a store's answer.
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another user already has this e-mail address (case-insensitively).
     #[error("a user with this e-mail address already exists")]
@@ -12,24 +18,57 @@ pub enum StoreError {
     #[error("no such user")]
     NotFound,
     /// The store cannot be reached or failed; the operation may be retried.
+    ///
+    /// The store's own error (the driver's, a timeout, a corrupt row) is
+    /// kept as the [`source`](Error::source); the message repeats it, so a
+    /// log line of this error alone says what happened.
     #[error("user store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn Error + Send + Sync>),
 }
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] caused by `cause` (any error, or a
+    /// message).
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use portcullis_domain::StoreError;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+    /// let err = StoreError::unavailable(io);
+    /// assert_eq!(err.to_string(), "user store unavailable: no answer");
+    /// assert!(err.source().is_some());
+    /// ```
+    pub fn unavailable(cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Conflict, Self::Conflict) | (Self::NotFound, Self::NotFound) => true,
+            (Self::Unavailable(a), Self::Unavailable(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreError {}
 
 /// Where users live.
 ///
 /// Contract every implementation MUST keep (the store contract suite in
 /// `tests/` checks it):
 /// - e-mail lookups are case-insensitive ([`EmailAddress::key`]);
-/// - `create` and `update` return [`StoreError::Conflict`] when another user
+/// - `create` and `patch` return [`StoreError::Conflict`] when another user
 ///   has the same e-mail key, decided atomically by the store (a unique index),
 ///   never by a read-then-write race: of many concurrent creates of one
 ///   address, exactly one succeeds;
-/// - `update`, `patch` and `delete` of an unknown id return
-///   [`StoreError::NotFound`];
+/// - `patch` and `delete` of an unknown id return [`StoreError::NotFound`];
 /// - `patch` writes only the columns it names, so it never undoes a
-///   concurrent change to another column (prefer it to `update` whenever
-///   the caller read the user earlier);
+///   concurrent change to another column (there is no "replace the whole
+///   user": every writer read the user earlier, and would undo the others);
 /// - a store that cannot answer returns [`StoreError::Unavailable`], never
 ///   panics.
 #[async_trait]
@@ -40,10 +79,6 @@ pub trait UserRepository: Send + Sync {
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
     /// Stores a new user.
     async fn create(&self, user: User) -> Result<User, StoreError>;
-    /// Replaces the stored user that has `user.id`: every column is written
-    /// from `user`, so a concurrent change to any column since `user` was
-    /// read is undone. Use [`UserRepository::patch`] to change some columns.
-    async fn update(&self, user: User) -> Result<User, StoreError>;
     /// Changes only the columns `patch` names of user `id`, atomically, and
     /// returns the stored user afterwards (with every other column as it is
     /// stored now, not as the caller last saw it).
@@ -51,7 +86,7 @@ pub trait UserRepository: Send + Sync {
     /// - [`StoreError::NotFound`] when no user has `id`;
     /// - [`StoreError::Conflict`] when the new e-mail's key
     ///   ([`EmailAddress::key`]) belongs to another user, decided atomically
-    ///   by the store as for `create` and `update`; nothing is changed then;
+    ///   by the store as for `create`; nothing is changed then;
     ///   a new spelling of the user's own address is no conflict;
     /// - columns the patch does not name are never written;
     /// - an empty patch changes nothing and returns the stored user.

@@ -1,18 +1,9 @@
 //! FastAPI Users' `user` table, plus `role`; an existing one is adopted.
 
+use portcullis_store_sql_common::FASTAPI_USERS_COLUMNS;
 use sea_orm_migration::prelude::*;
 
 use super::{refuse, texts};
-
-/// The columns FastAPI Users' `SQLAlchemyBaseUserTableUUID` has.
-const FASTAPI_USERS_COLUMNS: [&str; 6] = [
-    "id",
-    "email",
-    "hashed_password",
-    "is_active",
-    "is_superuser",
-    "is_verified",
-];
 
 /// The table SQLAlchemy creates for FastAPI Users' `SQLAlchemyBaseUserTableUUID`
 /// on PostgreSQL (its `GUID` type is a native `UUID` there), plus `role`.
