@@ -86,8 +86,8 @@ pub struct JosekitTokenCodec {
     reset: KindKey,
     verify: KindKey,
     /// `{"alg":"HS256","typ":"JWT"}`, PyJWT's header (it sorts header keys):
-    /// `alg` is set first so that josekit writes it first whether serde_json
-    /// keeps insertion order or sorts keys.
+    /// `alg` is set first because josekit's JSON maps keep insertion order
+    /// (it turns on serde_json's `preserve_order`).
     header: JwsHeader,
     clock: Arc<dyn Clock>,
 }
@@ -137,11 +137,12 @@ impl JosekitTokenCodec {
     ///
     /// The payload bytes are written here, not by josekit's
     /// `jwt::encode_with_signer`, because FastAPI Users' tokens are PyJWT's
-    /// bytes: claims in insertion order (josekit's map may sort them),
-    /// non-ASCII as `\uXXXX`, a one-element `aud` array for access tokens
-    /// (josekit's `set_audience` writes a string) and an integer `exp`
-    /// (josekit's `set_expires_at` may write a float). josekit writes the
-    /// header, the base64url segments and the HMAC.
+    /// bytes: non-ASCII as `\uXXXX` (Python's `json.dumps`; serde_json,
+    /// which josekit serialises with, writes raw UTF-8), a one-element `aud`
+    /// array for access tokens (josekit's `set_audience` writes a string) and
+    /// an integer `exp` (josekit's `set_expires_at` may write a float), in
+    /// FastAPI Users' claim order. josekit writes the header, the base64url
+    /// segments and the HMAC.
     fn mint(&self, kind: TokenKind, claims: &str) -> Result<String, TokenError> {
         let key = self.key(kind);
         let exp = self
