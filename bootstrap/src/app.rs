@@ -12,6 +12,7 @@ use portcullis_domain::{Mailer, UserRepository};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
+use secrecy::ExposeSecret as _;
 
 use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::{Config, DEFAULT_DATABASE_MAX_CONNECTIONS};
@@ -188,9 +189,9 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
         .store(users)
         .hasher_config(config.hasher)
         .token_secrets(
-            config.jwt_secret.value.clone(),
-            config.reset_secret.value.clone(),
-            config.verify_secret.value.clone(),
+            config.jwt_secret.value.expose_secret(),
+            config.reset_secret.value.expose_secret(),
+            config.verify_secret.value.expose_secret(),
         )
         .access_token_lifetime(Duration::from_secs(
             u64::try_from(config.access_token_minutes).unwrap_or(60) * 60,
@@ -235,7 +236,7 @@ pub async fn ensure_first_superuser(
 pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
     let service = build_service(config).await?;
     if let Some((email, password)) = &config.first_superuser {
-        ensure_first_superuser(&service, email, password).await?;
+        ensure_first_superuser(&service, email, password.expose_secret()).await?;
     }
     Ok(service)
 }

@@ -10,6 +10,7 @@ use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
 use portcullis_password::{HasherConfig, PhcPasswordHasher};
 use portcullis_store_memory::MemoryUserStore;
+use secrecy::SecretSlice;
 
 /// Why the pieces given to [`PortcullisBuilder`] do not make a service.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,7 @@ pub struct PortcullisBuilder {
     store: Option<Arc<dyn UserRepository>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
     hasher_config: HasherConfig,
-    secrets: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    secrets: Option<(SecretSlice<u8>, SecretSlice<u8>, SecretSlice<u8>)>,
     access_lifetime: Duration,
     reset_lifetime: Duration,
     verify_lifetime: Duration,
@@ -111,14 +112,18 @@ impl PortcullisBuilder {
     }
 
     /// The signing secrets of access, reset and verify tokens (at least 32
-    /// bytes each).
+    /// bytes each), held zeroed-on-drop from here on.
     pub fn token_secrets(
         mut self,
         access: impl Into<Vec<u8>>,
         reset: impl Into<Vec<u8>>,
         verify: impl Into<Vec<u8>>,
     ) -> Self {
-        self.secrets = Some((access.into(), reset.into(), verify.into()));
+        self.secrets = Some((
+            access.into().into(),
+            reset.into().into(),
+            verify.into().into(),
+        ));
         self
     }
 
@@ -180,12 +185,17 @@ impl PortcullisBuilder {
 
     /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
-        let (access, reset, verify) = self.secrets.ok_or(BuildError::MissingSecrets)?;
-        let mut settings = TokenSettings::new(access, reset, verify);
+        let (access_secret, reset_secret, verify_secret) =
+            self.secrets.ok_or(BuildError::MissingSecrets)?;
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        settings.access_lifetime_secs = secs(self.access_lifetime);
-        settings.reset_lifetime_secs = secs(self.reset_lifetime);
-        settings.verify_lifetime_secs = secs(self.verify_lifetime);
+        let settings = TokenSettings {
+            access_secret,
+            reset_secret,
+            verify_secret,
+            access_lifetime_secs: secs(self.access_lifetime),
+            reset_lifetime_secs: secs(self.reset_lifetime),
+            verify_lifetime_secs: secs(self.verify_lifetime),
+        };
         let tokens = JosekitTokenCodec::new(settings, self.clock)
             .map_err(|e| BuildError::Tokens(e.to_string()))?;
         let hasher = match self.hasher {

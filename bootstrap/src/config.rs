@@ -2,9 +2,12 @@
 //! the HTTP contract.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
+use secrecy::SecretString;
+use secrecy::zeroize::Zeroizing;
 
 /// Why the configuration cannot be used. Each message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -38,23 +41,20 @@ pub enum ConfigError {
 }
 
 /// A signing secret and whether it was generated for this process only.
-#[derive(Clone)]
+///
+/// The value is a [`SecretString`]: zeroed when dropped, and `Debug` never
+/// shows it.
+#[derive(Clone, Debug)]
 pub struct Secret {
     /// The secret itself.
-    pub value: String,
+    pub value: SecretString,
     /// Whether the variable was unset and this secret made up at random for
     /// this process: its tokens then die with the process and work on no
     /// other instance.
     pub generated: bool,
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret(generated: {})", self.generated)
-    }
-}
-
-/// Everything `portcullis serve` needs.
+/// Everything `portcullis serve` needs. `Debug` shows none of its secrets.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL`: the store, `sqlite://FILE`, `postgres://…` or
@@ -89,7 +89,7 @@ pub struct Config {
     pub frontend_url: String,
     /// `FIRST_SUPERUSER_EMAIL` and `FIRST_SUPERUSER_PASSWORD`, when set: the
     /// superuser created at start if no user has that address.
-    pub first_superuser: Option<(String, String)>,
+    pub first_superuser: Option<(String, SecretString)>,
     /// `PORTCULLIS_ENV=production`: an unset token secret is refused
     /// instead of made up at random.
     pub production: bool,
@@ -140,7 +140,7 @@ impl Vars {
                 len: value.len(),
             }),
             Some(value) => Ok(Secret {
-                value: value.clone(),
+                value: value.as_str().into(),
                 generated: false,
             }),
             None if production => Err(ConfigError::MissingSecret { var }),
@@ -152,11 +152,20 @@ impl Vars {
     }
 }
 
-fn random_secret() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
+/// 32 random bytes in hex; neither the bytes nor the text outlive it
+/// unzeroed.
+fn random_secret() -> Result<SecretString, String> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut_slice())
         .map_err(|e| format!("no randomness for a generated secret: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    // Exactly as long as its capacity, so that no copy is left behind when
+    // it moves into the secret.
+    let mut hex = String::with_capacity(2 * bytes.len());
+    for b in bytes.iter() {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(hex.into())
 }
 
 impl Config {
@@ -261,7 +270,7 @@ impl Config {
             vars.0.get("FIRST_SUPERUSER_PASSWORD"),
         ) {
             (Some(email), Some(password)) if !password.is_empty() => {
-                Some((email.to_owned(), password.clone()))
+                Some((email.to_owned(), password.as_str().into()))
             }
             (None, None) => None,
             (Some(_), _) => {
@@ -307,6 +316,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     const S: &str = "0123456789abcdef0123456789abcdef";
@@ -321,7 +332,11 @@ mod tests {
         assert_eq!(c.access_token_minutes, 60);
         assert!(!c.login_requires_verification);
         assert!(c.jwt_secret.generated && c.reset_secret.generated && c.verify_secret.generated);
-        assert_ne!(c.jwt_secret.value, c.reset_secret.value);
+        assert_ne!(
+            c.jwt_secret.value.expose_secret(),
+            c.reset_secret.value.expose_secret()
+        );
+        assert_eq!(c.jwt_secret.value.expose_secret().len(), 64);
         assert_eq!(c.frontend_url, "http://localhost:3000");
         assert!(c.smtp.is_none());
         assert_eq!(c.hasher, HasherConfig::default());
@@ -366,6 +381,44 @@ mod tests {
         ])
         .unwrap();
         assert!(!ok.jwt_secret.generated);
+        assert_eq!(ok.jwt_secret.value.expose_secret(), S);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let secrets = [
+            ("JWT_SECRET_KEY", "access-secret-0123456789abcdef-0123"),
+            (
+                "AUTH_RESET_PASSWORD_TOKEN_SECRET",
+                "reset-secret-0123456789abcdef-01234",
+            ),
+            (
+                "AUTH_VERIFICATION_TOKEN_SECRET",
+                "verify-secret-0123456789abcdef-0123",
+            ),
+            ("SMTP_PASSWORD", "smtp-password-hunter2"),
+            ("FIRST_SUPERUSER_PASSWORD", "superuser-password-hunter3"),
+        ];
+        let mut vars = vec![
+            ("SMTP_HOST", "mail.example.com"),
+            ("SMTP_USERNAME", "u"),
+            ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
+        ];
+        vars.extend(secrets);
+        let c = Config::from_vars(vars).unwrap();
+        let shown = format!("{c:?}");
+        for (var, secret) in secrets {
+            assert!(!shown.contains(secret), "{var} in {shown}");
+        }
+        let generated = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        let shown = format!("{generated:?}");
+        for secret in [
+            &generated.jwt_secret,
+            &generated.reset_secret,
+            &generated.verify_secret,
+        ] {
+            assert!(!shown.contains(secret.value.expose_secret()), "{shown}");
+        }
     }
 
     #[test]
@@ -404,7 +457,10 @@ mod tests {
         let smtp = c.smtp.unwrap();
         assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example.com", 2525));
         assert_eq!(smtp.username.as_deref(), Some("u"));
-        assert_eq!(c.first_superuser.unwrap().0, "root@example.com");
+        let (email, password) = c.first_superuser.unwrap();
+        assert_eq!(email, "root@example.com");
+        assert_eq!(password.expose_secret(), "a long password");
+        assert_eq!(smtp.password.as_ref().map(|p| p.expose_secret()), Some("p"));
         assert_eq!(c.frontend_url, "https://app.example.com");
         assert!(Config::from_vars([("FIRST_SUPERUSER_EMAIL", "root@example.com")]).is_err());
     }

@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use awc::http::Method;
 use awc::http::header::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jws::{HS256, HS384, HS512, JwsSigner, JwsVerifier};
 use portcullis::Config;
 use serde_json::{Value, json};
@@ -694,39 +696,15 @@ pub fn now() -> i64 {
     i64::try_from(secs).expect("a sane clock")
 }
 
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Unpadded base64url.
+/// Unpadded base64url, as in a compact JWS.
 pub fn b64url_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(B64URL[((n >> (18 - 6 * i)) & 0x3f) as usize]));
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(input)
 }
 
-/// Decodes (unpadded or padded) base64url; `None` when malformed.
+/// Decodes unpadded base64url strictly (what a compact JWS holds); `None`
+/// when malformed, padded or not in canonical form.
 pub fn b64url_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in input.trim_end_matches('=').bytes() {
-        let v = B64URL.iter().position(|&a| a == c)?;
-        acc = (acc << 6) | u32::try_from(v).ok()?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(input).ok()
 }
 
 /// How to sign a forged token (independently of what its header claims).

@@ -1,15 +1,19 @@
 use std::fmt;
 use std::sync::Arc;
 
+use josekit::JoseHeader as _;
 use josekit::jws::alg::hmac::HmacJwsSigner;
-use josekit::jws::{HS256, JwsSigner as _};
+use josekit::jws::{self, HS256, JwsHeader};
+use josekit::jwt::{self, JwtPayload};
 use portcullis_domain::{
     Clock, EmailAddress, ResetClaims, TokenCodec, TokenError, UserId, VerifyClaims,
 };
+use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
+use crate::hs256_verifier::Hs256Verifier;
+use crate::python_json::push_python_json_str;
 use crate::settings::{MIN_SECRET_LEN, TokenConfigError, TokenKind, TokenSettings};
-use crate::wire::{b64url_decode, b64url_encode_into, constant_time_eq, push_python_json_str};
 
 /// The audience of access tokens (FastAPI Users' `JWTStrategy` default),
 /// written as a one-element JSON array.
@@ -22,10 +26,6 @@ pub const VERIFY_AUDIENCE: &str = "fastapi-users:verify";
 /// Longest token looked at, in bytes; anything longer is refused unread.
 /// Real tokens are a few hundred bytes.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// `base64url({"alg":"HS256","typ":"JWT"})`, PyJWT's header for HS256
-/// (it sorts header keys).
-const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 impl TokenKind {
     const fn audience(self) -> &'static str {
@@ -40,12 +40,14 @@ impl TokenKind {
 /// One kind's signing key and lifetime.
 struct KindKey {
     signer: HmacJwsSigner,
+    verifier: Hs256Verifier,
     lifetime_secs: i64,
 }
 
 impl KindKey {
     fn new(settings: &TokenSettings, kind: TokenKind) -> Result<Self, TokenConfigError> {
-        let secret = settings.secret(kind);
+        // Exposed only to hand it to josekit (OpenSSL keeps its own copy).
+        let secret = settings.secret(kind).expose_secret();
         if secret.len() < MIN_SECRET_LEN {
             return Err(TokenConfigError::SecretTooShort {
                 kind,
@@ -67,6 +69,7 @@ impl KindKey {
                     reason: err.to_string(),
                 })?;
         Ok(Self {
+            verifier: Hs256Verifier::new(signer.clone()),
             signer,
             lifetime_secs,
         })
@@ -82,6 +85,10 @@ pub struct JosekitTokenCodec {
     access: KindKey,
     reset: KindKey,
     verify: KindKey,
+    /// `{"alg":"HS256","typ":"JWT"}`, PyJWT's header (it sorts header keys):
+    /// `alg` is set first because josekit's JSON maps keep insertion order
+    /// (it turns on serde_json's `preserve_order`).
+    header: JwsHeader,
     clock: Arc<dyn Clock>,
 }
 
@@ -105,10 +112,14 @@ impl JosekitTokenCodec {
     /// if a lifetime is not positive; the first problem found is reported,
     /// checking access, then reset, then verify.
     pub fn new(settings: TokenSettings, clock: Arc<dyn Clock>) -> Result<Self, TokenConfigError> {
+        let mut header = JwsHeader::new();
+        header.set_algorithm("HS256");
+        header.set_token_type("JWT");
         Ok(Self {
             access: KindKey::new(&settings, TokenKind::Access)?,
             reset: KindKey::new(&settings, TokenKind::Reset)?,
             verify: KindKey::new(&settings, TokenKind::Verify)?,
+            header,
             clock,
         })
     }
@@ -123,6 +134,15 @@ impl JosekitTokenCodec {
 
     /// Signs a token of `kind` whose payload is `{<claims>,"exp":<now+lifetime>}`;
     /// `claims` is the already-written JSON members before `exp`.
+    ///
+    /// The payload bytes are written here, not by josekit's
+    /// `jwt::encode_with_signer`, because FastAPI Users' tokens are PyJWT's
+    /// bytes: non-ASCII as `\uXXXX` (Python's `json.dumps`; serde_json,
+    /// which josekit serialises with, writes raw UTF-8), a one-element `aud`
+    /// array for access tokens (josekit's `set_audience` writes a string) and
+    /// an integer `exp` (josekit's `set_expires_at` may write a float), in
+    /// FastAPI Users' claim order. josekit writes the header, the base64url
+    /// segments and the HMAC.
     fn mint(&self, kind: TokenKind, claims: &str) -> Result<String, TokenError> {
         let key = self.key(kind);
         let exp = self
@@ -131,71 +151,33 @@ impl JosekitTokenCodec {
             .checked_add(key.lifetime_secs)
             .ok_or_else(|| TokenError::Issue(format!("{kind} token expiry overflows")))?;
         let payload = format!("{{{claims},\"exp\":{exp}}}");
-
-        let mut token = String::with_capacity(HEADER_B64.len() + payload.len() * 4 / 3 + 48);
-        token.push_str(HEADER_B64);
-        token.push('.');
-        b64url_encode_into(payload.as_bytes(), &mut token);
-        let signature = key
-            .signer
-            .sign(token.as_bytes())
-            .map_err(|err| TokenError::Issue(format!("could not sign {kind} token: {err}")))?;
-        token.push('.');
-        b64url_encode_into(&signature, &mut token);
-        Ok(token)
+        jws::serialize_compact(payload.as_bytes(), &self.header, &key.signer)
+            .map_err(|err| TokenError::Issue(format!("could not sign {kind} token: {err}")))
     }
 
-    /// Checks a token of `kind` (shape, header, signature, `aud`, `exp`,
-    /// `nbf`, `iat`) and returns its claims, whose kind-specific members the
-    /// caller still has to check.
+    /// Checks a token of `kind` and returns its claims, whose kind-specific
+    /// members the caller still has to check.
+    ///
+    /// josekit splits the compact form, decodes it (strict unpadded
+    /// base64url), insists on `alg` exactly `HS256` (so never `none`),
+    /// refuses any `crit` extension it was not told of, checks the MAC
+    /// (through [`Hs256Verifier`], in constant time) before reading the
+    /// payload, and checks the types of the registered claims (`sub`, `jti`
+    /// strings; `aud` a string or strings; `exp`, `nbf`, `iat` non-negative
+    /// numbers; a `kid` header a string). What josekit leaves to us is in
+    /// [`check_registered_claims`].
     fn open(&self, kind: TokenKind, token: &str) -> Result<Map<String, Value>, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Invalid);
-        };
-
-        check_header(&decode_object(header_b64)?)?;
-
-        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let signature = b64url_decode(signature_b64).ok_or(TokenError::Invalid)?;
-        let expected = self
-            .key(kind)
-            .signer
-            .sign(signing_input.as_bytes())
+        let (payload, header) = jwt::decode_with_verifier(token, &self.key(kind).verifier)
             .map_err(|_| TokenError::Invalid)?;
-        if !constant_time_eq(&expected, &signature) {
+        // We understand no extension, and josekit lets an empty `crit` by.
+        if header.claim("crit").is_some() {
             return Err(TokenError::Invalid);
         }
-
-        let claims = decode_object(payload_b64)?;
-        check_registered_claims(&claims, kind.audience(), self.clock.now_unix())?;
-        Ok(claims)
-    }
-}
-
-/// base64url → JSON object, or `Invalid`.
-fn decode_object(segment: &str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = b64url_decode(segment).ok_or(TokenError::Invalid)?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(TokenError::Invalid),
-    }
-}
-
-/// `alg` must be exactly `HS256`; no critical extension is understood; a
-/// `kid`, if any, must be a string (as PyJWT demands).
-fn check_header(header: &Map<String, Value>) -> Result<(), TokenError> {
-    let alg_ok = matches!(header.get("alg"), Some(Value::String(alg)) if alg == "HS256");
-    let kid_ok = header.get("kid").is_none_or(Value::is_string);
-    if alg_ok && kid_ok && !header.contains_key("crit") {
-        Ok(())
-    } else {
-        Err(TokenError::Invalid)
+        check_registered_claims(&payload, kind.audience(), self.clock.now_unix())?;
+        Ok(payload.into())
     }
 }
 
@@ -218,39 +200,36 @@ fn numeric_date(value: &Value) -> Result<i64, TokenError> {
 }
 
 /// The checks every kind shares, with no leeway:
-/// - `aud` present, a string or an array of strings, naming `audience`;
-/// - `exp` present, a number, and `now < exp`;
-/// - `nbf` and `iat`, when present, numbers not after `now`;
-/// - `jti`, when present, a string.
+/// - `aud` present and naming `audience` (josekit's `JwtPayloadValidator`
+///   lets a token without `aud` through);
+/// - `exp` present and `now < exp`;
+/// - `nbf` and `iat`, when present, not after `now`.
+///
+/// The times are read here, not by `JwtPayloadValidator`: josekit turns
+/// them into `SystemTime`s through `Duration::from_secs_f64`, which panics
+/// on a signed token with an `exp` such as `1e300` or `u64::MAX`, and PyJWT
+/// reads a float time as `int(value)`, which [`numeric_date`] does.
 fn check_registered_claims(
-    claims: &Map<String, Value>,
+    payload: &JwtPayload,
     audience: &str,
     now: i64,
 ) -> Result<(), TokenError> {
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => aud == audience,
-        Some(Value::Array(auds)) => {
-            auds.iter().all(Value::is_string) && auds.iter().any(|aud| aud == audience)
-        }
-        _ => false,
-    };
-    if !aud_ok {
+    if !payload
+        .audience()
+        .is_some_and(|auds| auds.contains(&audience))
+    {
         return Err(TokenError::Invalid);
     }
-
-    let exp = numeric_date(claims.get("exp").ok_or(TokenError::Invalid)?)?;
+    let exp = numeric_date(payload.claim("exp").ok_or(TokenError::Invalid)?)?;
     if exp <= now {
         return Err(TokenError::Invalid);
     }
     for not_before in ["nbf", "iat"] {
-        if let Some(value) = claims.get(not_before)
+        if let Some(value) = payload.claim(not_before)
             && numeric_date(value)? > now
         {
             return Err(TokenError::Invalid);
         }
-    }
-    if claims.get("jti").is_some_and(|jti| !jti.is_string()) {
-        return Err(TokenError::Invalid);
     }
     Ok(())
 }

@@ -21,22 +21,33 @@
 //! audience, an `exp` in the future by the injected
 //! [`Clock`](portcullis_domain::Clock) with no leeway, `nbf` and `iat` not in
 //! the future when present, `jti` a string when present (PyJWT's rule), and
-//! the kind's required string claims. Anything
+//! the kind's required string claims. `exp`, `nbf` and `iat` must also be
+//! non-negative numbers (josekit's rule: stricter than PyJWT, which would
+//! take a negative `nbf` or `iat`; neither it nor we ever write one). Anything
 //! else, malformed input included, is [`TokenError::Invalid`](portcullis_domain::TokenError),
 //! never a panic.
 //!
-//! josekit is only used to compute the HMAC: the compact form is written and
-//! read here so that the bytes match PyJWT's exactly (josekit's header and
-//! claim ordering, its string audience and float `exp` do not), the
-//! signature is compared in constant time, and no claim is trusted before it
-//! has been checked.
+//! josekit does the JWS work: it writes the header, the base64url segments
+//! and the HMAC, and on the way in splits and decodes the token, insists on
+//! `HS256`, refuses unknown `crit` extensions, checks the MAC before the
+//! payload is read and checks the registered claims' types. Three things
+//! stay here, each for a reason given where it is done: the payload bytes
+//! (PyJWT's claim order and `\uXXXX` escapes, an `aud` array, an integer
+//! `exp`), the MAC comparison (josekit's is not constant-time; ours uses
+//! [`subtle`]), and the `aud`/`exp`/`nbf`/`iat` checks (josekit lets a
+//! missing `aud` pass and panics on huge times; PyJWT truncates float times).
 //!
-//! This crate depends only on `portcullis-domain`, `josekit` and `serde_json`.
+//! Secrets are held in [`secrecy`] types and exposed only to hand them to
+//! josekit.
+//!
+//! This crate depends only on `portcullis-domain`, `josekit`, `serde_json`,
+//! `secrecy` and `subtle`.
 #![warn(missing_docs)]
 
 mod codec;
+mod hs256_verifier;
+mod python_json;
 mod settings;
-mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use secrecy::SecretSlice;
+
 /// The shortest secret accepted, in bytes: HS256 needs a key at least as long
 /// as its 32-byte output (RFC 7518 §3.2), and josekit refuses shorter ones.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -40,18 +42,30 @@ impl fmt::Display for TokenKind {
 /// Secrets and lifetimes of the three kinds of token.
 ///
 /// Secrets are raw bytes; FastAPI Users (PyJWT) uses the UTF-8 bytes of its
-/// string secrets, so pass `String::into_bytes` of the same text to share
-/// tokens with it. `Debug` never shows the secrets.
-#[derive(Clone, PartialEq, Eq)]
+/// string secrets, so pass the same text to share tokens with it. They are
+/// held in [`SecretSlice`]s: zeroed when dropped, and `Debug` never shows
+/// them.
+///
+/// ```
+/// use portcullis_jwt_josekit::TokenSettings;
+///
+/// let settings = TokenSettings::new(
+///     "an access token secret of 32+ bytes!",
+///     "a reset token secret of 32+ bytes!!!",
+///     "a verify token secret of 32+ bytes!!",
+/// );
+/// assert!(!format!("{settings:?}").contains("32+ bytes"));
+/// ```
+#[derive(Clone, Debug)]
 pub struct TokenSettings {
     /// Signs access tokens (`JWT_SECRET_KEY`); at least [`MIN_SECRET_LEN`] bytes.
-    pub access_secret: Vec<u8>,
+    pub access_secret: SecretSlice<u8>,
     /// Signs reset-password tokens (`AUTH_RESET_PASSWORD_TOKEN_SECRET`); at
     /// least [`MIN_SECRET_LEN`] bytes.
-    pub reset_secret: Vec<u8>,
+    pub reset_secret: SecretSlice<u8>,
     /// Signs verify-e-mail tokens (`AUTH_VERIFICATION_TOKEN_SECRET`); at least
     /// [`MIN_SECRET_LEN`] bytes.
-    pub verify_secret: Vec<u8>,
+    pub verify_secret: SecretSlice<u8>,
     /// Lifetime of an access token in seconds (default 3600); must be positive.
     pub access_lifetime_secs: i64,
     /// Lifetime of a reset-password token in seconds (default 3600); must be
@@ -72,9 +86,9 @@ impl TokenSettings {
         verify_secret: impl Into<Vec<u8>>,
     ) -> Self {
         Self {
-            access_secret: access_secret.into(),
-            reset_secret: reset_secret.into(),
-            verify_secret: verify_secret.into(),
+            access_secret: access_secret.into().into(),
+            reset_secret: reset_secret.into().into(),
+            verify_secret: verify_secret.into().into(),
             access_lifetime_secs: DEFAULT_LIFETIME_SECS,
             reset_lifetime_secs: DEFAULT_LIFETIME_SECS,
             verify_lifetime_secs: DEFAULT_LIFETIME_SECS,
@@ -82,7 +96,7 @@ impl TokenSettings {
     }
 
     /// The secret of `kind`.
-    pub fn secret(&self, kind: TokenKind) -> &[u8] {
+    pub const fn secret(&self, kind: TokenKind) -> &SecretSlice<u8> {
         match kind {
             TokenKind::Access => &self.access_secret,
             TokenKind::Reset => &self.reset_secret,
@@ -97,19 +111,6 @@ impl TokenSettings {
             TokenKind::Reset => self.reset_lifetime_secs,
             TokenKind::Verify => self.verify_lifetime_secs,
         }
-    }
-}
-
-impl fmt::Debug for TokenSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSettings")
-            .field("access_secret", &"<redacted>")
-            .field("reset_secret", &"<redacted>")
-            .field("verify_secret", &"<redacted>")
-            .field("access_lifetime_secs", &self.access_lifetime_secs)
-            .field("reset_lifetime_secs", &self.reset_lifetime_secs)
-            .field("verify_lifetime_secs", &self.verify_lifetime_secs)
-            .finish()
     }
 }
 

@@ -1,11 +1,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use josekit::jws::{HS256, JwsSigner as _};
 use portcullis_domain::{Clock, EmailAddress, TokenCodec, TokenError, UserId};
 use serde_json::{Value, json};
 
-use crate::wire::{b64url_decode, b64url_encode_into};
 use crate::{JosekitTokenCodec, MAX_TOKEN_LEN, TokenConfigError, TokenKind, TokenSettings};
 
 const ACCESS_SECRET: &str = "access-secret-for-tests-0123456789abcdef";
@@ -75,18 +78,17 @@ fn email() -> EmailAddress {
 /// A token with exactly this header and payload JSON, HMAC-SHA-256-signed
 /// with `secret` (whatever the header claims).
 fn forge(header: &str, payload: &str, secret: &str) -> String {
-    let mut token = String::new();
-    b64url_encode_into(header.as_bytes(), &mut token);
-    token.push('.');
-    b64url_encode_into(payload.as_bytes(), &mut token);
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
     let signature = HS256
         .signer_from_bytes(secret)
         .unwrap()
-        .sign(token.as_bytes())
+        .sign(input.as_bytes())
         .unwrap();
-    token.push('.');
-    b64url_encode_into(&signature, &mut token);
-    token
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -98,14 +100,14 @@ fn access_with(claims: &Value) -> String {
 
 fn payload_of(token: &str) -> (String, Value) {
     let segment = token.split('.').nth(1).unwrap();
-    let text = String::from_utf8(b64url_decode(segment).unwrap()).unwrap();
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap();
     let value = serde_json::from_str(&text).unwrap();
     (text, value)
 }
 
 fn header_of(token: &str) -> String {
     let segment = token.split('.').next().unwrap();
-    String::from_utf8(b64url_decode(segment).unwrap()).unwrap()
+    String::from_utf8(URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
 }
 
 // ---- round trips and formats ------------------------------------------------
@@ -383,6 +385,7 @@ fn crit_and_non_string_kid_headers_are_refused() {
         r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
         r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
         r#"{"alg":"HS256","kid":1}"#,
+        r#"{"alg":"HS256","crit":[]}"#,
     ] {
         let token = forge(header, &claims, ACCESS_SECRET);
         assert_eq!(
@@ -422,12 +425,11 @@ fn tampered_payload_is_refused() {
     let (codec, _) = codec_at(NOW);
     let token = codec.issue_access(user()).unwrap();
     let mut parts: Vec<&str> = token.split('.').collect();
-    let mut other = String::new();
     let payload = format!(
         r#"{{"sub":"00000000-0000-4000-8000-000000000000","aud":["fastapi-users:auth"],"exp":{}}}"#,
         NOW + 3600
     );
-    b64url_encode_into(payload.as_bytes(), &mut other);
+    let other = URL_SAFE_NO_PAD.encode(payload);
     parts[1] = &other;
     assert_eq!(
         codec.verify_access(&parts.join(".")),
@@ -745,16 +747,8 @@ fn malformed_input_is_invalid_and_never_panics() {
         let mut it = PY_ACCESS.split('.');
         (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
     };
-    let not_object = {
-        let mut t = String::new();
-        b64url_encode_into(b"[1,2]", &mut t);
-        t
-    };
-    let not_json = {
-        let mut t = String::new();
-        b64url_encode_into(b"{\"alg\":\"HS256\"", &mut t);
-        t
-    };
+    let not_object = URL_SAFE_NO_PAD.encode(b"[1,2]");
+    let not_json = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"HS256\"");
     let cases: Vec<String> = vec![
         String::new(),
         ".".into(),
@@ -787,6 +781,79 @@ fn malformed_input_is_invalid_and_never_panics() {
         assert_eq!(codec.verify_access(token), Err(TokenError::Invalid));
         assert_eq!(codec.verify_reset(token), Err(TokenError::Invalid));
         assert_eq!(codec.verify_verify(token), Err(TokenError::Invalid));
+    }
+}
+
+#[test]
+fn other_base64_spellings_of_a_valid_token_are_refused() {
+    // A lenient decoder (padding optional, non-zero unused bits allowed)
+    // reads each variant as the same bytes; only the canonical unpadded
+    // spelling is a token.
+    let lenient = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let (codec, _) = codec_at(NOW);
+    let (h, p, s) = {
+        let mut it = PY_ACCESS.split('.');
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let mut variants = Vec::new();
+    for (segment, rebuild) in [
+        (
+            p,
+            &(|x: &str| format!("{h}.{x}.{s}")) as &dyn Fn(&str) -> String,
+        ),
+        (s, &|x: &str| format!("{h}.{p}.{x}")),
+    ] {
+        let padded = format!("{segment}{}", "=".repeat((4 - segment.len() % 4) % 4));
+        if padded != segment {
+            variants.push(rebuild(&padded));
+        }
+        let (head, last) = segment.split_at(segment.len() - 1);
+        for c in ('A'..='Z')
+            .chain('a'..='z')
+            .chain('0'..='9')
+            .chain(['-', '_'])
+        {
+            let other = format!("{head}{c}");
+            if other != segment && lenient.decode(&other).ok() == lenient.decode(segment).ok() {
+                assert_ne!(c.to_string(), last);
+                variants.push(rebuild(&other));
+            }
+        }
+    }
+    // The signature (32 bytes) has 2 unused bits: 3 other spellings, plus
+    // the padded one.
+    assert!(variants.len() >= 4, "{variants:?}");
+    for token in &variants {
+        assert_eq!(
+            codec.verify_access(token),
+            Err(TokenError::Invalid),
+            "{token}"
+        );
+    }
+    assert_eq!(codec.verify_access(PY_ACCESS), Ok(USER.to_owned()));
+}
+
+#[test]
+fn huge_nbf_and_iat_are_refused_not_a_panic() {
+    let (codec, _) = codec_at(NOW);
+    for (claim, value) in [
+        ("nbf", json!(1e300)),
+        ("nbf", json!(u64::MAX)),
+        ("iat", json!(1e300)),
+        ("iat", json!(u64::MAX)),
+    ] {
+        let mut claims = json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60});
+        claims[claim] = value.clone();
+        assert_eq!(
+            codec.verify_access(&access_with(&claims)),
+            Err(TokenError::Invalid),
+            "{claim}: {value}"
+        );
     }
 }
 

@@ -1,6 +1,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use secrecy::SecretString;
+
 /// How the SMTP connection is protected (`SMTP_TLS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SmtpTls {
@@ -72,8 +74,9 @@ impl fmt::Display for SmtpTls {
 
 /// Where and how [`SmtpMailer`](crate::SmtpMailer) sends mail.
 ///
-/// `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
+/// The password is a [`SecretString`]: zeroed when dropped, and `Debug`
+/// never shows it.
+#[derive(Clone, Debug)]
 pub struct SmtpSettings {
     /// Server host name (`SMTP_HOST`); also the name checked against the
     /// server certificate with TLS.
@@ -83,7 +86,7 @@ pub struct SmtpSettings {
     /// Login (`SMTP_USERNAME`); `None` (or empty) sends without `AUTH`.
     pub username: Option<String>,
     /// Password (`SMTP_PASSWORD`); used only with a username.
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     /// Connection protection (`SMTP_TLS`).
     pub tls: SmtpTls,
     /// Sender (`MAIL_FROM`): `noreply@example.com` or
@@ -114,24 +117,11 @@ impl SmtpSettings {
     pub fn with_credentials(
         mut self,
         username: impl Into<String>,
-        password: impl Into<String>,
+        password: impl Into<SecretString>,
     ) -> Self {
         self.username = Some(username.into());
         self.password = Some(password.into());
         self
-    }
-}
-
-impl fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("tls", &self.tls)
-            .field("from", &self.from)
-            .finish()
     }
 }
 
@@ -200,7 +190,7 @@ mod tests {
         assert_eq!(s.port, 465);
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
         assert_eq!(
             SmtpSettings::new("h", Some(2525), SmtpTls::None, "a@example.com").port,
             2525

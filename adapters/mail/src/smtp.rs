@@ -9,6 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use portcullis_domain::{Mail, MailError, Mailer};
+use secrecy::ExposeSecret as _;
 
 use crate::settings::{MailConfigError, SmtpSettings, SmtpTls};
 
@@ -64,7 +65,7 @@ impl SmtpMailer {
                 reason: format!("{e}"),
             })?;
         let username = username.filter(|u| !u.is_empty());
-        let password = password.filter(|p| !p.is_empty());
+        let password = password.filter(|p| !p.expose_secret().is_empty());
 
         let tls_error = |e: SmtpError| MailConfigError::Tls {
             tls,
@@ -84,6 +85,8 @@ impl SmtpMailer {
         .timeout(Some(Self::DEFAULT_TIMEOUT));
         match (username, password) {
             (Some(user), password) => {
+                // Exposed only to hand it to lettre.
+                let password = password.map(|p| p.expose_secret().to_owned());
                 builder = builder.credentials(Credentials::new(user, password.unwrap_or_default()));
             }
             (None, Some(_)) => return Err(MailConfigError::PasswordWithoutUsername),
@@ -276,7 +279,7 @@ mod tests {
 
         let mut empty_creds = settings(SmtpTls::None);
         empty_creds.username = Some(String::new());
-        empty_creds.password = Some(String::new());
+        empty_creds.password = Some(String::new().into());
         assert!(SmtpMailer::new(empty_creds).is_ok());
     }
 
