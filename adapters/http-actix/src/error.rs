@@ -46,9 +46,14 @@ impl std::fmt::Display for ApiError {
 impl From<portcullis_application::InfraError> for ApiError {
     fn from(e: portcullis_application::InfraError) -> Self {
         use portcullis_application::InfraError;
+        // The cause and its sources, for the log.
+        let cause = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
         match e {
-            InfraError::Unavailable(m) => ApiError::Unavailable(m),
-            InfraError::Internal(m) => ApiError::Internal(m),
+            InfraError::Unavailable(_) => ApiError::Unavailable(cause),
+            InfraError::Internal(_) => ApiError::Internal(cause),
         }
     }
 }

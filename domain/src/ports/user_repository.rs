@@ -32,6 +32,7 @@ pub enum StoreError {
 ///   the caller read the user earlier);
 /// - a store that cannot answer returns [`StoreError::Unavailable`], never
 ///   panics.
+#[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// The user with this id, if any.

@@ -18,10 +18,11 @@ use serde_json::json;
     )
 )]
 pub async fn health(service: Data<UserService>) -> HttpResponse {
-    match service.ports().users.ping().await {
+    match service.health().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: store unavailable");
+            let error: &(dyn std::error::Error + 'static) = &e;
+            tracing::warn!(error, "health check: store unavailable");
             HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
         }
     }

@@ -92,7 +92,7 @@ async fn user_changes(req: &HttpRequest, payload: Payload) -> Result<UserChanges
     let object = json_object(req, &body)?;
     let mut fields = Fields::new(&object);
     let changes = UserChanges {
-        password: fields.optional_str("password").map(str::to_owned),
+        password: fields.optional_str("password").map(Into::into),
         email: fields.optional_email("email"),
         is_active: fields.optional_bool("is_active"),
         is_superuser: fields.optional_bool("is_superuser"),
