@@ -122,10 +122,8 @@ impl UserService {
             ),
             None => None,
         };
-        if new_address {
-            if self.ports.users.get_by_email(address).await?.is_some() {
-                return Err(AdminUpdateError::EmailAlreadyExists);
-            }
+        if new_address && self.ports.users.get_by_email(address).await?.is_some() {
+            return Err(AdminUpdateError::EmailAlreadyExists);
         }
         if let Some(password) = password {
             patch.hashed_password = Some(self.ports.hasher.hash(password.expose()).await?);

@@ -27,6 +27,8 @@ mod reset_password;
 mod verify;
 
 #[cfg(test)]
+mod secrets_in_logs;
+#[cfg(test)]
 mod test_support;
 
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
