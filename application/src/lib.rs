@@ -2,9 +2,10 @@
 //! request/verify e-mail, the current user, and user administration.
 //!
 //! One module per use case, each returning its own error enum in business
-//! words. This crate depends on `portcullis-domain` only: it knows no HTTP,
-//! SQL, JWT or SMTP. Every outside effect goes through a port held as
-//! `Arc<dyn Port>` in [`Ports`].
+//! words. Of the workspace this crate depends on `portcullis-domain` only: it
+//! knows no HTTP, SQL, JWT or SMTP. Every outside effect goes through a port
+//! held as `Arc<dyn Port>` in [`Ports`], and the ports are reached only
+//! through the use cases of [`UserService`].
 #![warn(missing_docs)]
 
 use std::sync::Arc;
