@@ -3,11 +3,12 @@
 use portcullis_domain::{
     Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId, UserPatch,
 };
+use secrecy::ExposeSecret;
 
 use crate::{InfraError, UserService};
 
 /// Why an administrator could not read a user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The acting user is not a superuser.
     #[error("forbidden")]
@@ -21,7 +22,7 @@ pub enum AdminError {
 }
 
 /// Why an administrator could not change a user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AdminUpdateError {
     /// The acting user is not a superuser.
     #[error("forbidden")]
@@ -42,7 +43,7 @@ pub enum AdminUpdateError {
 }
 
 /// Why an administrator could not delete a user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AdminDeleteError {
     /// The acting user is not a superuser.
     #[error("forbidden")]
@@ -80,16 +81,12 @@ impl From<AdminError> for AdminDeleteError {
 
 impl UserService {
     /// Any user, for a superuser.
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, user_id = %id))]
     pub async fn admin_get_user(&self, actor: &User, id: UserId) -> Result<User, AdminError> {
         if !actor.is_superuser {
             return Err(AdminError::Forbidden);
         }
-        self.ports
-            .users
-            .get(id)
-            .await
-            .map_err(InfraError::from)?
-            .ok_or(AdminError::NotFound)
+        self.ports.users.get(id).await?.ok_or(AdminError::NotFound)
     }
 
     /// Changes any user, for a superuser. A new e-mail (not just a new
@@ -99,6 +96,7 @@ impl UserService {
     /// Only the columns `changes` asks for are written (a
     /// [`UserPatch`]), so a concurrent change to another column — a password
     /// reset, a verification — is kept, not undone.
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, user_id = %id))]
     pub async fn admin_update_user(
         &self,
         actor: &User,
@@ -118,28 +116,17 @@ impl UserService {
             address = email;
         }
         let password = match &changes.password {
-            Some(p) => Some(Password::new(p, address).map_err(AdminUpdateError::InvalidPassword)?),
+            Some(p) => Some(
+                Password::new(p.expose_secret(), address)
+                    .map_err(AdminUpdateError::InvalidPassword)?,
+            ),
             None => None,
         };
-        if new_address {
-            let taken = self
-                .ports
-                .users
-                .get_by_email(address)
-                .await
-                .map_err(InfraError::from)?;
-            if taken.is_some() {
-                return Err(AdminUpdateError::EmailAlreadyExists);
-            }
+        if new_address && self.ports.users.get_by_email(address).await?.is_some() {
+            return Err(AdminUpdateError::EmailAlreadyExists);
         }
         if let Some(password) = password {
-            patch.hashed_password = Some(
-                self.ports
-                    .hasher
-                    .hash(password.expose())
-                    .await
-                    .map_err(InfraError::from)?,
-            );
+            patch.hashed_password = Some(self.ports.hasher.hash(password.expose()).await?);
         }
         patch.is_active = changes.is_active;
         patch.is_superuser = changes.is_superuser;
@@ -149,13 +136,14 @@ impl UserService {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),
             Err(StoreError::NotFound) => return Err(AdminUpdateError::NotFound),
-            Err(e) => return Err(InfraError::from(e).into()),
+            Err(e) => return Err(e.into()),
         };
         self.ports.events.on_after_update(&user, &changes).await;
         Ok(user)
     }
 
     /// Deletes any user but oneself, for a superuser.
+    #[tracing::instrument(skip_all, fields(actor = %actor.id, user_id = %id))]
     pub async fn admin_delete_user(
         &self,
         actor: &User,
@@ -169,7 +157,7 @@ impl UserService {
         match self.ports.users.delete(user.id).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(AdminDeleteError::NotFound),
-            Err(e) => return Err(InfraError::from(e).into()),
+            Err(e) => return Err(e.into()),
         }
         self.ports.events.on_after_delete(&user).await;
         Ok(())
@@ -215,16 +203,16 @@ mod tests {
         let m = Mocks::new();
         let s = m.service();
         let id = UserId::random();
-        assert_eq!(
+        assert_matches!(
             s.admin_get_user(&actor, id).await,
             Err(AdminError::Forbidden)
         );
-        assert_eq!(
+        assert_matches!(
             s.admin_update_user(&actor, id, UserChanges::default())
                 .await,
             Err(AdminUpdateError::Forbidden)
         );
-        assert_eq!(
+        assert_matches!(
             s.admin_delete_user(&actor, id).await,
             Err(AdminDeleteError::Forbidden)
         );
@@ -236,16 +224,16 @@ mod tests {
         m.users.expect_get().returning(|_| Ok(None));
         let s = m.service();
         let id = UserId::random();
-        assert_eq!(
+        assert_matches!(
             s.admin_get_user(&admin(), id).await,
             Err(AdminError::NotFound)
         );
-        assert_eq!(
+        assert_matches!(
             s.admin_update_user(&admin(), id, UserChanges::default())
                 .await,
             Err(AdminUpdateError::NotFound)
         );
-        assert_eq!(
+        assert_matches!(
             s.admin_delete_user(&admin(), id).await,
             Err(AdminDeleteError::NotFound)
         );
@@ -334,7 +322,7 @@ mod tests {
             email: Some(email("ROOT@example.com")),
             ..UserChanges::default()
         };
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .admin_update_user(&admin(), target.id, changes.clone())
                 .await,
@@ -347,7 +335,7 @@ mod tests {
         m.users
             .expect_patch()
             .returning(|_, _| Err(StoreError::Conflict));
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .admin_update_user(&admin(), target.id, changes)
                 .await,
@@ -402,7 +390,7 @@ mod tests {
             password: Some("short".into()),
             ..UserChanges::default()
         };
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .admin_update_user(&admin(), target.id, changes)
                 .await,
@@ -479,7 +467,7 @@ mod tests {
             is_active: Some(false),
             ..UserChanges::default()
         };
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .admin_update_user(&admin(), target.id, changes)
                 .await,
@@ -492,7 +480,7 @@ mod tests {
         let me = admin();
         let mut m = Mocks::new();
         stored(&mut m, me.clone());
-        assert_eq!(
+        assert_matches!(
             m.service().admin_delete_user(&me, me.id).await,
             Err(AdminDeleteError::CannotDeleteSelf)
         );
@@ -508,6 +496,6 @@ mod tests {
             .times(1)
             .returning(|_| Ok(()));
         m.events.expect_on_after_delete().times(1).return_const(());
-        assert_eq!(m.service().admin_delete_user(&me, id).await, Ok(()));
+        assert_matches!(m.service().admin_delete_user(&me, id).await, Ok(()));
     }
 }

@@ -3,7 +3,7 @@ use portcullis_domain::{User, UserId};
 use crate::{InfraError, UserService};
 
 /// Why a bearer token does not identify a usable user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Bad, expired or foreign token, or its user is gone or inactive.
     #[error("not authenticated")]
@@ -16,6 +16,7 @@ pub enum AuthError {
 impl UserService {
     /// The active user an access token belongs to. Rights come from the
     /// stored user, never from claims in the token.
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn authenticate(&self, access_token: &str) -> Result<User, AuthError> {
         let subject = self
             .ports
@@ -23,7 +24,8 @@ impl UserService {
             .verify_access(access_token)
             .map_err(|_| AuthError::Unauthorized)?;
         let id = UserId::parse(&subject).map_err(|_| AuthError::Unauthorized)?;
-        match self.ports.users.get(id).await.map_err(InfraError::from)? {
+        tracing::Span::current().record("user_id", tracing::field::display(id));
+        match self.ports.users.get(id).await? {
             Some(user) if user.is_active => Ok(user),
             _ => Err(AuthError::Unauthorized),
         }
@@ -46,7 +48,7 @@ mod tests {
             .returning(move |_| Ok(id.to_string()));
         let u = user.clone();
         m.users.expect_get().returning(move |_| Ok(Some(u.clone())));
-        assert_eq!(m.service().authenticate("t").await, Ok(user));
+        assert_eq!(m.service().authenticate("t").await.unwrap(), user);
     }
 
     #[tokio::test]
@@ -55,7 +57,7 @@ mod tests {
         m.tokens
             .expect_verify_access()
             .returning(|_| Err(TokenError::Invalid));
-        assert_eq!(
+        assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
         );
@@ -67,7 +69,7 @@ mod tests {
         m.tokens
             .expect_verify_access()
             .returning(|_| Ok("42".into()));
-        assert_eq!(
+        assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
         );
@@ -80,7 +82,7 @@ mod tests {
             .expect_verify_access()
             .returning(|_| Ok(UserId::random().to_string()));
         m.users.expect_get().returning(|_| Ok(None));
-        assert_eq!(
+        assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
         );
@@ -95,7 +97,7 @@ mod tests {
         m.users
             .expect_get()
             .returning(move |_| Ok(Some(inactive.clone())));
-        assert_eq!(
+        assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
         );
@@ -107,12 +109,12 @@ mod tests {
         m.tokens
             .expect_verify_access()
             .returning(|_| Ok(UserId::random().to_string()));
-        m.users
-            .expect_get()
-            .returning(|_| Err(StoreError::Unavailable("down".into())));
-        assert_eq!(
+        m.users.expect_get().returning(|_| Err(outage()));
+        assert_matches!(
             m.service().authenticate("t").await,
-            Err(AuthError::Infra(InfraError::Unavailable("down".into())))
+            Err(AuthError::Infra(InfraError::Unavailable(
+                StoreError::Unavailable(_)
+            )))
         );
     }
 }

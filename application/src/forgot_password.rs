@@ -8,6 +8,7 @@ impl UserService {
     /// (through the `on_after_forgot_password` hook) only to an existing,
     /// active user. The token carries a fingerprint of the current password
     /// hash, so it dies when the password changes.
+    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
     pub async fn forgot_password(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let user = match self.ports.users.get_by_email(email).await? {
             Some(user) if user.is_active => user,
@@ -18,6 +19,7 @@ impl UserService {
                 return Ok(());
             }
         };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         let fingerprint = self.ports.hasher.hash(&user.hashed_password).await?;
         let token = self.ports.tokens.issue_reset(user.id, &fingerprint)?;
         self.ports
@@ -53,7 +55,7 @@ mod tests {
             .withf(|_, t| t == "reset-tok")
             .times(1)
             .return_const(());
-        assert_eq!(
+        assert_matches!(
             m.service().forgot_password(&email("ann@example.com")).await,
             Ok(())
         );
@@ -67,7 +69,7 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok("$dummy".into()));
-        assert_eq!(
+        assert_matches!(
             m.service().forgot_password(&email("who@example.com")).await,
             Ok(())
         );
@@ -82,7 +84,7 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok("$dummy".into()));
-        assert_eq!(
+        assert_matches!(
             m.service().forgot_password(&email("ann@example.com")).await,
             Ok(())
         );

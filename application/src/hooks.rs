@@ -2,12 +2,11 @@
 //! failures.
 
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use portcullis_domain::{User, UserChanges, UserEvents};
 
 /// Hooks that call each of several [`UserEvents`] in turn — typically the
@@ -75,40 +74,24 @@ impl HookChain {
     }
 }
 
-type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// Polls a hook's future, turning a panic into a logged error.
-struct Shielded<'a> {
-    hook: &'static str,
-    future: HookFuture<'a>,
-}
-
-impl Future for Shielded<'_> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let hook = self.hook;
-        match catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(_) => {
-                tracing::error!(
-                    hook,
-                    "a user event hook panicked; the operation it follows stands"
-                );
-                Poll::Ready(())
-            }
-        }
+/// Runs a hook's future to its end, turning a panic into a logged error.
+///
+/// `AssertUnwindSafe`: after a panic the hook's future is dropped and
+/// never polled again, and nothing it borrowed (the user, the token) is
+/// left half-changed, since hooks only read it.
+async fn shielded(hook: &'static str, future: impl Future<Output = ()>) {
+    if AssertUnwindSafe(future).catch_unwind().await.is_err() {
+        tracing::error!(
+            hook,
+            "a user event hook panicked; the operation it follows stands"
+        );
     }
 }
 
 macro_rules! each {
     ($self:ident, $name:literal, |$h:ident| $call:expr) => {
         for $h in &$self.hooks {
-            Shielded {
-                hook: $name,
-                future: $call,
-            }
-            .await;
+            shielded($name, $call).await;
         }
     };
 }

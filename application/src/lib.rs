@@ -2,9 +2,10 @@
 //! request/verify e-mail, the current user, and user administration.
 //!
 //! One module per use case, each returning its own error enum in business
-//! words. This crate depends on `portcullis-domain` only: it knows no HTTP,
-//! SQL, JWT or SMTP. Every outside effect goes through a port held as
-//! `Arc<dyn Port>` in [`Ports`].
+//! words. Of the workspace this crate depends on `portcullis-domain` only: it
+//! knows no HTTP, SQL, JWT or SMTP. Every outside effect goes through a port
+//! held as `Arc<dyn Port>` in [`Ports`], and the ports are reached only
+//! through the use cases of [`UserService`].
 #![warn(missing_docs)]
 
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserRepository};
 
 mod admin;
 mod authenticate;
+mod create_superuser;
 mod error;
 mod forgot_password;
+mod health;
 mod hooks;
 mod login;
 mod logout;
@@ -25,10 +28,13 @@ mod reset_password;
 mod verify;
 
 #[cfg(test)]
+mod secrets_in_logs;
+#[cfg(test)]
 mod test_support;
 
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
 pub use authenticate::AuthError;
+pub use create_superuser::{CreateSuperuserError, SuperuserOutcome};
 pub use error::InfraError;
 pub use hooks::HookChain;
 pub use login::LoginError;
@@ -36,6 +42,19 @@ pub use me::UpdateMeError;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
 pub use verify::VerifyError;
+
+error::infra_from_port_errors!(
+    AdminError,
+    AdminUpdateError,
+    AdminDeleteError,
+    AuthError,
+    CreateSuperuserError,
+    LoginError,
+    UpdateMeError,
+    RegisterError,
+    ResetPasswordError,
+    VerifyError,
+);
 
 /// The adapters the use cases work through.
 #[derive(Clone)]
@@ -57,7 +76,9 @@ pub struct Policy {
     pub login_requires_verification: bool,
 }
 
-/// Every use case, over one set of ports. Cheap to clone.
+/// Every use case, over one set of ports. Cheap to clone. The ports are
+/// reached only through the use cases: an adapter or a host that needs one
+/// directly is missing a use case.
 ///
 /// A host builds one with `portcullis::PortcullisBuilder` (or
 /// [`UserService::new`] over ports of its own) and may call the use cases
@@ -91,11 +112,6 @@ impl UserService {
     /// Assembles the use cases over `ports` with `policy`.
     pub fn new(ports: Ports, policy: Policy) -> Self {
         Self { ports, policy }
-    }
-
-    /// The ports, for adapters that need one directly (e.g. `/health`).
-    pub fn ports(&self) -> &Ports {
-        &self.ports
     }
 
     /// The policy in force.

@@ -3,7 +3,7 @@ use portcullis_domain::{EmailAddress, User};
 use crate::{InfraError, UserService};
 
 /// Why a login was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     /// Unknown e-mail, wrong password or inactive user: deliberately one
     /// answer, so a caller learns nothing about which.
@@ -23,16 +23,16 @@ impl UserService {
     /// bad credentials. An unknown user costs the same hash as a known one,
     /// so timing reveals nothing. A hash made with older parameters is
     /// replaced by a fresh one.
+    ///
+    /// The username is not logged (people type their password there by
+    /// mistake); the user's id is, once known.
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
         let user = self.check_credentials(username, password).await?;
         if self.policy.login_requires_verification && !user.is_verified {
             return Err(LoginError::NotVerified);
         }
-        let token = self
-            .ports
-            .tokens
-            .issue_access(user.id)
-            .map_err(InfraError::from)?;
+        let token = self.ports.tokens.issue_access(user.id)?;
         self.ports.events.on_after_login(&user).await;
         Ok(token)
     }
@@ -42,29 +42,22 @@ impl UserService {
         // FastAPI Users compares it: not a padded or "Name <addr>" form that
         // would only normalise to it.
         let found = match EmailAddress::parse(username) {
-            Ok(email) if email.key() == username.to_lowercase() => self
-                .ports
-                .users
-                .get_by_email(&email)
-                .await
-                .map_err(InfraError::from)?,
+            Ok(email) if email.key() == username.to_lowercase() => {
+                self.ports.users.get_by_email(&email).await?
+            }
             _ => None,
         };
         let Some(mut user) = found else {
             // Same cost as a real check.
-            self.ports
-                .hasher
-                .hash(password)
-                .await
-                .map_err(InfraError::from)?;
+            self.ports.hasher.hash(password).await?;
             return Err(LoginError::BadCredentials);
         };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         let check = self
             .ports
             .hasher
             .verify_and_update(password, &user.hashed_password)
-            .await
-            .map_err(InfraError::from)?;
+            .await?;
         if !check.valid || !user.is_active {
             return Err(LoginError::BadCredentials);
         }
@@ -77,8 +70,7 @@ impl UserService {
                 .ports
                 .users
                 .replace_password_hash(user.id, &user.hashed_password, &new_hash)
-                .await
-                .map_err(InfraError::from)?;
+                .await?;
             if replaced {
                 user.hashed_password = new_hash;
             }
@@ -91,7 +83,6 @@ impl UserService {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use portcullis_domain::StoreError;
 
     fn known_user(m: &mut Mocks, user: User) {
         m.users
@@ -115,8 +106,11 @@ mod tests {
             .returning(|_| Ok("tok".into()));
         m.events.expect_on_after_login().times(1).return_const(());
         assert_eq!(
-            m.service().login("ann@EXAMPLE.com", "secret pw").await,
-            Ok("tok".into())
+            m.service()
+                .login("ann@EXAMPLE.com", "secret pw")
+                .await
+                .unwrap(),
+            "tok"
         );
     }
 
@@ -162,8 +156,11 @@ mod tests {
             .returning(|_| Ok("tok".into()));
         m.events.expect_on_after_login().return_const(());
         assert_eq!(
-            m.service().login("ann@example.com", "secret pw").await,
-            Ok("tok".into())
+            m.service()
+                .login("ann@example.com", "secret pw")
+                .await
+                .unwrap(),
+            "tok"
         );
     }
 
@@ -175,7 +172,7 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok("$x".into()));
-        assert_eq!(
+        assert_matches!(
             m.service().login("who@example.com", "secret pw").await,
             Err(LoginError::BadCredentials)
         );
@@ -188,7 +185,7 @@ mod tests {
             .expect_hash()
             .times(1)
             .returning(|_| Ok("$x".into()));
-        assert_eq!(
+        assert_matches!(
             m.service().login("not-an-email", "secret pw").await,
             Err(LoginError::BadCredentials)
         );
@@ -202,10 +199,10 @@ mod tests {
                 .expect_hash()
                 .times(1)
                 .returning(|_| Ok("$x".into()));
-            assert_eq!(
-                m.service().login(username, "secret pw").await,
-                Err(LoginError::BadCredentials),
-                "{username:?}"
+            let outcome = m.service().login(username, "secret pw").await;
+            assert!(
+                matches!(outcome, Err(LoginError::BadCredentials)),
+                "{username:?}: {outcome:?}"
             );
         }
     }
@@ -217,7 +214,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| invalid());
-        assert_eq!(
+        assert_matches!(
             m.service().login("ann@example.com", "nope nope").await,
             Err(LoginError::BadCredentials)
         );
@@ -232,7 +229,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
-        assert_eq!(
+        assert_matches!(
             m.service().login("ann@example.com", "secret pw").await,
             Err(LoginError::BadCredentials)
         );
@@ -246,7 +243,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
-        assert_eq!(
+        assert_matches!(
             m.service().login("ann@example.com", "secret pw").await,
             Err(LoginError::NotVerified)
         );
@@ -274,9 +271,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_is_infra() {
         let mut m = Mocks::new();
-        m.users
-            .expect_get_by_email()
-            .returning(|_| Err(StoreError::Unavailable("down".into())));
+        m.users.expect_get_by_email().returning(|_| Err(outage()));
         assert!(matches!(
             m.service().login("ann@example.com", "secret pw").await,
             Err(LoginError::Infra(InfraError::Unavailable(_)))

@@ -8,7 +8,8 @@ impl UserService {
     /// exactly as with FastAPI Users' JWT strategy. The caller has already
     /// authenticated the user; this is where a revocable session strategy
     /// would act.
+    #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn logout(&self, user: &User) {
-        tracing::debug!(user = %user.id, "logout (stateless token, nothing to revoke)");
+        tracing::debug!("logout (stateless token, nothing to revoke)");
     }
 }

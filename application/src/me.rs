@@ -3,7 +3,7 @@ use portcullis_domain::{Password, PasswordPolicyViolation, User, UserChanges};
 use crate::{InfraError, UserService};
 
 /// Why a user's change of their own account was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum UpdateMeError {
     /// The new password breaks the policy.
     #[error("invalid password: {0}")]
@@ -20,6 +20,7 @@ impl UserService {
     /// A user changes their own password. Only the password can be changed
     /// here: e-mail changes are for administrators until e-mail change with
     /// re-verification exists. `None` changes nothing.
+    #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn update_me(
         &self,
         user: User,
@@ -31,12 +32,7 @@ impl UserService {
         let mut current = user;
         let mut checked =
             Password::new(password, &current.email).map_err(UpdateMeError::InvalidPassword)?;
-        let new_hash = self
-            .ports
-            .hasher
-            .hash(checked.expose())
-            .await
-            .map_err(InfraError::from)?;
+        let new_hash = self.ports.hasher.hash(checked.expose()).await?;
         // Only the hash is written, and only over the hash this user had: a
         // whole-row write of the snapshot taken at authentication could undo
         // a concurrent deactivation, role change or reset. When the hash
@@ -48,15 +44,8 @@ impl UserService {
                 .ports
                 .users
                 .replace_password_hash(current.id, &current.hashed_password, &new_hash)
-                .await
-                .map_err(InfraError::from)?;
-            let fresh = self
-                .ports
-                .users
-                .get(current.id)
-                .await
-                .map_err(InfraError::from)?;
-            match fresh {
+                .await?;
+            match self.ports.users.get(current.id).await? {
                 Some(stored) if replaced => break stored,
                 Some(stored) if stored.is_active && attempts < 3 => {
                     attempts += 1;
@@ -65,10 +54,13 @@ impl UserService {
                     current = stored;
                 }
                 Some(stored) if stored.is_active => {
-                    return Err(InfraError::Internal(format!(
-                        "the password of {} kept changing during the update",
-                        stored.id
-                    ))
+                    return Err(InfraError::Internal(
+                        format!(
+                            "the password of {} kept changing during the update",
+                            stored.id
+                        )
+                        .into(),
+                    )
                     .into());
                 }
                 _ => return Err(UpdateMeError::Gone),
@@ -76,7 +68,7 @@ impl UserService {
         };
         let password = checked;
         let changes = UserChanges {
-            password: Some(password.expose().to_owned()),
+            password: Some(password.expose().into()),
             ..UserChanges::default()
         };
         self.ports.events.on_after_update(&user, &changes).await;
@@ -93,7 +85,10 @@ mod tests {
     async fn no_password_changes_nothing() {
         let m = Mocks::new();
         let user = a_user();
-        assert_eq!(m.service().update_me(user.clone(), None).await, Ok(user));
+        assert_eq!(
+            m.service().update_me(user.clone(), None).await.unwrap(),
+            user
+        );
     }
 
     #[tokio::test]
@@ -158,15 +153,18 @@ mod tests {
             .returning(move |_| Ok(Some(stored.clone())));
         m.events.expect_on_after_update().return_const(());
         assert_eq!(
-            m.service().update_me(user, Some("brand new pw")).await,
-            Ok(done)
+            m.service()
+                .update_me(user, Some("brand new pw"))
+                .await
+                .unwrap(),
+            done
         );
     }
 
     #[tokio::test]
     async fn enforces_the_policy() {
         let m = Mocks::new();
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .update_me(a_user(), Some("ann@example.com!"))
                 .await,
@@ -184,7 +182,7 @@ mod tests {
             .expect_replace_password_hash()
             .returning(|_, _, _| Ok(false));
         m.users.expect_get().returning(|_| Ok(None));
-        assert_eq!(
+        assert_matches!(
             m.service().update_me(a_user(), Some("brand new pw")).await,
             Err(UpdateMeError::Gone)
         );

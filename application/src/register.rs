@@ -3,7 +3,7 @@ use portcullis_domain::{EmailAddress, Password, PasswordPolicyViolation, StoreEr
 use crate::{InfraError, UserService};
 
 /// Why a registration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     /// The password breaks the policy (checked before the e-mail clash).
     #[error("invalid password: {0}")]
@@ -19,6 +19,7 @@ pub enum RegisterError {
 impl UserService {
     /// Registers a new ordinary user: active, not superuser, not verified,
     /// role student. Nobody promotes themselves here.
+    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
     pub async fn register(
         &self,
         email: EmailAddress,
@@ -26,27 +27,16 @@ impl UserService {
     ) -> Result<User, RegisterError> {
         let password = Password::new(password, &email).map_err(RegisterError::InvalidPassword)?;
         // Cheap early answer; the store's unique index decides races below.
-        if self
-            .ports
-            .users
-            .get_by_email(&email)
-            .await
-            .map_err(InfraError::from)?
-            .is_some()
-        {
+        if self.ports.users.get_by_email(&email).await?.is_some() {
             return Err(RegisterError::AlreadyExists);
         }
-        let hashed = self
-            .ports
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(InfraError::from)?;
+        let hashed = self.ports.hasher.hash(password.expose()).await?;
         let user = match self.ports.users.create(User::new(email, hashed)).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(RegisterError::AlreadyExists),
-            Err(e) => return Err(InfraError::from(e).into()),
+            Err(e) => return Err(e.into()),
         };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         self.ports.events.on_after_register(&user).await;
         Ok(user)
     }
@@ -84,14 +74,14 @@ mod tests {
     #[tokio::test]
     async fn checks_the_password_before_the_email_clash() {
         let m = Mocks::new(); // no store call expected
-        assert_eq!(
+        assert_matches!(
             m.service().register(email("bo@example.com"), "short").await,
             Err(RegisterError::InvalidPassword(
                 PasswordPolicyViolation::TooShort
             ))
         );
         let m = Mocks::new();
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .register(email("bo@example.com"), "xBO@EXAMPLE.COMx")
                 .await,
@@ -107,7 +97,7 @@ mod tests {
         m.users
             .expect_get_by_email()
             .returning(|_| Ok(Some(a_user())));
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .register(email("ANN@example.com"), "long enough")
                 .await,
@@ -123,7 +113,7 @@ mod tests {
         m.users
             .expect_create()
             .returning(|_| Err(StoreError::Conflict));
-        assert_eq!(
+        assert_matches!(
             m.service()
                 .register(email("bo@example.com"), "long enough")
                 .await,
@@ -134,9 +124,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_is_infra() {
         let mut m = Mocks::new();
-        m.users
-            .expect_get_by_email()
-            .returning(|_| Err(StoreError::Unavailable("down".into())));
+        m.users.expect_get_by_email().returning(|_| Err(outage()));
         assert!(matches!(
             m.service()
                 .register(email("bo@example.com"), "long enough")

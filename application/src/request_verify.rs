@@ -6,10 +6,12 @@ impl UserService {
     /// Sends a verification token (through the `on_after_request_verify`
     /// hook) to an existing, active, unverified user; does nothing otherwise.
     /// The caller answers the same either way.
+    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
     pub async fn request_verify(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let Some(user) = self.ports.users.get_by_email(email).await? else {
             return Ok(());
         };
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
         if !user.is_active || user.is_verified {
             return Ok(());
         }
@@ -42,7 +44,7 @@ mod tests {
             .withf(|_, t| t == "v-tok")
             .times(1)
             .return_const(());
-        assert_eq!(
+        assert_matches!(
             m.service().request_verify(&email("ann@example.com")).await,
             Ok(())
         );
@@ -52,7 +54,7 @@ mod tests {
     async fn unknown_inactive_and_verified_users_get_nothing() {
         let mut m = Mocks::new();
         m.users.expect_get_by_email().returning(|_| Ok(None));
-        assert_eq!(
+        assert_matches!(
             m.service().request_verify(&email("x@example.com")).await,
             Ok(())
         );
@@ -65,7 +67,7 @@ mod tests {
             m.users
                 .expect_get_by_email()
                 .returning(move |_| Ok(Some(user.clone())));
-            assert_eq!(
+            assert_matches!(
                 m.service().request_verify(&email("ann@example.com")).await,
                 Ok(())
             );

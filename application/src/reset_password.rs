@@ -3,7 +3,7 @@ use portcullis_domain::{Password, PasswordPolicyViolation, UserId};
 use crate::{InfraError, UserService};
 
 /// Why a password reset was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ResetPasswordError {
     /// Bad, expired or used token, or its user is gone or inactive. Checked
     /// before the new password, so a bad token is reported as such.
@@ -23,6 +23,7 @@ impl UserService {
     /// the new hash replaces exactly that hash in one conditional update, so
     /// of two concurrent resets with one token only one can win (in any
     /// number of server processes).
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn reset_password(
         &self,
         token: &str,
@@ -35,36 +36,24 @@ impl UserService {
             .verify_reset(token)
             .map_err(|_| BadToken)?;
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
-        let mut user = self
-            .ports
-            .users
-            .get(id)
-            .await
-            .map_err(InfraError::from)?
-            .ok_or(BadToken)?;
+        tracing::Span::current().record("user_id", tracing::field::display(id));
+        let mut user = self.ports.users.get(id).await?.ok_or(BadToken)?;
         let bound = self
             .ports
             .hasher
             .verify_and_update(&user.hashed_password, &claims.password_fingerprint)
-            .await
-            .map_err(InfraError::from)?;
+            .await?;
         if !bound.valid || !user.is_active {
             return Err(BadToken);
         }
         let password =
             Password::new(password, &user.email).map_err(ResetPasswordError::InvalidPassword)?;
-        let new_hash = self
-            .ports
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(InfraError::from)?;
+        let new_hash = self.ports.hasher.hash(password.expose()).await?;
         let replaced = self
             .ports
             .users
             .replace_password_hash(user.id, &user.hashed_password, &new_hash)
-            .await
-            .map_err(InfraError::from)?;
+            .await?;
         if !replaced {
             // Changed by a concurrent reset (or deleted) since we read it.
             return Err(BadToken);
@@ -116,7 +105,7 @@ mod tests {
             .expect_on_after_reset_password()
             .times(1)
             .return_const(());
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Ok(())
         );
@@ -128,7 +117,7 @@ mod tests {
         m.tokens
             .expect_verify_reset()
             .returning(|_| Err(TokenError::Invalid));
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "x").await,
             Err(ResetPasswordError::BadToken)
         );
@@ -145,7 +134,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| invalid());
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
         );
@@ -156,7 +145,7 @@ mod tests {
         let mut m = Mocks::new();
         token_for(&mut m, &a_user());
         m.users.expect_get().returning(|_| Ok(None));
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
         );
@@ -171,7 +160,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
         );
@@ -186,7 +175,7 @@ mod tests {
                 password_fingerprint: "$f".into(),
             })
         });
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
         );
@@ -203,7 +192,7 @@ mod tests {
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "short").await,
             Err(ResetPasswordError::InvalidPassword(
                 PasswordPolicyViolation::TooShort
@@ -228,7 +217,7 @@ mod tests {
         m.users
             .expect_replace_password_hash()
             .returning(|_, _, _| Ok(false));
-        assert_eq!(
+        assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
         );

@@ -3,7 +3,7 @@ use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch};
 use crate::{InfraError, UserService};
 
 /// Why an e-mail verification was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// Bad or expired token, or its user is gone or has another address now.
     #[error("bad verify token")]
@@ -20,6 +20,7 @@ impl UserService {
     /// Marks the user a verify token was issued for as verified. The token
     /// is checked first (including that its e-mail is still the user's),
     /// then whether there is anything left to do.
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn verify(&self, token: &str) -> Result<User, VerifyError> {
         use VerifyError::BadToken;
         let claims = self
@@ -29,12 +30,12 @@ impl UserService {
             .map_err(|_| BadToken)?;
         let email = EmailAddress::parse(&claims.email).map_err(|_| BadToken)?;
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
+        tracing::Span::current().record("user_id", tracing::field::display(id));
         let user = self
             .ports
             .users
             .get_by_email(&email)
-            .await
-            .map_err(InfraError::from)?
+            .await?
             .ok_or(BadToken)?;
         if user.id != id {
             return Err(BadToken);
@@ -51,7 +52,7 @@ impl UserService {
         let user = match self.ports.users.patch(user.id, patch).await {
             Ok(user) => user,
             Err(StoreError::NotFound) => return Err(BadToken),
-            Err(e) => return Err(InfraError::from(e).into()),
+            Err(e) => return Err(e.into()),
         };
         self.ports.events.on_after_verify(&user).await;
         Ok(user)
@@ -116,7 +117,7 @@ mod tests {
         m.tokens
             .expect_verify_verify()
             .returning(|_| Err(TokenError::Invalid));
-        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
     }
 
     #[tokio::test]
@@ -127,16 +128,16 @@ mod tests {
         m.users
             .expect_get_by_email()
             .returning(|_| Ok(Some(a_user())));
-        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
         // nobody has the address any more (e-mail changed or user deleted)
         let mut m = Mocks::new();
         token(&mut m, UserId::random().to_string(), "ann@example.com");
         m.users.expect_get_by_email().returning(|_| Ok(None));
-        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
         // garbage claims
         let mut m = Mocks::new();
         token(&mut m, "x".into(), "not an address");
-        assert_eq!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
     }
 
     #[tokio::test]
@@ -148,7 +149,7 @@ mod tests {
         m.users
             .expect_get_by_email()
             .returning(move |_| Ok(Some(user.clone())));
-        assert_eq!(
+        assert_matches!(
             m.service().verify("t").await,
             Err(VerifyError::AlreadyVerified)
         );

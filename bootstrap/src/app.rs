@@ -16,7 +16,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::{Config, DEFAULT_DATABASE_MAX_CONNECTIONS};
-use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser};
+use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser, with_causes};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +227,7 @@ pub async fn ensure_first_superuser(
         Err(SuperuserError::InvalidPassword(m)) => {
             Err(bad(format!("FIRST_SUPERUSER_PASSWORD: {m}")))
         }
-        Err(SuperuserError::Store(m)) => Err(bad(m)),
+        Err(e @ SuperuserError::Store(_)) => Err(bad(with_causes(&e))),
     }
 }
 

@@ -156,7 +156,13 @@ async fn superuser(config: Config, email: &str, promote: bool) -> ExitCode {
         Ok(SuperuserOutcome::AlreadySuperuser(u)) => {
             println!("{} ({}) is already a superuser", u.email, u.id)
         }
-        Err(e) => return fail(e),
+        Err(e) => {
+            // The error and its causes (a store outage says why).
+            let causes = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect::<Vec<_>>();
+            return fail(causes.join(": "));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -1,19 +1,12 @@
 //! `portcullis create-superuser`: make (or promote) an administrator from
-//! the command line.
+//! the command line. The work is the `create_superuser` use case; this
+//! reads the command line's raw address and words its refusals.
 
-use portcullis_application::UserService;
-use portcullis_domain::{EmailAddress, Password, StoreError, User, UserPatch};
+use std::error::Error;
 
-/// What `create-superuser` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuperuserOutcome {
-    /// A new user was created: active, superuser, verified.
-    Created(User),
-    /// An existing user was made a superuser (and active).
-    Promoted(User),
-    /// The user was an active superuser already; nothing changed.
-    AlreadySuperuser(User),
-}
+pub use portcullis_application::SuperuserOutcome;
+use portcullis_application::{CreateSuperuserError, InfraError, UserService};
+use portcullis_domain::EmailAddress;
 
 /// Why `create-superuser` did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +22,14 @@ pub enum SuperuserError {
     /// for.
     #[error("a user with e-mail {0} already exists; pass --promote to make it a superuser")]
     Exists(String),
-    /// The store or the password hasher failed; the cause.
-    #[error("{0}")]
-    Store(String),
+    /// The store or the password hasher failed; the cause is the source.
+    #[error("the store or the password hasher failed")]
+    Store(#[source] InfraError),
 }
 
 /// Creates an active, verified superuser, or with `promote` makes an existing
-/// user one (active too). The password is checked against the policy only
-/// when a user is created.
+/// user one (active too), through [`UserService::create_superuser`]. The
+/// password is checked against the policy only when a user is created.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -69,44 +62,27 @@ pub async fn create_superuser(
 ) -> Result<SuperuserOutcome, SuperuserError> {
     let email =
         EmailAddress::parse(email).map_err(|e| SuperuserError::InvalidEmail(e.to_string()))?;
-    let ports = service.ports();
-    let store = |e: StoreError| SuperuserError::Store(e.to_string());
-    if let Some(user) = ports.users.get_by_email(&email).await.map_err(store)? {
-        if !promote {
-            return Err(SuperuserError::Exists(user.email.to_string()));
-        }
-        if user.is_superuser && user.is_active {
-            return Ok(SuperuserOutcome::AlreadySuperuser(user));
-        }
-        // Only these two columns: a whole-row write could undo a change
-        // made meanwhile.
-        let patch = UserPatch {
-            is_superuser: Some(true),
-            is_active: Some(true),
-            ..UserPatch::default()
-        };
-        return Ok(SuperuserOutcome::Promoted(
-            ports.users.patch(user.id, patch).await.map_err(store)?,
-        ));
-    }
-    let password =
-        password.ok_or_else(|| SuperuserError::InvalidPassword("no password given".into()))?;
-    let password = Password::new(password, &email)
-        .map_err(|e| SuperuserError::InvalidPassword(e.to_string()))?;
-    let hashed = ports
-        .hasher
-        .hash(password.expose())
+    service
+        .create_superuser(email, password, promote)
         .await
-        .map_err(|e| SuperuserError::Store(e.to_string()))?;
-    let shown = email.to_string();
-    let mut user = User::new(email, hashed);
-    user.is_superuser = true;
-    user.is_verified = true;
-    match ports.users.create(user).await {
-        Ok(user) => Ok(SuperuserOutcome::Created(user)),
-        Err(StoreError::Conflict) => Err(SuperuserError::Exists(shown)),
-        Err(e) => Err(store(e)),
-    }
+        .map_err(|e| match e {
+            CreateSuperuserError::AlreadyExists(email) => SuperuserError::Exists(email.to_string()),
+            CreateSuperuserError::MissingPassword => {
+                SuperuserError::InvalidPassword("no password given".into())
+            }
+            CreateSuperuserError::InvalidPassword(why) => {
+                SuperuserError::InvalidPassword(why.to_string())
+            }
+            CreateSuperuserError::Infra(e) => SuperuserError::Store(e),
+        })
+}
+
+/// `e` and its sources, one after the other: what an operator reads.
+pub(crate) fn with_causes(e: &(dyn Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| (*e).source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

@@ -2,10 +2,16 @@
 //! (traits) the core needs from the outside world.
 //!
 //! This crate must never depend on a web framework, a database driver, a JWT
-//! library or a mail library: only `std`, `uuid`, `thiserror`, `async-trait`
-//! and `unicode-normalization`. Raw input is validated once, at the edge, into
-//! the newtypes of this crate ([`EmailAddress`], [`Password`], [`UserId`],
-//! [`Role`]), so the inside never re-checks a raw string.
+//! library or a mail library: only `std`, `uuid`, `thiserror`, `async-trait`,
+//! `unicode-normalization` and `secrecy`. `secrecy` is deliberate: a
+//! plain-text password the core carries ([`UserChanges::password`]) is
+//! zeroed on drop and never shows in a `Debug`. With the `mocks` feature
+//! (for dependents' tests only, never a normal build) `mockall` generates a
+//! `Mock…` of every port (`MockUserRepository`, `MockPasswordHasher`, …).
+//!
+//! Raw input is validated once, at the edge, into the newtypes of this crate
+//! ([`EmailAddress`], [`Password`], [`UserId`], [`Role`]), so the inside never
+//! re-checks a raw string.
 #![warn(missing_docs)]
 
 mod email;

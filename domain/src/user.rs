@@ -1,3 +1,5 @@
+use secrecy::SecretString;
+
 use crate::{EmailAddress, Role, UserId};
 
 /// A stored user. `hashed_password` is a PHC string and never leaves the
@@ -47,15 +49,25 @@ impl User {
 
 /// The changes an administrator may make to a user; `None` leaves a field as
 /// it is. The password arrives in plain text and is checked against the policy
-/// and hashed by the use case.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// and hashed by the use case; its `Debug` never shows it.
+///
+/// ```
+/// use portcullis_domain::UserChanges;
+/// let changes = UserChanges {
+///     password: Some("correct horse".into()),
+///     ..UserChanges::default()
+/// };
+/// assert!(!format!("{changes:?}").contains("correct horse"));
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct UserChanges {
     /// A new address. One that is not just another spelling of the current
     /// address resets [`User::is_verified`], unless `is_verified` is given
     /// too.
     pub email: Option<EmailAddress>,
-    /// A new password, in plain text.
-    pub password: Option<String>,
+    /// A new password, in plain text (zeroed on drop, hidden from `Debug`;
+    /// `secrecy::ExposeSecret` reads it).
+    pub password: Option<SecretString>,
     /// Activates or deactivates the user.
     pub is_active: Option<bool>,
     /// Grants or withdraws superuser rights.
@@ -113,5 +125,27 @@ impl UserPatch {
         if let Some(v) = self.role {
             user.role = v;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_changes_never_show_the_password_in_debug() {
+        let changes = UserChanges {
+            email: Some(EmailAddress::parse("ann@example.com").unwrap()),
+            password: Some("correct horse battery".into()),
+            ..UserChanges::default()
+        };
+        let shown = format!("{changes:?}");
+        assert!(!shown.contains("correct horse battery"), "{shown}");
+        assert!(
+            shown.contains("ann@example.com"),
+            "the rest is shown: {shown}"
+        );
+        let shown = format!("{changes:#?}");
+        assert!(!shown.contains("correct horse battery"), "{shown}");
     }
 }

@@ -12,20 +12,33 @@ use std::sync::atomic::Ordering;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use course_catalog::{Catalogue, CountRegistrations, build_portcullis, configure_app};
-use portcullis_application::UserService;
-use portcullis_domain::{EmailAddress, Role, UserPatch};
+use portcullis_application::{SuperuserOutcome, UserService};
+use portcullis_domain::{EmailAddress, Role, User, UserChanges};
 use serde_json::{Value, json};
 
 struct Host {
     base: String,
     client: awc::Client,
     service: UserService,
+    /// The host's administrator, who sets the test users' roles and flags.
+    root: User,
     hook: Arc<CountRegistrations>,
 }
 
 async fn spawn_host() -> Host {
     let hook = Arc::new(CountRegistrations::default());
     let service = build_portcullis(hook.clone());
+    let root = match service
+        .create_superuser(
+            EmailAddress::parse("host-admin@example.com").unwrap(),
+            Some("the host's admin password"),
+            false,
+        )
+        .await
+    {
+        Ok(SuperuserOutcome::Created(root)) => root,
+        other => panic!("host administrator: {other:?}"),
+    };
     let catalogue = Data::new(Catalogue::default());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -42,13 +55,15 @@ async fn spawn_host() -> Host {
         base: format!("http://127.0.0.1:{port}"),
         client: awc::Client::default(),
         service,
+        root,
         hook,
     }
 }
 
 impl Host {
-    /// Registers over HTTP, then sets role and flags through the use cases,
-    /// and logs in over HTTP. Returns the bearer token.
+    /// Registers over HTTP, logs in over HTTP, then sets role and flags as
+    /// the host's administrator through the use cases. Returns the bearer
+    /// token.
     async fn user(&self, email: &str, role: Role, superuser: bool, active: bool) -> String {
         let password = "a long enough password";
         let res = self
@@ -59,19 +74,22 @@ impl Host {
             .unwrap();
         assert_eq!(res.status(), 201, "register {email}");
         let token = self.login(email, password).await;
-        let users = &self.service.ports().users;
-        let user = users
-            .get_by_email(&EmailAddress::parse(email).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        let patch = UserPatch {
+        let user = self.service.authenticate(&token).await.unwrap();
+        let changes = UserChanges {
             role: Some(role),
             is_superuser: Some(superuser),
             is_active: Some(active),
-            ..UserPatch::default()
+            ..UserChanges::default()
         };
-        users.patch(user.id, patch).await.unwrap();
+        let user = self
+            .service
+            .admin_update_user(&self.root, user.id, changes)
+            .await
+            .unwrap();
+        assert_eq!(
+            (user.role, user.is_superuser, user.is_active),
+            (role, superuser, active)
+        );
         token
     }
 

@@ -22,6 +22,7 @@ pub struct Mail {
 pub struct MailError(pub String);
 
 /// Sends mail.
+#[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait Mailer: Send + Sync {
     /// Hands `mail` over for delivery. `Ok` means it was accepted (by the

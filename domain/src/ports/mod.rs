@@ -14,3 +14,16 @@ pub use password_hasher::{HashError, PasswordHasher, Verification};
 pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
 pub use user_events::{NoEvents, UserEvents};
 pub use user_repository::{StoreError, UserRepository};
+
+#[cfg(feature = "mocks")]
+pub use clock::MockClock;
+#[cfg(feature = "mocks")]
+pub use mailer::MockMailer;
+#[cfg(feature = "mocks")]
+pub use password_hasher::MockPasswordHasher;
+#[cfg(feature = "mocks")]
+pub use token_codec::MockTokenCodec;
+#[cfg(feature = "mocks")]
+pub use user_events::MockUserEvents;
+#[cfg(feature = "mocks")]
+pub use user_repository::MockUserRepository;

@@ -20,6 +20,7 @@ pub struct Verification {
 ///
 /// CPU-heavy: implementations MUST run the work off the async executor and
 /// bound how many run at once.
+#[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// A fresh salted hash of `secret` with the configured algorithm.

@@ -35,6 +35,7 @@ pub struct VerifyClaims {
 
 /// Issues and checks the three kinds of token. A token of one kind is never
 /// accepted as another (each has its own secret and audience).
+#[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait TokenCodec: Send + Sync {
     /// An access token for `user`.
     fn issue_access(&self, user: UserId) -> Result<String, TokenError>;

@@ -6,6 +6,7 @@ use crate::{User, UserChanges};
 /// methods. Every method has a do-nothing default: an implementation
 /// overrides only what it needs. Hooks cannot fail the operation they follow:
 /// they return nothing, and must log their own troubles.
+#[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserEvents: Send + Sync {
     /// A user registered.

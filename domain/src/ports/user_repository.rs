@@ -71,6 +71,7 @@ impl Eq for StoreError {}
 ///   user": every writer read the user earlier, and would undo the others);
 /// - a store that cannot answer returns [`StoreError::Unavailable`], never
 ///   panics.
+#[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// The user with this id, if any.

@@ -39,10 +39,11 @@ pub enum Status {
     )
 )]
 pub async fn health(service: Data<UserService>) -> HttpResponse {
-    match service.ports().users.ping().await {
+    match service.health().await {
         Ok(()) => HttpResponse::Ok().json(HealthStatus { status: Status::Ok }),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: store unavailable");
+            let error: &(dyn std::error::Error + 'static) = &e;
+            tracing::warn!(error, "health check: store unavailable");
             HttpResponse::ServiceUnavailable().json(HealthStatus {
                 status: Status::Unavailable,
             })

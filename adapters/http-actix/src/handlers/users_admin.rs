@@ -4,7 +4,7 @@ use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{AdminDeleteError, AdminError, AdminUpdateError, UserService};
 use portcullis_domain::{EmailAddress, Role, UserChanges, UserId};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorModel};
@@ -41,7 +41,7 @@ json_body! { Model;
 impl From<UserUpdate> for UserChanges {
     fn from(body: UserUpdate) -> Self {
         UserChanges {
-            password: body.password.map(|p| p.expose_secret().to_owned()),
+            password: body.password,
             email: body.email,
             is_active: body.is_active,
             is_superuser: body.is_superuser,
