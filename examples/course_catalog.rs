@@ -24,12 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
 use actix_web::{App, HttpResponse, HttpServer};
-use async_trait::async_trait;
-use portcullis::PortcullisBuilder;
-use portcullis_application::UserService;
-use portcullis_domain::{User, UserEvents};
-use portcullis_http_actix::{AdminUser, CurrentUser, InstructorUser, mount};
-use portcullis_store_memory::MemoryUserStore;
+use portcullis::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A course of the catalogue.

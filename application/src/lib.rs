@@ -15,6 +15,7 @@ use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserRepository};
 mod admin;
 mod authenticate;
 mod create_superuser;
+mod create_user;
 mod error;
 mod forgot_password;
 mod health;
@@ -35,6 +36,7 @@ mod test_support;
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
 pub use authenticate::AuthError;
 pub use create_superuser::{CreateSuperuserError, SuperuserOutcome};
+pub use create_user::{CreateUserError, NewUser};
 pub use error::InfraError;
 pub use hooks::HookChain;
 pub use login::LoginError;
@@ -49,6 +51,7 @@ error::infra_from_port_errors!(
     AdminDeleteError,
     AuthError,
     CreateSuperuserError,
+    CreateUserError,
     LoginError,
     UpdateMeError,
     RegisterError,

@@ -10,7 +10,6 @@ use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
 use portcullis_domain::{Mailer, UserRepository};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
-use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret as _;
 
@@ -58,10 +57,17 @@ pub async fn open_store_with(
 }
 
 /// The schemes of the stores compiled in, for error messages.
-#[cfg(feature = "postgres")]
-const SUPPORTED: &str = "sqlite://FILE, postgres://USER@HOST/DATABASE or memory://";
-#[cfg(not(feature = "postgres"))]
-const SUPPORTED: &str = "sqlite://FILE or memory://";
+fn supported_schemes() -> String {
+    let mut schemes = Vec::new();
+    if cfg!(feature = "sqlite") {
+        schemes.push("sqlite://FILE");
+    }
+    if cfg!(feature = "postgres") {
+        schemes.push("postgres://USER@HOST/DATABASE");
+    }
+    schemes.push("memory://");
+    schemes.join(", ")
+}
 
 /// Opens the store `url` names among those compiled in and applies its
 /// migrations; also says what the migrations did.
@@ -81,25 +87,17 @@ async fn open_and_migrate(
             let note = "memory store: nothing to migrate".to_owned();
             Ok((Arc::new(MemoryUserStore::new()), note))
         }
-        "sqlite" => {
-            let store = SqliteUserStore::open(url)
-                .await
-                .map_err(|e| StartError::Database(e.to_string()))?;
-            let applied = store
-                .migrate()
-                .await
-                .map_err(|e| StartError::Database(e.to_string()))?;
-            let note = migration_note(&store.location(), &applied);
-            Ok((Arc::new(store), note))
-        }
+        "sqlite" => open_sqlite(url).await,
         "postgres" | "postgresql" => open_postgres(url, max_connections).await,
         _ => Err(StartError::Database(format!(
-            "unsupported DATABASE_URL {url:?}: expected {SUPPORTED}"
+            "unsupported DATABASE_URL {url:?}: expected {}",
+            supported_schemes()
         ))),
     }
 }
 
 /// What a migration run did, logged and returned for `portcullis migrate`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn migration_note(location: &str, applied: &[String]) -> String {
     let note = if applied.is_empty() {
         format!("{location}: schema up to date")
@@ -108,6 +106,27 @@ fn migration_note(location: &str, applied: &[String]) -> String {
     };
     tracing::info!("{note}");
     note
+}
+
+/// The SQLite store, migrated.
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+    use portcullis_store_diesel_sqlite::SqliteUserStore;
+    let store = SqliteUserStore::open(url)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let note = migration_note(&store.location(), &applied);
+    Ok((Arc::new(store), note))
+}
+
+/// Without the `sqlite` feature: say how to build a binary that has it.
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+    Err(not_built("SQLite", "sqlite"))
 }
 
 /// The PostgreSQL store, its pool sized by `DATABASE_MAX_CONNECTIONS`,
@@ -139,17 +158,17 @@ async fn open_postgres(
     _url: &str,
     _max_connections: u32,
 ) -> Result<(Arc<dyn UserRepository>, String), StartError> {
-    Err(postgres_not_built())
+    Err(not_built("PostgreSQL", "postgres"))
 }
 
-#[cfg_attr(feature = "postgres", allow(dead_code))]
-fn postgres_not_built() -> StartError {
-    StartError::Database(
-        "this portcullis was built without PostgreSQL support; build it with \
-         `cargo build --release -p portcullis --features postgres`, or use sqlite://FILE or \
-         memory://"
-            .into(),
-    )
+/// A store this binary was built without: how to build one that has it.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn not_built(store: &str, feature: &str) -> StartError {
+    StartError::Database(format!(
+        "this portcullis was built without {store} support; build it with \
+         `cargo build --release -p portcullis --features {feature}`, or use {}",
+        supported_schemes()
+    ))
 }
 
 /// Applies the migrations of the store `url` names; says what it did.
@@ -270,13 +289,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 mod tests {
     use super::*;
 
+    #[cfg(not(all(feature = "sqlite", feature = "postgres")))]
     #[test]
-    fn a_postgres_url_without_the_feature_names_the_feature_to_build_with() {
-        let message = postgres_not_built().to_string();
+    fn a_store_not_built_in_names_the_feature_to_build_with() {
+        let message = not_built("PostgreSQL", "postgres").to_string();
         assert!(
             message.contains("--features postgres") && message.starts_with("DATABASE_URL: "),
             "{message}"
         );
+        assert!(message.ends_with(&supported_schemes()), "{message}");
     }
 
     #[cfg(not(feature = "postgres"))]
@@ -289,7 +310,30 @@ mod tests {
             "PostgreSQL://u@h/db",
         ] {
             let message = runtime.block_on(migrate(url)).unwrap_err().to_string();
-            assert_eq!(message, postgres_not_built().to_string(), "{url}");
+            assert_eq!(
+                message,
+                not_built("PostgreSQL", "postgres").to_string(),
+                "{url}"
+            );
         }
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[test]
+    fn a_sqlite_url_without_the_feature_names_the_feature_to_build_with() {
+        let runtime = actix_web::rt::System::new();
+        let message = runtime
+            .block_on(migrate("sqlite://portcullis.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--features sqlite"), "{message}");
+    }
+
+    #[test]
+    fn the_supported_schemes_are_those_compiled_in() {
+        let schemes = supported_schemes();
+        assert_eq!(schemes.contains("sqlite://"), cfg!(feature = "sqlite"));
+        assert_eq!(schemes.contains("postgres://"), cfg!(feature = "postgres"));
+        assert!(schemes.ends_with("memory://"));
     }
 }

@@ -169,11 +169,12 @@ fn random_secret() -> Result<SecretString, String> {
 }
 
 impl Config {
-    /// Reads `.env` (if any; the real environment wins), then the
-    /// environment.
+    /// Reads `.env` (if any; the real environment wins; only with the
+    /// `cli` feature, which brings `dotenvy`), then the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is reported by dotenvy
         // as an error we surface.
+        #[cfg(feature = "cli")]
         if let Err(e) = dotenvy::dotenv()
             && !e.not_found()
         {

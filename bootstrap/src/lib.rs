@@ -1,23 +1,156 @@
-//! The Portcullis server: reads the configuration, picks the adapters the
-//! configuration names among those compiled in, and serves the HTTP
-//! contract. The only crate that knows every adapter.
+//! Portcullis: user registration, login, password reset and e-mail
+//! verification for actix-web services, speaking the HTTP API of Python's
+//! FastAPI Users.
 //!
-//! A host application assembles Portcullis in code with
-//! [`PortcullisBuilder`] and mounts its routes with
-//! [`portcullis_http_actix`]; `portcullis serve` is one caller of both.
+//! This crate is the one a host depends on. It assembles Portcullis (the
+//! [`PortcullisBuilder`]), mounts its routes in a host's `App`
+//! ([`mount`]), guards the host's own routes ([`http`]'s extractors), and
+//! re-exports what embedding needs: the use cases ([`UserService`],
+//! [`application`]), the user and the hooks ([`domain`]), the stores
+//! ([`store`]), hashing ([`password`]) and mail ([`mail`]) settings. The
+//! crates behind them are implementation details a host never names.
+//! [`prelude`] holds the names most hosts use.
+//!
+//! Cargo features choose what is compiled in:
+//!
+//! | feature | brings | default |
+//! |---|---|---|
+//! | `sqlite` | the SQLite store (Diesel, the system's libsqlite3) | yes |
+//! | `postgres` | the PostgreSQL store (SeaORM, sqlx) | no |
+//! | `cli` | the `portcullis` binary's command line, `.env`, prompt, log output | yes |
+//! | `testing` | [`testing`]: an in-memory Portcullis for hosts' tests | no |
+//!
+//! The memory store is always there. A host on PostgreSQL only:
+//! `portcullis = { version = "…", default-features = false, features = ["postgres"] }`.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpResponse, HttpServer, web};
+//! use portcullis::prelude::*;
+//!
+//! async fn notes(CurrentUser(user): CurrentUser) -> HttpResponse {
+//!     HttpResponse::Ok().body(format!("notes of {}", user.email))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let service = PortcullisBuilder::new()
+//!     .store(std::sync::Arc::new(MemoryUserStore::new()))
+//!     .token_secrets(
+//!         "an access token secret of 32+ bytes!",
+//!         "a reset token secret of 32+ bytes!!!",
+//!         "a verify token secret of 32+ bytes!!",
+//!     )
+//!     .build()?;
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .configure(mount(service.clone(), "/api"))
+//!         .route("/notes", web::get().to(notes))
+//! })
+//! .bind(("127.0.0.1", 8000))?
+//! .run()
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The `portcullis` binary (`serve`, `migrate`, `create-superuser`) is one
+//! caller of this library: configuration from the environment
+//! ([`Config`]), the adapters it names ([`build_service`]), the server
+//! ([`start`]).
 #![warn(missing_docs)]
 
 mod app;
 mod builder;
 mod config;
 mod superuser;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use app::{
     StartError, build_service, ensure_first_superuser, migrate, open_store, open_store_with,
     prepare, serve, start,
 };
+/// For implementing [`UserEvents`](domain::UserEvents):
+/// `#[portcullis::async_trait]`.
+pub use async_trait::async_trait;
 pub use builder::{BuildError, PortcullisBuilder};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
+#[doc(no_inline)]
+pub use portcullis_application::UserService;
+#[doc(no_inline)]
+pub use portcullis_http_actix::{configure, mount};
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
+
+/// The HTTP side: [`mount`](http::mount) and [`configure`](http::configure),
+/// the guard extractors ([`CurrentUser`](http::CurrentUser),
+/// [`VerifiedUser`](http::VerifiedUser), [`Superuser`](http::Superuser),
+/// [`RequireRole`](http::RequireRole) with
+/// [`StudentUser`](http::StudentUser), [`InstructorUser`](http::InstructorUser),
+/// [`AdminUser`](http::AdminUser)), the OpenAPI document and Swagger UI,
+/// and the contract's error bodies.
+pub mod http {
+    #[doc(inline)]
+    pub use portcullis_http_actix::*;
+}
+
+/// The use cases ([`UserService`](application::UserService)), each with its
+/// own error enum, and the [`HookChain`](application::HookChain).
+pub mod application {
+    #[doc(inline)]
+    pub use portcullis_application::*;
+}
+
+/// The user ([`User`](domain::User), [`Role`](domain::Role),
+/// [`EmailAddress`](domain::EmailAddress), …) and the ports, among them
+/// [`UserEvents`](domain::UserEvents), the hooks a host overrides, and
+/// [`Mailer`](domain::Mailer).
+pub mod domain {
+    #[doc(inline)]
+    pub use portcullis_domain::*;
+}
+
+/// The stores compiled in: memory always, SQLite with the `sqlite` feature,
+/// PostgreSQL with `postgres`.
+pub mod store {
+    #[cfg(feature = "sqlite")]
+    #[doc(inline)]
+    pub use portcullis_store_diesel_sqlite::{
+        SqliteStoreError, SqliteStoreOptions, SqliteUserStore,
+    };
+    #[doc(inline)]
+    pub use portcullis_store_memory::MemoryUserStore;
+    #[cfg(feature = "postgres")]
+    #[doc(inline)]
+    pub use portcullis_store_sea_orm_postgres::{
+        PostgresStoreError, PostgresStoreOptions, PostgresUserStore,
+    };
+}
+
+/// Password hashing settings (argon2id or PBKDF2-SHA256) and the hasher.
+pub mod password {
+    #[doc(inline)]
+    pub use portcullis_password::*;
+}
+
+/// Mail: SMTP and log mailers, their settings, the mail templates.
+pub mod mail {
+    #[doc(inline)]
+    pub use portcullis_mail::*;
+}
+
+/// The names most hosts need, in one `use portcullis::prelude::*;`.
+pub mod prelude {
+    pub use crate::domain::{EmailAddress, Role, User, UserChanges, UserEvents, UserId};
+    pub use crate::http::{
+        AdminUser, CurrentUser, InstructorUser, RequireRole, StudentUser, Superuser, VerifiedUser,
+        configure, mount,
+    };
+    pub use crate::store::MemoryUserStore;
+    #[cfg(feature = "postgres")]
+    pub use crate::store::PostgresUserStore;
+    #[cfg(feature = "sqlite")]
+    pub use crate::store::SqliteUserStore;
+    pub use crate::{PortcullisBuilder, async_trait};
+    pub use portcullis_application::UserService;
+}

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use course_catalog::{Catalogue, CountRegistrations, build_portcullis, configure_app};
-use portcullis_application::{SuperuserOutcome, UserService};
-use portcullis_domain::{EmailAddress, Role, User, UserChanges};
+use portcullis::SuperuserOutcome;
+use portcullis::prelude::*;
 use serde_json::{Value, json};
 
 struct Host {
