@@ -126,6 +126,12 @@ impl TestDatabase {
         }
     }
 
+    /// No database of the harness's own: for an app a test assembles on a
+    /// store it made itself (`url` is only recorded).
+    pub fn external(url: impl Into<String>) -> Self {
+        Self::at(url.into(), None)
+    }
+
     fn at(url: String, file: Option<std::path::PathBuf>) -> Self {
         Self {
             url,
