@@ -717,7 +717,8 @@ async fn dot_env_is_read_and_the_real_environment_wins() {
 #[actix_web::test]
 async fn the_hasher_settings_of_the_environment_shape_the_stored_hashes() {
     let dir = TempDir::new();
-    let cases: [(&str, &str, fn(&str) -> bool); 2] = [
+    type Case = (&'static str, &'static str, fn(&str) -> bool);
+    let cases: [Case; 2] = [
         ("PASSWORD_HASHER", "pbkdf2", |h| {
             h.starts_with("$pbkdf2-sha256$")
         }),
