@@ -1,7 +1,11 @@
 //! The `portcullis` binary as a process: start-up failures are clear
-//! messages, and a SIGKILL in the middle of a registration load loses no
-//! user that got a 201 nor corrupts the SQLite database.
+//! messages, a SIGKILL in the middle of a registration load loses no user
+//! that got a 201 nor corrupts the SQLite database, a SIGTERM lets the
+//! request in flight finish and exits 0, `.env` and the environment
+//! configure it (the environment winning), mails go to the log without
+//! SMTP, and the CLI promotes users.
 
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -165,6 +169,42 @@ async fn start(database: &Path) -> Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
+    wait_healthy(server).await
+}
+
+/// Starts `cmd` (a `serve` listening on `port`) with its standard error
+/// written to `log`, and waits until it answers.
+async fn start_logged(mut cmd: Command, port: u16, log: &Path) -> Server {
+    let file = std::fs::File::create(log).unwrap();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    wait_healthy(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    })
+    .await
+}
+
+/// The log once it contains `needle`; panics with it after 10 s.
+async fn wait_for_log(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log within 10 s:\n{text}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_healthy(server: Server) -> Server {
     let client = awc::Client::default();
     let started = Instant::now();
     loop {
@@ -188,11 +228,13 @@ async fn sigkill_during_a_registration_load_loses_no_acknowledged_user() {
     let mut server = start(&database).await;
 
     // 8 clients register distinct users as fast as they can; each keeps the
-    // addresses that were answered 201.
+    // addresses that were answered 201 and says how it stopped.
+    const ACKS_BEFORE_KILL: usize = 16;
+    let acks = Rc::new(Cell::new(0usize));
     let base = Rc::new(server.base.clone());
     let clients: Vec<_> = (0..8)
         .map(|c| {
-            let base = Rc::clone(&base);
+            let (base, acks) = (Rc::clone(&base), Rc::clone(&acks));
             actix_web::rt::spawn(async move {
                 let client = awc::Client::builder()
                     .timeout(Duration::from_secs(5))
@@ -205,26 +247,42 @@ async fn sigkill_during_a_registration_load_loses_no_acknowledged_user() {
                         .send_json(&serde_json::json!({"email": email, "password": PASSWORD}))
                         .await;
                     match res {
-                        Ok(res) if res.status() == 201 => acknowledged.push(email),
+                        Ok(res) if res.status() == 201 => {
+                            acknowledged.push(email);
+                            acks.set(acks.get() + 1);
+                        }
                         Ok(res) => panic!("{email}: unexpected {}", res.status()),
-                        Err(_) => break, // the server is gone
+                        // the server is gone
+                        Err(_) => return (acknowledged, true),
                     }
                 }
-                acknowledged
+                (acknowledged, false)
             })
         })
         .collect();
 
-    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    // Kill once the load is running (N users acknowledged), while the
+    // clients' next registrations are in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acks.get() < ACKS_BEFORE_KILL {
+        assert!(
+            Instant::now() < deadline,
+            "only {} acknowledged in 30 s",
+            acks.get()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
 
     let mut acknowledged = Vec::new();
     for client in clients {
-        acknowledged.extend(client.await.unwrap());
+        let (acked, cut_off) = client.await.unwrap();
+        assert!(cut_off, "every client was still registering at the kill");
+        acknowledged.extend(acked);
     }
     assert!(
-        acknowledged.len() >= 8,
+        acknowledged.len() >= ACKS_BEFORE_KILL,
         "the load ran ({} users acknowledged)",
         acknowledged.len()
     );
@@ -423,4 +481,332 @@ fn every_command_says_what_it_does_and_which_environment_it_reads() {
             );
         }
     }
+}
+
+fn sqlite_url(file: &Path) -> String {
+    format!("sqlite://{}", file.display())
+}
+
+/// Waits until the process has exited; panics after 20 s.
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not exit in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads one HTTP/1.1 head (up to the blank line) from a raw socket.
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).unwrap();
+        assert_eq!(n, 1, "the connection closed after {head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+#[actix_web::test]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new();
+    let database = dir.0.join("users.db");
+    let log = dir.0.join("stderr.log");
+    let port = free_port();
+    let mut cmd = portcullis(&sqlite_url(&database), port);
+    // Hashing the password takes over a second: the request is still
+    // running when actix first checks (after 1 s) whether its workers are
+    // done, so a shutdown that does not wait for it drops it.
+    cmd.env("RUST_LOG", "warn,actix_server=info")
+        .env("ARGON2_ITERATIONS", "250");
+    let mut server = start_logged(cmd, port, &log).await;
+
+    // A registration whose body is sent only after the SIGTERM: the server
+    // has the request (it answered `100 Continue`) when it is told to stop.
+    let body =
+        serde_json::json!({"email": "inflight@example.com", "password": PASSWORD}).to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 100 Continue"), "{head}");
+
+    let pid = server.child.id().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    wait_for_log(&log, "SIGTERM").await;
+    // The shutdown is under way: new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 10 s after SIGTERM"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the process waits for the request in flight"
+    );
+
+    stream.write_all(body.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    eprintln!(
+        "the request in flight took {:?} after the SIGTERM",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(
+        answer.contains(r#""email":"inflight@example.com""#),
+        "{answer}"
+    );
+
+    let status = wait_for_exit(&mut server.child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let store = SqliteUserStore::open(&sqlite_url(&database)).await.unwrap();
+    let email = portcullis_domain::EmailAddress::parse("inflight@example.com").unwrap();
+    assert!(store.get_by_email(&email).await.unwrap().is_some());
+}
+
+/// The token after `marker` in `text` (the run of base64url and `.`).
+fn token_after(text: &str, marker: &str) -> Option<String> {
+    let start = text.find(marker)? + marker.len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
+
+async fn post_json(base: &str, path: &str, body: serde_json::Value) -> u16 {
+    awc::Client::default()
+        .post(format!("{base}/api{path}"))
+        .send_json(&body)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn login_status(base: &str, email: &str, password: &str) -> u16 {
+    awc::Client::default()
+        .post(format!("{base}/api/auth/jwt/login"))
+        .send_form(&[("username", email), ("password", password)])
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Without `SMTP_HOST` mails go to the log: the reset link is there, and
+/// it works.
+#[actix_web::test]
+async fn without_smtp_the_reset_mail_is_logged_with_a_working_link() {
+    let dir = TempDir::new();
+    let log = dir.0.join("stderr.log");
+    let port = free_port();
+    let mut cmd = portcullis("memory://", port);
+    cmd.env("RUST_LOG", "info")
+        .env("FRONTEND_URL", "http://frontend.example.com");
+    let server = start_logged(cmd, port, &log).await;
+    let text = wait_for_log(&log, "SMTP_HOST is not set").await;
+    assert!(text.contains("mails are written to the log"), "{text}");
+
+    let ann = serde_json::json!({"email": "Ann@example.com", "password": PASSWORD});
+    assert_eq!(post_json(&server.base, "/auth/register", ann).await, 201);
+    let forgot = serde_json::json!({"email": "ann@example.com"});
+    assert_eq!(
+        post_json(&server.base, "/auth/forgot-password", forgot).await,
+        202
+    );
+    let link = "http://frontend.example.com/reset-password?token=";
+    let text = wait_for_log(&log, link).await;
+    assert!(text.contains("Ann@example.com"), "the recipient: {text}");
+    let token = token_after(&text, link).unwrap();
+    let reset = serde_json::json!({"token": token, "password": "a brand new password"});
+    assert_eq!(
+        post_json(&server.base, "/auth/reset-password", reset).await,
+        200
+    );
+    assert_eq!(
+        login_status(&server.base, "ann@example.com", "a brand new password").await,
+        200
+    );
+}
+
+/// `.env` in the working directory configures the server; a variable of
+/// the real environment wins over the same one in `.env`.
+#[actix_web::test]
+async fn dot_env_is_read_and_the_real_environment_wins() {
+    let dir = TempDir::new();
+    let database = dir.0.join("from-dotenv.db");
+    let log = dir.0.join("stderr.log");
+    let (port, dotenv_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.0.join(".env"),
+        format!(
+            "DATABASE_URL={}\nPORT={dotenv_port}\nFRONTEND_URL=http://dotenv.example.com\n\
+             JWT_SECRET_KEY=dotenv-test-jwt-secret-0123456789abcdef\n\
+             AUTH_RESET_PASSWORD_TOKEN_SECRET=dotenv-test-reset-secret-0123456789abc\n\
+             AUTH_VERIFICATION_TOKEN_SECRET=dotenv-test-verify-secret-0123456789ab\n\
+             ARGON2_MEMORY_KIB=8192\nARGON2_ITERATIONS=1\n",
+            sqlite_url(&database)
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", port.to_string())
+        .env("FRONTEND_URL", "http://env.example.com")
+        .env("RUST_LOG", "info")
+        .current_dir(&dir.0)
+        .stdin(Stdio::null());
+    let server = start_logged(cmd, port, &log).await;
+    // PORT: the environment's; DATABASE_URL: only in .env, used.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", dotenv_port)).is_err(),
+        "nothing listens on the .env port"
+    );
+    assert!(database.exists(), "the .env database was created");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("is not set: using a random secret"),
+        "the secrets come from .env: {text}"
+    );
+
+    let ann = serde_json::json!({"email": "ann@example.com", "password": PASSWORD});
+    assert_eq!(post_json(&server.base, "/auth/register", ann).await, 201);
+    let forgot = serde_json::json!({"email": "ann@example.com"});
+    assert_eq!(
+        post_json(&server.base, "/auth/forgot-password", forgot).await,
+        202
+    );
+    // FRONTEND_URL: in both, the environment's.
+    let text = wait_for_log(&log, "http://env.example.com/reset-password?token=").await;
+    assert!(!text.contains("dotenv.example.com"), "{text}");
+    drop(server);
+    let store = SqliteUserStore::open(&sqlite_url(&database)).await.unwrap();
+    let email = portcullis_domain::EmailAddress::parse("ann@example.com").unwrap();
+    assert!(store.get_by_email(&email).await.unwrap().is_some());
+}
+
+/// `PASSWORD_HASHER` and `ARGON2_PARALLELISM` reach the hasher of the
+/// server: the stored hashes say so.
+#[actix_web::test]
+async fn the_hasher_settings_of_the_environment_shape_the_stored_hashes() {
+    let dir = TempDir::new();
+    type Case = (&'static str, &'static str, fn(&str) -> bool);
+    let cases: [Case; 2] = [
+        ("PASSWORD_HASHER", "pbkdf2", |h| {
+            h.starts_with("$pbkdf2-sha256$")
+        }),
+        ("ARGON2_PARALLELISM", "2", |h| {
+            h.starts_with("$argon2id$") && h.contains(",p=2$")
+        }),
+    ];
+    for (var, value, expected) in cases {
+        let database = dir.0.join(format!("{var}.db"));
+        let port = free_port();
+        let mut cmd = portcullis(&sqlite_url(&database), port);
+        cmd.env(var, value);
+        let log = dir.0.join(format!("{var}.log"));
+        let server = start_logged(cmd, port, &log).await;
+        let ann = serde_json::json!({"email": "ann@example.com", "password": PASSWORD});
+        assert_eq!(post_json(&server.base, "/auth/register", ann).await, 201);
+        assert_eq!(
+            login_status(&server.base, "ann@example.com", PASSWORD).await,
+            200
+        );
+        drop(server);
+        let store = SqliteUserStore::open(&sqlite_url(&database)).await.unwrap();
+        let email = portcullis_domain::EmailAddress::parse("ann@example.com").unwrap();
+        let hash = store
+            .get_by_email(&email)
+            .await
+            .unwrap()
+            .unwrap()
+            .hashed_password;
+        assert!(expected(&hash), "{var}={value}: {hash}");
+    }
+}
+
+/// Promoting a deactivated user makes an administrator who can act: the
+/// promoted user is a superuser and active again (its verification is left
+/// as it was).
+#[test]
+fn promoting_an_inactive_user_makes_an_active_superuser() {
+    let dir = TempDir::new();
+    let url = sqlite_url(&dir.0.join("users.db"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ann = portcullis_domain::EmailAddress::parse("ann@example.com").unwrap();
+    runtime.block_on(async {
+        let out = run_to_end(cli(&url, &["migrate"]));
+        assert!(out.status.success());
+        let store = SqliteUserStore::open(&url).await.unwrap();
+        let user = portcullis_domain::User::new(
+            ann.clone(),
+            "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG".into(),
+        );
+        let user = store.create(user).await.unwrap();
+        let deactivate = portcullis_domain::UserPatch {
+            is_active: Some(false),
+            ..Default::default()
+        };
+        let user = store.patch(user.id, deactivate).await.unwrap();
+        assert!(!user.is_active && !user.is_superuser && !user.is_verified);
+    });
+    let out = run_with_stdin(
+        cli(
+            &url,
+            &[
+                "create-superuser",
+                "--email",
+                "Ann@Example.com",
+                "--promote",
+            ],
+        ),
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("promoted ann@example.com"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    runtime.block_on(async {
+        let store = SqliteUserStore::open(&url).await.unwrap();
+        let user = store.get_by_email(&ann).await.unwrap().unwrap();
+        assert!(user.is_superuser, "promoted");
+        assert!(user.is_active, "active again");
+        assert!(!user.is_verified, "verification untouched");
+    });
 }

@@ -128,6 +128,66 @@ impl TestDatabase {
         }
     }
 
+    /// The store this is: `memory`, `sqlite` or `postgres`, from the
+    /// scheme of [`url`](Self::url).
+    pub fn store(&self) -> &'static str {
+        match self.url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => "sqlite",
+            Some("postgres" | "postgresql") => "postgres",
+            _ => "memory",
+        }
+    }
+
+    /// Panics unless the store `PORTCULLIS_TEST_STORE` names is the one
+    /// the server was configured with, and (for SQLite) its file exists:
+    /// what every [`spawn_app_with`] checks once the server started.
+    #[track_caller]
+    pub fn assert_named_store(&self) {
+        let named = std::env::var("PORTCULLIS_TEST_STORE").unwrap_or_default();
+        let named = if named.is_empty() {
+            "memory"
+        } else {
+            named.as_str()
+        };
+        assert_eq!(
+            self.store(),
+            named,
+            "PORTCULLIS_TEST_STORE={named}, but the app runs on {}",
+            self.url
+        );
+        if let Some(file) = &self.file {
+            assert!(
+                file.is_file(),
+                "the server did not create its SQLite database {}",
+                file.display()
+            );
+        }
+    }
+
+    /// Panics unless the user `email` is in this database as another
+    /// connection to it sees it: proof that the server (which stored the
+    /// user) really keeps its users here. Memory has nothing to look into.
+    pub async fn assert_holds(&self, email: &str) {
+        if self.store() == "memory" {
+            return;
+        }
+        let store = portcullis::open_store(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.url));
+        let address = portcullis_domain::EmailAddress::parse(email).expect("an address");
+        let found = store
+            .get_by_email(&address)
+            .await
+            .expect("the store answers");
+        assert!(found.is_some(), "{email} is not in {}", self.url);
+    }
+
+    /// No database of the harness's own: for an app a test assembles on a
+    /// store it made itself (`url` is only recorded).
+    pub fn external(url: impl Into<String>) -> Self {
+        Self::at(url.into(), None)
+    }
+
     fn at(url: String, file: Option<std::path::PathBuf>) -> Self {
         Self {
             url,
@@ -401,6 +461,7 @@ where
         .await
         .expect("the server starts");
     actix_web::rt::spawn(server);
+    database.assert_named_store();
 
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))

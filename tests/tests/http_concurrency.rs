@@ -5,11 +5,13 @@
 
 use std::rc::Rc;
 
-use portcullis_tests::test_app::{PASSWORD, TestResponse, spawn_app};
+use std::collections::BTreeSet;
+
+use portcullis_tests::test_app::{PASSWORD, TestApp, TestResponse, assert_plain_user, spawn_app};
 
 const N: usize = 64;
 
-async fn register_all(addresses: Vec<String>) -> Vec<TestResponse> {
+async fn register_all(addresses: Vec<String>) -> (Rc<TestApp>, Vec<TestResponse>) {
     let app = Rc::new(spawn_app().await);
     let tasks: Vec<_> = addresses
         .into_iter()
@@ -22,14 +24,36 @@ async fn register_all(addresses: Vec<String>) -> Vec<TestResponse> {
     for task in tasks {
         answers.push(task.await.expect("the request task finished"));
     }
-    answers
+    (app, answers)
 }
 
 #[actix_web::test]
 async fn sixty_four_concurrent_registrations_of_distinct_addresses_all_succeed() {
-    let answers = register_all((0..N).map(|i| format!("user{i}@example.com")).collect()).await;
+    let addresses: Vec<String> = (0..N).map(|i| format!("user{i}@example.com")).collect();
+    let (app, answers) = register_all(addresses.clone()).await;
     let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
     assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+    // Each answer is the user it registered, with an id of its own...
+    let ids: Vec<String> = answers
+        .iter()
+        .zip(&addresses)
+        .map(|(answer, address)| {
+            let user = answer.json();
+            assert_plain_user(&user, address);
+            TestApp::id_of(&user)
+        })
+        .collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), N, "{ids:?}");
+    // ...and every one of them was stored: the superuser reads each back.
+    let root = app.superuser_token().await;
+    for (id, address) in ids.iter().zip(&addresses) {
+        let stored = app
+            .get_with_token(&format!("/users/{id}"), &root)
+            .await
+            .expect_json(200);
+        assert_plain_user(&stored, address);
+        assert_eq!(stored["id"], serde_json::json!(id));
+    }
 }
 
 #[actix_web::test]
@@ -40,7 +64,7 @@ async fn sixty_four_concurrent_registrations_of_one_address_let_exactly_one_win(
         "Race@Example.com",
         "rAcE@EXAMPLE.COM",
     ];
-    let answers = register_all(
+    let (_app, answers) = register_all(
         (0..N)
             .map(|i| spellings[i % spellings.len()].to_owned())
             .collect(),

@@ -3,11 +3,23 @@
 
 use awc::http::Method;
 use portcullis_tests::test_app::{
-    Body, PASSWORD, SUPERUSER_PASSWORD, TestApp, spawn_app, spawn_app_with,
+    Body, PASSWORD, SUPERUSER_EMAIL, SUPERUSER_PASSWORD, TestApp, spawn_app, spawn_app_with,
 };
 use serde_json::json;
 
 const UNKNOWN_ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+/// The suite runs on the store `PORTCULLIS_TEST_STORE` names (scripts/test
+/// runs it once per store): the users the server stores are in that
+/// database, as another connection to it sees them.
+#[actix_web::test]
+async fn the_app_keeps_its_users_in_the_store_the_run_names() {
+    let app = spawn_app().await;
+    app.database.assert_named_store();
+    app.register_ok("ann@example.com", PASSWORD).await;
+    app.database.assert_holds("ann@example.com").await;
+    app.database.assert_holds(SUPERUSER_EMAIL).await;
+}
 
 #[actix_web::test]
 async fn health_answers_200_status_ok_outside_the_prefix() {

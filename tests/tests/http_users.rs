@@ -607,25 +607,32 @@ async fn patch_user_email_change_keeps_is_verified_when_the_same_body_sets_it() 
 }
 
 #[actix_web::test]
-async fn patch_user_with_the_same_email_changes_nothing() {
+async fn patch_user_with_the_same_address_keeps_verification_and_stores_a_new_spelling() {
     let app = spawn_app().await;
     let (user, _) = app.new_user("ann@example.com").await;
     let id = TestApp::id_of(&user);
     make_verified(&app, &id).await;
     let verified = app.admin_get(&id).await.expect_json(200);
+    assert_eq!(verified["is_verified"], true, "{verified}");
+    // The very same address changes nothing.
     let res = app
         .admin_patch(&id, &json!({"email": "ann@example.com"}))
         .await;
     assert_eq!(res.expect_json(200), verified);
+    assert_eq!(app.admin_get(&id).await.expect_json(200), verified);
     // Another spelling of the same address is the same address: no clash
-    // with itself, and verification stays.
+    // with itself, verification stays, and the new spelling is what is
+    // stored from now on.
+    let mut respelled = verified.clone();
+    respelled["email"] = json!("ANN@example.com");
     let res = app
         .admin_patch(&id, &json!({"email": "ANN@example.com"}))
         .await;
-    let same = res.expect_json(200);
-    assert_eq!(same["is_verified"], true, "{same}");
-    assert_eq!(same["id"], json!(id));
+    assert_eq!(res.expect_json(200), respelled);
+    assert_eq!(app.admin_get(&id).await.expect_json(200), respelled);
+    // and the account answers to any spelling
     app.login_token("ann@example.com", PASSWORD).await;
+    app.login_token("ANN@example.com", PASSWORD).await;
 }
 
 #[actix_web::test]

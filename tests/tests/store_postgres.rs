@@ -16,7 +16,7 @@ use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
 };
 use portcullis_store_sea_orm_postgres::{
-    PostgresStoreError, PostgresStoreOptions, PostgresUserStore,
+    PostgresStoreError, PostgresStoreOptions, PostgresUserStore, get_by_email_statement,
 };
 use portcullis_tests::postgres::{PgDatabase, admin, server_url};
 
@@ -277,30 +277,41 @@ async fn the_database_itself_refuses_a_second_spelling_of_an_account() {
     assert_eq!(ipek.unwrap().email.as_str(), "Ipek@example.com");
 }
 
+/// The statement `get_by_email` really sends (as the store builds it, not
+/// a copy written here) is answered by one probe of the case-insensitive
+/// unique index.
 #[tokio::test(flavor = "multi_thread")]
 async fn lookups_by_address_probe_the_case_insensitive_index() {
     let database = PgDatabase::create();
     let store = migrated(&database).await;
+    let statement = get_by_email_statement(&email("Ann@example.com"));
+    let explain = Statement {
+        sql: format!("EXPLAIN {}", statement.sql),
+        ..statement.clone()
+    };
     let txn = db(&store).begin().await.unwrap();
     txn.execute_unprepared("SET LOCAL enable_seqscan = off")
         .await
         .unwrap();
     let plan: Vec<String> = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            r#"EXPLAIN SELECT * FROM "user" WHERE lower("email" COLLATE "und-x-icu") = lower($1 COLLATE "und-x-icu")"#,
-            ["Ann@example.com".into()],
-        ))
+        .query_all_raw(explain)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{statement}: {e}"))
         .iter()
         .map(|row| row.try_get_by_index::<String>(0).unwrap())
         .collect();
     txn.rollback().await.unwrap();
     assert!(
         plan.iter().any(|line| line.contains("ix_user_email_lower")),
-        "{plan:#?}"
+        "{statement}\n{plan:#?}"
     );
+    // and the statement is the lookup: it finds the account in any case
+    store
+        .create(User::new(email("ann@EXAMPLE.com"), HASH.into()))
+        .await
+        .unwrap();
+    let rows = db(&store).query_all_raw(statement).await.unwrap();
+    assert_eq!(rows.len(), 1);
 }
 
 /// Eight stores (as eight instances would) migrate one fresh database at
@@ -453,20 +464,46 @@ async fn connections_the_server_killed_are_replaced() {
     for read in reads {
         read.await.unwrap().unwrap();
     }
-    admin(
-        &server_url(),
-        format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = '{}' AND application_name = 'portcullis'",
-            database.name
+    // The store's backends, seen from another connection to the server.
+    let watcher = PostgresUserStore::open(&server_url()).await.unwrap();
+    let store_backends = format!(
+        "SELECT pid::text FROM pg_stat_activity \
+         WHERE datname = '{}' AND application_name = 'portcullis' AND pid <> pg_backend_pid()",
+        database.name
+    );
+    let before = texts(db(&watcher), &store_backends).await;
+    assert!(!before.is_empty(), "the store has pooled connections");
+    let terminated = texts(
+        db(&watcher),
+        &format!(
+            "SELECT pg_terminate_backend(pid::int)::text FROM ({store_backends}) AS backends(pid)"
         ),
     )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    .await;
+    assert!(
+        !terminated.is_empty() && terminated.iter().all(|t| t == "true"),
+        "the server ended every pooled connection: {terminated:?}"
+    );
+    // Wait until they are gone for good.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = texts(db(&watcher), &store_backends).await;
+        if !left.iter().any(|pid| before.contains(pid)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still there: {left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for _ in 0..16 {
         assert_eq!(store.get(ann.id).await, Ok(Some(ann.clone())));
     }
     assert_eq!(store.ping().await, Ok(()));
+    // on new connections
+    let after = texts(db(&watcher), &store_backends).await;
+    assert!(
+        !after.is_empty() && after.iter().all(|pid| !before.contains(pid)),
+        "before {before:?}, after {after:?}"
+    );
 }
 
 /// `postgres://` and `postgresql://` both select this store in `portcullis`

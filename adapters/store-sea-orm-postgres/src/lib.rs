@@ -95,4 +95,6 @@ pub use migration::{MIGRATION_LOCK_KEY, Migrator};
 /// The SeaORM this store is built on (for tests and tools that talk to the
 /// same database).
 pub use sea_orm;
+#[doc(hidden)]
+pub use store::get_by_email_statement;
 pub use store::{PostgresStoreOptions, PostgresUserStore};

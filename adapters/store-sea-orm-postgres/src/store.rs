@@ -10,8 +10,9 @@ use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserR
 use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, RuntimeErr,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, RuntimeErr, Select,
+    Statement,
 };
 
 use crate::PostgresStoreError;
@@ -198,6 +199,24 @@ impl PostgresUserStore {
     }
 }
 
+/// The query of [`UserRepository::get_by_email`]: the expression of the
+/// unique index `ix_user_email_lower`, so that a lookup is one probe.
+fn by_email(email: &EmailAddress) -> Select<Users> {
+    let matches = Expr::cust_with_values(
+        format!(r#"{EMAIL_KEY} = lower($1 COLLATE "und-x-icu")"#),
+        [email.as_str().to_owned()],
+    );
+    Users::find().filter(matches)
+}
+
+/// The statement [`UserRepository::get_by_email`] sends for `email` (its
+/// query with the `LIMIT 1` that `.one()` adds), for tests that `EXPLAIN`
+/// it: the plan of the store's own query, not of a copy of it.
+#[doc(hidden)]
+pub fn get_by_email_statement(email: &EmailAddress) -> Statement {
+    by_email(email).limit(1).build(DbBackend::Postgres)
+}
+
 /// What a failed connection says, in plain words where we know better.
 fn connect_reason(error: DbErr) -> String {
     let timed_out = match &error {
@@ -227,14 +246,7 @@ impl UserRepository for PostgresUserStore {
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
-        // The expression of the unique index `ix_user_email_lower`: one probe.
-        let matches = Expr::cust_with_values(
-            format!(r#"{EMAIL_KEY} = lower($1 COLLATE "und-x-icu")"#),
-            [email.as_str().to_owned()],
-        );
-        let row = self
-            .bounded(Users::find().filter(matches).one(&self.db))
-            .await?;
+        let row = self.bounded(by_email(email).one(&self.db)).await?;
         Ok(row.map(User::try_from).transpose()?)
     }
 

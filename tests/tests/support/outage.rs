@@ -1,0 +1,124 @@
+//! A store that a test switches off, and a server assembled on any store:
+//! what the black-box tests of the 503 contract run on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portcullis::PortcullisBuilder;
+use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
+use portcullis_tests::smtp_sink::SmtpSink;
+use portcullis_tests::test_app::{
+    FRONTEND_URL, JWT_SECRET, RESET_SECRET, TestApp, TestDatabase, VERIFY_SECRET,
+};
+
+/// What the switched-off store says: a cause with details (a host, a
+/// password) that must never reach a client.
+pub const CAUSE: &str = "connection to db-7.internal:5432 refused (password=hunter2)";
+
+/// Wraps a store; while down, every operation fails as
+/// `StoreError::Unavailable(CAUSE)`, and is counted.
+pub struct Switchable {
+    inner: Arc<dyn UserRepository>,
+    down: AtomicBool,
+    failures: AtomicUsize,
+}
+
+impl Switchable {
+    /// `inner`, up.
+    pub fn new(inner: Arc<dyn UserRepository>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            down: AtomicBool::new(false),
+            failures: AtomicUsize::new(0),
+        })
+    }
+
+    /// Switches the store off (`true`) or on.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many operations failed because the store was down.
+    pub fn failures(&self) -> usize {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::unavailable(CAUSE));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserRepository for Switchable {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        self.inner.get(id).await
+    }
+
+    async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        self.inner.get_by_email(email).await
+    }
+
+    async fn create(&self, user: User) -> Result<User, StoreError> {
+        self.check()?;
+        self.inner.create(user).await
+    }
+
+    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
+        self.check()?;
+        self.inner.patch(id, patch).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.replace_password_hash(id, current, new).await
+    }
+
+    async fn delete(&self, id: UserId) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(id).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+}
+
+/// A whole server on `store`, with the harness's secrets (so that its
+/// token helpers work) and `/api` as prefix, served on a free port.
+pub async fn spawn_app_on(store: Arc<dyn UserRepository>, database_url: &str) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+    let service = PortcullisBuilder::new()
+        .store(store)
+        .token_secrets(JWT_SECRET, RESET_SECRET, VERIFY_SECRET)
+        .frontend_url(FRONTEND_URL)
+        .build()
+        .expect("the service builds");
+    let server = portcullis::serve(service, "/api", listener).expect("the server starts");
+    actix_web::rt::spawn(server);
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        api_prefix: "/api".into(),
+        sink: SmtpSink::start().await,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .disable_redirects()
+            .finish(),
+        database: TestDatabase::external(database_url),
+    }
+}
