@@ -18,7 +18,7 @@
 //! | `sqlite` | the SQLite store (Diesel, the system's libsqlite3) | yes |
 //! | `postgres` | the PostgreSQL store (SeaORM, sqlx) | no |
 //! | `cli` | the `portcullis` binary's command line, `.env`, prompt, log output | yes |
-//! | `testing` | [`testing`]: an in-memory Portcullis for hosts' tests | no |
+//! | `testing` | `portcullis::testing`: an in-memory Portcullis for hosts' tests | no |
 //!
 //! The memory store is always there. A host on PostgreSQL only:
 //! `portcullis = { version = "…", default-features = false, features = ["postgres"] }`.
@@ -82,7 +82,7 @@ pub use portcullis_application::UserService;
 pub use portcullis_http_actix::{configure, mount};
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 
-/// The HTTP side: [`mount`](http::mount) and [`configure`](http::configure),
+/// The HTTP side: `mount` and `configure`,
 /// the guard extractors ([`CurrentUser`](http::CurrentUser),
 /// [`VerifiedUser`](http::VerifiedUser), [`Superuser`](http::Superuser),
 /// [`RequireRole`](http::RequireRole) with
@@ -94,7 +94,7 @@ pub mod http {
     pub use portcullis_http_actix::*;
 }
 
-/// The use cases ([`UserService`](application::UserService)), each with its
+/// The use cases ([`UserService`]), each with its
 /// own error enum, and the [`HookChain`](application::HookChain).
 pub mod application {
     #[doc(inline)]
