@@ -360,6 +360,7 @@ mod tests {
                 is_superuser: Some(true),
                 is_verified: Some(true),
                 role: Some(Role::Instructor),
+                fields: Default::default(),
             }
         });
         m.events.expect_on_after_update().times(1).return_const(());

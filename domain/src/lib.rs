@@ -19,6 +19,7 @@ mod password;
 pub mod ports;
 mod role;
 mod user;
+mod user_fields;
 mod user_id;
 
 pub use email::{EmailAddress, InvalidEmail};
@@ -26,4 +27,8 @@ pub use password::{Password, PasswordPolicyViolation};
 pub use ports::*;
 pub use role::{Role, UnknownRole};
 pub use user::{User, UserChanges, UserPatch};
+pub use user_fields::{
+    BUILT_IN_FIELDS, FieldSpec, FieldType, FieldValue, FieldValues, FieldWriter, INTEGER_RANGE,
+    InvalidUserField, UserFields,
+};
 pub use user_id::{InvalidUserId, UserId};

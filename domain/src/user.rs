@@ -1,6 +1,6 @@
 use secrecy::SecretString;
 
-use crate::{EmailAddress, Role, UserId};
+use crate::{EmailAddress, FieldValues, Role, UserId};
 
 /// A stored user. `hashed_password` is a PHC string and never leaves the
 /// server.
@@ -24,6 +24,9 @@ pub struct User {
     pub is_verified: bool,
     /// The user's role, for role guards.
     pub role: Role,
+    /// The deployment's extra fields ([`UserFields`](crate::UserFields)):
+    /// a value for each, by name.
+    pub fields: FieldValues,
 }
 
 impl User {
@@ -37,6 +40,7 @@ impl User {
             is_superuser: false,
             is_verified: false,
             role: Role::Student,
+            fields: FieldValues::new(),
         }
     }
 
@@ -76,6 +80,8 @@ pub struct UserChanges {
     pub is_verified: Option<bool>,
     /// A new role.
     pub role: Option<Role>,
+    /// New values of extra fields; the others are left as they are.
+    pub fields: FieldValues,
 }
 
 /// The columns of a stored user to change, for
@@ -97,6 +103,9 @@ pub struct UserPatch {
     pub is_verified: Option<bool>,
     /// A new role.
     pub role: Option<Role>,
+    /// New values of extra fields (their columns); the others are left as
+    /// they are.
+    pub fields: FieldValues,
 }
 
 impl UserPatch {
@@ -125,6 +134,7 @@ impl UserPatch {
         if let Some(v) = self.role {
             user.role = v;
         }
+        user.fields.apply(&self.fields);
     }
 }
 

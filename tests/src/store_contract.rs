@@ -126,6 +126,7 @@ pub async fn create_get_patch_delete_round_trip(store: Store) {
         is_superuser: true,
         is_verified: true,
         role: Role::Instructor,
+        fields: ann.fields.clone(),
     };
     assert_eq!(
         store.patch(ann.id, every_column_of(&changed)).await,
@@ -178,6 +179,7 @@ pub async fn fields_round_trip_exactly(store: Store) {
                 is_superuser: flags & 2 != 0,
                 is_verified: flags & 4 != 0,
                 role,
+                fields: Default::default(),
             };
             assert_eq!(store.create(u.clone()).await, Ok(u.clone()));
             stored.push(u);
@@ -228,6 +230,7 @@ fn every_column_of(user: &User) -> UserPatch {
         is_superuser: Some(user.is_superuser),
         is_verified: Some(user.is_verified),
         role: Some(user.role),
+        fields: user.fields.clone(),
     }
 }
 

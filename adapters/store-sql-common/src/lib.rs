@@ -148,6 +148,7 @@ impl TryFrom<UserRow> for User {
             is_superuser: row.is_superuser,
             is_verified: row.is_verified,
             role,
+            fields: portcullis_domain::FieldValues::new(),
         })
     }
 }

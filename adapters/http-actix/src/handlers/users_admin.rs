@@ -47,6 +47,7 @@ impl From<UserUpdate> for UserChanges {
             is_superuser: body.is_superuser,
             is_verified: body.is_verified,
             role: body.role,
+            fields: Default::default(),
         }
     }
 }
