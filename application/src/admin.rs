@@ -1,7 +1,8 @@
 //! User administration, for superusers only: read, change, delete any user.
 
 use portcullis_domain::{
-    Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId, UserPatch,
+    FieldWriter, Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId,
+    UserPatch,
 };
 use secrecy::ExposeSecret;
 
@@ -132,6 +133,7 @@ impl UserService {
         patch.is_superuser = changes.is_superuser;
         patch.is_verified = changes.is_verified.or(new_address.then_some(false));
         patch.role = changes.role;
+        patch.fields = self.writable_changes(&changes.fields, FieldWriter::Admin);
         let user = match self.ports.users.patch(id, patch).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),

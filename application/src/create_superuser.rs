@@ -80,6 +80,7 @@ impl UserService {
         let mut user = User::new(email.clone(), hashed);
         user.is_superuser = true;
         user.is_verified = true;
+        user.fields = self.user_fields().defaults();
         match self.ports.users.create(user).await {
             Ok(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));

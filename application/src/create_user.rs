@@ -3,7 +3,8 @@
 //! an HTTP client of the contract.
 
 use portcullis_domain::{
-    EmailAddress, Password, PasswordPolicyViolation, Role, StoreError, User, UserId,
+    EmailAddress, FieldValues, FieldWriter, Password, PasswordPolicyViolation, Role, StoreError,
+    User, UserId,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -26,6 +27,8 @@ pub struct NewUser {
     pub is_superuser: bool,
     /// Whether the address counts as verified.
     pub is_verified: bool,
+    /// Values of extra fields; absent ones take their default.
+    pub fields: FieldValues,
 }
 
 impl NewUser {
@@ -38,6 +41,7 @@ impl NewUser {
             is_active: true,
             is_superuser: false,
             is_verified: false,
+            fields: FieldValues::new(),
         }
     }
 }
@@ -72,6 +76,7 @@ impl UserService {
         user.is_active = new.is_active;
         user.is_superuser = new.is_superuser;
         user.is_verified = new.is_verified;
+        user.fields = self.initial_fields(&new.fields, FieldWriter::Admin);
         match self.ports.users.create(user).await {
             Ok(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));

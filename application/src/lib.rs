@@ -10,13 +10,14 @@
 
 use std::sync::Arc;
 
-use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserRepository};
+use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserFields, UserRepository};
 
 mod admin;
 mod authenticate;
 mod create_superuser;
 mod create_user;
 mod error;
+mod fields;
 mod forgot_password;
 mod health;
 mod hooks;
@@ -109,12 +110,18 @@ pub struct Policy {
 pub struct UserService {
     ports: Ports,
     policy: Policy,
+    fields: UserFields,
 }
 
 impl UserService {
-    /// Assembles the use cases over `ports` with `policy`.
+    /// Assembles the use cases over `ports` with `policy`, with no extra
+    /// user field ([`with_user_fields`](Self::with_user_fields) adds them).
     pub fn new(ports: Ports, policy: Policy) -> Self {
-        Self { ports, policy }
+        Self {
+            ports,
+            policy,
+            fields: UserFields::none(),
+        }
     }
 
     /// The policy in force.

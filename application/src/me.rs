@@ -1,4 +1,7 @@
-use portcullis_domain::{Password, PasswordPolicyViolation, User, UserChanges};
+use portcullis_domain::{
+    FieldValues, FieldWriter, Password, PasswordPolicyViolation, StoreError, User, UserChanges,
+    UserPatch,
+};
 
 use crate::{InfraError, UserService};
 
@@ -20,15 +23,62 @@ impl UserService {
     /// A user changes their own password. Only the password can be changed
     /// here: e-mail changes are for administrators until e-mail change with
     /// re-verification exists. `None` changes nothing.
-    #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn update_me(
         &self,
         user: User,
         password: Option<&str>,
     ) -> Result<User, UpdateMeError> {
-        let Some(password) = password else {
-            return Ok(user);
+        self.update_me_with_fields(user, password, &FieldValues::new())
+            .await
+    }
+
+    /// [`update_me`](Self::update_me), with new values for user-writable
+    /// extra fields (others, and unknown names, are ignored, as `role` is).
+    /// Only the named fields are written.
+    #[tracing::instrument(name = "update_me", skip_all, fields(user_id = %user.id))]
+    pub async fn update_me_with_fields(
+        &self,
+        user: User,
+        password: Option<&str>,
+        fields: &FieldValues,
+    ) -> Result<User, UpdateMeError> {
+        let fields = self.writable_changes(fields, FieldWriter::User);
+        let (user, password) = match password {
+            None if fields.is_empty() => return Ok(user),
+            None => (user, None),
+            Some(password) => {
+                let (user, checked) = self.replace_own_password(user, password).await?;
+                (user, Some(checked))
+            }
         };
+        let user = if fields.is_empty() {
+            user
+        } else {
+            let patch = UserPatch {
+                fields: fields.clone(),
+                ..UserPatch::default()
+            };
+            match self.ports.users.patch(user.id, patch).await {
+                Ok(user) => user,
+                Err(StoreError::NotFound) => return Err(UpdateMeError::Gone),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let changes = UserChanges {
+            password: password.map(|p| p.expose().into()),
+            fields,
+            ..UserChanges::default()
+        };
+        self.ports.events.on_after_update(&user, &changes).await;
+        Ok(user)
+    }
+
+    /// Replaces the user's password hash, only over the hash they had.
+    async fn replace_own_password(
+        &self,
+        user: User,
+        password: &str,
+    ) -> Result<(User, Password), UpdateMeError> {
         let mut current = user;
         let mut checked =
             Password::new(password, &current.email).map_err(UpdateMeError::InvalidPassword)?;
@@ -66,13 +116,7 @@ impl UserService {
                 _ => return Err(UpdateMeError::Gone),
             }
         };
-        let password = checked;
-        let changes = UserChanges {
-            password: Some(password.expose().into()),
-            ..UserChanges::default()
-        };
-        self.ports.events.on_after_update(&user, &changes).await;
-        Ok(user)
+        Ok((user, checked))
     }
 }
 
@@ -184,6 +228,91 @@ mod tests {
         m.users.expect_get().returning(|_| Ok(None));
         assert_matches!(
             m.service().update_me(a_user(), Some("brand new pw")).await,
+            Err(UpdateMeError::Gone)
+        );
+    }
+}
+
+#[cfg(test)]
+mod field_tests {
+    use portcullis_domain::FieldValue;
+
+    use super::*;
+    use crate::fields::tests::two_fields;
+    use crate::test_support::*;
+
+    #[tokio::test]
+    async fn writes_only_the_user_writable_fields_given_and_calls_the_hook() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        let id = user.id;
+        let stored = user.clone();
+        m.users
+            .expect_patch()
+            .withf(move |i, p| {
+                let mut only_nickname = FieldValues::new();
+                only_nickname.set("nickname", FieldValue::Null);
+                *i == id
+                    && p.fields == only_nickname
+                    && UserPatch {
+                        fields: FieldValues::new(),
+                        ..p.clone()
+                    }
+                    .is_empty()
+            })
+            .times(1)
+            .returning(move |_, p| {
+                let mut u = stored.clone();
+                p.apply_to(&mut u);
+                Ok(u)
+            });
+        m.events
+            .expect_on_after_update()
+            .withf(|_, c| {
+                c.password.is_none() && c.fields.get("nickname") == Some(&FieldValue::Null)
+            })
+            .times(1)
+            .return_const(());
+        let mut given = FieldValues::new();
+        given.set("nickname", FieldValue::Null);
+        given.set("credits", FieldValue::Integer(5)); // admin-only: ignored
+        let user = m
+            .service()
+            .with_user_fields(two_fields())
+            .update_me_with_fields(user, None, &given)
+            .await
+            .unwrap();
+        assert_eq!(user.fields.get("nickname"), Some(&FieldValue::Null));
+    }
+
+    #[tokio::test]
+    async fn only_admin_fields_change_nothing() {
+        let m = Mocks::new(); // no store call expected
+        let user = a_user();
+        let mut given = FieldValues::new();
+        given.set("credits", FieldValue::Integer(5));
+        let same = m
+            .service()
+            .with_user_fields(two_fields())
+            .update_me_with_fields(user.clone(), None, &given)
+            .await
+            .unwrap();
+        assert_eq!(same, user);
+    }
+
+    #[tokio::test]
+    async fn a_user_deleted_meanwhile_is_gone() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_patch()
+            .returning(|_, _| Err(StoreError::NotFound));
+        let mut given = FieldValues::new();
+        given.set("nickname", FieldValue::String("x".into()));
+        assert_matches!(
+            m.service()
+                .with_user_fields(two_fields())
+                .update_me_with_fields(a_user(), None, &given)
+                .await,
             Err(UpdateMeError::Gone)
         );
     }

@@ -1,4 +1,6 @@
-use portcullis_domain::{EmailAddress, Password, PasswordPolicyViolation, StoreError, User};
+use portcullis_domain::{
+    EmailAddress, FieldValues, FieldWriter, Password, PasswordPolicyViolation, StoreError, User,
+};
 
 use crate::{InfraError, UserService};
 
@@ -18,12 +20,31 @@ pub enum RegisterError {
 
 impl UserService {
     /// Registers a new ordinary user: active, not superuser, not verified,
-    /// role student. Nobody promotes themselves here.
-    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
+    /// role student, extra fields at their defaults. Nobody promotes
+    /// themselves here.
     pub async fn register(
         &self,
         email: EmailAddress,
         password: &str,
+    ) -> Result<User, RegisterError> {
+        self.register_with_fields(email, password, &FieldValues::new())
+            .await
+    }
+
+    /// [`register`](Self::register), with values for the user-writable
+    /// extra fields; the others (and unknown names) are ignored, absent
+    /// ones take their default. The values must fit their fields (the
+    /// HTTP adapter checks them).
+    #[tracing::instrument(
+        name = "register",
+        skip_all,
+        fields(email = %email, user_id = tracing::field::Empty)
+    )]
+    pub async fn register_with_fields(
+        &self,
+        email: EmailAddress,
+        password: &str,
+        fields: &FieldValues,
     ) -> Result<User, RegisterError> {
         let password = Password::new(password, &email).map_err(RegisterError::InvalidPassword)?;
         // Cheap early answer; the store's unique index decides races below.
@@ -31,7 +52,9 @@ impl UserService {
             return Err(RegisterError::AlreadyExists);
         }
         let hashed = self.ports.hasher.hash(password.expose()).await?;
-        let user = match self.ports.users.create(User::new(email, hashed)).await {
+        let mut user = User::new(email, hashed);
+        user.fields = self.initial_fields(fields, FieldWriter::User);
+        let user = match self.ports.users.create(user).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(RegisterError::AlreadyExists),
             Err(e) => return Err(e.into()),
@@ -131,5 +154,41 @@ mod tests {
                 .await,
             Err(RegisterError::Infra(InfraError::Unavailable(_)))
         ));
+    }
+}
+
+#[cfg(test)]
+mod field_tests {
+    use portcullis_domain::FieldValue;
+
+    use super::*;
+    use crate::fields::tests::two_fields;
+    use crate::test_support::*;
+
+    #[tokio::test]
+    async fn registers_user_writable_fields_and_defaults_the_others() {
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
+        m.users
+            .expect_create()
+            .withf(|u| {
+                u.fields.get("nickname") == Some(&FieldValue::String("bo".into()))
+                    && u.fields.get("credits") == Some(&FieldValue::Integer(10))
+                    && u.fields.iter().count() == 2
+            })
+            .times(1)
+            .returning(Ok);
+        m.events.expect_on_after_register().return_const(());
+        let mut given = FieldValues::new();
+        given.set("nickname", FieldValue::String("bo".into()));
+        given.set("credits", FieldValue::Integer(1_000_000));
+        let user = m
+            .service()
+            .with_user_fields(two_fields())
+            .register_with_fields(email("bo@example.com"), "long enough", &given)
+            .await
+            .unwrap();
+        assert_eq!(user.fields.get("credits"), Some(&FieldValue::Integer(10)));
     }
 }
