@@ -239,6 +239,31 @@ async fn implicit_tls_carries_login_and_mail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_never_falls_back_to_plain_text() {
+    // A server (or a man in the middle) that does not offer STARTTLS.
+    let sink = SmtpSink::start().await;
+    let settings = SmtpSettings::new(
+        "127.0.0.1",
+        Some(sink.port()),
+        SmtpTls::StartTls,
+        format!("Portcullis <{FROM}>"),
+    )
+    .with_credentials("mailer", "never-in-clear");
+    let mailer = SmtpMailer::new(settings)
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let user = ann();
+    let err = mailer
+        .send(reset_password_mail(&user.email, FRONTEND, "t"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("(starttls)"), "{err}");
+    assert_eq!(sink.connections().len(), 1, "it did connect");
+    assert!(sink.mails().is_empty());
+    assert!(sink.auths().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_refused_and_nothing_is_sent() {
     for (tls, sink_tls) in [
         (SmtpTls::StartTls, SinkTls::StartTls),
