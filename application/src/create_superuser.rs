@@ -104,9 +104,11 @@ mod tests {
         u
     }
 
-    fn known(m: &mut Mocks, user: User) {
+    /// The store finds `user` when asked for `address`.
+    fn known(m: &mut Mocks, address: &str, user: User) {
         m.users
             .expect_get_by_email()
+            .withf(email_is(address))
             .times(1)
             .returning(move |_| Ok(Some(user.clone())));
     }
@@ -138,6 +140,7 @@ mod tests {
         let mut m = Mocks::new();
         m.users
             .expect_get_by_email()
+            .withf(email_is("Root@example.com"))
             .times(1)
             .returning(|_| Ok(None));
         m.hasher
@@ -167,7 +170,10 @@ mod tests {
     #[tokio::test]
     async fn promote_also_creates_a_missing_user() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users.expect_create().times(1).returning(Ok);
         let outcome = m
@@ -180,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn an_existing_address_without_promote_is_already_exists_as_stored() {
         let mut m = Mocks::new();
-        known(&mut m, a_user()); // no hash, no write expected
+        known(&mut m, "ANN@EXAMPLE.COM", a_user()); // no hash, no write expected
         let outcome = m
             .service()
             .create_superuser(email("ANN@EXAMPLE.COM"), Some("a long password"), false)
@@ -194,7 +200,10 @@ mod tests {
     #[tokio::test]
     async fn a_lost_creation_race_is_already_exists() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users
             .expect_create()
@@ -214,7 +223,7 @@ mod tests {
     async fn promote_writes_only_the_two_flags_of_an_ordinary_or_inactive_user() {
         let ann = a_user();
         let mut m = Mocks::new();
-        known(&mut m, ann.clone());
+        known(&mut m, "ann@example.com", ann.clone());
         patch_of(&mut m, ann);
         let outcome = m
             .service()
@@ -228,7 +237,7 @@ mod tests {
         let mut inactive = superuser();
         inactive.is_active = false;
         let mut m = Mocks::new();
-        known(&mut m, inactive.clone());
+        known(&mut m, "ann@example.com", inactive.clone());
         patch_of(&mut m, inactive);
         let outcome = m
             .service()
@@ -240,7 +249,7 @@ mod tests {
     #[tokio::test]
     async fn promoting_an_active_superuser_changes_nothing() {
         let mut m = Mocks::new();
-        known(&mut m, superuser()); // no patch expected
+        known(&mut m, "ann@example.com", superuser()); // no patch expected
         let outcome = m
             .service()
             .create_superuser(email("ann@example.com"), None, true)
@@ -251,7 +260,10 @@ mod tests {
     #[tokio::test]
     async fn a_new_user_needs_a_password_that_passes_the_policy() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), None, false)
@@ -259,7 +271,10 @@ mod tests {
         assert_matches!(outcome, Err(CreateSuperuserError::MissingPassword));
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), Some("short"), false)
@@ -275,7 +290,10 @@ mod tests {
     #[tokio::test]
     async fn store_and_hasher_failures_are_infra() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Err(outage()));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Err(outage()));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), Some("a long password"), false)
@@ -286,7 +304,10 @@ mod tests {
         );
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
             .returning(|_| Err(HashError("bad parameters".into())));
@@ -300,7 +321,10 @@ mod tests {
         );
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users.expect_create().returning(|_| Err(outage()));
         let outcome = m
@@ -314,7 +338,7 @@ mod tests {
 
         // The user was deleted between the look-up and the promotion.
         let mut m = Mocks::new();
-        known(&mut m, a_user());
+        known(&mut m, "ann@example.com", a_user());
         m.users
             .expect_patch()
             .returning(|_, _| Err(StoreError::NotFound));
