@@ -178,9 +178,11 @@ mod tests {
         u
     }
 
+    /// The store holds `user`, looked up by its id.
     fn stored(m: &mut Mocks, user: User) {
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
     }
 
@@ -223,9 +225,12 @@ mod tests {
     #[tokio::test]
     async fn unknown_ids_are_not_found() {
         let mut m = Mocks::new();
-        m.users.expect_get().returning(|_| Ok(None));
-        let s = m.service();
         let id = UserId::random();
+        m.users
+            .expect_get()
+            .withf(id_is(id))
+            .returning(|_| Ok(None));
+        let s = m.service();
         assert_matches!(
             s.admin_get_user(&admin(), id).await,
             Err(AdminError::NotFound)
@@ -247,7 +252,10 @@ mod tests {
         target.is_verified = true;
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("new@example.com"))
+            .returning(|_| Ok(None));
         patched(&mut m, target.clone(), |p| {
             *p == UserPatch {
                 email: Some(email("new@example.com")),
@@ -270,7 +278,10 @@ mod tests {
 
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("new@example.com"))
+            .returning(|_| Ok(None));
         patched(&mut m, target.clone(), |p| {
             *p == UserPatch {
                 email: Some(email("new@example.com")),
@@ -319,6 +330,7 @@ mod tests {
         stored(&mut m, target.clone());
         m.users
             .expect_get_by_email()
+            .withf(email_is("ROOT@example.com"))
             .returning(|_| Ok(Some(admin())));
         let changes = UserChanges {
             email: Some(email("ROOT@example.com")),
@@ -333,7 +345,10 @@ mod tests {
 
         let mut m = Mocks::new();
         stored(&mut m, target.clone());
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("ROOT@example.com"))
+            .returning(|_| Ok(None));
         m.users
             .expect_patch()
             .returning(|_, _| Err(StoreError::Conflict));

@@ -45,9 +45,13 @@ mod tests {
         let id = user.id;
         m.tokens
             .expect_verify_access()
+            .withf(|t| t == "t")
             .returning(move |_| Ok(id.to_string()));
         let u = user.clone();
-        m.users.expect_get().returning(move |_| Ok(Some(u.clone())));
+        m.users
+            .expect_get()
+            .withf(id_is(id))
+            .returning(move |_| Ok(Some(u.clone())));
         assert_eq!(m.service().authenticate("t").await.unwrap(), user);
     }
 
@@ -78,10 +82,14 @@ mod tests {
     #[tokio::test]
     async fn refuses_deleted_and_inactive_users() {
         let mut m = Mocks::new();
+        let deleted = UserId::random();
         m.tokens
             .expect_verify_access()
-            .returning(|_| Ok(UserId::random().to_string()));
-        m.users.expect_get().returning(|_| Ok(None));
+            .returning(move |_| Ok(deleted.to_string()));
+        m.users
+            .expect_get()
+            .withf(id_is(deleted))
+            .returning(|_| Ok(None));
         assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
@@ -96,6 +104,7 @@ mod tests {
             .returning(move |_| Ok(id.to_string()));
         m.users
             .expect_get()
+            .withf(id_is(id))
             .returning(move |_| Ok(Some(inactive.clone())));
         assert_matches!(
             m.service().authenticate("t").await,
@@ -106,10 +115,14 @@ mod tests {
     #[tokio::test]
     async fn reports_a_store_outage() {
         let mut m = Mocks::new();
+        let id = UserId::random();
         m.tokens
             .expect_verify_access()
-            .returning(|_| Ok(UserId::random().to_string()));
-        m.users.expect_get().returning(|_| Err(outage()));
+            .returning(move |_| Ok(id.to_string()));
+        m.users
+            .expect_get()
+            .withf(id_is(id))
+            .returning(|_| Err(outage()));
         assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Infra(InfraError::Unavailable(

@@ -105,9 +105,11 @@ mod tests {
         u
     }
 
-    fn known(m: &mut Mocks, user: User) {
+    /// The store finds `user` when asked for `address`.
+    fn known(m: &mut Mocks, address: &str, user: User) {
         m.users
             .expect_get_by_email()
+            .withf(email_is(address))
             .times(1)
             .returning(move |_| Ok(Some(user.clone())));
     }
@@ -139,6 +141,7 @@ mod tests {
         let mut m = Mocks::new();
         m.users
             .expect_get_by_email()
+            .withf(email_is("Root@example.com"))
             .times(1)
             .returning(|_| Ok(None));
         m.hasher
@@ -168,7 +171,10 @@ mod tests {
     #[tokio::test]
     async fn promote_also_creates_a_missing_user() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users.expect_create().times(1).returning(Ok);
         let outcome = m
@@ -181,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn an_existing_address_without_promote_is_already_exists_as_stored() {
         let mut m = Mocks::new();
-        known(&mut m, a_user()); // no hash, no write expected
+        known(&mut m, "ANN@EXAMPLE.COM", a_user()); // no hash, no write expected
         let outcome = m
             .service()
             .create_superuser(email("ANN@EXAMPLE.COM"), Some("a long password"), false)
@@ -195,7 +201,10 @@ mod tests {
     #[tokio::test]
     async fn a_lost_creation_race_is_already_exists() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users
             .expect_create()
@@ -215,7 +224,7 @@ mod tests {
     async fn promote_writes_only_the_two_flags_of_an_ordinary_or_inactive_user() {
         let ann = a_user();
         let mut m = Mocks::new();
-        known(&mut m, ann.clone());
+        known(&mut m, "ann@example.com", ann.clone());
         patch_of(&mut m, ann);
         let outcome = m
             .service()
@@ -229,7 +238,7 @@ mod tests {
         let mut inactive = superuser();
         inactive.is_active = false;
         let mut m = Mocks::new();
-        known(&mut m, inactive.clone());
+        known(&mut m, "ann@example.com", inactive.clone());
         patch_of(&mut m, inactive);
         let outcome = m
             .service()
@@ -241,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn promoting_an_active_superuser_changes_nothing() {
         let mut m = Mocks::new();
-        known(&mut m, superuser()); // no patch expected
+        known(&mut m, "ann@example.com", superuser()); // no patch expected
         let outcome = m
             .service()
             .create_superuser(email("ann@example.com"), None, true)
@@ -252,7 +261,10 @@ mod tests {
     #[tokio::test]
     async fn a_new_user_needs_a_password_that_passes_the_policy() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), None, false)
@@ -260,7 +272,10 @@ mod tests {
         assert_matches!(outcome, Err(CreateSuperuserError::MissingPassword));
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), Some("short"), false)
@@ -276,7 +291,10 @@ mod tests {
     #[tokio::test]
     async fn store_and_hasher_failures_are_infra() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Err(outage()));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Err(outage()));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), Some("a long password"), false)
@@ -287,7 +305,10 @@ mod tests {
         );
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
             .returning(|_| Err(HashError("bad parameters".into())));
@@ -301,7 +322,10 @@ mod tests {
         );
 
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("root@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users.expect_create().returning(|_| Err(outage()));
         let outcome = m
@@ -315,7 +339,7 @@ mod tests {
 
         // The user was deleted between the look-up and the promotion.
         let mut m = Mocks::new();
-        known(&mut m, a_user());
+        known(&mut m, "ann@example.com", a_user());
         m.users
             .expect_patch()
             .returning(|_, _| Err(StoreError::NotFound));

@@ -41,6 +41,7 @@ mod tests {
         let id = user.id;
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_hash()
@@ -64,7 +65,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_and_inactive_users_get_nothing() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("who@example.com"))
+            .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
             .times(1)
@@ -79,6 +83,7 @@ mod tests {
         user.is_active = false;
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_hash()

@@ -84,9 +84,11 @@ mod tests {
     use super::*;
     use crate::test_support::*;
 
-    fn known_user(m: &mut Mocks, user: User) {
+    /// The store finds `user` when asked for `address` (the username given).
+    fn known_user(m: &mut Mocks, address: &str, user: User) {
         m.users
             .expect_get_by_email()
+            .withf(email_is(address))
             .returning(move |_| Ok(Some(user.clone())));
     }
 
@@ -95,7 +97,7 @@ mod tests {
         let mut m = Mocks::new();
         let user = a_user();
         let id = user.id;
-        known_user(&mut m, user);
+        known_user(&mut m, "ann@EXAMPLE.com", user);
         m.hasher
             .expect_verify_and_update()
             .withf(|p, h| p == "secret pw" && h == "$argon2id$old")
@@ -117,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn stores_an_upgraded_hash() {
         let mut m = Mocks::new();
-        known_user(&mut m, a_user());
+        known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(Some("$new")));
@@ -143,7 +145,7 @@ mod tests {
         // The hash changed between the check and the upgrade (a concurrent
         // reset): the other change wins, nothing else is written.
         let mut m = Mocks::new();
-        known_user(&mut m, a_user());
+        known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(Some("$new")));
@@ -167,7 +169,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_hashes_a_dummy_and_is_bad_credentials() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("who@example.com"))
+            .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
             .times(1)
@@ -210,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_password_is_bad_credentials() {
         let mut m = Mocks::new();
-        known_user(&mut m, a_user());
+        known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| invalid());
@@ -225,7 +230,7 @@ mod tests {
         let mut m = Mocks::new();
         let mut user = a_user();
         user.is_active = false;
-        known_user(&mut m, user);
+        known_user(&mut m, "ann@example.com", user);
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
@@ -239,7 +244,7 @@ mod tests {
     async fn unverified_user_is_refused_only_when_policy_says_so() {
         let mut m = Mocks::new();
         m.policy.login_requires_verification = true;
-        known_user(&mut m, a_user());
+        known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
@@ -252,7 +257,7 @@ mod tests {
         m.policy.login_requires_verification = true;
         let mut user = a_user();
         user.is_verified = true;
-        known_user(&mut m, user);
+        known_user(&mut m, "ann@example.com", user);
         m.hasher
             .expect_verify_and_update()
             .returning(|_, _| valid(None));
@@ -271,7 +276,10 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_is_infra() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Err(outage()));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
+            .returning(|_| Err(outage()));
         assert!(matches!(
             m.service().login("ann@example.com", "secret pw").await,
             Err(LoginError::Infra(InfraError::Unavailable(_)))

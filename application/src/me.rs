@@ -139,10 +139,11 @@ mod tests {
     async fn changes_only_the_hash_it_saw() {
         let mut m = Mocks::new();
         let user = a_user();
+        let id = user.id;
         m.hasher.expect_hash().returning(|_| Ok("$new".into()));
         m.users
             .expect_replace_password_hash()
-            .withf(|_, current, new| current == "$argon2id$old" && new == "$new")
+            .withf(move |i, current, new| *i == id && current == "$argon2id$old" && new == "$new")
             .times(1)
             .returning(|_, _, _| Ok(true));
         let mut stored = user.clone();
@@ -151,6 +152,7 @@ mod tests {
         let returned = stored.clone();
         m.users
             .expect_get()
+            .withf(id_is(id))
             .returning(move |_| Ok(Some(returned.clone())));
         m.events.expect_on_after_update().times(1).return_const(());
         let updated = m
@@ -165,25 +167,27 @@ mod tests {
     async fn a_hash_changed_meanwhile_is_looked_at_again() {
         let mut m = Mocks::new();
         let user = a_user();
+        let id = user.id;
         m.hasher.expect_hash().returning(|_| Ok("$new".into()));
         let mut reset = user.clone();
         reset.hashed_password = "$reset".into();
         let mut seq = mockall::Sequence::new();
         m.users
             .expect_replace_password_hash()
-            .withf(|_, current, _| current == "$argon2id$old")
+            .withf(move |i, current, _| *i == id && current == "$argon2id$old")
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _| Ok(false));
         let fresh = reset.clone();
         m.users
             .expect_get()
+            .withf(id_is(id))
             .times(1)
             .in_sequence(&mut seq)
             .returning(move |_| Ok(Some(fresh.clone())));
         m.users
             .expect_replace_password_hash()
-            .withf(|_, current, _| current == "$reset")
+            .withf(move |i, current, _| *i == id && current == "$reset")
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _| Ok(true));
@@ -192,6 +196,7 @@ mod tests {
         let stored = done.clone();
         m.users
             .expect_get()
+            .withf(id_is(id))
             .times(1)
             .in_sequence(&mut seq)
             .returning(move |_| Ok(Some(stored.clone())));
@@ -221,13 +226,18 @@ mod tests {
     #[tokio::test]
     async fn a_user_deleted_meanwhile_is_gone() {
         let mut m = Mocks::new();
+        let user = a_user();
         m.hasher.expect_hash().returning(|_| Ok("$new".into()));
         m.users
             .expect_replace_password_hash()
+            .withf(move |i, _, _| *i == user.id)
             .returning(|_, _, _| Ok(false));
-        m.users.expect_get().returning(|_| Ok(None));
+        m.users
+            .expect_get()
+            .withf(id_is(user.id))
+            .returning(|_| Ok(None));
         assert_matches!(
-            m.service().update_me(a_user(), Some("brand new pw")).await,
+            m.service().update_me(user, Some("brand new pw")).await,
             Err(UpdateMeError::Gone)
         );
     }

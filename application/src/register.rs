@@ -74,7 +74,10 @@ mod tests {
     #[tokio::test]
     async fn creates_an_unprivileged_user_with_a_hashed_password() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("Bo@example.com"))
+            .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
             .withf(|p| p == "long enough")
@@ -119,6 +122,7 @@ mod tests {
         let mut m = Mocks::new();
         m.users
             .expect_get_by_email()
+            .withf(email_is("ANN@example.com"))
             .returning(|_| Ok(Some(a_user())));
         assert_matches!(
             m.service()
@@ -131,7 +135,10 @@ mod tests {
     #[tokio::test]
     async fn a_lost_race_is_already_exists() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("bo@example.com"))
+            .returning(|_| Ok(None));
         m.hasher.expect_hash().returning(|_| Ok("$hash".into()));
         m.users
             .expect_create()
@@ -147,7 +154,10 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_is_infra() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Err(outage()));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("bo@example.com"))
+            .returning(|_| Err(outage()));
         assert!(matches!(
             m.service()
                 .register(email("bo@example.com"), "long enough")

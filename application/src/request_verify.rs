@@ -34,6 +34,7 @@ mod tests {
         let user = a_user();
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         m.tokens
             .expect_issue_verify()
@@ -53,7 +54,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_inactive_and_verified_users_get_nothing() {
         let mut m = Mocks::new();
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("x@example.com"))
+            .returning(|_| Ok(None));
         assert_matches!(
             m.service().request_verify(&email("x@example.com")).await,
             Ok(())
@@ -66,6 +70,7 @@ mod tests {
             user.is_verified = verified;
             m.users
                 .expect_get_by_email()
+                .withf(email_is("ann@example.com"))
                 .returning(move |_| Ok(Some(user.clone())));
             assert_matches!(
                 m.service().request_verify(&email("ann@example.com")).await,

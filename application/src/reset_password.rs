@@ -70,23 +70,29 @@ mod tests {
     use crate::test_support::*;
     use portcullis_domain::{ResetClaims, TokenError, User};
 
+    /// The token given (`t`) is a reset token of `user`.
     fn token_for(m: &mut Mocks, user: &User) {
         let subject = user.id.to_string();
-        m.tokens.expect_verify_reset().returning(move |_| {
-            Ok(ResetClaims {
-                subject: subject.clone(),
-                password_fingerprint: "$fgpt".into(),
-            })
-        });
+        m.tokens
+            .expect_verify_reset()
+            .withf(|t| t == "t")
+            .returning(move |_| {
+                Ok(ResetClaims {
+                    subject: subject.clone(),
+                    password_fingerprint: "$fgpt".into(),
+                })
+            });
     }
 
     #[tokio::test]
     async fn sets_the_new_hash() {
         let mut m = Mocks::new();
         let user = a_user();
+        let id = user.id;
         token_for(&mut m, &user);
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_verify_and_update()
@@ -98,7 +104,7 @@ mod tests {
             .returning(|_| Ok("$new".into()));
         m.users
             .expect_replace_password_hash()
-            .withf(|_, current, new| current == "$argon2id$old" && new == "$new")
+            .withf(move |i, current, new| *i == id && current == "$argon2id$old" && new == "$new")
             .times(1)
             .returning(|_, _, _| Ok(true));
         m.events
@@ -130,6 +136,7 @@ mod tests {
         token_for(&mut m, &user);
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_verify_and_update()
@@ -143,8 +150,12 @@ mod tests {
     #[tokio::test]
     async fn a_token_of_a_deleted_or_inactive_user_is_bad() {
         let mut m = Mocks::new();
-        token_for(&mut m, &a_user());
-        m.users.expect_get().returning(|_| Ok(None));
+        let gone = a_user();
+        token_for(&mut m, &gone);
+        m.users
+            .expect_get()
+            .withf(id_is(gone.id))
+            .returning(|_| Ok(None));
         assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Err(ResetPasswordError::BadToken)
@@ -156,6 +167,7 @@ mod tests {
         token_for(&mut m, &user);
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_verify_and_update()
@@ -188,6 +200,7 @@ mod tests {
         token_for(&mut m, &user);
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_verify_and_update()
@@ -209,6 +222,7 @@ mod tests {
         token_for(&mut m, &user);
         m.users
             .expect_get()
+            .withf(id_is(user.id))
             .returning(move |_| Ok(Some(user.clone())));
         m.hasher
             .expect_verify_and_update()

@@ -56,10 +56,12 @@ async fn spans_name_the_user_and_never_show_a_secret() {
     let stored = user.clone();
     m.users
         .expect_get_by_email()
+        .withf(email_is("ann@example.com"))
         .returning(move |_| Ok(Some(stored.clone())));
     let stored = user.clone();
     m.users
         .expect_get()
+        .withf(id_is(id))
         .returning(move |_| Ok(Some(stored.clone())));
     m.users
         .expect_replace_password_hash()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use portcullis_domain::{
     EmailAddress, HashError, MockPasswordHasher, MockTokenCodec, MockUserEvents,
-    MockUserRepository, StoreError, User, Verification,
+    MockUserRepository, StoreError, User, UserId, Verification,
 };
 
 use crate::{Policy, Ports, UserService};
@@ -63,6 +63,20 @@ pub(crate) use assert_matches;
 
 pub fn email(s: &str) -> EmailAddress {
     EmailAddress::parse(s).unwrap()
+}
+
+/// Argument check for `expect_get`: the lookup is of `id` and no other, so
+/// a use case that looks up the wrong user fails the test.
+pub fn id_is(id: UserId) -> impl Fn(&UserId) -> bool + Send + 'static {
+    move |looked_up| *looked_up == id
+}
+
+/// Argument check for `expect_get_by_email`: the lookup is of `address` (as
+/// [`email`] parses it) and no other. The store compares addresses
+/// case-insensitively; the use case hands it the address as given.
+pub fn email_is(address: &str) -> impl Fn(&EmailAddress) -> bool + Send + 'static {
+    let expected = email(address);
+    move |looked_up| *looked_up == expected
 }
 
 pub fn a_user() -> User {

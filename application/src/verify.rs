@@ -67,12 +67,15 @@ mod tests {
 
     fn token(m: &mut Mocks, subject: String, email: &str) {
         let email = email.to_owned();
-        m.tokens.expect_verify_verify().returning(move |_| {
-            Ok(VerifyClaims {
-                subject: subject.clone(),
-                email: email.clone(),
-            })
-        });
+        m.tokens
+            .expect_verify_verify()
+            .withf(|t| t == "t")
+            .returning(move |_| {
+                Ok(VerifyClaims {
+                    subject: subject.clone(),
+                    email: email.clone(),
+                })
+            });
     }
 
     #[tokio::test]
@@ -84,6 +87,7 @@ mod tests {
         let read = user.clone();
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(read.clone())));
         // Only `is_verified` is written; what comes back is the stored user
         // (here deactivated meanwhile by an administrator, which is kept).
@@ -127,12 +131,16 @@ mod tests {
         token(&mut m, UserId::random().to_string(), "ann@example.com");
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(|_| Ok(Some(a_user())));
         assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
         // nobody has the address any more (e-mail changed or user deleted)
         let mut m = Mocks::new();
         token(&mut m, UserId::random().to_string(), "ann@example.com");
-        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.users
+            .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
+            .returning(|_| Ok(None));
         assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
         // garbage claims
         let mut m = Mocks::new();
@@ -148,6 +156,7 @@ mod tests {
         token(&mut m, user.id.to_string(), "ann@example.com");
         m.users
             .expect_get_by_email()
+            .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         assert_matches!(
             m.service().verify("t").await,

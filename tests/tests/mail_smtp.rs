@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use portcullis_domain::{EmailAddress, Mailer, User, UserEvents};
 use portcullis_mail::{MailingUserEvents, SmtpMailer, SmtpSettings, SmtpTls, reset_password_mail};
-use portcullis_tests::smtp_sink::SmtpSink;
+use portcullis_tests::smtp_sink::{SinkTls, SmtpSink};
 
 const FROM: &str = "noreply@portcullis.example.com";
 const FRONTEND: &str = "http://localhost:3000/";
@@ -83,14 +83,29 @@ async fn reset_mail_goes_over_smtp_with_the_token_verbatim() {
     assert!(mail.data.split("\r\n").all(|line| line.len() <= 998));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pooled_connection_carries_several_mails_and_auth_is_accepted() {
+/// lettre hands a connection back to its pool in a task of its own, spawned
+/// when a send ends; a send right after may find the pool empty and open a
+/// second connection. On a current-thread runtime that task is queued when
+/// the send returns, and yielding lets it run before the next send: no
+/// timing involved.
+async fn let_the_pool_take_its_connection_back() {
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pooled_connection_carries_several_mails_after_one_login_with_the_credentials() {
     let sink = SmtpSink::start().await;
-    let mailer =
-        SmtpMailer::new(smtp_settings(sink.port()).with_credentials("user", "secret")).unwrap();
+    let mailer = SmtpMailer::new(
+        smtp_settings(sink.port()).with_credentials("mailer@example.com", "s3cret pass:word"),
+    )
+    .unwrap();
     mailer.test_connection().await.unwrap();
     let user = ann();
-    for i in 0..3 {
+    let mails = 3;
+    for i in 0..mails {
+        let_the_pool_take_its_connection_back().await;
         mailer
             .send(reset_password_mail(
                 &user.email,
@@ -100,7 +115,7 @@ async fn pooled_connection_carries_several_mails_and_auth_is_accepted() {
             .await
             .unwrap();
     }
-    for i in 0..3 {
+    for i in 0..mails {
         let mail = sink
             .wait_for_mail_to(user.email.as_str(), WAIT)
             .await
@@ -110,7 +125,174 @@ async fn pooled_connection_carries_several_mails_and_auth_is_accepted() {
             format!("tok-{i}")
         );
     }
-    assert_eq!(sink.mails().len(), 3);
+    assert_eq!(sink.mails().len(), mails);
+
+    // The start-up check and every mail went over one pooled connection,
+    // which logged in once with the configured credentials.
+    let connections = sink.connections();
+    assert_eq!(connections.len(), 1, "{connections:#?}");
+    assert_eq!(connections[0].mails_in_clear, mails);
+    let auths = sink.auths();
+    assert_eq!(auths.len(), 1, "{auths:#?}");
+    assert_eq!(auths[0].username, "mailer@example.com");
+    assert_eq!(auths[0].password, "s3cret pass:word");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_the_mailer_does_not_log_in() {
+    let sink = SmtpSink::start().await;
+    let mailer = SmtpMailer::new(smtp_settings(sink.port())).unwrap();
+    let user = ann();
+    mailer
+        .send(reset_password_mail(&user.email, FRONTEND, "t"))
+        .await
+        .unwrap();
+    sink.wait_for_mail_to(user.email.as_str(), WAIT)
+        .await
+        .expect("the mail");
+    assert_eq!(sink.auths(), vec![]);
+}
+
+/// The text `body` as the sink sees it in the message: CRLF line endings.
+fn crlf(body: &str) -> String {
+    body.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// Sends a reset mail with a JWT-like token and credentials through `tls` to
+/// a sink speaking `sink_tls`, trusting the sink's CA; checks the mail
+/// arrived intact and returns the sink.
+async fn a_reset_mail_goes_over(tls: SmtpTls, sink_tls: SinkTls) -> SmtpSink {
+    let sink = SmtpSink::start_with(sink_tls).await;
+    let ca = sink.ca_certificate_pem().expect("a TLS sink").to_owned();
+    let settings = SmtpSettings::new(
+        "127.0.0.1",
+        Some(sink.port()),
+        tls,
+        format!("Portcullis <{FROM}>"),
+    )
+    .with_credentials("mailer", "over-tls-only")
+    .with_root_certificate(ca);
+    let mailer = SmtpMailer::new(settings)
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let user = ann();
+    let token = jwt_like_token();
+    let mail = reset_password_mail(&user.email, FRONTEND, &token);
+    let (text, html) = (crlf(&mail.text), crlf(&mail.html));
+    mailer.send(mail).await.unwrap();
+
+    let received = sink
+        .wait_for_mail_to(user.email.as_str(), WAIT)
+        .await
+        .expect("the mail arrived");
+    assert_eq!(received.from, FROM);
+    assert_eq!(received.to, vec![user.email.as_str().to_owned()]);
+    assert_eq!(
+        received.header("Subject").as_deref(),
+        Some("Reset your password")
+    );
+    assert!(received.data.contains(&text), "{}", received.data);
+    assert!(received.data.contains(&html), "{}", received.data);
+    assert_eq!(
+        received.token_after("/reset-password?token=").as_deref(),
+        Some(token.as_str())
+    );
+    sink
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_upgrades_before_login_and_mail() {
+    let sink = a_reset_mail_goes_over(SmtpTls::StartTls, SinkTls::StartTls).await;
+    let connections = sink.connections();
+    assert_eq!(connections.len(), 1, "{connections:#?}");
+    let connection = &connections[0];
+    assert!(connection.starttls && !connection.implicit_tls);
+    assert_eq!(
+        (connection.mails_in_clear, connection.mails_over_tls),
+        (0, 1)
+    );
+    let auths = &connection.auths;
+    assert_eq!(auths.len(), 1, "{auths:#?}");
+    assert_eq!(
+        (auths[0].username.as_str(), auths[0].password.as_str()),
+        ("mailer", "over-tls-only")
+    );
+    assert!(auths[0].over_tls, "credentials went in clear");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_carries_login_and_mail() {
+    let sink = a_reset_mail_goes_over(SmtpTls::Tls, SinkTls::Implicit).await;
+    let connections = sink.connections();
+    assert_eq!(connections.len(), 1, "{connections:#?}");
+    let connection = &connections[0];
+    assert!(connection.implicit_tls && !connection.starttls);
+    assert_eq!(
+        (connection.mails_in_clear, connection.mails_over_tls),
+        (0, 1)
+    );
+    let auths = sink.auths();
+    assert_eq!(auths.len(), 1, "{auths:#?}");
+    assert_eq!(auths[0].username, "mailer");
+    assert_eq!(auths[0].password, "over-tls-only");
+    assert!(auths[0].over_tls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_never_falls_back_to_plain_text() {
+    // A server (or a man in the middle) that does not offer STARTTLS.
+    let sink = SmtpSink::start().await;
+    let settings = SmtpSettings::new(
+        "127.0.0.1",
+        Some(sink.port()),
+        SmtpTls::StartTls,
+        format!("Portcullis <{FROM}>"),
+    )
+    .with_credentials("mailer", "never-in-clear");
+    let mailer = SmtpMailer::new(settings)
+        .unwrap()
+        .with_timeout(Duration::from_secs(5));
+    let user = ann();
+    let err = mailer
+        .send(reset_password_mail(&user.email, FRONTEND, "t"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("(starttls)"), "{err}");
+    assert_eq!(sink.connections().len(), 1, "it did connect");
+    assert!(sink.mails().is_empty());
+    assert!(sink.auths().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused_and_nothing_is_sent() {
+    for (tls, sink_tls) in [
+        (SmtpTls::StartTls, SinkTls::StartTls),
+        (SmtpTls::Tls, SinkTls::Implicit),
+    ] {
+        let sink = SmtpSink::start_with(sink_tls).await;
+        // The sink's CA is not trusted: the system roots do not know it.
+        let settings = SmtpSettings::new(
+            "127.0.0.1",
+            Some(sink.port()),
+            tls,
+            format!("Portcullis <{FROM}>"),
+        )
+        .with_credentials("mailer", "never-sent");
+        let mailer = SmtpMailer::new(settings)
+            .unwrap()
+            .with_timeout(Duration::from_secs(5));
+        let user = ann();
+        let err = mailer
+            .send(reset_password_mail(&user.email, FRONTEND, "t"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("({tls})")), "{err}");
+        assert!(sink.mails().is_empty());
+        assert!(sink.auths().is_empty());
+        let connections = sink.connections();
+        assert_eq!(connections.len(), 1, "{tls}: {connections:#?}");
+        assert!(!connections[0].starttls, "{tls}: the handshake failed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

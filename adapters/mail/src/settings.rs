@@ -92,6 +92,11 @@ pub struct SmtpSettings {
     /// Sender (`MAIL_FROM`): `noreply@example.com` or
     /// `Portcullis <noreply@example.com>`.
     pub from: String,
+    /// An extra certificate authority (PEM) the TLS client trusts besides
+    /// the system's, for a relay whose certificate a private CA issued.
+    /// Host names are still checked. Used with [`SmtpTls::StartTls`] and
+    /// [`SmtpTls::Tls`]; ignored with [`SmtpTls::None`].
+    pub root_certificate: Option<String>,
 }
 
 impl SmtpSettings {
@@ -110,7 +115,15 @@ impl SmtpSettings {
             password: None,
             tls,
             from: from.into(),
+            root_certificate: None,
         }
+    }
+
+    /// The same settings, also trusting the certificate authority `pem`
+    /// (see [`SmtpSettings::root_certificate`]).
+    pub fn with_root_certificate(mut self, pem: impl Into<String>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
     }
 
     /// The same settings, logging in as `username` with `password`.

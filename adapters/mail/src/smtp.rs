@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use portcullis_domain::{Mail, MailError, Mailer};
@@ -39,8 +40,9 @@ impl SmtpMailer {
 
     /// A mailer for `settings`, checked: the sender must be a mailbox, the
     /// host non-empty, the port non-zero, a password comes with a username,
-    /// and the TLS client (for `starttls` and `tls`) must set up. Empty
-    /// username and password count as unset.
+    /// and the TLS client (for `starttls` and `tls`, with the
+    /// [root certificate](SmtpSettings::root_certificate) if any) must set
+    /// up. Empty username and password count as unset.
     pub fn new(settings: SmtpSettings) -> Result<Self, MailConfigError> {
         let SmtpSettings {
             host,
@@ -49,6 +51,7 @@ impl SmtpMailer {
             password,
             tls,
             from,
+            root_certificate,
         } = settings;
         let host = host.trim().to_owned();
         if host.is_empty() {
@@ -72,17 +75,23 @@ impl SmtpMailer {
             host: host.clone(),
             reason: e.to_string(),
         };
-        let mut builder = match tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str()),
-            SmtpTls::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(tls_error)?
+        let tls_parameters = || {
+            let mut parameters = TlsParameters::builder(host.clone());
+            if let Some(pem) = &root_certificate {
+                let ca = Certificate::from_pem(pem.as_bytes()).map_err(tls_error)?;
+                parameters = parameters.add_root_certificate(ca);
             }
-            SmtpTls::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&host).map_err(tls_error)?
-            }
-        }
-        .port(port)
-        .timeout(Some(Self::DEFAULT_TIMEOUT));
+            parameters.build().map_err(tls_error)
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+            .tls(match tls {
+                SmtpTls::None => Tls::None,
+                // STARTTLS or no mail: never a fallback to plain text.
+                SmtpTls::StartTls => Tls::Required(tls_parameters()?),
+                SmtpTls::Tls => Tls::Wrapper(tls_parameters()?),
+            })
+            .port(port)
+            .timeout(Some(Self::DEFAULT_TIMEOUT));
         match (username, password) {
             (Some(user), password) => {
                 // Exposed only to hand it to lettre.
@@ -281,6 +290,20 @@ mod tests {
         empty_creds.username = Some(String::new());
         empty_creds.password = Some(String::new().into());
         assert!(SmtpMailer::new(empty_creds).is_ok());
+    }
+
+    #[test]
+    fn a_root_certificate_that_is_not_pem_is_refused_with_tls() {
+        let garbage = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+        for tls in [SmtpTls::StartTls, SmtpTls::Tls] {
+            let err = SmtpMailer::new(settings(tls).with_root_certificate(garbage)).unwrap_err();
+            assert!(
+                matches!(&err, MailConfigError::Tls { tls: t, .. } if *t == tls),
+                "{err}"
+            );
+        }
+        // No TLS, no certificate to read.
+        assert!(SmtpMailer::new(settings(SmtpTls::None).with_root_certificate(garbage)).is_ok());
     }
 
     #[test]

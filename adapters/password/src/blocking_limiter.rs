@@ -85,24 +85,48 @@ impl BlockingLimiter {
     }
 }
 
-/// Test instrumentation: counts jobs running on the blocking pool.
+/// Test instrumentation: counts jobs running on the blocking pool, and can
+/// hold them there.
 #[cfg(test)]
 pub(crate) mod probe {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::time::{Duration, Instant};
 
     #[derive(Debug, Default)]
     pub(crate) struct Probe {
         in_flight: AtomicUsize,
         peak: AtomicUsize,
         started: AtomicUsize,
+        /// Whether starting jobs wait (holding their permit) before running.
+        held: Mutex<bool>,
+        released: Condvar,
     }
 
     impl Probe {
+        /// Counts a job that starts; while [`Probe::hold`] is in force, waits
+        /// on this (blocking-pool) thread until it is released.
         pub(crate) fn enter(&self) -> InFlight<'_> {
             self.started.fetch_add(1, Ordering::SeqCst);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            InFlight(self)
+            let in_flight = InFlight(self);
+            let mut held = self.held();
+            while *held {
+                held = self.released.wait(held).unwrap_or_else(|e| e.into_inner());
+            }
+            in_flight
+        }
+
+        fn held(&self) -> MutexGuard<'_, bool> {
+            self.held.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Makes starting jobs wait, counted as in flight, until the guard is
+        /// dropped (also when the test fails, so no job stays stuck).
+        pub(crate) fn hold(&self) -> Hold<'_> {
+            *self.held() = true;
+            Hold(self)
         }
 
         pub(crate) fn in_flight(&self) -> usize {
@@ -117,6 +141,42 @@ pub(crate) mod probe {
         /// Most jobs seen running at the same time.
         pub(crate) fn peak(&self) -> usize {
             self.peak.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Releases the held jobs when dropped; see [`Probe::hold`].
+    pub(crate) struct Hold<'a>(&'a Probe);
+
+    impl Hold<'_> {
+        /// With more calls made than `limit`, checks that exactly `limit`
+        /// jobs run (`started` in all, counting earlier ones) while held:
+        /// waits until `limit` are in flight (deterministic: they cannot
+        /// finish while held), gives a job too many the chance to start (a
+        /// broken limiter would show it), then checks none did. Drop the
+        /// guard afterwards to let them all go: the peak is then `limit`.
+        pub(crate) async fn assert_exactly_in_flight(&self, limit: usize, started: usize) {
+            let probe = self.0;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while probe.in_flight() < limit {
+                assert!(
+                    Instant::now() < deadline,
+                    "only {} of {limit} jobs ever ran at once",
+                    probe.in_flight()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Not a wait for anything: room for a broken limiter to start a
+            // job too many, which the checks below would see.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(probe.in_flight(), limit, "jobs running past the limit");
+            assert_eq!(probe.started(), started, "jobs started past the limit");
+        }
+    }
+
+    impl Drop for Hold<'_> {
+        fn drop(&mut self) {
+            *self.0.held() = false;
+            self.0.released.notify_all();
         }
     }
 
@@ -154,20 +214,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn never_runs_more_jobs_than_the_limit_at_once() {
         let limiter = limiter(3);
+        let held = limiter.probe.hold();
         let jobs: Vec<_> = (0..12)
-            .map(|_| {
+            .map(|i| {
                 let limiter = limiter.clone();
-                // Long enough that unbounded jobs would surely overlap.
-                tokio::spawn(async move {
-                    limiter
-                        .run(|| std::thread::sleep(Duration::from_millis(30)))
-                        .await
-                })
+                tokio::spawn(async move { limiter.run(move || i).await })
             })
             .collect();
-        for job in jobs {
-            job.await.expect("task").expect("job");
+        held.assert_exactly_in_flight(3, 3).await;
+        assert_eq!(limiter.available(), 0, "the three running hold the permits");
+        drop(held);
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(job.await.expect("task"), Ok(i));
         }
+        assert_eq!(limiter.probe.started(), 12);
         assert_eq!(
             limiter.probe.peak(),
             3,

@@ -138,6 +138,7 @@ mod tests {
         let stored = hasher.hash("correct horse battery").await.expect("hash");
 
         let calls = 4 * cores;
+        let held = hasher.limiter.probe.hold();
         let jobs: Vec<_> = (0..calls)
             .map(|i| {
                 let (hasher, stored) = (hasher.clone(), stored.clone());
@@ -151,6 +152,9 @@ mod tests {
                 })
             })
             .collect();
+        // The first hash, then one job per core at once.
+        held.assert_exactly_in_flight(cores, 1 + cores).await;
+        drop(held);
         for job in jobs {
             job.await.expect("task").expect("hashing");
         }
@@ -173,18 +177,20 @@ mod tests {
         let limit = NonZeroUsize::new(2).expect("non-zero");
         let hasher =
             PhcPasswordHasher::with_max_concurrency(HasherConfig::default(), limit).expect("valid");
+        let held = hasher.limiter.probe.hold();
         let jobs: Vec<_> = (0..8)
             .map(|_| {
                 let hasher = hasher.clone();
                 tokio::spawn(async move { hasher.hash("correct horse battery").await })
             })
             .collect();
+        held.assert_exactly_in_flight(2, 2).await;
+        drop(held);
         for job in jobs {
             job.await.expect("task").expect("hash");
         }
-        // Never more than the permits (fewer when the jobs happened not to
-        // overlap on a busy machine).
-        assert!((1..=2).contains(&hasher.limiter.probe.peak()));
+        assert_eq!(hasher.limiter.probe.started(), 8);
+        assert_eq!(hasher.limiter.probe.peak(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -210,6 +216,7 @@ mod tests {
         }
 
         // Many at once: never more buffers than permits, all of them back.
+        let held = hasher.limiter.probe.hold();
         let jobs: Vec<_> = (0..24)
             .map(|i| {
                 let (hasher, stored) = (hasher.clone(), stored.clone());
@@ -223,12 +230,13 @@ mod tests {
                 })
             })
             .collect();
+        // The first hash and the three checks, then two jobs at once.
+        held.assert_exactly_in_flight(2, 4 + 2).await;
+        drop(held);
         for job in jobs {
             job.await.expect("task").expect("hashing");
         }
-        // Never more than the permits (fewer when the jobs happened not to
-        // overlap on a busy machine).
-        assert!((1..=2).contains(&hasher.limiter.probe.peak()));
+        assert_eq!(hasher.limiter.probe.peak(), 2);
         let mut idle = memory.idle_addresses();
         idle.sort_unstable();
         idle.dedup();
