@@ -61,7 +61,8 @@ use handlers::fallback::{method_not_allowed, not_found};
 use handlers::health;
 pub use handlers::routes;
 pub use openapi::{
-    DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_resource, standalone_document, swagger_ui,
+    DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_document_with, openapi_resource,
+    standalone_document, standalone_document_with, swagger_ui,
 };
 pub use portcullis_application::UserService;
 pub use pydantic::ValidationError;
@@ -95,7 +96,7 @@ pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConf
 /// Swagger UI at `GET /docs`, and `404 {"detail": "Not Found"}` for unknown
 /// paths.
 pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
-    let document = standalone_document(prefix);
+    let document = standalone_document_with(prefix, service.user_fields());
     let mount = mount(service, prefix);
     move |cfg: &mut ServiceConfig| {
         cfg.service(health_resource())

@@ -2,6 +2,7 @@
 
 use portcullis_domain::User;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// A user as the contract renders it; `hashed_password` never leaves.
@@ -26,6 +27,11 @@ pub struct UserBody {
     /// The user's role: `student`, `instructor` or `admin`, lowest to highest.
     #[schema(value_type = crate::openapi::schemas::Role)]
     pub role: &'static str,
+    /// The deployment's extra fields, at the top level as FastAPI Users
+    /// renders custom fields (the document adds them to `UserRead`).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub fields: Map<String, Value>,
 }
 
 impl From<&User> for UserBody {
@@ -37,6 +43,11 @@ impl From<&User> for UserBody {
             is_superuser: u.is_superuser,
             is_verified: u.is_verified,
             role: u.role.as_str(),
+            fields: u
+                .fields
+                .iter()
+                .map(|(name, value)| (name.to_owned(), crate::request::field_to_json(value)))
+                .collect(),
         }
     }
 }

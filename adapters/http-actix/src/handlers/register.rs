@@ -1,9 +1,9 @@
 //! `POST /auth/register`.
 
-use actix_web::HttpResponse;
-use actix_web::web::Data;
+use actix_web::web::{Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{RegisterError, UserService};
-use portcullis_domain::EmailAddress;
+use portcullis_domain::{EmailAddress, FieldWriter};
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::ToSchema;
 
@@ -68,10 +68,18 @@ impl From<RegisterError> for ApiError {
 )]
 pub async fn register(
     service: Data<UserService>,
-    Body(body): Body<RegisterBody>,
+    req: HttpRequest,
+    payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let (body, fields) = Body::<RegisterBody>::read_with_fields(
+        &req,
+        &mut payload.into_inner(),
+        service.user_fields(),
+        FieldWriter::User,
+    )
+    .await?;
     let user = service
-        .register(body.email, body.password.expose_secret())
+        .register_with_fields(body.email, body.password.expose_secret(), &fields)
         .await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }

@@ -3,7 +3,7 @@
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{AdminDeleteError, AdminError, AdminUpdateError, UserService};
-use portcullis_domain::{EmailAddress, Role, UserChanges, UserId};
+use portcullis_domain::{EmailAddress, FieldWriter, Role, UserChanges, UserId};
 use secrecy::SecretString;
 use utoipa::ToSchema;
 
@@ -154,8 +154,15 @@ pub async fn patch_user(
     payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&id)?;
-    let body = match Body::<UserUpdate>::read(&req, &mut payload.into_inner()).await {
-        Ok(body) => body,
+    let mut payload = payload.into_inner();
+    let read = Body::<UserUpdate>::read_with_fields(
+        &req,
+        &mut payload,
+        service.user_fields(),
+        FieldWriter::Admin,
+    );
+    let (body, fields) = match read.await {
+        Ok(read) => read,
         Err(bad_body) => {
             // 404 for an unknown id comes before any judgement of the body;
             // only a bad body needs this extra look-up (a good one learns
@@ -164,7 +171,9 @@ pub async fn patch_user(
             return Err(bad_body);
         }
     };
-    let user = service.admin_update_user(&admin, id, body.into()).await?;
+    let mut changes = UserChanges::from(body);
+    changes.fields = fields;
+    let user = service.admin_update_user(&admin, id, changes).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 

@@ -3,6 +3,7 @@
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{UpdateMeError, UserService};
+use portcullis_domain::FieldWriter;
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::ToSchema;
 
@@ -81,8 +82,16 @@ pub async fn patch_me(
 ) -> Result<HttpResponse, ApiError> {
     // 401 before the body is judged: read in this order, not as extractors.
     let user = authenticate(&req).await?;
-    let body: UserMeUpdate = Body::read(&req, &mut payload.into_inner()).await?;
+    let (body, fields) = Body::<UserMeUpdate>::read_with_fields(
+        &req,
+        &mut payload.into_inner(),
+        service.user_fields(),
+        FieldWriter::User,
+    )
+    .await?;
     let password = body.password.as_ref().map(ExposeSecret::expose_secret);
-    let user = service.update_me(user, password).await?;
+    let user = service
+        .update_me_with_fields(user, password, &fields)
+        .await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }

@@ -12,6 +12,7 @@
 //!   413/503);
 //! - [`swagger`]: Swagger UI.
 
+mod fields;
 pub(crate) mod responses;
 pub(crate) mod schemas;
 mod swagger;
@@ -19,6 +20,7 @@ mod swagger;
 use actix_web::http::header;
 use actix_web::web;
 use actix_web::{HttpResponse, Resource};
+use portcullis_domain::UserFields;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -111,7 +113,21 @@ pub fn openapi_document(prefix: &str) -> Document {
 /// ([`configure`](crate::configure)) serves under the API: the contract at
 /// `prefix` and `GET /health`.
 pub fn standalone_document(prefix: &str) -> Document {
+    standalone_document_with(prefix, &UserFields::none())
+}
+
+/// [`openapi_document`] with a deployment's extra user fields in the user
+/// schemas (`UserRead`, `UserCreate`, `UserMeUpdate`, `UserUpdate`): pass
+/// [`UserService::user_fields`](portcullis_application::UserService::user_fields).
+pub fn openapi_document_with(prefix: &str, fields: &UserFields) -> Document {
     let mut doc = openapi_document(prefix);
+    fields::add_user_fields(&mut doc, fields);
+    doc
+}
+
+/// [`standalone_document`] with a deployment's extra user fields.
+pub fn standalone_document_with(prefix: &str, fields: &UserFields) -> Document {
+    let mut doc = openapi_document_with(prefix, fields);
     doc.merge(HealthDoc::openapi());
     doc
 }

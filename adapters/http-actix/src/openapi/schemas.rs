@@ -58,9 +58,9 @@ pub(crate) fn optional_email() -> Schema {
         .into()
 }
 
-/// A flag as pydantic's lax mode reads one: a boolean, `0`/`1`, or one of
-/// the words below in any case; `null` leaves the flag as it is.
-pub(crate) fn lax_bool() -> Schema {
+/// The words pydantic's lax mode reads as a boolean, in any case, as a
+/// regular expression matching the whole string.
+pub(crate) fn lax_bool_words() -> String {
     let words = [
         "0", "1", "t", "f", "y", "n", "true", "false", "yes", "no", "on", "off",
     ];
@@ -69,6 +69,12 @@ pub(crate) fn lax_bool() -> Schema {
         .map(|word| any_case(word))
         .collect::<Vec<_>>()
         .join("|");
+    format!("^(?:{pattern})$")
+}
+
+/// A flag as pydantic's lax mode reads one: a boolean, `0`/`1`, or one of
+/// the words of [`lax_bool_words`]; `null` leaves the flag as it is.
+pub(crate) fn lax_bool() -> Schema {
     Schema::AnyOf(
         AnyOfBuilder::new()
             .description(Some(
@@ -86,7 +92,7 @@ pub(crate) fn lax_bool() -> Schema {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some(format!("^(?:{pattern})$"))),
+                    .pattern(Some(lax_bool_words())),
             )
             .build(),
     )

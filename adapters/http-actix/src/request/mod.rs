@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 mod field;
+mod fields;
 mod form;
 mod json;
 mod payload;
@@ -25,11 +26,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev};
+use portcullis_domain::{FieldValues, FieldWriter, UserFields};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::pydantic::ValidationError;
 pub use field::FromJsonField;
+pub(crate) use fields::to_json as field_to_json;
 pub(crate) use form::form_body;
 pub use form::{Form, FormBody, GrantType, read_form_field};
 use json::JsonInput;
@@ -93,6 +96,40 @@ impl<T: JsonBody> Body<T> {
         let bytes = payload::read_bytes(req, payload).await?;
         let input = json::parse(req, &bytes).map_err(|e| ApiError::Validation(vec![e]))?;
         judge(input).map_err(ApiError::Validation)
+    }
+}
+
+impl<T: JsonBody> Body<T> {
+    /// [`read`](Self::read), with the deployment's extra user fields that
+    /// `writer` may set read from the same object (a model body's only);
+    /// their problems follow the body's, as pydantic lists a subclass's
+    /// fields after its base's.
+    pub async fn read_with_fields(
+        req: &HttpRequest,
+        payload: &mut dev::Payload,
+        fields: &UserFields,
+        writer: FieldWriter,
+    ) -> Result<(T, FieldValues), ApiError> {
+        let bytes = payload::read_bytes(req, payload).await?;
+        let input = json::parse(req, &bytes).map_err(|e| ApiError::Validation(vec![e]))?;
+        match input {
+            JsonInput::Object(object) if T::SHAPE == Shape::Model => {
+                let missing_input = Value::Object(object.clone());
+                let body = T::from_object(&object, &missing_input);
+                let values = fields::read_fields(&object, fields, writer);
+                match (body, values) {
+                    (Ok(body), Ok(values)) => Ok((body, values)),
+                    (body, values) => {
+                        let mut problems = body.err().unwrap_or_default();
+                        problems.extend(values.err().unwrap_or_default());
+                        Err(ApiError::Validation(problems))
+                    }
+                }
+            }
+            other => judge(other)
+                .map(|body| (body, FieldValues::new()))
+                .map_err(ApiError::Validation),
+        }
     }
 }
 
