@@ -64,6 +64,7 @@ mod config;
 mod superuser;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod user_fields;
 
 pub use app::{
     StartError, build_service, ensure_first_superuser, migrate, open_store, open_store_with,
@@ -81,6 +82,7 @@ pub use portcullis_application::UserService;
 #[doc(no_inline)]
 pub use portcullis_http_actix::{configure, mount};
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
+pub use user_fields::{fields_of, parse_user_fields, user_fields_of};
 
 /// The HTTP side: `mount` and `configure`,
 /// the guard extractors ([`CurrentUser`](http::CurrentUser),
