@@ -23,6 +23,7 @@ mod hooks;
 mod login;
 mod logout;
 mod me;
+mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
@@ -41,6 +42,7 @@ pub use error::InfraError;
 pub use hooks::HookChain;
 pub use login::LoginError;
 pub use me::UpdateMeError;
+pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
 pub use verify::VerifyError;
@@ -109,12 +111,29 @@ pub struct Policy {
 pub struct UserService {
     ports: Ports,
     policy: Policy,
+    password_rules: PasswordRules,
 }
 
 impl UserService {
-    /// Assembles the use cases over `ports` with `policy`.
+    /// Assembles the use cases over `ports` with `policy` and the default
+    /// [`PasswordRules`] (see [`with_password_rules`](Self::with_password_rules)).
     pub fn new(ports: Ports, policy: Policy) -> Self {
-        Self { ports, policy }
+        Self {
+            ports,
+            policy,
+            password_rules: PasswordRules::default(),
+        }
+    }
+
+    /// The same use cases, with `rules` for every new password.
+    pub fn with_password_rules(mut self, rules: PasswordRules) -> Self {
+        self.password_rules = rules;
+        self
+    }
+
+    /// The password rules in force.
+    pub fn password_rules(&self) -> &PasswordRules {
+        &self.password_rules
     }
 
     /// The policy in force.
