@@ -6,6 +6,8 @@
 //! - `DELETE /courses/{id}`: admins (and superusers).
 //! - One hook is overridden: every registration is counted and logged, and
 //!   the built-in hooks still mail reset and verify tokens.
+//! - One password rule of its own: no password may contain "course"
+//!   (register, reset and password changes answer `400` with its reason).
 //!
 //! Run it with `cargo run --example course_catalog`, then:
 //!
@@ -59,6 +61,19 @@ impl UserEvents for CountRegistrations {
     async fn on_after_register(&self, user: &User) {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(email = %user.email, n, "welcome to the course catalogue");
+    }
+}
+
+/// The host's own password rule, after the built-in ones (8 characters,
+/// not the address): a plain function is a `PasswordValidator`.
+pub const NO_COURSE_REASON: &str = "Password should not contain the word \"course\"";
+
+/// Refuses any password containing "course", in any letter case.
+pub fn no_course_in_password(password: &str, _owner: &PasswordOwner<'_>) -> Result<(), String> {
+    if password.to_lowercase().contains("course") {
+        Err(NO_COURSE_REASON.to_owned())
+    } else {
+        Ok(())
     }
 }
 
@@ -119,6 +134,7 @@ pub fn build_portcullis(hook: Arc<CountRegistrations>) -> UserService {
         )
         .frontend_url("http://localhost:8080")
         .events(hook)
+        .password_validator(Arc::new(no_course_in_password))
         .build()
         .expect("the example's settings are valid")
 }

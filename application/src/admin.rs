@@ -1,7 +1,7 @@
 //! User administration, for superusers only: read, change, delete any user.
 
 use portcullis_domain::{
-    FieldWriter, Password, PasswordPolicyViolation, StoreError, User, UserChanges, UserId,
+    FieldWriter, PasswordOwner, PasswordPolicyViolation, StoreError, User, UserChanges, UserId,
     UserPatch,
 };
 use secrecy::ExposeSecret;
@@ -117,10 +117,23 @@ impl UserService {
             address = email;
         }
         let password = match &changes.password {
-            Some(p) => Some(
-                Password::new(p.expose_secret(), address)
-                    .map_err(AdminUpdateError::InvalidPassword)?,
-            ),
+            Some(p) => {
+                // The rules judge the password of the user as they will be:
+                // the new address, the new field values.
+                let mut fields = current.fields.clone();
+                fields.apply(&changes.fields);
+                let owner = PasswordOwner {
+                    email: address,
+                    fields: &fields,
+                    user: Some(&current),
+                };
+                Some(
+                    self.password_rules
+                        .check(p.expose_secret(), &owner)
+                        .await
+                        .map_err(AdminUpdateError::InvalidPassword)?,
+                )
+            }
             None => None,
         };
         if new_address && self.ports.users.get_by_email(address).await?.is_some() {
@@ -170,7 +183,7 @@ impl UserService {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use portcullis_domain::Role;
+    use portcullis_domain::{FieldValue, Role};
 
     fn admin() -> User {
         let mut u = User::new(email("root@example.com"), "$h".into());
@@ -400,6 +413,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_host_validator_judges_the_new_address_and_its_refusal_changes_nothing() {
+        let mut target = a_user();
+        target.fields.set("team", FieldValue::String("red".into()));
+        target
+            .fields
+            .set("nickname", FieldValue::String("annie".into()));
+        let id = target.id;
+        let mut m = Mocks::new(); // no hash, no patch expected
+        stored(&mut m, target.clone());
+        m.refuse_once(
+            "brand new pw",
+            move |o| {
+                o.email.as_str() == "new@example.com"
+                    // the fields as they will be: changed ones new, others kept
+                    && o.fields.get("team") == Some(&FieldValue::String("blue".into()))
+                    && o.fields.get("nickname") == Some(&FieldValue::String("annie".into()))
+                    && o.user
+                        .is_some_and(|u| u.id == id && u.email.as_str() == "Ann@example.com")
+            },
+            "Not with that address",
+        );
+        let changes = UserChanges {
+            email: Some(email("new@example.com")),
+            password: Some("brand new pw".into()),
+            fields: [("team".to_owned(), FieldValue::String("blue".into()))]
+                .into_iter()
+                .collect(),
+            ..UserChanges::default()
+        };
+        assert_matches!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await,
+            Err(AdminUpdateError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Not with that address"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_minimum_length_is_the_deployments() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        m.rules.min_length = 13;
+        stored(&mut m, target.clone());
+        let changes = UserChanges {
+            password: Some("brand new pw".into()),
+            ..UserChanges::default()
+        };
+        assert_matches!(
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await,
+            Err(AdminUpdateError::InvalidPassword(ref why))
+                if why.reason() == "Password should be at least 13 characters"
+        );
+    }
+
+    #[tokio::test]
     async fn a_weak_password_is_refused() {
         let target = a_user();
         let mut m = Mocks::new();
@@ -413,7 +484,7 @@ mod tests {
                 .admin_update_user(&admin(), target.id, changes)
                 .await,
             Err(AdminUpdateError::InvalidPassword(
-                PasswordPolicyViolation::TooShort
+                PasswordPolicyViolation::TooShort { min: 8 }
             ))
         );
     }

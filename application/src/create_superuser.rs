@@ -3,7 +3,7 @@
 //! HTTP client.
 
 use portcullis_domain::{
-    EmailAddress, Password, PasswordPolicyViolation, StoreError, User, UserPatch,
+    EmailAddress, PasswordOwner, PasswordPolicyViolation, StoreError, User, UserPatch,
 };
 
 use crate::{InfraError, UserService};
@@ -74,13 +74,22 @@ impl UserService {
             return Ok(SuperuserOutcome::Promoted(user));
         }
         let password = password.ok_or(CreateSuperuserError::MissingPassword)?;
-        let password =
-            Password::new(password, &email).map_err(CreateSuperuserError::InvalidPassword)?;
+        let defaults = self.user_fields().defaults();
+        let owner = PasswordOwner {
+            email: &email,
+            fields: &defaults,
+            user: None,
+        };
+        let password = self
+            .password_rules
+            .check(password, &owner)
+            .await
+            .map_err(CreateSuperuserError::InvalidPassword)?;
         let hashed = self.ports.hasher.hash(password.expose()).await?;
         let mut user = User::new(email.clone(), hashed);
         user.is_superuser = true;
         user.is_verified = true;
-        user.fields = self.user_fields().defaults();
+        user.fields = defaults;
         match self.ports.users.create(user).await {
             Ok(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));
@@ -283,8 +292,41 @@ mod tests {
         assert_matches!(
             outcome,
             Err(CreateSuperuserError::InvalidPassword(
-                PasswordPolicyViolation::TooShort
+                PasswordPolicyViolation::TooShort { min: 8 }
             ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_superusers_password_obeys_the_deployments_rules() {
+        let mut m = Mocks::new(); // no hash, no create expected
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.refuse_once(
+            "a long password",
+            |o| o.email.as_str() == "root@example.com" && o.user.is_none(),
+            "Administrators need a passphrase",
+        );
+        let outcome = m
+            .service()
+            .create_superuser(email("root@example.com"), Some("a long password"), false)
+            .await;
+        assert_matches!(
+            outcome,
+            Err(CreateSuperuserError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Administrators need a passphrase"
+        );
+
+        let mut m = Mocks::new();
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.rules.min_length = 16;
+        let outcome = m
+            .service()
+            .create_superuser(email("root@example.com"), Some("a long password"), false)
+            .await;
+        assert_matches!(
+            outcome,
+            Err(CreateSuperuserError::InvalidPassword(ref why))
+                if why.reason() == "Password should be at least 16 characters"
         );
     }
 

@@ -3,8 +3,8 @@
 //! an HTTP client of the contract.
 
 use portcullis_domain::{
-    EmailAddress, FieldValues, FieldWriter, Password, PasswordPolicyViolation, Role, StoreError,
-    User, UserId,
+    EmailAddress, FieldValues, FieldWriter, PasswordOwner, PasswordPolicyViolation, Role,
+    StoreError, User, UserId,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -68,7 +68,16 @@ impl UserService {
     /// nobody registered.
     #[tracing::instrument(skip_all, fields(email = %new.email, user_id = tracing::field::Empty))]
     pub async fn create_user(&self, new: NewUser) -> Result<User, CreateUserError> {
-        let password = Password::new(new.password.expose_secret(), &new.email)
+        let initial = self.initial_fields(&new.fields, FieldWriter::Admin);
+        let owner = PasswordOwner {
+            email: &new.email,
+            fields: &initial,
+            user: None,
+        };
+        let password = self
+            .password_rules
+            .check(new.password.expose_secret(), &owner)
+            .await
             .map_err(CreateUserError::InvalidPassword)?;
         let hashed = self.ports.hasher.hash(password.expose()).await?;
         let mut user = User::new(new.email, hashed);
@@ -76,7 +85,7 @@ impl UserService {
         user.is_active = new.is_active;
         user.is_superuser = new.is_superuser;
         user.is_verified = new.is_verified;
-        user.fields = self.initial_fields(&new.fields, FieldWriter::Admin);
+        user.fields = initial;
         match self.ports.users.create(user).await {
             Ok(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));
@@ -138,13 +147,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_host_validator_refusal_creates_nobody() {
+        let mut m = Mocks::new(); // no hash, no store call expected
+        m.refuse_once(
+            "a long password",
+            |o| o.email.as_str() == "Ann@example.com" && o.user.is_none(),
+            "Not on this site",
+        );
+        assert_matches!(
+            m.service().create_user(instructor()).await,
+            Err(CreateUserError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Not on this site"
+        );
+        let mut m = Mocks::new();
+        m.rules.min_length = 16;
+        assert_matches!(
+            m.service().create_user(instructor()).await,
+            Err(CreateUserError::InvalidPassword(ref why))
+                if why.reason() == "Password should be at least 16 characters"
+        );
+    }
+
+    #[tokio::test]
     async fn a_weak_password_creates_nobody_and_hashes_nothing() {
         let m = Mocks::new(); // no call expected
         let new = NewUser::new(email("ann@example.com"), "short");
         assert_matches!(
             m.service().create_user(new).await,
             Err(CreateUserError::InvalidPassword(
-                PasswordPolicyViolation::TooShort
+                PasswordPolicyViolation::TooShort { min: 8 }
             ))
         );
     }

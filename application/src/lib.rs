@@ -24,6 +24,7 @@ mod hooks;
 mod login;
 mod logout;
 mod me;
+mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
@@ -42,6 +43,7 @@ pub use error::InfraError;
 pub use hooks::HookChain;
 pub use login::LoginError;
 pub use me::UpdateMeError;
+pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
 pub use verify::VerifyError;
@@ -111,17 +113,31 @@ pub struct UserService {
     ports: Ports,
     policy: Policy,
     fields: UserFields,
+    password_rules: PasswordRules,
 }
 
 impl UserService {
-    /// Assembles the use cases over `ports` with `policy`, with no extra
-    /// user field ([`with_user_fields`](Self::with_user_fields) adds them).
+    /// Assembles the use cases over `ports` with `policy`, the default
+    /// [`PasswordRules`] (see [`with_password_rules`](Self::with_password_rules))
+    /// and no extra user field ([`with_user_fields`](Self::with_user_fields)).
     pub fn new(ports: Ports, policy: Policy) -> Self {
         Self {
             ports,
             policy,
             fields: UserFields::none(),
+            password_rules: PasswordRules::default(),
         }
+    }
+
+    /// The same use cases, with `rules` for every new password.
+    pub fn with_password_rules(mut self, rules: PasswordRules) -> Self {
+        self.password_rules = rules;
+        self
+    }
+
+    /// The password rules in force.
+    pub fn password_rules(&self) -> &PasswordRules {
+        &self.password_rules
     }
 
     /// The policy in force.

@@ -1,6 +1,6 @@
 use portcullis_domain::{
-    FieldValues, FieldWriter, Password, PasswordPolicyViolation, StoreError, User, UserChanges,
-    UserPatch,
+    FieldValues, FieldWriter, Password, PasswordOwner, PasswordPolicyViolation, StoreError, User,
+    UserChanges, UserPatch,
 };
 
 use crate::{InfraError, UserService};
@@ -80,8 +80,7 @@ impl UserService {
         password: &str,
     ) -> Result<(User, Password), UpdateMeError> {
         let mut current = user;
-        let mut checked =
-            Password::new(password, &current.email).map_err(UpdateMeError::InvalidPassword)?;
+        let mut checked = self.check_own_password(password, &current).await?;
         let new_hash = self.ports.hasher.hash(checked.expose()).await?;
         // Only the hash is written, and only over the hash this user had: a
         // whole-row write of the snapshot taken at authentication could undo
@@ -99,8 +98,7 @@ impl UserService {
                 Some(stored) if replaced => break stored,
                 Some(stored) if stored.is_active && attempts < 3 => {
                     attempts += 1;
-                    checked = Password::new(password, &stored.email)
-                        .map_err(UpdateMeError::InvalidPassword)?;
+                    checked = self.check_own_password(password, &stored).await?;
                     current = stored;
                 }
                 Some(stored) if stored.is_active => {
@@ -117,6 +115,23 @@ impl UserService {
             }
         };
         Ok((user, checked))
+    }
+
+    /// `password` against the rules, for `user` as stored.
+    async fn check_own_password(
+        &self,
+        password: &str,
+        user: &User,
+    ) -> Result<Password, UpdateMeError> {
+        let owner = PasswordOwner {
+            email: &user.email,
+            fields: &user.fields,
+            user: Some(user),
+        };
+        self.password_rules
+            .check(password, &owner)
+            .await
+            .map_err(UpdateMeError::InvalidPassword)
     }
 }
 
@@ -220,6 +235,34 @@ mod tests {
             Err(UpdateMeError::InvalidPassword(
                 PasswordPolicyViolation::ContainsEmail
             ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_validator_judges_the_user_and_its_refusal_changes_nothing() {
+        let mut m = Mocks::new(); // no hash, no write expected
+        let user = a_user();
+        let id = user.id;
+        m.refuse_once(
+            "brand new pw",
+            move |o| o.email.as_str() == "Ann@example.com" && o.user.is_some_and(|u| u.id == id),
+            "Pick something longer, Ann",
+        );
+        assert_matches!(
+            m.service().update_me(user, Some("brand new pw")).await,
+            Err(UpdateMeError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Pick something longer, Ann"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_minimum_length_is_the_deployments() {
+        let mut m = Mocks::new();
+        m.rules.min_length = 20;
+        assert_matches!(
+            m.service().update_me(a_user(), Some("brand new pw")).await,
+            Err(UpdateMeError::InvalidPassword(ref why))
+                if why.reason() == "Password should be at least 20 characters"
         );
     }
 

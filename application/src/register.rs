@@ -1,5 +1,6 @@
 use portcullis_domain::{
-    EmailAddress, FieldValues, FieldWriter, Password, PasswordPolicyViolation, StoreError, User,
+    EmailAddress, FieldValues, FieldWriter, PasswordOwner, PasswordPolicyViolation, StoreError,
+    User,
 };
 
 use crate::{InfraError, UserService};
@@ -46,14 +47,24 @@ impl UserService {
         password: &str,
         fields: &FieldValues,
     ) -> Result<User, RegisterError> {
-        let password = Password::new(password, &email).map_err(RegisterError::InvalidPassword)?;
+        let initial = self.initial_fields(fields, FieldWriter::User);
+        let owner = PasswordOwner {
+            email: &email,
+            fields: &initial,
+            user: None,
+        };
+        let password = self
+            .password_rules
+            .check(password, &owner)
+            .await
+            .map_err(RegisterError::InvalidPassword)?;
         // Cheap early answer; the store's unique index decides races below.
         if self.ports.users.get_by_email(&email).await?.is_some() {
             return Err(RegisterError::AlreadyExists);
         }
         let hashed = self.ports.hasher.hash(password.expose()).await?;
         let mut user = User::new(email, hashed);
-        user.fields = self.initial_fields(fields, FieldWriter::User);
+        user.fields = initial;
         let user = match self.ports.users.create(user).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(RegisterError::AlreadyExists),
@@ -103,7 +114,7 @@ mod tests {
         assert_matches!(
             m.service().register(email("bo@example.com"), "short").await,
             Err(RegisterError::InvalidPassword(
-                PasswordPolicyViolation::TooShort
+                PasswordPolicyViolation::TooShort { min: 8 }
             ))
         );
         let m = Mocks::new();
@@ -115,6 +126,40 @@ mod tests {
                 PasswordPolicyViolation::ContainsEmail
             ))
         );
+    }
+
+    #[tokio::test]
+    async fn a_host_validator_refusal_reaches_the_error_before_the_store_is_asked() {
+        let mut m = Mocks::new(); // no store or hasher call expected
+        m.refuse_once(
+            "long enough",
+            |o| o.email.as_str() == "bo@example.com" && o.user.is_none() && o.fields.is_empty(),
+            "Too common",
+        );
+        let refused = m
+            .service()
+            .register(email("bo@example.com"), "long enough")
+            .await;
+        assert_matches!(
+            refused,
+            Err(RegisterError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Too common"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_minimum_length_is_the_deployments() {
+        let mut m = Mocks::new();
+        m.rules.min_length = 12;
+        let Err(RegisterError::InvalidPassword(why)) = m
+            .service()
+            .register(email("bo@example.com"), "long enough")
+            .await
+        else {
+            panic!("an 11-character password passed a 12-character minimum");
+        };
+        assert_eq!(why, PasswordPolicyViolation::TooShort { min: 12 });
+        assert_eq!(why.reason(), "Password should be at least 12 characters");
     }
 
     #[tokio::test]

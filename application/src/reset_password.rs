@@ -1,4 +1,4 @@
-use portcullis_domain::{Password, PasswordPolicyViolation, UserId};
+use portcullis_domain::{PasswordOwner, PasswordPolicyViolation, UserId};
 
 use crate::{InfraError, UserService};
 
@@ -46,8 +46,16 @@ impl UserService {
         if !bound.valid || !user.is_active {
             return Err(BadToken);
         }
-        let password =
-            Password::new(password, &user.email).map_err(ResetPasswordError::InvalidPassword)?;
+        let owner = PasswordOwner {
+            email: &user.email,
+            fields: &user.fields,
+            user: Some(&user),
+        };
+        let password = self
+            .password_rules
+            .check(password, &owner)
+            .await
+            .map_err(ResetPasswordError::InvalidPassword)?;
         let new_hash = self.ports.hasher.hash(password.expose()).await?;
         let replaced = self
             .ports
@@ -208,8 +216,52 @@ mod tests {
         assert_matches!(
             m.service().reset_password("t", "short").await,
             Err(ResetPasswordError::InvalidPassword(
-                PasswordPolicyViolation::TooShort
+                PasswordPolicyViolation::TooShort { min: 8 }
             ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_validator_judges_the_stored_user_and_its_refusal_changes_nothing() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        token_for(&mut m, &user);
+        let id = user.id;
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        // no hash, no write expected
+        m.refuse_once(
+            "brand new pw",
+            move |o| o.email.as_str() == "Ann@example.com" && o.user.is_some_and(|u| u.id == id),
+            "Not like your old one",
+        );
+        assert_matches!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::InvalidPassword(PasswordPolicyViolation::Rejected(ref r)))
+                if r == "Not like your old one"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_minimum_length_is_the_deployments() {
+        let mut m = Mocks::new();
+        m.rules.min_length = 13;
+        let user = a_user();
+        token_for(&mut m, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        assert_matches!(
+            m.service().reset_password("t", "brand new pw").await,
+            Err(ResetPasswordError::InvalidPassword(ref why))
+                if why.reason() == "Password should be at least 13 characters"
         );
     }
 

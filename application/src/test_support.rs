@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use portcullis_domain::{
-    EmailAddress, HashError, MockPasswordHasher, MockTokenCodec, MockUserEvents,
-    MockUserRepository, StoreError, User, UserId, Verification,
+    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockTokenCodec,
+    MockUserEvents, MockUserRepository, PasswordOwner, PasswordValidator, StoreError, User, UserId,
+    Verification,
 };
 
-use crate::{Policy, Ports, UserService};
+use crate::{PasswordRules, Policy, Ports, UserService};
 
 /// One mock per port; set expectations, then call [`Mocks::service`].
 /// A call nobody expected fails the test.
@@ -18,6 +19,7 @@ pub struct Mocks {
     pub tokens: MockTokenCodec,
     pub events: MockUserEvents,
     pub policy: Policy,
+    pub rules: PasswordRules,
 }
 
 impl Mocks {
@@ -28,6 +30,7 @@ impl Mocks {
             tokens: MockTokenCodec::new(),
             events: MockUserEvents::new(),
             policy: Policy::default(),
+            rules: PasswordRules::default(),
         }
     }
 
@@ -41,6 +44,27 @@ impl Mocks {
             },
             self.policy,
         )
+        .with_password_rules(self.rules)
+    }
+}
+
+impl Mocks {
+    /// Adds a host validator that is asked exactly once, about `password`
+    /// for an owner `owner_is` accepts, and refuses with `reason`.
+    pub fn refuse_once(
+        &mut self,
+        password: &'static str,
+        owner_is: impl Fn(&PasswordOwner<'_>) -> bool + Send + Sync + 'static,
+        reason: &'static str,
+    ) {
+        let mut v = MockPasswordValidator::new();
+        v.expect_validate()
+            .withf(move |p, owner| p == password && owner_is(owner))
+            .times(1)
+            .returning(move |_, _| Err(reason.to_owned()));
+        self.rules
+            .validators
+            .push(Arc::new(v) as Arc<dyn PasswordValidator>);
     }
 }
 

@@ -218,6 +218,7 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
         .mailer(mailer)
         .frontend_url(config.frontend_url.clone())
         .login_requires_verification(config.login_requires_verification)
+        .password_min_length(config.password_min_length)
         .build()
         .map_err(|e| match e {
             BuildError::Hasher(m) => StartError::Hasher(m),

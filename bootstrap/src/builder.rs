@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_application::{HookChain, Policy, Ports, UserService};
-use portcullis_domain::{Clock, Mailer, PasswordHasher, SystemClock, UserEvents, UserRepository};
+use portcullis_application::{HookChain, PasswordRules, Policy, Ports, UserService};
+use portcullis_domain::{
+    Clock, Mailer, PasswordHasher, PasswordValidator, SystemClock, UserEvents, UserRepository,
+};
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
 use portcullis_password::{HasherConfig, PhcPasswordHasher};
@@ -25,11 +27,15 @@ pub enum BuildError {
     /// The built-in hasher refused its [`HasherConfig`].
     #[error("password hasher: {0}")]
     Hasher(String),
+    /// The minimum password length is 0 or above
+    /// [`PasswordRules::MAX_MIN_LENGTH`].
+    #[error("password minimum length {0}: must be between 1 and {max}", max = PasswordRules::MAX_MIN_LENGTH)]
+    PasswordMinLength(usize),
 }
 
 /// Builds a [`UserService`]: store, hasher, token secrets and lifetimes,
-/// mailer, hooks and policy, each with a sensible default except the
-/// secrets.
+/// mailer, hooks, policy and password rules, each with a sensible default
+/// except the secrets.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -63,6 +69,7 @@ pub struct PortcullisBuilder {
     events: Vec<Arc<dyn UserEvents>>,
     default_mails: bool,
     policy: Policy,
+    password_rules: PasswordRules,
 }
 
 impl Default for PortcullisBuilder {
@@ -90,6 +97,7 @@ impl PortcullisBuilder {
             events: Vec::new(),
             default_mails: true,
             policy: Policy::default(),
+            password_rules: PasswordRules::default(),
         }
     }
 
@@ -183,10 +191,54 @@ impl PortcullisBuilder {
         self
     }
 
+    /// The fewest characters a new password may have (default 8, at most
+    /// [`PasswordRules::MAX_MIN_LENGTH`]); the refusal says `Password
+    /// should be at least N characters`.
+    pub fn password_min_length(mut self, min: usize) -> Self {
+        self.password_rules.min_length = min;
+        self
+    }
+
+    /// A password rule of your own, as FastAPI Users' `validate_password`:
+    /// it runs after the built-in checks (length, not the address) on
+    /// register, reset, `PATCH /users/me`, `PATCH /users/{id}` and when
+    /// users are created in code. Call it again to add more; they run in
+    /// order and the first refusal wins, its reason sent as is. A closure
+    /// `Fn(&str, &PasswordOwner) -> Result<(), String>` is a validator:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use portcullis::PortcullisBuilder;
+    /// use portcullis::domain::PasswordOwner;
+    ///
+    /// let service = PortcullisBuilder::new()
+    ///     .token_secrets([1; 32], [2; 32], [3; 32])
+    ///     .password_min_length(10)
+    ///     .password_validator(Arc::new(|password: &str, _: &PasswordOwner<'_>| {
+    ///         if password.chars().all(|c| c.is_ascii_lowercase()) {
+    ///             Err("Password should not be only lowercase letters".to_owned())
+    ///         } else {
+    ///             Ok(())
+    ///         }
+    ///     }))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(service.password_rules().min_length, 10);
+    /// ```
+    pub fn password_validator(mut self, validator: Arc<dyn PasswordValidator>) -> Self {
+        self.password_rules.validators.push(validator);
+        self
+    }
+
     /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
         let (access_secret, reset_secret, verify_secret) =
             self.secrets.ok_or(BuildError::MissingSecrets)?;
+        if !PasswordRules::valid_min_length(self.password_rules.min_length) {
+            return Err(BuildError::PasswordMinLength(
+                self.password_rules.min_length,
+            ));
+        }
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let settings = TokenSettings {
             access_secret,
@@ -223,7 +275,8 @@ impl PortcullisBuilder {
                 events: Arc::new(hooks),
             },
             self.policy,
-        ))
+        )
+        .with_password_rules(self.password_rules))
     }
 }
 
@@ -248,5 +301,26 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("access"), "{e}");
+    }
+
+    #[test]
+    fn the_password_minimum_is_checked() {
+        let with_min = |min| {
+            PortcullisBuilder::new()
+                .token_secrets([1; 32], [2; 32], [3; 32])
+                .password_min_length(min)
+                .build()
+        };
+        for bad in [0, PasswordRules::MAX_MIN_LENGTH + 1] {
+            assert!(
+                matches!(with_min(bad), Err(BuildError::PasswordMinLength(m)) if m == bad),
+                "{bad}"
+            );
+        }
+        let service = with_min(PasswordRules::MAX_MIN_LENGTH).unwrap();
+        assert_eq!(
+            service.password_rules().min_length,
+            PasswordRules::MAX_MIN_LENGTH
+        );
     }
 }

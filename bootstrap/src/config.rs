@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use portcullis_application::PasswordRules;
+use portcullis_domain::Password;
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
 use secrecy::SecretString;
@@ -81,6 +83,9 @@ pub struct Config {
     pub access_token_minutes: i64,
     /// `PASSWORD_HASHER` and `ARGON2_*`: how new password hashes are made.
     pub hasher: HasherConfig,
+    /// `PASSWORD_MIN_LENGTH`: the fewest characters a new password may have
+    /// (1 to 4096, default 8).
+    pub password_min_length: usize,
     /// `SMTP_*` and `MAIL_FROM`; `None` when `SMTP_HOST` is unset, and mails
     /// then go to the log.
     pub smtp: Option<SmtpSettings>,
@@ -239,6 +244,17 @@ impl Config {
             });
         }
 
+        let password_min_length: usize = vars.parse("PASSWORD_MIN_LENGTH", Password::MIN_CHARS)?;
+        if !PasswordRules::valid_min_length(password_min_length) {
+            return Err(ConfigError::Invalid {
+                var: "PASSWORD_MIN_LENGTH",
+                reason: format!(
+                    "must be between 1 and {} characters",
+                    PasswordRules::MAX_MIN_LENGTH
+                ),
+            });
+        }
+
         let database_max_connections: u32 =
             vars.parse("DATABASE_MAX_CONNECTIONS", DEFAULT_DATABASE_MAX_CONNECTIONS)?;
         if !(1..=10_000).contains(&database_max_connections) {
@@ -303,6 +319,7 @@ impl Config {
             verify_secret: vars.secret("AUTH_VERIFICATION_TOKEN_SECRET", production)?,
             access_token_minutes,
             hasher,
+            password_min_length,
             smtp,
             frontend_url: vars
                 .get("FRONTEND_URL")
@@ -342,6 +359,22 @@ mod tests {
         assert!(c.smtp.is_none());
         assert_eq!(c.hasher, HasherConfig::default());
         assert_eq!(c.database_max_connections, 10);
+        assert_eq!(c.password_min_length, 8);
+    }
+
+    #[test]
+    fn password_min_length_is_read_and_checked() {
+        let c = Config::from_vars([("PASSWORD_MIN_LENGTH", " 12 ")]).unwrap();
+        assert_eq!(c.password_min_length, 12);
+        let c = Config::from_vars([("PASSWORD_MIN_LENGTH", "4096")]).unwrap();
+        assert_eq!(c.password_min_length, 4096);
+        for bad in ["0", "-1", "twelve", "4097", "99999999999999999999999"] {
+            let e = Config::from_vars([("PASSWORD_MIN_LENGTH", bad)]).unwrap_err();
+            assert!(
+                e.to_string().starts_with("PASSWORD_MIN_LENGTH: "),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -70,7 +70,8 @@ pub use app::{
     StartError, build_service, ensure_first_superuser, migrate, open_store, open_store_with,
     prepare, serve, start,
 };
-/// For implementing [`UserEvents`](domain::UserEvents):
+/// For implementing [`UserEvents`](domain::UserEvents) and
+/// [`PasswordValidator`](domain::PasswordValidator):
 /// `#[portcullis::async_trait]`.
 pub use async_trait::async_trait;
 pub use builder::{BuildError, PortcullisBuilder};
@@ -105,8 +106,9 @@ pub mod application {
 
 /// The user ([`User`](domain::User), [`Role`](domain::Role),
 /// [`EmailAddress`](domain::EmailAddress), …) and the ports, among them
-/// [`UserEvents`](domain::UserEvents), the hooks a host overrides, and
-/// [`Mailer`](domain::Mailer).
+/// [`UserEvents`](domain::UserEvents), the hooks a host overrides,
+/// [`PasswordValidator`](domain::PasswordValidator), a host's own password
+/// rule, and [`Mailer`](domain::Mailer).
 pub mod domain {
     #[doc(inline)]
     pub use portcullis_domain::*;
@@ -143,7 +145,9 @@ pub mod mail {
 
 /// The names most hosts need, in one `use portcullis::prelude::*;`.
 pub mod prelude {
-    pub use crate::domain::{EmailAddress, Role, User, UserChanges, UserEvents, UserId};
+    pub use crate::domain::{
+        EmailAddress, PasswordOwner, PasswordValidator, Role, User, UserChanges, UserEvents, UserId,
+    };
     pub use crate::http::{
         AdminUser, CurrentUser, InstructorUser, RequireRole, StudentUser, Superuser, VerifiedUser,
         configure, mount,

@@ -145,6 +145,51 @@ fn a_short_secret_is_refused_at_start_naming_the_variable() {
     );
 }
 
+#[test]
+fn a_bad_password_min_length_stops_start_up_naming_the_variable() {
+    for bad in ["0", "eight", "4097"] {
+        let mut cmd = portcullis("memory://", free_port());
+        cmd.env("PASSWORD_MIN_LENGTH", bad);
+        let out = run_to_end(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("portcullis: configuration: PASSWORD_MIN_LENGTH: "),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn create_superuser_obeys_password_min_length() {
+    let mut cmd = cli(
+        "memory://",
+        &["create-superuser", "--email", "root@example.com"],
+    );
+    cmd.env("PASSWORD_MIN_LENGTH", "20");
+    // 19 characters
+    let out = run_with_stdin(cmd, "a long password 123\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("password refused: Password should be at least 20 characters"),
+        "{stderr}"
+    );
+    let mut cmd = cli(
+        "memory://",
+        &["create-superuser", "--email", "root@example.com"],
+    );
+    cmd.env("PASSWORD_MIN_LENGTH", "20");
+    // 20 characters
+    let out = run_with_stdin(cmd, "a long password 1234\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created superuser root@example.com"));
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -459,7 +504,12 @@ fn every_command_says_what_it_does_and_which_environment_it_reads() {
         ),
         (
             vec!["serve", "--help"],
-            vec!["Serve the HTTP API", "JWT_SECRET_KEY", "SMTP_HOST"],
+            vec![
+                "Serve the HTTP API",
+                "JWT_SECRET_KEY",
+                "SMTP_HOST",
+                "PASSWORD_MIN_LENGTH",
+            ],
         ),
         (
             vec!["migrate", "--help"],
@@ -467,7 +517,13 @@ fn every_command_says_what_it_does_and_which_environment_it_reads() {
         ),
         (
             vec!["create-superuser", "--help"],
-            vec!["--email", "--promote", "without echo", "DATABASE_URL"],
+            vec![
+                "--email",
+                "--promote",
+                "without echo",
+                "DATABASE_URL",
+                "PASSWORD_MIN_LENGTH",
+            ],
         ),
     ] {
         let out = run_to_end(cli("memory://", &args));

@@ -11,7 +11,9 @@ use std::sync::atomic::Ordering;
 
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
-use course_catalog::{Catalogue, CountRegistrations, build_portcullis, configure_app};
+use course_catalog::{
+    Catalogue, CountRegistrations, NO_COURSE_REASON, build_portcullis, configure_app,
+};
 use portcullis::SuperuserOutcome;
 use portcullis::prelude::*;
 use serde_json::{Value, json};
@@ -237,4 +239,44 @@ async fn portcullis_routes_live_under_the_prefix_and_the_overridden_hook_runs() 
     assert_eq!(host.call("GET", "/users/me", Some(&token), None).await, 404);
     // the built-in routes' JSON errors still apply under the prefix
     assert_eq!(host.call("GET", "/api/nope", None, None).await, 404);
+}
+
+#[actix_web::test]
+async fn the_hosts_password_rule_refuses_with_its_own_reason() {
+    let host = spawn_host().await;
+    let mut res = host
+        .client
+        .post(format!("{}/api/auth/register", host.base))
+        .send_json(&json!({"email": "ann@example.com", "password": "my Course password"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"detail": {"code": "REGISTER_INVALID_PASSWORD", "reason": NO_COURSE_REASON}})
+    );
+    assert_eq!(
+        NO_COURSE_REASON,
+        "Password should not contain the word \"course\""
+    );
+    // Nobody registered: the hook did not run, the address is free.
+    assert_eq!(host.hook.count.load(Ordering::SeqCst), 0);
+    let token = host
+        .user("ann@example.com", Role::Student, false, true)
+        .await;
+    // A user's own change obeys the rule too.
+    let mut res = host
+        .client
+        .patch(format!("{}/api/users/me", host.base))
+        .bearer_auth(&token)
+        .send_json(&json!({"password": "of COURSE it is long"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"detail": {"code": "UPDATE_USER_INVALID_PASSWORD", "reason": NO_COURSE_REASON}})
+    );
 }

@@ -4,6 +4,7 @@
 mod clock;
 mod mailer;
 mod password_hasher;
+mod password_validator;
 mod token_codec;
 mod user_events;
 mod user_repository;
@@ -11,6 +12,7 @@ mod user_repository;
 pub use clock::{Clock, SystemClock};
 pub use mailer::{Mail, MailError, Mailer};
 pub use password_hasher::{HashError, PasswordHasher, Verification};
+pub use password_validator::{PasswordOwner, PasswordValidator};
 pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
 pub use user_events::{NoEvents, UserEvents};
 pub use user_repository::{StoreError, UserRepository};
@@ -21,6 +23,8 @@ pub use clock::MockClock;
 pub use mailer::MockMailer;
 #[cfg(feature = "mocks")]
 pub use password_hasher::MockPasswordHasher;
+#[cfg(feature = "mocks")]
+pub use password_validator::MockPasswordValidator;
 #[cfg(feature = "mocks")]
 pub use token_codec::MockTokenCodec;
 #[cfg(feature = "mocks")]
