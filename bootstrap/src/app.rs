@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
-use portcullis_domain::{Mailer, UserRepository};
+use portcullis_domain::{Mailer, UserFields, UserRepository};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret as _;
@@ -53,7 +53,19 @@ pub async fn open_store_with(
     url: &str,
     max_connections: u32,
 ) -> Result<Arc<dyn UserRepository>, StartError> {
-    Ok(open_and_migrate(url, max_connections).await?.0)
+    open_store_with_fields(url, max_connections, &UserFields::none()).await
+}
+
+/// [`open_store_with`] for a deployment with extra user fields
+/// (`USER_FIELDS`): the store reads and writes their columns, and its
+/// migration adds them, or adopts them when they exist (a column of another
+/// type stops start-up).
+pub async fn open_store_with_fields(
+    url: &str,
+    max_connections: u32,
+    fields: &UserFields,
+) -> Result<Arc<dyn UserRepository>, StartError> {
+    Ok(open_and_migrate(url, max_connections, fields).await?.0)
 }
 
 /// The schemes of the stores compiled in, for error messages.
@@ -74,6 +86,7 @@ fn supported_schemes() -> String {
 async fn open_and_migrate(
     url: &str,
     max_connections: u32,
+    fields: &UserFields,
 ) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     let scheme = url
         .split_once(':')
@@ -85,10 +98,11 @@ async fn open_and_migrate(
                 "DATABASE_URL=memory://: users live in memory and are lost when the process stops"
             );
             let note = "memory store: nothing to migrate".to_owned();
-            Ok((Arc::new(MemoryUserStore::new()), note))
+            let store = MemoryUserStore::new().with_user_fields(fields.clone());
+            Ok((Arc::new(store), note))
         }
-        "sqlite" => open_sqlite(url).await,
-        "postgres" | "postgresql" => open_postgres(url, max_connections).await,
+        "sqlite" => open_sqlite(url, fields).await,
+        "postgres" | "postgresql" => open_postgres(url, max_connections, fields).await,
         _ => Err(StartError::Database(format!(
             "unsupported DATABASE_URL {url:?}: expected {}",
             supported_schemes()
@@ -110,11 +124,15 @@ fn migration_note(location: &str, applied: &[String]) -> String {
 
 /// The SQLite store, migrated.
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+async fn open_sqlite(
+    url: &str,
+    fields: &UserFields,
+) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     use portcullis_store_diesel_sqlite::SqliteUserStore;
     let store = SqliteUserStore::open(url)
         .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
+        .map_err(|e| StartError::Database(e.to_string()))?
+        .with_user_fields(fields.clone());
     let applied = store
         .migrate()
         .await
@@ -125,7 +143,10 @@ async fn open_sqlite(url: &str) -> Result<(Arc<dyn UserRepository>, String), Sta
 
 /// Without the `sqlite` feature: say how to build a binary that has it.
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_url: &str) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+async fn open_sqlite(
+    _url: &str,
+    _fields: &UserFields,
+) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     Err(not_built("SQLite", "sqlite"))
 }
 
@@ -135,6 +156,7 @@ async fn open_sqlite(_url: &str) -> Result<(Arc<dyn UserRepository>, String), St
 async fn open_postgres(
     url: &str,
     max_connections: u32,
+    fields: &UserFields,
 ) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
     let options = PostgresStoreOptions {
@@ -143,7 +165,8 @@ async fn open_postgres(
     };
     let store = PostgresUserStore::open_with(url, options)
         .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
+        .map_err(|e| StartError::Database(e.to_string()))?
+        .with_user_fields(fields.clone());
     let applied = store
         .migrate()
         .await
@@ -157,6 +180,7 @@ async fn open_postgres(
 async fn open_postgres(
     _url: &str,
     _max_connections: u32,
+    _fields: &UserFields,
 ) -> Result<(Arc<dyn UserRepository>, String), StartError> {
     Err(not_built("PostgreSQL", "postgres"))
 }
@@ -173,14 +197,26 @@ fn not_built(store: &str, feature: &str) -> StartError {
 
 /// Applies the migrations of the store `url` names; says what it did.
 pub async fn migrate(url: &str) -> Result<String, StartError> {
-    Ok(open_and_migrate(url, DEFAULT_DATABASE_MAX_CONNECTIONS)
-        .await?
-        .1)
+    migrate_with_fields(url, &UserFields::none()).await
+}
+
+/// [`migrate`], adding (or adopting) the columns of extra user fields.
+pub async fn migrate_with_fields(url: &str, fields: &UserFields) -> Result<String, StartError> {
+    Ok(
+        open_and_migrate(url, DEFAULT_DATABASE_MAX_CONNECTIONS, fields)
+            .await?
+            .1,
+    )
 }
 
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
-    let users = open_store_with(&config.database_url, config.database_max_connections).await?;
+    let users = open_store_with_fields(
+        &config.database_url,
+        config.database_max_connections,
+        &config.user_fields,
+    )
+    .await?;
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -219,6 +255,7 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
         .frontend_url(config.frontend_url.clone())
         .login_requires_verification(config.login_requires_verification)
         .password_min_length(config.password_min_length)
+        .user_fields(config.user_fields.clone())
         .build()
         .map_err(|e| match e {
             BuildError::Hasher(m) => StartError::Hasher(m),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use portcullis_application::{HookChain, PasswordRules, Policy, Ports, UserService};
 use portcullis_domain::{
-    Clock, Mailer, PasswordHasher, PasswordValidator, SystemClock, UserEvents, UserRepository,
+    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, SystemClock, UserEvents,
+    UserFields, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
@@ -31,6 +32,9 @@ pub enum BuildError {
     /// [`PasswordRules::MAX_MIN_LENGTH`].
     #[error("password minimum length {0}: must be between 1 and {max}", max = PasswordRules::MAX_MIN_LENGTH)]
     PasswordMinLength(usize),
+    /// An extra user field is declared wrongly (the message names it).
+    #[error(transparent)]
+    UserFields(#[from] InvalidUserField),
 }
 
 /// Builds a [`UserService`]: store, hasher, token secrets and lifetimes,
@@ -70,6 +74,7 @@ pub struct PortcullisBuilder {
     default_mails: bool,
     policy: Policy,
     password_rules: PasswordRules,
+    user_fields: Result<UserFields, InvalidUserField>,
 }
 
 impl Default for PortcullisBuilder {
@@ -97,6 +102,7 @@ impl PortcullisBuilder {
             events: Vec::new(),
             default_mails: true,
             policy: Policy::default(),
+            user_fields: Ok(UserFields::none()),
             password_rules: PasswordRules::default(),
         }
     }
@@ -231,7 +237,28 @@ impl PortcullisBuilder {
     }
 
     /// The assembled use cases.
+    /// The deployment's extra user fields: registration and the PATCH
+    /// routes accept them, users are rendered with them, the OpenAPI
+    /// document shows them. The store must be given the same fields (and
+    /// migrated): `SqliteUserStore::open(url).await?.with_user_fields(fields)`.
+    pub fn user_fields(mut self, fields: UserFields) -> Self {
+        self.user_fields = Ok(fields);
+        self
+    }
+
+    /// [`user_fields`](Self::user_fields) declared by a type of yours: see
+    /// [`user_fields_of`](crate::user_fields_of); a type it cannot map is a
+    /// [`BuildError::UserFields`] from [`build`](Self::build).
+    pub fn user_fields_of<T>(mut self) -> Self
+    where
+        T: utoipa::ToSchema + serde::Serialize + Default,
+    {
+        self.user_fields = crate::user_fields_of::<T>();
+        self
+    }
+
     pub fn build(self) -> Result<UserService, BuildError> {
+        let user_fields = self.user_fields?;
         let (access_secret, reset_secret, verify_secret) =
             self.secrets.ok_or(BuildError::MissingSecrets)?;
         if !PasswordRules::valid_min_length(self.password_rules.min_length) {
@@ -267,16 +294,17 @@ impl PortcullisBuilder {
         }
         Ok(UserService::new(
             Ports {
-                users: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(MemoryUserStore::new())),
+                users: self.store.unwrap_or_else(|| {
+                    Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
+                }),
                 hasher,
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),
             },
             self.policy,
         )
-        .with_password_rules(self.password_rules))
+        .with_password_rules(self.password_rules)
+        .with_user_fields(user_fields))
     }
 }
 

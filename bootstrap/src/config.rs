@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use portcullis_application::PasswordRules;
-use portcullis_domain::Password;
+use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
 use secrecy::SecretString;
@@ -86,6 +86,9 @@ pub struct Config {
     /// `PASSWORD_MIN_LENGTH`: the fewest characters a new password may have
     /// (1 to 4096, default 8).
     pub password_min_length: usize,
+    /// `USER_FIELDS`: the deployment's extra user fields (JSON, see
+    /// [`parse_user_fields`](crate::parse_user_fields)); none by default.
+    pub user_fields: UserFields,
     /// `SMTP_*` and `MAIL_FROM`; `None` when `SMTP_HOST` is unset, and mails
     /// then go to the log.
     pub smtp: Option<SmtpSettings>,
@@ -255,6 +258,16 @@ impl Config {
             });
         }
 
+        let user_fields = match vars.get("USER_FIELDS") {
+            Some(json) if !json.trim().is_empty() => {
+                crate::parse_user_fields(json).map_err(|e| ConfigError::Invalid {
+                    var: "USER_FIELDS",
+                    reason: e.to_string(),
+                })?
+            }
+            _ => UserFields::none(),
+        };
+
         let database_max_connections: u32 =
             vars.parse("DATABASE_MAX_CONNECTIONS", DEFAULT_DATABASE_MAX_CONNECTIONS)?;
         if !(1..=10_000).contains(&database_max_connections) {
@@ -320,6 +333,7 @@ impl Config {
             access_token_minutes,
             hasher,
             password_min_length,
+            user_fields,
             smtp,
             frontend_url: vars
                 .get("FRONTEND_URL")
@@ -360,6 +374,41 @@ mod tests {
         assert_eq!(c.hasher, HasherConfig::default());
         assert_eq!(c.database_max_connections, 10);
         assert_eq!(c.password_min_length, 8);
+    }
+
+    #[test]
+    fn user_fields_are_read_and_a_bad_declaration_names_the_field() {
+        let c = Config::from_vars([(
+            "USER_FIELDS",
+            r#"{"first_name":{"type":"string","max_length":50,"nullable":true,"writable_by":"user"}}"#,
+        )])
+        .unwrap();
+        assert!(c.user_fields.get("first_name").is_some());
+        assert!(
+            Config::from_vars([("USER_FIELDS", "")])
+                .unwrap()
+                .user_fields
+                .is_empty()
+        );
+        for (json, words) in [
+            ("{", "USER_FIELDS"),
+            (
+                r#"{"email": {"type": "string", "nullable": true}}"#,
+                "\"email\"",
+            ),
+            (
+                r#"{"age": {"type": "float", "default": 1}}"#,
+                "unsupported type",
+            ),
+        ] {
+            let e = Config::from_vars([("USER_FIELDS", json)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("USER_FIELDS") && e.contains(words),
+                "{json}: {e}"
+            );
+        }
     }
 
     #[test]

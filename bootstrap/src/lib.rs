@@ -67,8 +67,8 @@ pub mod testing;
 mod user_fields;
 
 pub use app::{
-    StartError, build_service, ensure_first_superuser, migrate, open_store, open_store_with,
-    prepare, serve, start,
+    StartError, build_service, ensure_first_superuser, migrate, migrate_with_fields, open_store,
+    open_store_with, open_store_with_fields, prepare, serve, start,
 };
 /// For implementing [`UserEvents`](domain::UserEvents) and
 /// [`PasswordValidator`](domain::PasswordValidator):

@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::{Config, SuperuserOutcome, build_service, create_superuser, migrate, start};
+use portcullis::{
+    Config, SuperuserOutcome, build_service, create_superuser, migrate_with_fields, start,
+};
 use tracing_subscriber::EnvFilter;
 
 const ENV_HELP: &str = "Reads DATABASE_URL, DATABASE_MAX_CONNECTIONS, HOST, PORT, API_PREFIX, LOGIN_REQUIRES_VERIFICATION, \
@@ -72,13 +74,15 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
-            Command::Migrate => match migrate(&config.database_url).await {
-                Ok(what) => {
-                    println!("{what}");
-                    ExitCode::SUCCESS
+            Command::Migrate => {
+                match migrate_with_fields(&config.database_url, &config.user_fields).await {
+                    Ok(what) => {
+                        println!("{what}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
                 }
-                Err(e) => fail(e),
-            },
+            }
             Command::CreateSuperuser { email, promote } => superuser(config, &email, promote).await,
         }
     })
