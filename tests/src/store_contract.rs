@@ -5,11 +5,13 @@
 //! Each `pub async fn` here is one case; it takes a fresh, empty store (with
 //! its schema in place) and panics on a breach of the contract that
 //! [`UserRepository`] documents. [`store_contract_tests!`] turns the whole
-//! list into `#[tokio::test]`s for one kind of store:
+//! list into `#[tokio::test]`s for one kind of store. The factory makes a
+//! store with the extra user fields it is given: none for most cases,
+//! [`contract_fields`] for the cases about them (`fields_*`).
 //!
 //! ```ignore
-//! async fn memory() -> portcullis_tests::store_contract::Fresh {
-//!     Fresh::new(Arc::new(MemoryUserStore::new()))
+//! async fn memory(fields: UserFields) -> portcullis_tests::store_contract::Fresh {
+//!     Fresh::new(Arc::new(MemoryUserStore::new().with_user_fields(fields)))
 //! }
 //! portcullis_tests::store_contract_tests!(memory);
 //! ```
@@ -21,7 +23,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserId, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, FieldSpec, FieldType, FieldValue, FieldValues, FieldWriter, Role, StoreError,
+    User, UserFields, UserId, UserPatch, UserRepository,
+};
 use tokio::sync::Barrier;
 
 /// A fresh store for one test, and whatever must live as long as it (a
@@ -51,12 +56,14 @@ impl Fresh {
 }
 
 /// Generates one `#[tokio::test(flavor = "multi_thread")]` per contract case
-/// for the store that `$factory` (an `async fn() -> Fresh`) makes, in a module
-/// named after the factory.
+/// for the store that `$factory` (an `async fn(UserFields) -> Fresh`) makes,
+/// in a module named after the factory: the cases about extra user fields
+/// get a store with [`contract_fields`], the others one with none.
 #[macro_export]
 macro_rules! store_contract_tests {
     ($factory:ident) => {
         $crate::store_contract_tests!(@cases $factory;
+            no_fields: [
             create_get_patch_delete_round_trip,
             fields_round_trip_exactly,
             get_of_an_unknown_id_is_none,
@@ -79,20 +86,67 @@ macro_rules! store_contract_tests {
             patch_to_another_users_address_in_any_case_conflicts,
             an_empty_patch_returns_the_user_unchanged,
             ping_answers,
+            ];
+            contract_fields: [
+            fields_of_every_type_round_trip,
+            fields_are_null_when_set_so,
+            fields_absent_at_create_get_their_defaults,
+            fields_patch_of_one_leaves_the_others_and_the_columns_alone,
+            fields_not_configured_are_ignored,
+            fields_hold_the_edge_values,
+            ];
         );
     };
-    (@cases $factory:ident; $($case:ident),+ $(,)?) => {
+    (@cases $factory:ident; $($fields:ident: [$($case:ident),+ $(,)?];)+) => {
         mod $factory {
-            $(
+            $($(
                 #[::tokio::test(flavor = "multi_thread")]
                 async fn $case() {
-                    let fresh = super::$factory().await;
+                    let fresh = super::$factory($crate::store_contract::$fields()).await;
                     $crate::store_contract::$case(::std::sync::Arc::clone(&fresh.store)).await;
                     drop(fresh);
                 }
-            )+
+            )+)+
         }
     };
+}
+
+/// No extra user field: the store as most deployments have it.
+pub fn no_fields() -> UserFields {
+    UserFields::none()
+}
+
+/// The extra user fields the `fields_*` cases run with, one of each type:
+/// `nickname` (string, at most 50 characters, nullable, default null),
+/// `organisation_id` (integer, not null, default 0) and `newsletter`
+/// (boolean, not null, default false).
+pub fn contract_fields() -> UserFields {
+    UserFields::new(vec![
+        FieldSpec {
+            name: "nickname".into(),
+            ty: FieldType::String {
+                max_length: Some(50),
+            },
+            nullable: true,
+            default: FieldValue::Null,
+            writable_by: FieldWriter::User,
+        },
+        FieldSpec {
+            name: "organisation_id".into(),
+            ty: FieldType::Integer,
+            nullable: false,
+            default: FieldValue::Integer(0),
+            writable_by: FieldWriter::Admin,
+        },
+        FieldSpec {
+            name: "newsletter".into(),
+            ty: FieldType::Boolean,
+            nullable: false,
+            default: FieldValue::Boolean(false),
+            writable_by: FieldWriter::User,
+        },
+    ])
+    .expect("the contract's fields are valid")
 }
 
 type Store = Arc<dyn UserRepository>;
@@ -956,4 +1010,299 @@ pub async fn lookups_stay_correct_with_100_000_users(store: Store) {
 /// A working store answers `ping`.
 pub async fn ping_answers(store: Store) {
     assert_eq!(store.ping().await, Ok(()));
+}
+
+/// Values of the contract's fields, by name.
+fn values(pairs: &[(&str, FieldValue)]) -> FieldValues {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+fn text(value: &str) -> FieldValue {
+    FieldValue::String(value.to_owned())
+}
+
+/// A user with a value for each of the contract's fields.
+fn with_fields(address: &str, fields: FieldValues) -> User {
+    User {
+        fields,
+        ..user(address)
+    }
+}
+
+/// Asserts that `store` holds `expected`, by id and by address.
+async fn assert_stored(store: &Store, expected: &User) {
+    assert_eq!(
+        store.get(expected.id).await,
+        Ok(Some(expected.clone())),
+        "get"
+    );
+    assert_eq!(
+        store.get_by_email(&expected.email).await,
+        Ok(Some(expected.clone())),
+        "get_by_email"
+    );
+}
+
+/// A value of each type is written by `create`, read back exactly by both
+/// lookups, and each can be changed by `patch`.
+pub async fn fields_of_every_type_round_trip(store: Store) {
+    let ann = with_fields(
+        "ann@example.com",
+        values(&[
+            ("nickname", text("Annie")),
+            ("organisation_id", FieldValue::Integer(7)),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+    );
+    assert_eq!(store.create(ann.clone()).await, Ok(ann.clone()));
+    assert_stored(&store, &ann).await;
+
+    let changes = values(&[
+        ("nickname", text("Ann")),
+        ("organisation_id", FieldValue::Integer(-3)),
+        ("newsletter", FieldValue::Boolean(false)),
+    ]);
+    let patched = User {
+        fields: changes.clone(),
+        ..ann.clone()
+    };
+    let patch = UserPatch {
+        fields: changes,
+        ..UserPatch::default()
+    };
+    assert_eq!(store.patch(ann.id, patch).await, Ok(patched.clone()));
+    assert_stored(&store, &patched).await;
+
+    // Another user's values are their own.
+    let bob = with_fields(
+        "bob@example.com",
+        values(&[
+            ("nickname", text("Bobby")),
+            ("organisation_id", FieldValue::Integer(8)),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+    );
+    store.create(bob.clone()).await.expect("create bob");
+    assert_stored(&store, &bob).await;
+    assert_stored(&store, &patched).await;
+}
+
+/// A nullable field holds null: given at create, and set by a patch.
+pub async fn fields_are_null_when_set_so(store: Store) {
+    let ann = with_fields(
+        "ann@example.com",
+        values(&[
+            ("nickname", FieldValue::Null),
+            ("organisation_id", FieldValue::Integer(1)),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+    );
+    assert_eq!(store.create(ann.clone()).await, Ok(ann.clone()));
+    assert_stored(&store, &ann).await;
+
+    let named = UserPatch {
+        fields: values(&[("nickname", text("Annie"))]),
+        ..UserPatch::default()
+    };
+    let stored = store.patch(ann.id, named).await.expect("patch");
+    assert_eq!(stored.fields.get("nickname"), Some(&text("Annie")));
+    let unnamed = UserPatch {
+        fields: values(&[("nickname", FieldValue::Null)]),
+        ..UserPatch::default()
+    };
+    assert_eq!(store.patch(ann.id, unnamed).await, Ok(ann.clone()));
+    assert_stored(&store, &ann).await;
+}
+
+/// `create` writes each field's default when the user has no value for
+/// it, and returns the user as stored (with them).
+pub async fn fields_absent_at_create_get_their_defaults(store: Store) {
+    let bare = user("ann@example.com");
+    assert!(bare.fields.is_empty());
+    let expected = User {
+        fields: values(&[
+            ("nickname", FieldValue::Null),
+            ("organisation_id", FieldValue::Integer(0)),
+            ("newsletter", FieldValue::Boolean(false)),
+        ]),
+        ..bare.clone()
+    };
+    assert_eq!(store.create(bare).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
+
+    // Some given, the others defaulted.
+    let partial = with_fields(
+        "bob@example.com",
+        values(&[("organisation_id", FieldValue::Integer(42))]),
+    );
+    let expected = User {
+        fields: values(&[
+            ("nickname", FieldValue::Null),
+            ("organisation_id", FieldValue::Integer(42)),
+            ("newsletter", FieldValue::Boolean(false)),
+        ]),
+        ..partial.clone()
+    };
+    assert_eq!(store.create(partial).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
+}
+
+/// A patch of one field writes that column only: the other fields and the
+/// other columns, changed meanwhile by another patch, are kept; a patch of
+/// columns and fields together writes both.
+pub async fn fields_patch_of_one_leaves_the_others_and_the_columns_alone(store: Store) {
+    let ann = with_fields(
+        "ann@example.com",
+        values(&[
+            ("nickname", text("Annie")),
+            ("organisation_id", FieldValue::Integer(7)),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+    );
+    store.create(ann.clone()).await.expect("create");
+
+    // Another writer changes a column and a field...
+    let other = UserPatch {
+        is_verified: Some(true),
+        fields: values(&[("newsletter", FieldValue::Boolean(false))]),
+        ..UserPatch::default()
+    };
+    store.patch(ann.id, other).await.expect("the other patch");
+    // ...then this one changes only organisation_id.
+    let mine = UserPatch {
+        fields: values(&[("organisation_id", FieldValue::Integer(9))]),
+        ..UserPatch::default()
+    };
+    let expected = User {
+        is_verified: true,
+        fields: values(&[
+            ("nickname", text("Annie")),
+            ("organisation_id", FieldValue::Integer(9)),
+            ("newsletter", FieldValue::Boolean(false)),
+        ]),
+        ..ann.clone()
+    };
+    assert_eq!(store.patch(ann.id, mine).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
+
+    // Columns and a field in one patch.
+    let both = UserPatch {
+        email: Some(email("Ann.Lee@example.org")),
+        role: Some(Role::Admin),
+        fields: values(&[("nickname", text("Lee"))]),
+        ..UserPatch::default()
+    };
+    let expected = User {
+        email: email("Ann.Lee@example.org"),
+        role: Role::Admin,
+        fields: values(&[
+            ("nickname", text("Lee")),
+            ("organisation_id", FieldValue::Integer(9)),
+            ("newsletter", FieldValue::Boolean(false)),
+        ]),
+        ..expected
+    };
+    assert_eq!(store.patch(ann.id, both).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
+
+    // A field patch of an unknown id is NotFound; of a clashing address, a
+    // Conflict that writes nothing.
+    let field_only = UserPatch {
+        fields: values(&[("organisation_id", FieldValue::Integer(1))]),
+        ..UserPatch::default()
+    };
+    assert_eq!(
+        store.patch(UserId::random(), field_only).await,
+        Err(StoreError::NotFound)
+    );
+    let bob = store
+        .create(user("bob@example.com"))
+        .await
+        .expect("create bob");
+    let clash = UserPatch {
+        email: Some(email("ANN.LEE@example.org")),
+        fields: values(&[("organisation_id", FieldValue::Integer(5))]),
+        ..UserPatch::default()
+    };
+    assert_eq!(store.patch(bob.id, clash).await, Err(StoreError::Conflict));
+    assert_stored(&store, &bob).await;
+}
+
+/// Names that are not configured fields are dropped by `create` (the
+/// stored user has none of them) and ignored by `patch`.
+pub async fn fields_not_configured_are_ignored(store: Store) {
+    let mut given = values(&[("organisation_id", FieldValue::Integer(3))]);
+    given.set("shoe_size", FieldValue::Integer(44));
+    let ann = with_fields("ann@example.com", given);
+    let expected = User {
+        fields: values(&[
+            ("nickname", FieldValue::Null),
+            ("organisation_id", FieldValue::Integer(3)),
+            ("newsletter", FieldValue::Boolean(false)),
+        ]),
+        ..ann.clone()
+    };
+    assert_eq!(store.create(ann.clone()).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
+
+    let unknown_only = UserPatch {
+        fields: values(&[("shoe_size", FieldValue::Integer(45))]),
+        ..UserPatch::default()
+    };
+    assert_eq!(
+        store.patch(ann.id, unknown_only).await,
+        Ok(expected.clone())
+    );
+    let mixed = UserPatch {
+        is_active: Some(false),
+        fields: values(&[
+            ("shoe_size", FieldValue::Integer(45)),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+        ..UserPatch::default()
+    };
+    let mut after = expected.clone();
+    after.is_active = false;
+    after.fields.set("newsletter", FieldValue::Boolean(true));
+    assert_eq!(store.patch(ann.id, mixed).await, Ok(after.clone()));
+    assert_stored(&store, &after).await;
+}
+
+/// The longest string (50 characters, none of them ASCII, some outside
+/// the BMP), the smallest and largest integers, and a non-ASCII address
+/// (SQLite's other write path) round-trip exactly.
+pub async fn fields_hold_the_edge_values(store: Store) {
+    // Quotes and a backslash too: values are bound, never spliced.
+    let longest: String = "é日𝄞'\"\\ß".chars().cycle().take(50).collect();
+    assert_eq!(longest.chars().count(), 50);
+    let low = with_fields(
+        "Jöhn@example.com",
+        values(&[
+            ("nickname", text(&longest)),
+            ("organisation_id", FieldValue::Integer(i32::MIN.into())),
+            ("newsletter", FieldValue::Boolean(true)),
+        ]),
+    );
+    assert_eq!(store.create(low.clone()).await, Ok(low.clone()));
+    assert_stored(&store, &low).await;
+    assert_eq!(
+        store.get_by_email(&email("JÖHN@example.com")).await,
+        Ok(Some(low.clone()))
+    );
+
+    let high = UserPatch {
+        email: Some(email("Zoë@example.com")),
+        fields: values(&[
+            ("organisation_id", FieldValue::Integer(i32::MAX.into())),
+            ("nickname", text("")),
+        ]),
+        ..UserPatch::default()
+    };
+    let mut expected = low.clone();
+    high.apply_to(&mut expected);
+    assert_eq!(store.patch(low.id, high).await, Ok(expected.clone()));
+    assert_stored(&store, &expected).await;
 }

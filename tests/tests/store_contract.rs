@@ -1,18 +1,20 @@
 //! The store contract suite (`portcullis_tests::store_contract`) run against
 //! every store built in this workspace: each case once per store, each on a
-//! fresh store. PostgreSQL's with the `postgres` feature, on the server
+//! fresh store, made with the extra user fields the case asks for.
+//! PostgreSQL's with the `postgres` feature, on the server
 //! `PORTCULLIS_TEST_POSTGRES_URL` names (scripts/with-postgres).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use portcullis_domain::UserFields;
 use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_store_memory::MemoryUserStore;
 use portcullis_tests::store_contract::Fresh;
 use portcullis_tests::store_contract_tests;
 
-async fn memory() -> Fresh {
-    Fresh::new(Arc::new(MemoryUserStore::new()))
+async fn memory(fields: UserFields) -> Fresh {
+    Fresh::new(Arc::new(MemoryUserStore::new().with_user_fields(fields)))
 }
 
 /// A database file in the temp folder with a random name, removed with its
@@ -29,13 +31,14 @@ impl Drop for TempDatabase {
     }
 }
 
-async fn sqlite() -> Fresh {
+async fn sqlite(fields: UserFields) -> Fresh {
     let file = TempDatabase(
         std::env::temp_dir().join(format!("portcullis-contract-{}.db", uuid::Uuid::new_v4())),
     );
     let store = SqliteUserStore::open(&format!("sqlite://{}", file.0.display()))
         .await
-        .expect("open a temporary SQLite database");
+        .expect("open a temporary SQLite database")
+        .with_user_fields(fields);
     store.migrate().await.expect("migrate");
     Fresh::new(Arc::new(store)).with_cleanup(file)
 }
@@ -43,12 +46,13 @@ async fn sqlite() -> Fresh {
 /// A fresh database on the server `PORTCULLIS_TEST_POSTGRES_URL` names,
 /// migrated; dropped after the test.
 #[cfg(feature = "postgres")]
-async fn postgres() -> Fresh {
+async fn postgres(fields: UserFields) -> Fresh {
     use portcullis_store_sea_orm_postgres::PostgresUserStore;
     let database = portcullis_tests::postgres::PgDatabase::create();
     let store = PostgresUserStore::open(&database.url)
         .await
-        .expect("open a fresh PostgreSQL database");
+        .expect("open a fresh PostgreSQL database")
+        .with_user_fields(fields);
     store.migrate().await.expect("migrate");
     Fresh::new(Arc::new(store)).with_cleanup(database)
 }

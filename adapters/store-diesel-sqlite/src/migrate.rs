@@ -3,9 +3,13 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Bool, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use portcullis_domain::UserFields;
+use portcullis_store_sql_common::fields::{
+    Dialect, ExistingColumn, add_column_sql, check_existing_column,
+};
 use portcullis_store_sql_common::{FASTAPI_USERS_COLUMNS, ROLE_COLUMN};
 
 /// The SQL in `adapters/store-diesel-sqlite/migrations/`, compiled in.
@@ -37,17 +41,68 @@ struct Email {
     email: String,
 }
 
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    r#type: String,
+    #[diesel(sql_type = Bool)]
+    notnull: bool,
+}
+
 /// Brings the schema up to date, in one `BEGIN IMMEDIATE` transaction (so
 /// two processes migrating at once take turns, and a failure changes
-/// nothing). Returns the versions applied now; none when already up to date.
-pub(crate) fn run(conn: &mut SqliteConnection) -> Result<Vec<String>, MigrateError> {
+/// nothing), then gives each extra field of `fields` its column. Returns the
+/// versions applied now; none when already up to date.
+pub(crate) fn run(
+    conn: &mut SqliteConnection,
+    fields: &UserFields,
+) -> Result<Vec<String>, MigrateError> {
     conn.immediate_transaction(|conn| {
         adopt_existing_table(conn)?;
-        let applied = conn
+        let applied: Vec<String> = conn
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| MigrateError(e.to_string()))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+            .map_err(|e| MigrateError(e.to_string()))?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        add_field_columns(conn, fields)?;
+        Ok(applied)
     })
+}
+
+/// Adds the column of each field of `fields` that `user` lacks (existing
+/// rows get the default), and checks that each one it has can hold the
+/// field (declared type of the field's kind, compared case-insensitively;
+/// not `NOT NULL` for a nullable field), adopting it with its data.
+fn add_field_columns(conn: &mut SqliteConnection, fields: &UserFields) -> Result<(), MigrateError> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let columns =
+        diesel::sql_query(r#"SELECT name, type, "notnull" FROM pragma_table_info('user')"#)
+            .load::<Column>(conn)?;
+    for spec in fields.iter() {
+        match columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&spec.name))
+        {
+            Some(column) => {
+                let existing = ExistingColumn {
+                    data_type: column.r#type.clone(),
+                    nullable: !column.notnull,
+                    // SQLite does not enforce a VARCHAR's length.
+                    max_length: None,
+                };
+                check_existing_column(spec, &existing).map_err(|e| MigrateError(e.to_string()))?;
+            }
+            None => {
+                diesel::sql_query(add_column_sql(spec, Dialect::Sqlite)).execute(conn)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A `user` table that exists already (FastAPI Users made it, or an earlier

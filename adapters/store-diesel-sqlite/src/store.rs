@@ -5,11 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::r2d2::{ConnectionManager, Pool};
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, FieldSpec, FieldValue, FieldValues, StoreError, User, UserFields, UserId,
+    UserPatch, UserRepository,
+};
+use portcullis_store_sql_common::CorruptRow;
+use portcullis_store_sql_common::fields::{
+    Dialect, fields_json_sql, quote, values_from_json, values_to_create, values_to_patch,
+};
 
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
@@ -72,6 +82,34 @@ impl Default for SqliteStoreOptions {
 pub struct SqliteUserStore {
     pub(crate) pool: SqlitePool,
     location: Arc<Location>,
+    fields: Fields,
+}
+
+/// The deployment's extra fields, and the expression that reads them.
+#[derive(Clone, Default)]
+struct Fields {
+    spec: UserFields,
+    /// [`fields_json_sql`] of `spec`.
+    json: Arc<str>,
+}
+
+impl Fields {
+    fn new(spec: UserFields) -> Self {
+        let json = fields_json_sql(&spec, Dialect::Sqlite).into();
+        Self { spec, json }
+    }
+
+    /// The extra column every lookup selects: the fields as a JSON object.
+    fn select(&self) -> SqlLiteral<Text> {
+        sql::<Text>(&self.json)
+    }
+
+    /// The user of a row and its fields' JSON object.
+    fn user(&self, (row, json): (SqliteUserRow, String)) -> Result<User, CorruptRow> {
+        let mut user = User::try_from(row)?;
+        user.fields = values_from_json(&self.spec, user.id, &json)?;
+        Ok(user)
+    }
 }
 
 impl fmt::Debug for SqliteUserStore {
@@ -170,7 +208,17 @@ impl SqliteUserStore {
         Ok(Self {
             pool,
             location: Arc::new(location),
+            fields: Fields::new(UserFields::none()),
         })
+    }
+
+    /// The store with the deployment's extra user `fields`, each a column of
+    /// `user`: lookups return a value for each, `create` writes each (its
+    /// default when the user has none), `patch` writes those it names.
+    /// [`SqliteUserStore::migrate`] adds the missing columns.
+    pub fn with_user_fields(mut self, fields: UserFields) -> Self {
+        self.fields = Fields::new(fields);
+        self
     }
 
     /// Brings the schema up to date with the migrations compiled into this
@@ -182,12 +230,21 @@ impl SqliteUserStore {
     /// none, and the case-insensitive unique index. If the table holds two
     /// addresses that are the same account (differing only in letter case),
     /// nothing is changed and the error names them.
+    ///
+    /// Then each extra user field ([`SqliteUserStore::with_user_fields`])
+    /// gets its column (`ALTER TABLE "user" ADD COLUMN`; existing users get
+    /// the default) unless the table has it already: an existing column
+    /// (FastAPI Users made it) is adopted, with its data, if its declared
+    /// type is of the field's kind and it is not `NOT NULL` for a nullable
+    /// field; otherwise nothing is changed and the error names the field,
+    /// the column's type and the declared one.
     pub async fn migrate(&self) -> Result<Vec<String>, SqliteStoreError> {
         let location = self.location.to_string();
         let pool = self.pool.clone();
+        let fields = self.fields.spec.clone();
         let result = blocking(move || {
             let mut conn = pool.get().map_err(|e| e.to_string())?;
-            migrate::run(&mut conn).map_err(|e| e.0)
+            migrate::run(&mut conn, &fields).map_err(|e| e.0)
         })
         .await
         .unwrap_or_else(|failure| Err(failure.to_string()));
@@ -244,21 +301,121 @@ where
     Ok(runtime.spawn_blocking(f).await?)
 }
 
-/// The row whose address is the same account as `email`.
-fn find_by_email(conn: &mut SqliteConnection, email: &str) -> QueryResult<Option<SqliteUserRow>> {
+/// A row and its extra fields' JSON object.
+type RowWithFields = (SqliteUserRow, String);
+
+/// The row whose address is the same account as `email`, with its fields
+/// (`fields`: [`Fields::select`]).
+fn find_by_email(
+    conn: &mut SqliteConnection,
+    email: &str,
+    fields: SqlLiteral<Text>,
+) -> QueryResult<Option<RowWithFields>> {
     let key = email.to_lowercase();
     if !needs_unicode_match(email) {
         // ASCII: `lower()` is the whole key; one probe of the unique index.
         return users::table
             .filter(lower(users::email).eq(key))
-            .select(SqliteUserRow::as_select())
+            .select((SqliteUserRow::as_select(), fields))
             .first(conn)
             .optional();
     }
     unicode_candidates(&key)
-        .select(SqliteUserRow::as_select())
+        .select((SqliteUserRow::as_select(), fields))
         .first(conn)
         .optional()
+}
+
+/// A statement built at run time (columns of the extra fields), its values
+/// bound.
+type Dynamic = BoxedSqlQuery<'static, Sqlite, SqlQuery>;
+
+/// `query` with `value` bound as the next `?`.
+fn bind_field(query: Dynamic, value: FieldValue) -> Dynamic {
+    match value {
+        FieldValue::Null => query.bind::<Nullable<Text>, _>(None::<String>),
+        FieldValue::String(s) => query.bind::<Text, _>(s),
+        FieldValue::Integer(i) => query.bind::<BigInt, _>(i),
+        FieldValue::Boolean(b) => query.bind::<Bool, _>(b),
+    }
+}
+
+/// `INSERT INTO "user" (<every column>, <every field>) VALUES (?, …)`.
+fn insert_with_fields(row: SqliteUserRow, fields: &UserFields, values: &FieldValues) -> Dynamic {
+    let mut columns = vec![
+        ("id".to_owned(), FieldValue::String(row.id)),
+        ("email".to_owned(), FieldValue::String(row.email)),
+        (
+            "hashed_password".to_owned(),
+            FieldValue::String(row.hashed_password),
+        ),
+        ("is_active".to_owned(), FieldValue::Boolean(row.is_active)),
+        (
+            "is_superuser".to_owned(),
+            FieldValue::Boolean(row.is_superuser),
+        ),
+        (
+            "is_verified".to_owned(),
+            FieldValue::Boolean(row.is_verified),
+        ),
+        ("role".to_owned(), FieldValue::String(row.role)),
+    ];
+    for spec in fields.iter() {
+        let value = values.get(&spec.name).cloned().unwrap_or(FieldValue::Null);
+        columns.push((spec.name.clone(), value));
+    }
+    let names: Vec<String> = columns.iter().map(|(name, _)| quote(name)).collect();
+    let marks = vec!["?"; columns.len()].join(", ");
+    let query = diesel::sql_query(format!(
+        r#"INSERT INTO "user" ({}) VALUES ({marks})"#,
+        names.join(", ")
+    ))
+    .into_boxed::<Sqlite>();
+    columns
+        .into_iter()
+        .fold(query, |query, (_, value)| bind_field(query, value))
+}
+
+/// `UPDATE "user" SET <named columns> = ?, <named fields> = ? WHERE "id" = ?`.
+fn update_with_fields(
+    id: String,
+    changes: UserPatchRow,
+    fields: Vec<(&FieldSpec, FieldValue)>,
+) -> Dynamic {
+    let text =
+        |name: &str, value: Option<String>| value.map(|v| (name.to_owned(), FieldValue::String(v)));
+    let flag =
+        |name: &str, value: Option<bool>| value.map(|v| (name.to_owned(), FieldValue::Boolean(v)));
+    let columns: Vec<(String, FieldValue)> = [
+        text("email", changes.email),
+        text("hashed_password", changes.hashed_password),
+        flag("is_active", changes.is_active),
+        flag("is_superuser", changes.is_superuser),
+        flag("is_verified", changes.is_verified),
+        text("role", changes.role),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        fields
+            .into_iter()
+            .map(|(spec, value)| (spec.name.clone(), value)),
+    )
+    .collect();
+    let set: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("{} = ?", quote(name)))
+        .collect();
+    let query = diesel::sql_query(format!(
+        r#"UPDATE "user" SET {} WHERE "id" = ?"#,
+        set.join(", ")
+    ))
+    .into_boxed::<Sqlite>();
+    columns
+        .into_iter()
+        .map(|(_, value)| value)
+        .chain([FieldValue::String(id)])
+        .fold(query, bind_field)
 }
 
 /// Whether a user other than `except` has the same account key as `email`
@@ -299,43 +456,51 @@ pub(crate) fn unicode_candidates(key: &str) -> users::BoxedQuery<'static, Sqlite
 #[async_trait]
 impl UserRepository for SqliteUserStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let fields = self.fields.select();
         let row = self
             .with_conn(move |conn| {
                 users::table
                     .find(id.to_string())
-                    .select(SqliteUserRow::as_select())
-                    .first(conn)
+                    .select((SqliteUserRow::as_select(), fields))
+                    .first::<RowWithFields>(conn)
                     .optional()
             })
             .await?;
-        Ok(row.map(User::try_from).transpose()?)
+        Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         let email = email.as_str().to_owned();
+        let fields = self.fields.select();
         let row = self
-            .with_conn(move |conn| find_by_email(conn, &email))
+            .with_conn(move |conn| find_by_email(conn, &email, fields))
             .await?;
-        Ok(row.map(User::try_from).transpose()?)
+        Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 
-    async fn create(&self, user: User) -> Result<User, StoreError> {
+    async fn create(&self, mut user: User) -> Result<User, StoreError> {
+        user.fields = values_to_create(&self.fields.spec, &user.fields)?;
         let row = SqliteUserRow::from(&user);
+        let email = row.email.clone();
+        let (spec, values) = (self.fields.spec.clone(), user.fields.clone());
+        let insert = move |conn: &mut SqliteConnection| {
+            if spec.is_empty() {
+                diesel::insert_into(users::table).values(&row).execute(conn)
+            } else {
+                insert_with_fields(row, &spec, &values).execute(conn)
+            }
+        };
         self.with_conn(move |conn| {
-            if !needs_unicode_match(&row.email) {
+            if !needs_unicode_match(&email) {
                 // The unique indexes decide, atomically.
-                diesel::insert_into(users::table)
-                    .values(&row)
-                    .execute(conn)?;
+                insert(conn)?;
                 return Ok(());
             }
             conn.immediate_transaction(|conn| {
-                if key_taken(conn, &row.email, None)? {
+                if key_taken(conn, &email, None)? {
                     return Err(Failure::from(StoreError::Conflict));
                 }
-                diesel::insert_into(users::table)
-                    .values(&row)
-                    .execute(conn)?;
+                insert(conn)?;
                 Ok(())
             })
         })
@@ -344,11 +509,26 @@ impl UserRepository for SqliteUserStore {
     }
 
     async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
-        if patch.is_empty() {
+        let field_changes = values_to_patch(&self.fields.spec, &patch.fields)?;
+        let columns = UserPatch {
+            fields: FieldValues::new(),
+            ..patch
+        };
+        if columns.is_empty() && field_changes.is_empty() {
             // Diesel refuses an empty `SET` list; there is nothing to write.
             return self.get(id).await?.ok_or(StoreError::NotFound);
         }
-        let changes = UserPatchRow::from(&patch);
+        let changes = UserPatchRow::from(&columns);
+        let update = if field_changes.is_empty() {
+            None
+        } else {
+            Some(update_with_fields(
+                id.to_string(),
+                changes.clone(),
+                field_changes,
+            ))
+        };
+        let fields = self.fields.select();
         let id = id.to_string();
         let row = self
             .with_conn(move |conn| {
@@ -372,20 +552,24 @@ impl UserRepository for SqliteUserStore {
                             return Err(Failure::from(StoreError::Conflict));
                         }
                     }
-                    let changed = diesel::update(users::table.find(&id))
-                        .set(&changes)
-                        .execute(conn)?;
+                    let changed = match update {
+                        // Extra fields: the same single UPDATE, built at run time.
+                        Some(update) => update.execute(conn)?,
+                        None => diesel::update(users::table.find(&id))
+                            .set(&changes)
+                            .execute(conn)?,
+                    };
                     if changed == 0 {
                         return Err(Failure::from(StoreError::NotFound));
                     }
                     Ok(users::table
                         .find(&id)
-                        .select(SqliteUserRow::as_select())
-                        .first(conn)?)
+                        .select((SqliteUserRow::as_select(), fields))
+                        .first::<RowWithFields>(conn)?)
                 })
             })
             .await?;
-        Ok(User::try_from(row)?)
+        Ok(self.fields.user(row)?)
     }
 
     async fn replace_password_hash(

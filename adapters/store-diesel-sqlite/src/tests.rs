@@ -465,7 +465,7 @@ fn lookups_use_the_lower_email_index() {
     }
     .apply(&mut conn)
     .unwrap();
-    crate::migrate::run(&mut conn).unwrap();
+    crate::migrate::run(&mut conn, &portcullis_domain::UserFields::none()).unwrap();
 
     let ascii = users::table
         .filter(lower(users::email).eq("ann@example.com"))

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, FieldValues, StoreError, User, UserFields, UserId, UserPatch, UserRepository,
+};
 
 #[derive(Default)]
 struct Tables {
@@ -38,12 +40,22 @@ struct Tables {
 #[derive(Default)]
 pub struct MemoryUserStore {
     tables: Mutex<Tables>,
+    fields: UserFields,
 }
 
 impl MemoryUserStore {
-    /// An empty store.
+    /// An empty store, with no extra user field.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The store keeping the deployment's extra user `fields`, as the SQL
+    /// stores do: `create` keeps a value for each (its default when the
+    /// user has none) and drops names that are not among them; `patch`
+    /// ignores such names.
+    pub fn with_user_fields(mut self, fields: UserFields) -> Self {
+        self.fields = fields;
+        self
     }
 
     /// How many users are stored.
@@ -65,6 +77,41 @@ impl MemoryUserStore {
     }
 }
 
+/// Why a value does not fit its field (the application checks values
+/// first, so this is a bug): the store refuses it as the SQL stores do.
+fn unfit(field: &str, value: &portcullis_domain::FieldValue) -> StoreError {
+    StoreError::unavailable(format!("value {value} does not fit user field {field:?}"))
+}
+
+/// A new user's values: one per field of `fields`, from `given` or the
+/// default.
+fn stored_fields(fields: &UserFields, given: &FieldValues) -> Result<FieldValues, StoreError> {
+    fields
+        .iter()
+        .map(|spec| {
+            let value = given.get(&spec.name).unwrap_or(&spec.default);
+            if !value.fits(spec.ty, spec.nullable) {
+                return Err(unfit(&spec.name, value));
+            }
+            Ok((spec.name.clone(), value.clone()))
+        })
+        .collect()
+}
+
+/// The values of a patch that name a field of `fields`.
+fn changed_fields(fields: &UserFields, changes: &FieldValues) -> Result<FieldValues, StoreError> {
+    changes
+        .iter()
+        .filter_map(|(name, value)| fields.get(name).map(|spec| (spec, value)))
+        .map(|(spec, value)| {
+            if !value.fits(spec.ty, spec.nullable) {
+                return Err(unfit(&spec.name, value));
+            }
+            Ok((spec.name.clone(), value.clone()))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl UserRepository for MemoryUserStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -80,7 +127,8 @@ impl UserRepository for MemoryUserStore {
             .cloned())
     }
 
-    async fn create(&self, user: User) -> Result<User, StoreError> {
+    async fn create(&self, mut user: User) -> Result<User, StoreError> {
+        user.fields = stored_fields(&self.fields, &user.fields)?;
         let mut tables = self.lock()?;
         let key = user.email.key();
         if tables.by_email.contains_key(&key) || tables.users.contains_key(&user.id) {
@@ -91,7 +139,8 @@ impl UserRepository for MemoryUserStore {
         Ok(user)
     }
 
-    async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
+    async fn patch(&self, id: UserId, mut patch: UserPatch) -> Result<User, StoreError> {
+        patch.fields = changed_fields(&self.fields, &patch.fields)?;
         let mut tables = self.lock()?;
         let old_key = match tables.users.get(&id) {
             Some(old) => old.email.key(),

@@ -1,9 +1,11 @@
 //! The `user` table as SeaORM sees it, and the conversions to and from the
 //! domain's [`User`] (through the SQL stores' shared [`UserRow`]).
 
-use portcullis_domain::{User, UserPatch};
+use portcullis_domain::{FieldSpec, FieldType, FieldValue, User, UserFields, UserPatch};
+use portcullis_store_sql_common::fields::{FIELDS_COLUMN, values_from_json};
 use portcullis_store_sql_common::{CorruptRow, UserRow};
 use sea_orm::entity::prelude::*;
+use sea_orm::{FromQueryResult, QueryResult};
 
 /// One row of FastAPI Users' `user` table (plus `role`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -81,5 +83,46 @@ pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
         is_superuser: set(patch.is_superuser),
         is_verified: set(patch.is_verified),
         role: set(patch.role.map(|r| r.as_str().to_owned())),
+    }
+}
+
+/// A row as a lookup reads it: the [`Model`] and the extra fields' JSON
+/// object text (the column [`FIELDS_COLUMN`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub model: Model,
+    pub fields: String,
+}
+
+impl FromQueryResult for Stored {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            model: Model::from_query_result(res, pre)?,
+            fields: res.try_get(pre, FIELDS_COLUMN)?,
+        })
+    }
+}
+
+impl Stored {
+    /// The user, with a value for each field of `fields`.
+    pub(crate) fn into_user(self, fields: &UserFields) -> Result<User, CorruptRow> {
+        let mut user = User::try_from(self.model)?;
+        user.fields = values_from_json(fields, user.id, &self.fields)?;
+        Ok(user)
+    }
+}
+
+/// `value` of field `spec` as a bound parameter, typed as its column is
+/// (a `NULL` too: PostgreSQL refuses a text `NULL` for an integer column).
+/// An integer is sent as `int4` when it fits (it does: values are checked
+/// against the field first).
+pub(crate) fn field_value(spec: &FieldSpec, value: FieldValue) -> sea_orm::Value {
+    match (value, spec.ty) {
+        (FieldValue::Null, FieldType::String { .. }) => None::<String>.into(),
+        (FieldValue::Null, FieldType::Integer) => None::<i32>.into(),
+        (FieldValue::Null, FieldType::Boolean) => None::<bool>.into(),
+        (FieldValue::String(s), _) => s.into(),
+        (FieldValue::Integer(i), _) => i32::try_from(i).map_or_else(|_| i.into(), Into::into),
+        (FieldValue::Boolean(b), _) => b.into(),
     }
 }

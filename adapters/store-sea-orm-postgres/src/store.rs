@@ -6,17 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
-use sea_orm::sea_query::Expr;
+use portcullis_domain::{
+    EmailAddress, FieldValue, FieldValues, StoreError, User, UserFields, UserId, UserPatch,
+    UserRepository,
+};
+use portcullis_store_sql_common::fields::{
+    Dialect, FIELDS_COLUMN, fields_json_sql, values_to_create, values_to_patch,
+};
+use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, RuntimeErr, Select,
-    Statement,
+    EntityTrait, FromQueryResult, IntoActiveModel, Iterable, QueryFilter, QuerySelect, QueryTrait,
+    RuntimeErr, Select, Statement,
 };
 
 use crate::PostgresStoreError;
-use crate::entity::{self, Column, Entity as Users};
+use crate::entity::{self, Column, Entity as Users, Stored, field_value};
 use crate::error::{Failure, migration_reason};
 use crate::migration::{self, EMAIL_KEY};
 
@@ -77,6 +83,9 @@ pub struct PostgresUserStore {
     db: DatabaseConnection,
     location: Arc<str>,
     operation_timeout: Duration,
+    fields: UserFields,
+    /// [`fields_json_sql`] of `fields`: what every lookup also selects.
+    fields_json: Arc<str>,
 }
 
 impl fmt::Debug for PostgresUserStore {
@@ -155,7 +164,25 @@ impl PostgresUserStore {
             db,
             location: location.into(),
             operation_timeout: options.operation_timeout,
+            fields: UserFields::none(),
+            fields_json: fields_json_sql(&UserFields::none(), Dialect::Postgres).into(),
         })
+    }
+
+    /// The store with the deployment's extra user `fields`, each a column of
+    /// `user`: lookups return a value for each, `create` writes each (its
+    /// default when the user has none), `patch` writes those it names.
+    /// [`PostgresUserStore::migrate`] adds the missing columns.
+    pub fn with_user_fields(mut self, fields: UserFields) -> Self {
+        self.fields_json = fields_json_sql(&fields, Dialect::Postgres).into();
+        self.fields = fields;
+        self
+    }
+
+    /// The fields' JSON object, `AS` [`FIELDS_COLUMN`]: selected by every
+    /// lookup, in the same query.
+    fn fields_expr(&self) -> Expr {
+        Expr::cust(self.fields_json.to_string())
     }
 
     /// Brings the schema up to date: creates FastAPI Users' `user` table and
@@ -163,8 +190,18 @@ impl PostgresUserStore {
     /// (adding `role`). Safe to run from any number of instances at once
     /// (an advisory lock makes them take turns); harmless when up to date.
     /// Returns the migrations applied now; none when already up to date.
+    ///
+    /// Then, under the same lock and in the same transaction, each extra
+    /// user field ([`PostgresUserStore::with_user_fields`]) gets its column
+    /// (`ALTER TABLE "user" ADD COLUMN`; existing users get the default)
+    /// unless the table has it already: an existing column (FastAPI Users
+    /// made it) is adopted, with its data, if its type
+    /// (`information_schema.columns`) is of the field's kind, it is not
+    /// `NOT NULL` for a nullable field and not shorter than the field's
+    /// longest value; otherwise nothing is changed and the error names the
+    /// field, the column's type and the declared one.
     pub async fn migrate(&self) -> Result<Vec<String>, PostgresStoreError> {
-        migration::run(&self.db)
+        migration::run(&self.db, &self.fields)
             .await
             .map_err(|e| PostgresStoreError::Migration {
                 location: self.location.to_string(),
@@ -239,44 +276,98 @@ fn connect_reason(error: DbErr) -> String {
 #[async_trait]
 impl UserRepository for PostgresUserStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = self
-            .bounded(Users::find_by_id(*id.as_uuid()).one(&self.db))
-            .await?;
-        Ok(row.map(User::try_from).transpose()?)
+        let query = Users::find_by_id(*id.as_uuid())
+            .column_as(self.fields_expr(), FIELDS_COLUMN)
+            .into_model::<Stored>();
+        let row = self.bounded(query.one(&self.db)).await?;
+        Ok(row.map(|row| row.into_user(&self.fields)).transpose()?)
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
-        let row = self.bounded(by_email(email).one(&self.db)).await?;
-        Ok(row.map(User::try_from).transpose()?)
+        let query = by_email(email)
+            .column_as(self.fields_expr(), FIELDS_COLUMN)
+            .into_model::<Stored>();
+        let row = self.bounded(query.one(&self.db)).await?;
+        Ok(row.map(|row| row.into_user(&self.fields)).transpose()?)
     }
 
-    async fn create(&self, user: User) -> Result<User, StoreError> {
+    async fn create(&self, mut user: User) -> Result<User, StoreError> {
+        user.fields = values_to_create(&self.fields, &user.fields)?;
         // A plain INSERT: the primary key and the unique indexes decide,
         // atomically; a violation is a Conflict.
-        let row = entity::Model::from(&user).into_active_model();
-        self.bounded(Users::insert(row).exec_without_returning(&self.db))
-            .await?;
+        let model = entity::Model::from(&user);
+        if self.fields.is_empty() {
+            let row = model.into_active_model();
+            self.bounded(Users::insert(row).exec_without_returning(&self.db))
+                .await?;
+            return Ok(user);
+        }
+        // The same INSERT, with a column per extra field, built at run time.
+        let mut columns: Vec<Alias> = Column::iter()
+            .map(|c| Alias::new(sea_orm::IdenStatic::as_str(&c)))
+            .collect();
+        let mut values: Vec<Expr> = vec![
+            Expr::val(model.id),
+            Expr::val(model.email),
+            Expr::val(model.hashed_password),
+            Expr::val(model.is_active),
+            Expr::val(model.is_superuser),
+            Expr::val(model.is_verified),
+            Expr::val(model.role),
+        ];
+        for spec in self.fields.iter() {
+            let value = user
+                .fields
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or(FieldValue::Null);
+            columns.push(Alias::new(spec.name.as_str()));
+            values.push(Expr::val(field_value(spec, value)));
+        }
+        let insert = Query::insert()
+            .into_table(Users)
+            .columns(columns)
+            .values(values)
+            .map_err(|e| StoreError::unavailable(e.to_string()))?
+            .to_owned();
+        self.bounded(self.db.execute(&insert)).await?;
         Ok(user)
     }
 
     async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError> {
-        if patch.is_empty() {
+        let field_changes = values_to_patch(&self.fields, &patch.fields)?;
+        let columns = UserPatch {
+            fields: FieldValues::new(),
+            ..patch
+        };
+        if columns.is_empty() && field_changes.is_empty() {
             // No `SET` list to send; there is nothing to write.
             return self.get(id).await?.ok_or(StoreError::NotFound);
         }
-        // One UPDATE of the named columns only, RETURNING the row as it is
-        // now: the unique indexes decide an address clash atomically (a
-        // Conflict), and a concurrent change to another column is kept.
-        let rows = self
-            .bounded(
-                Users::update_many()
-                    .set(entity::patch_changes(&patch))
-                    .filter(Column::Id.eq(*id.as_uuid()))
-                    .exec_with_returning(&self.db),
-            )
+        // One UPDATE of the named columns (and fields) only, RETURNING the
+        // row as it is now: the unique indexes decide an address clash
+        // atomically (a Conflict), and a concurrent change to another column
+        // is kept.
+        let mut update = Users::update_many()
+            .set(entity::patch_changes(&columns))
+            .filter(Column::Id.eq(*id.as_uuid()));
+        for (spec, value) in field_changes {
+            QueryTrait::query(&mut update)
+                .value(Alias::new(spec.name.as_str()), field_value(spec, value));
+        }
+        let returning = Column::iter()
+            .map(|c| Expr::col((Users, c)))
+            .chain([Expr::cust(format!(
+                "{} AS \"{FIELDS_COLUMN}\"",
+                self.fields_json
+            ))]);
+        QueryTrait::query(&mut update).returning(Query::returning().exprs(returning));
+        let statement = update.build(DbBackend::Postgres);
+        let row = self
+            .bounded(Stored::find_by_statement(statement).one(&self.db))
             .await?;
-        match rows.into_iter().next() {
-            Some(row) => Ok(User::try_from(row)?),
+        match row {
+            Some(row) => Ok(row.into_user(&self.fields)?),
             None => Err(StoreError::NotFound),
         }
     }

@@ -2,7 +2,8 @@
 //! `portcullis-store-sea-orm-postgres`) share: the columns of FastAPI Users'
 //! `user` table, a plain [`UserRow`] of it, and the mapping between a row and
 //! the domain's [`User`], with the one typed error for a row another program
-//! wrote badly ([`CorruptRow`]).
+//! wrote badly ([`CorruptRow`]); and the deployment's extra user fields as
+//! columns ([`fields`]).
 //!
 //! Each store turns its driver's row type (a Diesel `Queryable`, a SeaORM
 //! `Model`) into a [`UserRow`] field by field; the rules of the mapping live
@@ -22,6 +23,8 @@
 //! assert_eq!(User::try_from(row), Ok(ann));
 //! ```
 #![warn(missing_docs)]
+
+pub mod fields;
 
 use portcullis_domain::{EmailAddress, Role, StoreError, UnknownRole, User, UserId};
 use uuid::Uuid;
@@ -87,6 +90,17 @@ pub enum CorruptRow {
         /// The domain's refusal.
         #[source]
         source: UnknownRole,
+    },
+    /// An extra field's column holds a value of another kind than the field
+    /// is declared with (another program wrote it).
+    #[error("stored value {stored} of user field {field:?} of user {id} does not fit the field")]
+    Field {
+        /// The user whose row it is.
+        id: UserId,
+        /// The field.
+        field: String,
+        /// The value as stored, as JSON.
+        stored: String,
     },
 }
 

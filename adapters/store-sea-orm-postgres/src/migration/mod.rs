@@ -6,6 +6,10 @@
 mod m20250101_000001_create_user;
 mod m20250101_000002_email_case_insensitive_index;
 
+use portcullis_domain::UserFields;
+use portcullis_store_sql_common::fields::{
+    Dialect, ExistingColumn, add_column_sql, check_existing_column,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -41,8 +45,13 @@ impl MigratorTrait for Migrator {
 /// transaction-level advisory lock [`MIGRATION_LOCK_KEY`]: a second instance
 /// waits for the first to commit, then finds nothing pending. No statement
 /// timeout applies inside (an index built on a large adopted table may take
-/// a while). Returns the names of the migrations applied now.
-pub(crate) async fn run(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+/// a while). Then, in the same transaction, each field of `fields` gets its
+/// column ([`add_field_columns`]). Returns the names of the migrations
+/// applied now.
+pub(crate) async fn run(
+    db: &DatabaseConnection,
+    fields: &UserFields,
+) -> Result<Vec<String>, DbErr> {
     let txn = db.begin().await?;
     txn.execute_unprepared("SET LOCAL statement_timeout = 0")
         .await?;
@@ -60,8 +69,51 @@ pub(crate) async fn run(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     if !pending.is_empty() {
         Migrator::up(&txn, None).await?;
     }
+    add_field_columns(&txn, fields).await?;
     txn.commit().await?;
     Ok(pending)
+}
+
+/// Adds the column of each field of `fields` that `user` lacks (existing
+/// rows get the default), and checks that each one it has can hold the
+/// field ([`check_existing_column`], from `information_schema.columns`),
+/// adopting it with its data. Run under the migration lock, so instances
+/// starting together add each column once.
+async fn add_field_columns<C: ConnectionTrait>(db: &C, fields: &UserFields) -> Result<(), DbErr> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
+             character_maximum_length::int4 FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'user'",
+        ))
+        .await?;
+    let mut columns = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get_by_index(0)?;
+        let max_length: Option<i32> = row.try_get_by_index(3)?;
+        let column = ExistingColumn {
+            data_type: row.try_get_by_index(1)?,
+            nullable: row.try_get_by_index(2)?,
+            max_length: max_length.and_then(|n| u32::try_from(n).ok()),
+        };
+        columns.push((name, column));
+    }
+    for spec in fields.iter() {
+        match columns.iter().find(|(name, _)| *name == spec.name) {
+            Some((_, column)) => {
+                check_existing_column(spec, column).map_err(|e| refuse(e.to_string()))?;
+            }
+            None => {
+                db.execute_unprepared(&add_column_sql(spec, Dialect::Postgres))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A migration's refusal, in words for the operator.
