@@ -8,6 +8,10 @@
 //!   the built-in hooks still mail reset and verify tokens.
 //! - One password rule of its own: no password may contain "course"
 //!   (register, reset and password changes answer `400` with its reason).
+//! - User fields of its own, declared by a type ([`Profile`]): a
+//!   `display_name` the user sets at registration or with
+//!   `PATCH /api/users/me`, and `credits` only admins grant;
+//!   `GET /profile` reads them back as a `Profile`.
 //!
 //! Run it with `cargo run --example course_catalog`, then:
 //!
@@ -61,6 +65,29 @@ impl UserEvents for CountRegistrations {
     async fn on_after_register(&self, user: &User) {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(email = %user.email, n, "welcome to the course catalogue");
+    }
+}
+
+/// The catalogue's own user fields: real columns of the user table,
+/// rendered with every user, declared by this type's schema.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Profile {
+    /// How the catalogue calls the user; the user sets it.
+    #[schema(max_length = 40)]
+    pub display_name: Option<String>,
+    /// Course credits; only admins change them (`read_only`).
+    #[schema(read_only)]
+    pub credits: i32,
+}
+
+/// `GET /profile`: the current user's [`Profile`].
+async fn profile(CurrentUser(user): CurrentUser) -> HttpResponse {
+    match portcullis::fields_of::<Profile>(&user) {
+        Ok(profile) => HttpResponse::Ok().json(profile),
+        Err(e) => {
+            tracing::error!(error = %e, "a stored profile does not read back");
+            HttpResponse::InternalServerError().finish()
+        }
     }
 }
 
@@ -124,8 +151,14 @@ async fn delete_course(
 
 /// Portcullis assembled in code: no environment variables.
 pub fn build_portcullis(hook: Arc<CountRegistrations>) -> UserService {
+    let fields = portcullis::user_fields_of::<Profile>().expect("Profile maps to user fields");
     PortcullisBuilder::new()
-        .store(Arc::new(MemoryUserStore::new()))
+        // The store holds the fields' columns too (a SQL store adds them
+        // when it migrates).
+        .store(Arc::new(
+            MemoryUserStore::new().with_user_fields(fields.clone()),
+        ))
+        .user_fields(fields)
         // Example secrets: use real random ones (32+ bytes) in production.
         .token_secrets(
             "course-catalogue-access-secret-0123456789",
@@ -147,6 +180,7 @@ pub fn configure_app(
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(catalogue)
             .configure(mount(service, "/api"))
+            .route("/profile", web::get().to(profile))
             .route("/courses", web::get().to(list_courses))
             .route("/courses", web::post().to(create_course))
             .route("/courses/{id}", web::delete().to(delete_course));

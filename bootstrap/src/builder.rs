@@ -236,7 +236,6 @@ impl PortcullisBuilder {
         self
     }
 
-    /// The assembled use cases.
     /// The deployment's extra user fields: registration and the PATCH
     /// routes accept them, users are rendered with them, the OpenAPI
     /// document shows them. The store must be given the same fields (and
@@ -257,6 +256,7 @@ impl PortcullisBuilder {
         self
     }
 
+    /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
         let user_fields = self.user_fields?;
         let (access_secret, reset_secret, verify_secret) =

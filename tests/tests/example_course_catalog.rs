@@ -280,3 +280,56 @@ async fn the_hosts_password_rule_refuses_with_its_own_reason() {
         json!({"detail": {"code": "UPDATE_USER_INVALID_PASSWORD", "reason": NO_COURSE_REASON}})
     );
 }
+
+#[actix_web::test]
+async fn the_hosts_user_fields_are_set_by_their_writers_and_read_back_as_its_type() {
+    let host = spawn_host().await;
+    let mut res = host
+        .client
+        .post(format!("{}/api/auth/register", host.base))
+        .send_json(&json!({
+            "email": "ann@example.com", "password": "correct horse",
+            "display_name": "Ann", "credits": 100
+        }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let user: Value = res.json().await.unwrap();
+    // The user set the display name; credits are admin-only: the default.
+    assert_eq!(
+        (&user["display_name"], &user["credits"]),
+        (&json!("Ann"), &json!(0))
+    );
+
+    let ann = host
+        .service
+        .authenticate(&host.login("ann@example.com", "correct horse").await)
+        .await
+        .unwrap();
+    let mut changes = UserChanges::default();
+    changes
+        .fields
+        .set("credits", portcullis::domain::FieldValue::Integer(12));
+    host.service
+        .admin_update_user(&host.root, ann.id, changes)
+        .await
+        .unwrap();
+
+    let token = host.login("ann@example.com", "correct horse").await;
+    let mut res = host
+        .client
+        .get(format!("{}/profile", host.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let profile: course_catalog::Profile = res.json().await.unwrap();
+    assert_eq!(
+        profile,
+        course_catalog::Profile {
+            display_name: Some("Ann".into()),
+            credits: 12
+        }
+    );
+}
