@@ -22,6 +22,7 @@
 #   SCHEMATHESIS_WORKERS    concurrent workers (default 2)
 #   PORTCULLIS_CACHE_DIR    where the venv lives (default ~/.cache/portcullis)
 #   SCHEMATHESIS_REPORT_DIR keep the NDJSON events and the server log there
+#   SCHEMATHESIS_USER_FIELDS   USER_FIELDS of the server (default: one field of each type)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,6 +35,11 @@ workers=${SCHEMATHESIS_WORKERS:-2}
 cache=${PORTCULLIS_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/portcullis}
 venv=$cache/schemathesis-$SCHEMATHESIS_VERSION
 
+# One extra user field of each type and writer, so that the fuzzer also
+# checks them against the document (SCHEMATHESIS_USER_FIELDS= for none).
+user_fields='{"nickname": {"type": "string", "max_length": 20, "nullable": true, "writable_by": "user"},
+ "credits": {"type": "integer", "default": 0, "writable_by": "admin"},
+ "newsletter": {"type": "boolean", "default": false, "writable_by": "user"}}'
 superuser_email=root@example.com
 superuser_password=fuzz-root-password-123
 
@@ -69,6 +75,7 @@ env HOST=127.0.0.1 PORT="$port" API_PREFIX=/api \
     AUTH_VERIFICATION_TOKEN_SECRET=schemathesis-verify-secret-0123456789abcdef01234 \
     FIRST_SUPERUSER_EMAIL=$superuser_email FIRST_SUPERUSER_PASSWORD=$superuser_password \
     ARGON2_MEMORY_KIB=8192 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1 \
+    USER_FIELDS="${SCHEMATHESIS_USER_FIELDS-$user_fields}" \
     RUST_LOG=${RUST_LOG:-warn} \
     "$bin" >"$report/server.log" 2>&1 &
 server_pid=$!

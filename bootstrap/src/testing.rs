@@ -29,9 +29,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use portcullis_application::{NewUser, UserService};
-use portcullis_domain::{EmailAddress, Mail, MailError, Mailer, Role, User};
+use portcullis_domain::{
+    EmailAddress, FieldValue, FieldValues, Mail, MailError, Mailer, Role, User,
+};
 use portcullis_password::{Algorithm, HasherConfig};
-use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret;
 
 use crate::PortcullisBuilder;
@@ -89,6 +90,7 @@ pub struct TestUser {
     is_active: bool,
     is_superuser: bool,
     is_verified: bool,
+    fields: FieldValues,
 }
 
 impl TestUser {
@@ -101,7 +103,15 @@ impl TestUser {
             is_active: true,
             is_superuser: false,
             is_verified: false,
+            fields: FieldValues::new(),
         }
+    }
+
+    /// With this value of an extra user field (one the kit was built with:
+    /// `TestKit::with(|b| b.user_fields(…))`); others take their default.
+    pub fn field(mut self, name: &str, value: FieldValue) -> Self {
+        self.fields.set(name, value);
+        self
     }
 
     /// With this role.
@@ -162,8 +172,9 @@ impl TestKit {
     /// When `configure` leaves settings the builder refuses (a short secret).
     pub fn with(configure: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder) -> Self {
         let mailer = Arc::new(RecordingMailer::default());
+        // No store set: the builder's memory store takes the fields
+        // `configure` declares.
         let builder = PortcullisBuilder::new()
-            .store(Arc::new(MemoryUserStore::new()))
             .hasher_config(TEST_HASHER)
             .token_secrets(
                 "portcullis test kit access secret!!",
@@ -200,6 +211,7 @@ impl TestKit {
         new.is_active = user.is_active;
         new.is_superuser = user.is_superuser;
         new.is_verified = user.is_verified;
+        new.fields = user.fields;
         match self.service.create_user(new).await {
             Ok(created) => created,
             Err(e) => panic!("test user {:?}: {e}", user.email),
@@ -303,6 +315,7 @@ mod tests {
         let kit = TestKit::new();
         let ann = kit.user(TestUser::new("Ann@example.com")).await;
         assert_eq!(kit.reset_token_for("ann@example.com"), None);
+        assert!(ann.fields.is_empty());
 
         kit.service().forgot_password(&ann.email).await.unwrap();
         let token = kit.reset_token_for("ann@example.com").unwrap();
@@ -321,5 +334,22 @@ mod tests {
         let token = kit.verify_token_for("ANN@example.com").unwrap();
         assert!(kit.service().verify(&token).await.unwrap().is_verified);
         assert_eq!(kit.mails_to("ann@example.com").len(), 2);
+    }
+
+    #[actix_web::test]
+    async fn users_get_the_extra_fields_the_kit_was_built_with() {
+        let fields = crate::parse_user_fields(
+            r#"{"nickname": {"type": "string", "nullable": true, "writable_by": "user"},
+                "credits": {"type": "integer", "default": 3}}"#,
+        )
+        .unwrap();
+        let kit = TestKit::with(|b| b.user_fields(fields));
+        let ann = kit
+            .user(TestUser::new("ann@example.com").field("credits", FieldValue::Integer(9)))
+            .await;
+        assert_eq!(ann.fields.get("credits"), Some(&FieldValue::Integer(9)));
+        assert_eq!(ann.fields.get("nickname"), Some(&FieldValue::Null));
+        let stored = kit.service().authenticate(&kit.token(&ann)).await.unwrap();
+        assert_eq!(stored.fields, ann.fields);
     }
 }
