@@ -2,7 +2,8 @@
 //! behaviour every store shares is the store contract suite's): adopting a
 //! FastAPI Users table, the database itself refusing two spellings of one
 //! account, the index lookups use, migrations racing, clear failures, bounded
-//! waits, and connections the server killed being replaced.
+//! waits, connections the server killed being replaced, and the columns of
+//! extra user fields (added, adopted, refused).
 //!
 //! Needs the `postgres` feature and `PORTCULLIS_TEST_POSTGRES_URL`
 //! (scripts/with-postgres); fails loudly without the variable.
@@ -11,7 +12,9 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, FieldValue, Role, StoreError, User, UserFields, UserPatch, UserRepository,
+};
 use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
 };
@@ -522,4 +525,208 @@ async fn both_url_schemes_select_the_postgres_store_in_portcullis() {
     assert!(note.ends_with("schema up to date"), "{note}");
     let store = portcullis::open_store_with(&database.url, 2).await.unwrap();
     assert_eq!(store.ping().await, Ok(()));
+}
+
+/// The contract suite's fields: `nickname` (string max 50, nullable),
+/// `organisation_id` (integer, default 0), `newsletter` (boolean, default
+/// false).
+fn contract_fields() -> UserFields {
+    portcullis_tests::store_contract::contract_fields()
+}
+
+async fn with_fields(database: &PgDatabase, fields: UserFields) -> PostgresUserStore {
+    open(database).await.with_user_fields(fields)
+}
+
+/// `name type max nullable default` of the columns of `user` named in `names`.
+async fn field_columns(db: &DatabaseConnection, names: &str) -> Vec<String> {
+    texts(
+        db,
+        &format!(
+            "SELECT column_name || ' ' || data_type || ' ' || \
+             coalesce(character_maximum_length::text, '-') || ' ' || is_nullable || ' ' || \
+             coalesce(column_default, '-') FROM information_schema.columns \
+             WHERE table_name = 'user' AND column_name IN ({names}) ORDER BY column_name"
+        ),
+    )
+    .await
+}
+
+const FIELD_NAMES: &str = "'nickname', 'organisation_id', 'newsletter'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn field_columns_are_added_and_rows_already_there_get_the_defaults() {
+    let database = PgDatabase::create();
+    let before = migrated(&database).await;
+    let ann = User::new(email("ann@example.com"), HASH.into());
+    before.create(ann.clone()).await.unwrap();
+
+    let store = with_fields(&database, contract_fields()).await;
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        field_columns(db(&store), FIELD_NAMES).await,
+        [
+            "newsletter boolean - NO false",
+            "nickname character varying 50 YES -",
+            "organisation_id integer - NO 0",
+        ]
+    );
+    let found = store.get(ann.id).await.unwrap().unwrap();
+    assert_eq!(found.fields, contract_fields().defaults());
+    // Migrating again changes nothing; the store without fields still works.
+    store.migrate().await.unwrap();
+    assert_eq!(store.get(ann.id).await.unwrap(), Some(found));
+    assert_eq!(before.get(ann.id).await.unwrap(), Some(ann));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fastapi_users_field_columns_of_compatible_types_are_adopted_with_their_data() {
+    let database = PgDatabase::create();
+    let store = with_fields(&database, contract_fields()).await;
+    exec(db(&store), FASTAPI_USERS_DDL).await;
+    // What SQLAlchemy makes of String(60), BigInteger and Boolean.
+    exec(
+        db(&store),
+        r#"ALTER TABLE "user" ADD COLUMN nickname VARCHAR(60);
+           ALTER TABLE "user" ADD COLUMN organisation_id BIGINT NOT NULL DEFAULT 5;
+           ALTER TABLE "user" ADD COLUMN newsletter BOOLEAN;"#,
+    )
+    .await;
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO "user" VALUES
+               ('0f8fad5b-d9cb-469f-a165-70867728950e', 'Ann@example.com', '{HASH}', true, false, true, 'Annie', 12, true)"#
+        ),
+    )
+    .await;
+    let before = field_columns(db(&store), FIELD_NAMES).await;
+    store.migrate().await.unwrap();
+    assert_eq!(field_columns(db(&store), FIELD_NAMES).await, before);
+
+    let ann = store
+        .get_by_email(&email("ann@example.com"))
+        .await
+        .unwrap()
+        .expect("the FastAPI Users row is kept");
+    assert_eq!(
+        ann.fields.get("nickname"),
+        Some(&FieldValue::String("Annie".into()))
+    );
+    assert_eq!(
+        ann.fields.get("organisation_id"),
+        Some(&FieldValue::Integer(12))
+    );
+    assert_eq!(
+        ann.fields.get("newsletter"),
+        Some(&FieldValue::Boolean(true))
+    );
+
+    // And the adopted columns take writes of every kind, nulls included.
+    let mut changes = portcullis_domain::FieldValues::new();
+    changes.set("organisation_id", FieldValue::Integer(i32::MAX.into()));
+    changes.set("newsletter", FieldValue::Boolean(false));
+    changes.set("nickname", FieldValue::Null);
+    let patched = store
+        .patch(
+            ann.id,
+            UserPatch {
+                fields: changes,
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.fields.get("organisation_id"),
+        Some(&FieldValue::Integer(i32::MAX.into()))
+    );
+    assert_eq!(
+        patched.fields.get("newsletter"),
+        Some(&FieldValue::Boolean(false))
+    );
+    assert_eq!(patched.fields.get("nickname"), Some(&FieldValue::Null));
+    assert_eq!(store.get(ann.id).await.unwrap(), Some(patched));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_column_that_cannot_hold_the_field_is_refused_naming_it_and_nothing_changes() {
+    let cases = [
+        (
+            r#"ALTER TABLE "user" ADD COLUMN organisation_id TEXT"#,
+            ["\"organisation_id\"", "\"text\"", "integer not null"],
+        ),
+        (
+            r#"ALTER TABLE "user" ADD COLUMN nickname VARCHAR(50) NOT NULL DEFAULT ''"#,
+            ["\"nickname\"", "NOT NULL", "nullable"],
+        ),
+        (
+            r#"ALTER TABLE "user" ADD COLUMN nickname VARCHAR(20)"#,
+            ["\"nickname\"", "at most 20", "string (max 50)"],
+        ),
+        (
+            r#"ALTER TABLE "user" ADD COLUMN newsletter INTEGER"#,
+            ["\"newsletter\"", "\"integer\"", "boolean"],
+        ),
+    ];
+    for (column, parts) in cases {
+        let database = PgDatabase::create();
+        let store = with_fields(&database, contract_fields()).await;
+        exec(db(&store), FASTAPI_USERS_DDL).await;
+        exec(db(&store), column).await;
+        let before = field_columns(db(&store), FIELD_NAMES).await;
+        let err = store.migrate().await.unwrap_err();
+        assert!(
+            matches!(err, PostgresStoreError::Migration { .. }),
+            "{err:?}"
+        );
+        let shown = err.to_string();
+        for part in parts {
+            assert!(shown.contains(part), "{column}: {part} in {shown}");
+        }
+        assert_eq!(
+            field_columns(db(&store), FIELD_NAMES).await,
+            before,
+            "{column}: no column added"
+        );
+        assert!(
+            texts(
+                db(&store),
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_name = 'user' AND column_name = 'role'"
+            )
+            .await
+            .is_empty(),
+            "{column}: the whole migration was rolled back"
+        );
+    }
+}
+
+/// Four stores with fields migrate one fresh database at once: all succeed
+/// and each column is added once (under the migration lock).
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_migrations_add_each_field_column_once() {
+    let database = PgDatabase::create();
+    let url = Arc::new(database.url.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, barrier) = (Arc::clone(&url), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let store = PostgresUserStore::open(&url)
+                    .await
+                    .unwrap()
+                    .with_user_fields(contract_fields());
+                barrier.wait().await;
+                store.migrate().await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("every racing migration succeeds");
+    }
+    let store = open(&database).await;
+    assert_eq!(field_columns(db(&store), FIELD_NAMES).await.len(), 3);
 }

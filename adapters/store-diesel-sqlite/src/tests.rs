@@ -520,3 +520,240 @@ async fn a_fresh_database_passes_the_integrity_check() {
         vec!["ok".to_owned()]
     );
 }
+
+mod user_fields {
+    use portcullis_domain::{FieldSpec, FieldType, FieldValue, FieldWriter, UserFields};
+
+    use super::*;
+
+    fn spec(name: &str, ty: FieldType, nullable: bool, default: FieldValue) -> FieldSpec {
+        FieldSpec {
+            name: name.into(),
+            ty,
+            nullable,
+            default,
+            writable_by: FieldWriter::User,
+        }
+    }
+
+    fn nickname() -> FieldSpec {
+        spec(
+            "nickname",
+            FieldType::String {
+                max_length: Some(50),
+            },
+            true,
+            FieldValue::Null,
+        )
+    }
+
+    fn organisation_id() -> FieldSpec {
+        spec(
+            "organisation_id",
+            FieldType::Integer,
+            false,
+            FieldValue::Integer(0),
+        )
+    }
+
+    fn newsletter() -> FieldSpec {
+        spec(
+            "newsletter",
+            FieldType::Boolean,
+            false,
+            FieldValue::Boolean(true),
+        )
+    }
+
+    fn fields(specs: Vec<FieldSpec>) -> UserFields {
+        UserFields::new(specs).unwrap()
+    }
+
+    async fn store_with(db: &TempDb, fields: UserFields) -> SqliteUserStore {
+        SqliteUserStore::open(&db.url())
+            .await
+            .unwrap()
+            .with_user_fields(fields)
+    }
+
+    /// `name type notnull dflt` of each column of `user`.
+    fn columns(conn: &mut SqliteConnection) -> Vec<String> {
+        text(
+            conn,
+            "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || ifnull(dflt_value, '-') \
+             AS v FROM pragma_table_info('user')",
+        )
+    }
+
+    const ID: &str = "10e80a18-88e2-496b-9ab7-b1c109d6d5ea";
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn columns_are_added_and_rows_already_there_get_the_defaults() {
+        let db = TempDb::new();
+        let before = migrated(&db).await;
+        let ann = user("ann@example.com");
+        before.create(ann.clone()).await.unwrap();
+        drop(before);
+
+        let all = fields(vec![nickname(), organisation_id(), newsletter()]);
+        let store = store_with(&db, all).await;
+        store.migrate().await.unwrap();
+        let found = store.get(ann.id).await.unwrap().unwrap();
+        assert_eq!(found.fields.get("nickname"), Some(&FieldValue::Null));
+        assert_eq!(
+            found.fields.get("organisation_id"),
+            Some(&FieldValue::Integer(0))
+        );
+        assert_eq!(
+            found.fields.get("newsletter"),
+            Some(&FieldValue::Boolean(true))
+        );
+        let columns = columns(&mut db.raw());
+        for expected in [
+            "nickname VARCHAR(50) 0 -",
+            "organisation_id INTEGER 1 0",
+            "newsletter BOOLEAN 1 1",
+        ] {
+            assert!(columns.iter().any(|c| c == expected), "{columns:?}");
+        }
+        // Migrating again adds nothing and keeps the values.
+        store.migrate().await.unwrap();
+        assert_eq!(super::columns_count(&mut db.raw()), columns.len());
+        assert_eq!(store.get(ann.id).await.unwrap(), Some(found));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn fastapi_users_columns_of_compatible_types_are_adopted_with_their_data() {
+        let db = TempDb::new();
+        {
+            let mut conn = db.raw();
+            conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+            // As SQLAlchemy makes String(30), BigInteger and Boolean columns.
+            conn.batch_execute(
+                "ALTER TABLE user ADD COLUMN nickname varchar(30);
+                 ALTER TABLE user ADD COLUMN organisation_id BIGINT NOT NULL DEFAULT 5;
+                 ALTER TABLE user ADD COLUMN newsletter bool;",
+            )
+            .unwrap();
+            conn.batch_execute(&format!(
+                "INSERT INTO user VALUES ('{ID}', 'Foo@example.com', 'h', 1, 0, 0, 'Fooey', 12, 0)"
+            ))
+            .unwrap();
+        }
+        let before = columns(&mut db.raw());
+        let store = store_with(
+            &db,
+            fields(vec![nickname(), organisation_id(), newsletter()]),
+        )
+        .await;
+        store.migrate().await.unwrap();
+        let found = store
+            .get_by_email(&EmailAddress::parse("foo@example.com").unwrap())
+            .await
+            .unwrap()
+            .expect("the FastAPI Users row is kept");
+        assert_eq!(
+            found.fields.get("nickname"),
+            Some(&FieldValue::String("Fooey".into()))
+        );
+        assert_eq!(
+            found.fields.get("organisation_id"),
+            Some(&FieldValue::Integer(12))
+        );
+        assert_eq!(
+            found.fields.get("newsletter"),
+            Some(&FieldValue::Boolean(false))
+        );
+        let after = columns(&mut db.raw());
+        for column in &before {
+            assert!(after.contains(column), "{column} kept as it was: {after:?}");
+        }
+        assert_eq!(
+            after.len(),
+            before.len() + 1,
+            "only role was added: {after:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_column_of_an_incompatible_type_is_refused_naming_the_field_and_nothing_changes() {
+        let db = TempDb::new();
+        {
+            let mut conn = db.raw();
+            conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+            conn.batch_execute("ALTER TABLE user ADD COLUMN organisation_id TEXT")
+                .unwrap();
+        }
+        let before = columns(&mut db.raw());
+        let store = store_with(&db, fields(vec![nickname(), organisation_id()])).await;
+        let err = store.migrate().await.unwrap_err();
+        let shown = err.to_string();
+        assert!(matches!(err, SqliteStoreError::Migration { .. }), "{err:?}");
+        for part in ["\"organisation_id\"", "\"TEXT\"", "integer not null"] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+        assert_eq!(
+            columns(&mut db.raw()),
+            before,
+            "neither role nor nickname added"
+        );
+
+        // NOT NULL for a nullable field.
+        let db = TempDb::new();
+        {
+            let mut conn = db.raw();
+            conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+            conn.batch_execute(
+                "ALTER TABLE user ADD COLUMN nickname VARCHAR(50) NOT NULL DEFAULT ''",
+            )
+            .unwrap();
+        }
+        let err = store_with(&db, fields(vec![nickname()]))
+            .await
+            .migrate()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"nickname\"") && err.contains("NOT NULL") && err.contains("nullable"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_value_that_does_not_fit_is_refused_before_anything_is_written() {
+        let db = TempDb::new();
+        let store = store_with(&db, fields(vec![organisation_id()])).await;
+        store.migrate().await.unwrap();
+        let mut ann = user("ann@example.com");
+        ann.fields
+            .set("organisation_id", FieldValue::String("seven".into()));
+        let err = store.create(ann.clone()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("organisation_id"), "{err}");
+        assert_eq!(store.get(ann.id).await, Ok(None));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stored_value_of_the_wrong_kind_is_unavailable_naming_the_field() {
+        let db = TempDb::new();
+        let store = store_with(&db, fields(vec![organisation_id()])).await;
+        store.migrate().await.unwrap();
+        let ann = user("ann@example.com");
+        store.create(ann.clone()).await.unwrap();
+        db.raw()
+            .batch_execute("UPDATE user SET organisation_id = 'seven'")
+            .unwrap();
+        let err = store.get(ann.id).await.unwrap_err();
+        let cause = err.source().and_then(|c| c.downcast_ref::<CorruptRow>());
+        assert!(
+            matches!(cause, Some(CorruptRow::Field { field, .. }) if field == "organisation_id"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("\"seven\""), "{err}");
+    }
+}
+
+fn columns_count(conn: &mut SqliteConnection) -> usize {
+    text(conn, "SELECT name AS v FROM pragma_table_info('user')").len()
+}

@@ -71,6 +71,25 @@ impl Eq for StoreError {}
 ///   user": every writer read the user earlier, and would undo the others);
 /// - a store that cannot answer returns [`StoreError::Unavailable`], never
 ///   panics.
+///
+/// Extra user fields ([`UserFields`](crate::UserFields)): a store is given
+/// the deployment's fields when it is built (`with_user_fields`), each a
+/// real column of the `user` table, so that FastAPI Users on the same
+/// database sees them. Then:
+/// - `get` and `get_by_email` return [`User::fields`] with a value for every
+///   configured field (`FieldValue::Null` included) and nothing for a
+///   column that is no configured field;
+/// - `create` writes each configured field's value from `user.fields`, or
+///   the field's default when absent, drops names that are not configured,
+///   and returns the user as stored (with those values);
+/// - `patch` writes only the fields `patch.fields` names, as columns of the
+///   same atomic update as the other columns (so a concurrent change to
+///   another field or column is kept), and ignores names that are not
+///   configured;
+/// - a value that does not fit its field (the application checks values
+///   first) is refused with [`StoreError::Unavailable`] before anything is
+///   written;
+/// - `replace_password_hash`, `delete` and `ping` do not touch them.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
@@ -78,7 +97,8 @@ pub trait UserRepository: Send + Sync {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// The user with this e-mail address, matched case-insensitively.
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
-    /// Stores a new user.
+    /// Stores a new user, with a value for each configured extra field (its
+    /// default when `user.fields` has none), and returns it as stored.
     async fn create(&self, user: User) -> Result<User, StoreError>;
     /// Changes only the columns `patch` names of user `id`, atomically, and
     /// returns the stored user afterwards (with every other column as it is
@@ -89,7 +109,9 @@ pub trait UserRepository: Send + Sync {
     ///   ([`EmailAddress::key`]) belongs to another user, decided atomically
     ///   by the store as for `create`; nothing is changed then;
     ///   a new spelling of the user's own address is no conflict;
-    /// - columns the patch does not name are never written;
+    /// - columns the patch does not name are never written, extra fields
+    ///   included: only those `patch.fields` names (and that are
+    ///   configured) are;
     /// - an empty patch changes nothing and returns the stored user.
     async fn patch(&self, id: UserId, patch: UserPatch) -> Result<User, StoreError>;
     /// Replaces the password hash of user `id` only if it is still
