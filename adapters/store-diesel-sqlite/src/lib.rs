@@ -47,6 +47,16 @@
 //! students) and `ix_user_email_lower`. Diesel records applied migrations in
 //! `__diesel_schema_migrations`.
 //!
+//! # Extra user fields
+//!
+//! [`SqliteUserStore::with_user_fields`] gives the store the deployment's
+//! own fields; each is a column of `user` (`VARCHAR(n)`/`TEXT`, `INTEGER`,
+//! `BOOLEAN`), which [`SqliteUserStore::migrate`] adds, or adopts when a
+//! FastAPI Users database has it already. A lookup reads them in the same
+//! query, as one extra column `json_object('first_name', "first_name", …)`;
+//! `create` and `patch` write them in the same `INSERT`/`UPDATE` as the
+//! other columns, values bound.
+//!
 //! # Case-insensitive e-mail addresses
 //!
 //! Two addresses are one account when their

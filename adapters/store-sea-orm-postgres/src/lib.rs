@@ -44,6 +44,17 @@
 //! addresses are the same account (it names them if some are). Applied
 //! migrations are recorded in SeaORM's `seaql_migrations` table.
 //!
+//! # Extra user fields
+//!
+//! [`PostgresUserStore::with_user_fields`] gives the store the deployment's
+//! own fields; each is a column of `user` (`VARCHAR(n)`/`TEXT`, `INTEGER`,
+//! `BOOLEAN`), which [`PostgresUserStore::migrate`] adds under the migration
+//! lock, or adopts when a FastAPI Users database has it already. A lookup
+//! reads them in the same query, as one extra column
+//! `jsonb_build_object('first_name', "first_name", …)::text`; `create` and
+//! `patch` write them in the same `INSERT`/`UPDATE … RETURNING` as the other
+//! columns, values bound.
+//!
 //! # Case-insensitive e-mail addresses
 //!
 //! Two addresses are one account when their
