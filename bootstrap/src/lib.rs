@@ -61,15 +61,13 @@
 mod app;
 mod builder;
 mod config;
+pub mod store;
 mod superuser;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod user_fields;
 
-pub use app::{
-    StartError, build_service, ensure_first_superuser, migrate, migrate_with_fields, open_store,
-    open_store_with, open_store_with_fields, prepare, serve, start,
-};
+pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve, start};
 /// For implementing [`UserEvents`](domain::UserEvents) and
 /// [`PasswordValidator`](domain::PasswordValidator):
 /// `#[portcullis::async_trait]`.
@@ -82,6 +80,9 @@ pub use config::{
 pub use portcullis_application::UserService;
 #[doc(no_inline)]
 pub use portcullis_http_actix::{configure, mount};
+pub use store::{
+    migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
+};
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 pub use user_fields::{fields_of, parse_user_fields, user_fields_of};
 
@@ -112,23 +113,6 @@ pub mod application {
 pub mod domain {
     #[doc(inline)]
     pub use portcullis_domain::*;
-}
-
-/// The stores compiled in: memory always, SQLite with the `sqlite` feature,
-/// PostgreSQL with `postgres`.
-pub mod store {
-    #[cfg(feature = "sqlite")]
-    #[doc(inline)]
-    pub use portcullis_store_diesel_sqlite::{
-        SqliteStoreError, SqliteStoreOptions, SqliteUserStore,
-    };
-    #[doc(inline)]
-    pub use portcullis_store_memory::MemoryUserStore;
-    #[cfg(feature = "postgres")]
-    #[doc(inline)]
-    pub use portcullis_store_sea_orm_postgres::{
-        PostgresStoreError, PostgresStoreOptions, PostgresUserStore,
-    };
 }
 
 /// Password hashing settings (argon2id or PBKDF2-SHA256) and the hasher.
