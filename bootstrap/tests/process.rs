@@ -866,3 +866,68 @@ fn promoting_an_inactive_user_makes_an_active_superuser() {
         assert!(!user.is_verified, "verification untouched");
     });
 }
+
+#[test]
+fn a_bad_user_fields_declaration_stops_start_up_naming_the_field() {
+    for (declaration, words) in [
+        ("{not json", "USER_FIELDS: user field \"USER_FIELDS\""),
+        (
+            r#"{"email": {"type": "string", "nullable": true}}"#,
+            "\"email\"",
+        ),
+        (
+            r#"{"age": {"type": "float", "default": 1}}"#,
+            "\"age\": unsupported type",
+        ),
+    ] {
+        let mut cmd = portcullis("memory://", free_port());
+        cmd.env("USER_FIELDS", declaration);
+        let out = run_to_end(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{declaration}: {stderr}");
+        assert!(
+            stderr.contains("portcullis: configuration: USER_FIELDS: ") && stderr.contains(words),
+            "{declaration}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn migrate_adds_user_field_columns_and_refuses_a_column_of_another_type() {
+    let dir = TempDir::new();
+    let url = format!("sqlite://{}", dir.0.join("users.db").display());
+    let mut cmd = cli(&url, &["migrate"]);
+    cmd.env(
+        "USER_FIELDS",
+        r#"{"credits": {"type": "string", "nullable": true}}"#,
+    );
+    let out = run_to_end(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same column declared as an integer now: start-up is refused, by name.
+    let mut cmd = cli(&url, &["migrate"]);
+    cmd.env(
+        "USER_FIELDS",
+        r#"{"credits": {"type": "integer", "default": 0}}"#,
+    );
+    let out = run_to_end(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\"credits\"") && stderr.contains("integer"),
+        "{stderr}"
+    );
+    // …and so is serving.
+    let mut cmd = portcullis(&url, free_port());
+    cmd.env(
+        "USER_FIELDS",
+        r#"{"credits": {"type": "integer", "default": 0}}"#,
+    );
+    let out = run_to_end(cmd);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"credits\""));
+}
