@@ -47,7 +47,7 @@ impl UserService {
             None if fields.is_empty() => return Ok(user),
             None => (user, None),
             Some(password) => {
-                let (user, checked) = self.replace_own_password(user, password).await?;
+                let (user, checked) = self.replace_own_password(user, password, &fields).await?;
                 (user, Some(checked))
             }
         };
@@ -78,9 +78,10 @@ impl UserService {
         &self,
         user: User,
         password: &str,
+        changes: &FieldValues,
     ) -> Result<(User, Password), UpdateMeError> {
         let mut current = user;
-        let mut checked = self.check_own_password(password, &current).await?;
+        let mut checked = self.check_own_password(password, &current, changes).await?;
         let new_hash = self.ports.hasher.hash(checked.expose()).await?;
         // Only the hash is written, and only over the hash this user had: a
         // whole-row write of the snapshot taken at authentication could undo
@@ -98,7 +99,7 @@ impl UserService {
                 Some(stored) if replaced => break stored,
                 Some(stored) if stored.is_active && attempts < 3 => {
                     attempts += 1;
-                    checked = self.check_own_password(password, &stored).await?;
+                    checked = self.check_own_password(password, &stored, changes).await?;
                     current = stored;
                 }
                 Some(stored) if stored.is_active => {
@@ -117,15 +118,19 @@ impl UserService {
         Ok((user, checked))
     }
 
-    /// `password` against the rules, for `user` as stored.
+    /// `password` against the rules, for `user` as stored with the field
+    /// `changes` of the same request applied.
     async fn check_own_password(
         &self,
         password: &str,
         user: &User,
+        changes: &FieldValues,
     ) -> Result<Password, UpdateMeError> {
+        let mut fields = user.fields.clone();
+        fields.apply(changes);
         let owner = PasswordOwner {
             email: &user.email,
-            fields: &user.fields,
+            fields: &fields,
             user: Some(user),
         };
         self.password_rules

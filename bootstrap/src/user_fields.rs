@@ -193,6 +193,26 @@ where
             }
             SchemaType::AnyValue => return Err(invalid(name, "unsupported type")),
         };
+        // A constraint the fields cannot enforce would be promised by the
+        // type and not kept: refuse it rather than store what breaks it.
+        let unsupported = [
+            ("minimum", property.minimum.is_some()),
+            ("maximum", property.maximum.is_some()),
+            ("exclusive_minimum", property.exclusive_minimum.is_some()),
+            ("exclusive_maximum", property.exclusive_maximum.is_some()),
+            ("min_length", property.min_length.is_some()),
+            ("pattern", property.pattern.is_some()),
+            ("multiple_of", property.multiple_of.is_some()),
+        ];
+        if let Some((constraint, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                name,
+                &format!(
+                    "{constraint} is not supported on a user field (unsigned integers carry a \
+                     minimum: use i32)"
+                ),
+            ));
+        }
         let ty = match ty {
             Type::String => FieldType::String {
                 max_length: property
@@ -343,6 +363,25 @@ mod tests {
         #[schema(read_only)]
         credits: i32,
         newsletter: bool,
+    }
+
+    #[derive(Default, Serialize, utoipa::ToSchema)]
+    struct Unsigned {
+        level: u8,
+    }
+
+    #[derive(Default, Serialize, utoipa::ToSchema)]
+    struct MinLength {
+        #[schema(min_length = 2)]
+        nick: String,
+    }
+
+    #[test]
+    fn constraints_the_fields_cannot_keep_are_refused() {
+        let e = user_fields_of::<Unsigned>().unwrap_err();
+        assert!(e.field == "level" && e.reason.contains("minimum"), "{e}");
+        let e = user_fields_of::<MinLength>().unwrap_err();
+        assert!(e.field == "nick" && e.reason.contains("min_length"), "{e}");
     }
 
     #[test]

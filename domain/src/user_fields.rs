@@ -7,9 +7,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// The columns every user has; no extra field may take one of these names
-/// (nor `password`, the plain-text field of the request bodies).
-pub const BUILT_IN_FIELDS: [&str; 8] = [
+/// The columns every user has, PostgreSQL's system columns, and
+/// `password` (the plain-text field of the request bodies): no extra field
+/// may take one of these names.
+pub const BUILT_IN_FIELDS: [&str; 15] = [
+    // PostgreSQL's system columns: a column cannot take these names.
+    "oid",
+    "tableoid",
+    "xmin",
+    "xmax",
+    "cmin",
+    "cmax",
+    "ctid",
     "id",
     "email",
     "hashed_password",
@@ -78,7 +87,8 @@ impl FieldValue {
         match (self, ty) {
             (FieldValue::Null, _) => nullable,
             (FieldValue::String(s), FieldType::String { max_length }) => {
-                max_length.is_none_or(|max| s.chars().count() <= max as usize)
+                // PostgreSQL text cannot hold NUL; no store takes it.
+                !s.contains('\0') && max_length.is_none_or(|max| s.chars().count() <= max as usize)
             }
             (FieldValue::Integer(i), FieldType::Integer) => {
                 (INTEGER_RANGE.0..=INTEGER_RANGE.1).contains(i)

@@ -14,7 +14,7 @@
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, web};
 //! use portcullis_http_actix::{
-//!     CurrentUser, InstructorUser, mount, openapi_document, openapi_resource, swagger_ui,
+//!     CurrentUser, InstructorUser, mount, openapi_document_with, openapi_resource, swagger_ui,
 //! };
 //!
 //! async fn courses(CurrentUser(user): CurrentUser) -> HttpResponse {
@@ -29,7 +29,10 @@
 //! HttpServer::new(move || {
 //!     App::new()
 //!         .configure(mount(service.clone(), "/api"))
-//!         .service(openapi_resource("/openapi.json", openapi_document("/api")))
+//!         .service(openapi_resource(
+//!             "/openapi.json",
+//!             openapi_document_with("/api", service.user_fields()),
+//!         ))
 //!         .service(swagger_ui("/docs", "/openapi.json"))
 //!         .route("/courses", web::get().to(courses))
 //!         .route("/courses", web::post().to(create_course))

@@ -128,7 +128,8 @@ pub struct ExistingColumn {
 /// Whether the column `column` can hold field `spec` (a column FastAPI
 /// Users made, adopted as it is): a type of the same kind (string: `text`,
 /// `varchar`, `character varying`, `char`, `character`; integer: `integer`,
-/// `int`, `int4`, `bigint`, `int8`, `smallint`, `int2`; boolean: `boolean`,
+/// `int`, `int4`, `bigint`, `int8` (not `smallint`: it cannot hold every
+/// value an integer field accepts); boolean: `boolean`,
 /// `bool`), not `NOT NULL` for a nullable field, and no shorter than the
 /// field's longest value. The refusal names the field, the column's type and
 /// the declared one.
@@ -175,7 +176,7 @@ pub fn check_existing_column(
         ),
         FieldType::Integer => matches!(
             base.as_str(),
-            "integer" | "int" | "int4" | "bigint" | "int8" | "smallint" | "int2"
+            "integer" | "int" | "int4" | "bigint" | "int8"
         ),
         FieldType::Boolean => matches!(base.as_str(), "boolean" | "bool"),
     };
@@ -312,7 +313,11 @@ pub fn values_from_json(
             use serde_json::Value as J;
             let stored = object.get(&spec.name).unwrap_or(&J::Null);
             let value = match (spec.ty, stored) {
-                (_, J::Null) => Some(FieldValue::Null),
+                (_, J::Null) if spec.nullable => Some(FieldValue::Null),
+                // An adopted nullable column under a field declared not
+                // nullable: a NULL left in it reads as the default, so a
+                // user is always rendered as the document says.
+                (_, J::Null) => Some(spec.default.clone()),
                 (FieldType::String { .. }, J::String(s)) => Some(FieldValue::String(s.clone())),
                 (FieldType::Integer, J::Number(n)) => n.as_i64().map(FieldValue::Integer),
                 (FieldType::Boolean, J::Bool(b)) => Some(FieldValue::Boolean(*b)),
@@ -508,6 +513,24 @@ mod tests {
     }
 
     #[test]
+    fn a_null_left_in_an_adopted_column_reads_as_a_non_nullable_fields_default() {
+        let values = values_from_json(
+            &three(),
+            UserId::random(),
+            r#"{"first_name":null,"organisation_id":null,"newsletter":null}"#,
+        )
+        .unwrap();
+        for spec in three().iter() {
+            let expected = if spec.nullable {
+                FieldValue::Null
+            } else {
+                spec.default.clone()
+            };
+            assert_eq!(values.get(&spec.name), Some(&expected), "{}", spec.name);
+        }
+    }
+
+    #[test]
     fn a_stored_value_of_the_wrong_kind_is_a_corrupt_row_naming_the_field() {
         let id = UserId::random();
         let err = values_from_json(
@@ -575,7 +598,7 @@ mod tests {
                 "{ok}"
             );
         }
-        for ok in ["INTEGER", "int", "int4", "bigint", "INT8", "smallint"] {
+        for ok in ["INTEGER", "int", "int4", "bigint", "INT8"] {
             assert!(
                 check_existing_column(&org, &column(ok, false, None)).is_ok(),
                 "{ok}"

@@ -9,7 +9,13 @@ use portcullis::prelude::*;
 use portcullis_example_host_app::{Notes, configure_app};
 
 fn secret(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| format!("{name} for the demo only, not secret!"))
+    std::env::var(name).unwrap_or_else(|_| {
+        eprintln!(
+            "!!! {name} is not set: using a PUBLIC demo secret; anyone can forge tokens. \
+             Set it (32+ random bytes) for any real use."
+        );
+        format!("{name} for the demo only, not secret!")
+    })
 }
 
 #[actix_web::main]

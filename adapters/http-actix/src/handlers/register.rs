@@ -23,8 +23,10 @@ json_body! { Model;
     pub struct RegisterBody {
         #[schema(schema_with = email)]
         email: EmailAddress,
-        /// At least 8 characters, not containing the e-mail address.
-        #[schema(value_type = String, min_length = 8, examples("correct horse battery"))]
+        /// At least `PASSWORD_MIN_LENGTH` characters (8 by default), not
+        /// containing the e-mail address, and passing the host's own rules;
+        /// a password that fails them is a 400 with the reason, not a 422.
+        #[schema(value_type = String, examples("correct horse battery"))]
         password: SecretString,
     }
 }

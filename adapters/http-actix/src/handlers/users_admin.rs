@@ -21,8 +21,10 @@ json_body! { Model;
     #[derive(ToSchema)]
     #[schema(as = UserUpdate)]
     pub struct UserUpdate {
-        /// At least 8 characters, not containing the e-mail address.
-        #[schema(value_type = Option<String>, min_length = 8)]
+        /// At least `PASSWORD_MIN_LENGTH` characters (8 by default), not
+        /// containing the e-mail address, and passing the host's own rules;
+        /// a password that fails them is a 400 with the reason, not a 422.
+        #[schema(value_type = Option<String>)]
         password: Option<SecretString>,
         /// A new address resets `is_verified` unless the same body sets it.
         #[schema(schema_with = optional_email)]

@@ -106,7 +106,7 @@ fn write_schema(spec: &FieldSpec) -> Schema {
                 .item(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .pattern(Some(r"^\s*[+-]?[0-9]{1,10}(\.0*)?\s*$")),
+                        .pattern(Some(r"^\s*[+-]?[0-9]+(\.0*)?\s*$")),
                 );
         }
         FieldType::Boolean => {

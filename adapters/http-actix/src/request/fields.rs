@@ -49,6 +49,16 @@ pub(crate) fn read_value(spec: &FieldSpec, value: &Value) -> Result<FieldValue, 
     match spec.ty {
         FieldType::String { max_length } => {
             let s = String::from_json(name, value)?;
+            if s.contains('\0') {
+                // pydantic takes it, and PostgreSQL then fails: a 422 here.
+                return Err(ValidationError::at(
+                    name,
+                    "value_error",
+                    "Value error, a string field cannot hold the NUL character",
+                    value.clone(),
+                )
+                .with_ctx(json!({"error": "a string field cannot hold the NUL character"})));
+            }
             if let Some(max) = max_length
                 && s.chars().count() > max as usize
             {
@@ -217,6 +227,7 @@ mod tests {
             (json!("abcd"), Err("string_too_long")),
             (json!(5), Err("string_type")),
             (json!(true), Err("string_type")),
+            (json!("a\u{0}b"), Err("value_error")),
         ] {
             assert_eq!(
                 read_value(&text, &input).map_err(|e| e.kind),
