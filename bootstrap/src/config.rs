@@ -291,6 +291,16 @@ impl Config {
                     settings =
                         settings.with_credentials(user, vars.get("SMTP_PASSWORD").unwrap_or(""));
                 }
+                // A private certificate authority the mail server's
+                // certificate chains to (PEM), trusted besides the system's.
+                if let Some(path) = vars.get("SMTP_CA_FILE").filter(|p| !p.trim().is_empty()) {
+                    let pem =
+                        std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
+                            var: "SMTP_CA_FILE",
+                            reason: format!("cannot read {path:?}: {e}"),
+                        })?;
+                    settings = settings.with_root_certificate(pem);
+                }
                 Some(settings)
             }
         };
@@ -546,5 +556,37 @@ mod tests {
         assert_eq!(smtp.password.as_ref().map(|p| p.expose_secret()), Some("p"));
         assert_eq!(c.frontend_url, "https://app.example.com");
         assert!(Config::from_vars([("FIRST_SUPERUSER_EMAIL", "root@example.com")]).is_err());
+    }
+
+    #[test]
+    fn smtp_ca_file_is_read_and_an_unreadable_one_is_named() {
+        let path = std::env::temp_dir().join(format!("portcullis-ca-{}.pem", std::process::id()));
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let path_text = path.display().to_string();
+        let c = Config::from_vars([
+            ("SMTP_HOST", "mail.example.com"),
+            ("SMTP_CA_FILE", path_text.as_str()),
+        ])
+        .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            c.smtp
+                .and_then(|s| s.root_certificate)
+                .is_some_and(|pem| pem.starts_with("-----BEGIN CERTIFICATE-----"))
+        );
+        let e = Config::from_vars([
+            ("SMTP_HOST", "mail.example.com"),
+            ("SMTP_CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("SMTP_CA_FILE: cannot read \"/nonexistent/ca.pem\""),
+            "{e}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 const ENV_HELP: &str = "Reads DATABASE_URL, DATABASE_MAX_CONNECTIONS, HOST, PORT, API_PREFIX, LOGIN_REQUIRES_VERIFICATION, \
 JWT_SECRET_KEY, AUTH_RESET_PASSWORD_TOKEN_SECRET, AUTH_VERIFICATION_TOKEN_SECRET, \
 JWT_ACCESS_TOKEN_EXPIRE_MINUTES, ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, \
-PASSWORD_HASHER, PASSWORD_MIN_LENGTH, SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS, MAIL_FROM, \
+PASSWORD_HASHER, PASSWORD_MIN_LENGTH, USER_FIELDS, SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS, SMTP_CA_FILE, MAIL_FROM, \
 FRONTEND_URL, FIRST_SUPERUSER_EMAIL, FIRST_SUPERUSER_PASSWORD, PORTCULLIS_ENV and RUST_LOG, \
 from the environment or a .env file in the working directory.";
 
@@ -37,14 +37,14 @@ enum Command {
     Serve,
     /// Apply the database migrations of the store DATABASE_URL names, then
     /// exit. Harmless to run again. (`serve` applies them too.)
-    #[command(after_help = "Reads DATABASE_URL (environment or .env).")]
+    #[command(after_help = "Reads DATABASE_URL and USER_FIELDS (environment or .env).")]
     Migrate,
     /// Create an active, verified superuser, or promote an existing user
     /// with --promote. The password is asked for without echo on a
     /// terminal, or read from the first line of standard input otherwise.
     #[command(
         after_help = "Reads DATABASE_URL, the ARGON2_*/PASSWORD_HASHER settings and \
-    PASSWORD_MIN_LENGTH (environment or .env). Example: echo \"$PASSWORD\" | portcullis create-superuser --email admin@example.com"
+    PASSWORD_MIN_LENGTH, USER_FIELDS (environment or .env). Example: echo \"$PASSWORD\" | portcullis create-superuser --email admin@example.com"
     )]
     CreateSuperuser {
         /// The superuser's e-mail address.

@@ -508,12 +508,14 @@ fn every_command_says_what_it_does_and_which_environment_it_reads() {
                 "Serve the HTTP API",
                 "JWT_SECRET_KEY",
                 "SMTP_HOST",
+                "SMTP_CA_FILE",
                 "PASSWORD_MIN_LENGTH",
+                "USER_FIELDS",
             ],
         ),
         (
             vec!["migrate", "--help"],
-            vec!["migrations", "DATABASE_URL"],
+            vec!["migrations", "DATABASE_URL", "USER_FIELDS"],
         ),
         (
             vec!["create-superuser", "--help"],
