@@ -90,7 +90,9 @@ fn write_schema(spec: &FieldSpec) -> Schema {
             any = any.item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .max_length(max_length.map(|m| m as usize)),
+                    .max_length(max_length.map(|m| m as usize))
+                    // No NUL: PostgreSQL cannot store it (a 422 here).
+                    .pattern(Some(r"^[^\x00]*$")),
             );
         }
         FieldType::Integer => {
@@ -106,7 +108,9 @@ fn write_schema(spec: &FieldSpec) -> Schema {
                 .item(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .pattern(Some(r"^\s*[+-]?[0-9]+(\.0*)?\s*$")),
+                        // Any leading zeros, then at most 9 digits: always in
+                        // range (a 10-digit string may be accepted too).
+                        .pattern(Some(r"^\s*[+-]?0*[0-9]{1,9}(\.0*)?\s*$")),
                 );
         }
         FieldType::Boolean => {
