@@ -110,7 +110,7 @@ fn write_schema(spec: &FieldSpec) -> Schema {
                         .schema_type(Type::String)
                         // Any leading zeros, then at most 9 digits: always in
                         // range (a 10-digit string may be accepted too).
-                        .pattern(Some(r"^\s*[+-]?0*[0-9]{1,9}(\.0*)?\s*$")),
+                        .pattern(Some(r"^[ \t\n\r]*[+-]?0*[0-9]{1,9}(\.0*)?[ \t\n\r]*$")),
                 );
         }
         FieldType::Boolean => {

@@ -113,8 +113,9 @@ fn read_integer(name: &str, value: &Value) -> Result<i64, ValidationError> {
                     value.clone(),
                 )
             };
-            // Digits, optionally `.0…`, in white space: what pydantic reads.
-            let t = s.trim();
+            // Digits, optionally `.0…`, in ASCII white space: what pydantic
+            // reads (and exactly what the document's pattern allows).
+            let t = s.trim_matches([' ', '\t', '\n', '\r']);
             let digits = match t.split_once('.') {
                 Some((whole, fraction)) if fraction.chars().all(|c| c == '0') => whole,
                 Some(_) => return Err(int_parsing()),
