@@ -35,6 +35,13 @@ pub enum BuildError {
     /// An extra user field is declared wrongly (the message names it).
     #[error(transparent)]
     UserFields(#[from] InvalidUserField),
+    /// The store was given other extra user fields than the builder: its
+    /// columns would not hold what the service accepts.
+    #[error(
+        "the store reads and writes other user fields than the builder was given: pass the \
+         same UserFields to the store's with_user_fields and to PortcullisBuilder::user_fields"
+    )]
+    StoreFieldsDiffer,
 }
 
 /// Builds a [`UserService`]: store, hasher, token secrets and lifetimes,
@@ -259,6 +266,13 @@ impl PortcullisBuilder {
     /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
         let user_fields = self.user_fields?;
+        if let Some(store) = &self.store
+            && store
+                .user_fields()
+                .is_some_and(|store_fields| store_fields != user_fields)
+        {
+            return Err(BuildError::StoreFieldsDiffer);
+        }
         let (access_secret, reset_secret, verify_secret) =
             self.secrets.ok_or(BuildError::MissingSecrets)?;
         if !PasswordRules::valid_min_length(self.password_rules.min_length) {
@@ -311,6 +325,33 @@ impl PortcullisBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_with_other_user_fields_is_refused() {
+        let fields = crate::parse_user_fields(
+            r#"{"nickname": {"type": "string", "nullable": true, "writable_by": "user"}}"#,
+        )
+        .unwrap();
+        let builder = || {
+            PortcullisBuilder::new().token_secrets(
+                "an access token secret of 32+ bytes!",
+                "a reset token secret of 32+ bytes!!!",
+                "a verify token secret of 32+ bytes!!",
+            )
+        };
+        let bare = builder()
+            .store(Arc::new(MemoryUserStore::new()))
+            .user_fields(fields.clone())
+            .build();
+        assert!(matches!(bare, Err(BuildError::StoreFieldsDiffer)));
+        let same = builder()
+            .store(Arc::new(
+                MemoryUserStore::new().with_user_fields(fields.clone()),
+            ))
+            .user_fields(fields)
+            .build();
+        assert!(same.is_ok());
+    }
 
     #[test]
     fn secrets_are_required_and_checked() {

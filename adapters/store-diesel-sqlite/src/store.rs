@@ -605,6 +605,10 @@ impl UserRepository for SqliteUserStore {
         .await
     }
 
+    fn user_fields(&self) -> Option<UserFields> {
+        Some(self.fields.spec.clone())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with_conn(|conn| diesel::sql_query("SELECT 1").execute(conn).map(|_| ()))
             .await

@@ -184,6 +184,10 @@ impl UserRepository for MemoryUserStore {
         Ok(())
     }
 
+    fn user_fields(&self) -> Option<UserFields> {
+        Some(self.fields.clone())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }

@@ -403,6 +403,10 @@ impl UserRepository for PostgresUserStore {
         Ok(())
     }
 
+    fn user_fields(&self) -> Option<UserFields> {
+        Some(self.fields.clone())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(async { self.db.execute_unprepared("SELECT 1").await.map(|_| ()) })
             .await

@@ -129,4 +129,12 @@ pub trait UserRepository: Send + Sync {
     async fn delete(&self, id: UserId) -> Result<(), StoreError>;
     /// Whether the store answers at all (for `/health`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The extra user fields this store reads and writes, when it says
+    /// (the three stores of Portcullis do); `None`, the default, for a
+    /// store that does not. The builder refuses a store whose fields differ
+    /// from the service's, which would silently drop values.
+    fn user_fields(&self) -> Option<crate::UserFields> {
+        None
+    }
 }
