@@ -2,11 +2,9 @@
 //! operator (the command line, the start-up configuration), never for an
 //! HTTP client.
 
-use portcullis_domain::{
-    EmailAddress, PasswordOwner, PasswordPolicyViolation, StoreError, User, UserPatch,
-};
+use portcullis_domain::{EmailAddress, PasswordPolicyViolation, User, UserPatch};
 
-use crate::{InfraError, UserService};
+use crate::{CreateUserError, InfraError, NewUser, UserService};
 
 /// What [`UserService::create_superuser`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,36 +72,28 @@ impl UserService {
             return Ok(SuperuserOutcome::Promoted(user));
         }
         let password = password.ok_or(CreateSuperuserError::MissingPassword)?;
-        let defaults = self.user_fields().defaults();
-        let owner = PasswordOwner {
-            email: &email,
-            fields: &defaults,
-            user: None,
-        };
-        let password = self
-            .password_rules
-            .check(password, &owner)
-            .await
-            .map_err(CreateSuperuserError::InvalidPassword)?;
-        let hashed = self.ports.hasher.hash(password.expose()).await?;
-        let mut user = User::new(email.clone(), hashed);
-        user.is_superuser = true;
-        user.is_verified = true;
-        user.fields = defaults;
-        match self.ports.users.create(user).await {
+        // A new user: `create_user` with the superuser's flags (active,
+        // superuser, verified, student, fields at their defaults).
+        let mut new = NewUser::new(email.clone(), password);
+        new.is_superuser = true;
+        new.is_verified = true;
+        match self.create_user(new).await {
             Ok(user) => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));
                 Ok(SuperuserOutcome::Created(user))
             }
-            Err(StoreError::Conflict) => Err(CreateSuperuserError::AlreadyExists(email)),
-            Err(e) => Err(e.into()),
+            Err(CreateUserError::AlreadyExists) => Err(CreateSuperuserError::AlreadyExists(email)),
+            Err(CreateUserError::InvalidPassword(v)) => {
+                Err(CreateSuperuserError::InvalidPassword(v))
+            }
+            Err(CreateUserError::Infra(e)) => Err(e.into()),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::{HashError, Role};
+    use portcullis_domain::{HashError, Role, StoreError};
 
     use super::*;
     use crate::test_support::*;

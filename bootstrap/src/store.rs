@@ -91,6 +91,12 @@ async fn open_and_migrate(
     }
 }
 
+/// A store that cannot be opened or migrated stops start-up.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn database(e: impl std::fmt::Display) -> StartError {
+    StartError::Database(e.to_string())
+}
+
 /// What a migration run did, logged and returned for `portcullis migrate`.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn migration_note(location: &str, applied: &[String]) -> String {
@@ -112,12 +118,9 @@ async fn open_sqlite(
     use portcullis_store_diesel_sqlite::SqliteUserStore;
     let store = SqliteUserStore::open(url)
         .await
-        .map_err(|e| StartError::Database(e.to_string()))?
+        .map_err(database)?
         .with_user_fields(fields.clone());
-    let applied = store
-        .migrate()
-        .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
+    let applied = store.migrate().await.map_err(database)?;
     let note = migration_note(&store.location(), &applied);
     Ok((Arc::new(store), note))
 }
@@ -146,12 +149,9 @@ async fn open_postgres(
     };
     let store = PostgresUserStore::open_with(url, options)
         .await
-        .map_err(|e| StartError::Database(e.to_string()))?
+        .map_err(database)?
         .with_user_fields(fields.clone());
-    let applied = store
-        .migrate()
-        .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
+    let applied = store.migrate().await.map_err(database)?;
     let note = migration_note(&store.location(), &applied);
     Ok((Arc::new(store), note))
 }
