@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use portcullis_domain::{PasswordHasher, TokenCodec, UserEvents, UserFields, UserRepository};
+use portcullis_domain::{
+    PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields, UserRepository,
+};
 
 mod admin;
 mod authenticate;
@@ -73,6 +75,9 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenCodec>,
     /// The hooks called after the use cases, e.g. a [`HookChain`].
     pub events: Arc<dyn UserEvents>,
+    /// Failed-login and mail counts per address, shared by every instance
+    /// on one store (normally the user store itself).
+    pub throttle: Arc<dyn ThrottleLedger>,
 }
 
 /// Policy switches of the use cases.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use portcullis_domain::{
-    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockTokenCodec,
+    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockThrottleLedger, MockTokenCodec,
     MockUserEvents, MockUserRepository, PasswordOwner, PasswordValidator, StoreError, User, UserId,
     Verification,
 };
@@ -18,6 +18,7 @@ pub struct Mocks {
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenCodec,
     pub events: MockUserEvents,
+    pub throttle: MockThrottleLedger,
     pub policy: Policy,
     pub rules: PasswordRules,
 }
@@ -29,6 +30,7 @@ impl Mocks {
             hasher: MockPasswordHasher::new(),
             tokens: MockTokenCodec::new(),
             events: MockUserEvents::new(),
+            throttle: MockThrottleLedger::new(),
             policy: Policy::default(),
             rules: PasswordRules::default(),
         }
@@ -41,6 +43,7 @@ impl Mocks {
                 hasher: Arc::new(self.hasher),
                 tokens: Arc::new(self.tokens),
                 events: Arc::new(self.events),
+                throttle: Arc::new(self.throttle),
             },
             self.policy,
         )

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use portcullis_application::{HookChain, PasswordRules, Policy, Ports, UserService};
 use portcullis_domain::{
-    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, SystemClock, UserEvents,
-    UserFields, UserRepository,
+    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, SystemClock,
+    ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
@@ -68,6 +68,7 @@ pub enum BuildError {
 /// ```
 pub struct PortcullisBuilder {
     store: Option<Arc<dyn UserRepository>>,
+    throttle: Option<Arc<dyn ThrottleLedger>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
     hasher_config: HasherConfig,
     secrets: Option<(SecretSlice<u8>, SecretSlice<u8>, SecretSlice<u8>)>,
@@ -97,6 +98,7 @@ impl PortcullisBuilder {
     pub fn new() -> Self {
         Self {
             store: None,
+            throttle: None,
             hasher: None,
             hasher_config: HasherConfig::default(),
             secrets: None,
@@ -117,6 +119,15 @@ impl PortcullisBuilder {
     /// Where users live.
     pub fn store(mut self, store: Arc<dyn UserRepository>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Where failed-login and mail counts live (see [`ThrottleLedger`]).
+    /// Default: this process's memory, so counts are not shared between
+    /// instances.
+    // TODO(issue 9, in progress): the store gives its own ledger.
+    pub fn throttle_ledger(mut self, ledger: Arc<dyn ThrottleLedger>) -> Self {
+        self.throttle = Some(ledger);
         self
     }
 
@@ -311,6 +322,9 @@ impl PortcullisBuilder {
                 users: self.store.unwrap_or_else(|| {
                     Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
                 }),
+                throttle: self
+                    .throttle
+                    .unwrap_or_else(|| Arc::new(MemoryUserStore::new())),
                 hasher,
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),

@@ -8,10 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    EmailAddress, FieldValues, StoreError, User, UserFields, UserId, UserPatch, UserRepository,
+    EmailAddress, FieldValues, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User,
+    UserFields, UserId, UserPatch, UserRepository,
 };
 
 #[derive(Default)]
@@ -19,6 +21,8 @@ struct Tables {
     users: HashMap<UserId, User>,
     /// E-mail key (lowercased address) → id: the unique index.
     by_email: HashMap<String, UserId>,
+    /// The [`ThrottleLedger`]'s windows.
+    throttle: HashMap<(ThrottleKind, String), ThrottleWindow>,
 }
 
 /// A user store held in memory.
@@ -190,6 +194,78 @@ impl UserRepository for MemoryUserStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
+    }
+}
+
+/// `time` to the millisecond, as the SQL stores keep it.
+fn to_millis(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether `w` is open at `now` for windows of length `window`.
+fn is_open(w: &ThrottleWindow, now: SystemTime, window: Duration) -> bool {
+    w.closes(window) > now
+}
+
+#[async_trait]
+impl ThrottleLedger for MemoryUserStore {
+    async fn hit(
+        &self,
+        kind: ThrottleKind,
+        key: &str,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<ThrottleWindow, StoreError> {
+        let now = to_millis(now);
+        let mut tables = self.lock()?;
+        let entry = tables
+            .throttle
+            .entry((kind, key.to_owned()))
+            .or_insert(ThrottleWindow {
+                started: now,
+                count: 0,
+            });
+        if entry.count == 0 || !is_open(entry, now, window) {
+            *entry = ThrottleWindow {
+                started: now,
+                count: 1,
+            };
+        } else {
+            entry.count = entry.count.saturating_add(1);
+        }
+        Ok(*entry)
+    }
+
+    async fn current(
+        &self,
+        kind: ThrottleKind,
+        key: &str,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<Option<ThrottleWindow>, StoreError> {
+        let now = to_millis(now);
+        let tables = self.lock()?;
+        Ok(tables
+            .throttle
+            .get(&(kind, key.to_owned()))
+            .filter(|w| is_open(w, now, window))
+            .copied())
+    }
+
+    async fn clear(&self, kind: ThrottleKind, key: &str) -> Result<(), StoreError> {
+        self.lock()?.throttle.remove(&(kind, key.to_owned()));
+        Ok(())
+    }
+
+    async fn purge(&self, kind: ThrottleKind, cutoff: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = to_millis(cutoff);
+        let mut tables = self.lock()?;
+        let before = tables.throttle.len();
+        tables
+            .throttle
+            .retain(|(k, _), w| *k != kind || w.started >= cutoff);
+        Ok(u64::try_from(before - tables.throttle.len()).unwrap_or(u64::MAX))
     }
 }
 

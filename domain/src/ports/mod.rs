@@ -5,6 +5,7 @@ mod clock;
 mod mailer;
 mod password_hasher;
 mod password_validator;
+mod throttle_ledger;
 mod token_codec;
 mod user_events;
 mod user_repository;
@@ -13,6 +14,7 @@ pub use clock::{Clock, SystemClock};
 pub use mailer::{Mail, MailError, Mailer};
 pub use password_hasher::{HashError, PasswordHasher, Verification};
 pub use password_validator::{PasswordOwner, PasswordValidator};
+pub use throttle_ledger::{ThrottleKind, ThrottleLedger, ThrottleWindow};
 pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
 pub use user_events::{NoEvents, UserEvents};
 pub use user_repository::{StoreError, UserRepository};
@@ -25,6 +27,8 @@ pub use mailer::MockMailer;
 pub use password_hasher::MockPasswordHasher;
 #[cfg(feature = "mocks")]
 pub use password_validator::MockPasswordValidator;
+#[cfg(feature = "mocks")]
+pub use throttle_ledger::MockThrottleLedger;
 #[cfg(feature = "mocks")]
 pub use token_codec::MockTokenCodec;
 #[cfg(feature = "mocks")]
