@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use portcullis_domain::{
-    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockThrottleLedger, MockTokenCodec,
-    MockUserEvents, MockUserRepository, PasswordOwner, PasswordValidator, StoreError, User, UserId,
-    Verification,
+    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockThrottleLedger,
+    MockTokenCodec, MockUserEvents, MockUserRepository, PasswordOwner, PasswordValidator,
+    StoreError, User, UserId, Verification,
 };
 
 use crate::{PasswordRules, Policy, Ports, UserService};

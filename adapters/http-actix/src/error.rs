@@ -68,10 +68,44 @@ pub enum ApiError {
     PayloadTooLarge,
     /// `422 {"detail": [...]}`.
     Validation(Vec<ValidationError>),
+    /// `429 {"detail": "<code>"}` with `Retry-After: <seconds>` (at least 1):
+    /// [`Limit::TooManyRequests`] or [`Limit::LoginTooManyAttempts`].
+    TooMany(Limit, std::time::Duration),
+    /// `503 {"detail": "SERVICE_BUSY"}` with `Retry-After: 1`: every
+    /// password-hashing slot is taken and the queue is full, or the wait for
+    /// a slot timed out.
+    Busy,
     /// `503`: the store cannot be reached; the cause is logged, not shown.
     Unavailable(Cause),
     /// `500`: a bug; the cause is logged, not shown.
     Internal(Cause),
+}
+
+/// Which limit a `429` reports, as its `detail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `TOO_MANY_REQUESTS`: the client address sent more `POST`s under
+    /// `/auth/` than `RATE_LIMIT_AUTH_PER_MINUTE` allows.
+    TooManyRequests,
+    /// `LOGIN_TOO_MANY_ATTEMPTS`: the address logged into failed
+    /// `LOGIN_LOCKOUT_FAILURES` times within `LOGIN_LOCKOUT_MINUTES`.
+    LoginTooManyAttempts,
+}
+
+impl Limit {
+    /// The `detail` the answer carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::TooManyRequests => "TOO_MANY_REQUESTS",
+            Limit::LoginTooManyAttempts => "LOGIN_TOO_MANY_ATTEMPTS",
+        }
+    }
+}
+
+/// `Retry-After` in whole seconds: rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 impl ApiError {
@@ -122,7 +156,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +188,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound => json!("Not Found"),
             ApiError::MethodNotAllowed => json!("Method Not Allowed"),
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
+            ApiError::TooMany(limit, _) => json!(limit.as_str()),
+            ApiError::Busy => json!("SERVICE_BUSY"),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(cause = %chain(cause.as_ref()), "store unavailable");
                 json!("Service Unavailable")
@@ -166,11 +203,86 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
+            ApiError::TooMany(_, wait) => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs(*wait)));
+            }
+            ApiError::Busy => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
             ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
         }
         response.json(json!({ "detail": detail }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, Option<String>, Value) {
+        let response = e.error_response();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = response.status();
+        let body = to_bytes(response.into_body()).await.unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn limits_are_429_with_their_code_and_a_whole_retry_after() {
+        assert_eq!(
+            answer(ApiError::TooMany(
+                Limit::TooManyRequests,
+                Duration::from_millis(1500)
+            ))
+            .await,
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("2".into()),
+                json!({"detail": "TOO_MANY_REQUESTS"})
+            )
+        );
+        assert_eq!(
+            answer(ApiError::TooMany(
+                Limit::LoginTooManyAttempts,
+                Duration::ZERO
+            ))
+            .await,
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("1".into()),
+                json!({"detail": "LOGIN_TOO_MANY_ATTEMPTS"})
+            )
+        );
+        assert_eq!(
+            answer(ApiError::TooMany(
+                Limit::LoginTooManyAttempts,
+                Duration::from_secs(900)
+            ))
+            .await
+            .1,
+            Some("900".into())
+        );
+    }
+
+    #[actix_web::test]
+    async fn busy_is_503_service_busy_retry_after_1() {
+        assert_eq!(
+            answer(ApiError::Busy).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("1".into()),
+                json!({"detail": "SERVICE_BUSY"})
+            )
+        );
     }
 }

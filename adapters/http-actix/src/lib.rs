@@ -54,7 +54,7 @@ mod request;
 mod user_body;
 
 use actix_web::web::{self, ServiceConfig};
-pub use error::{ApiError, Cause};
+pub use error::{ApiError, Cause, Limit};
 pub use error_code::ErrorCode;
 pub use extractors::{
     Admin, AdminUser, CurrentUser, Instructor, InstructorUser, RequireRole, RoleRequirement,
