@@ -15,6 +15,7 @@ use portcullis_domain::{
 };
 
 mod admin;
+mod auth_rate_limit;
 mod authenticate;
 mod create_superuser;
 mod create_user;
@@ -30,6 +31,7 @@ mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
+mod trusted_proxies;
 mod verify;
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ mod secrets_in_logs;
 mod test_support;
 
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
+pub use auth_rate_limit::{AuthRateLimit, DEFAULT_AUTH_REQUESTS_PER_MINUTE, TooManyRequests};
 pub use authenticate::AuthError;
 pub use create_superuser::{CreateSuperuserError, SuperuserOutcome};
 pub use create_user::{CreateUserError, NewUser};
@@ -48,6 +51,7 @@ pub use me::UpdateMeError;
 pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
+pub use trusted_proxies::{InvalidTrustedProxy, TrustedProxies};
 pub use verify::VerifyError;
 
 error::infra_from_port_errors!(
@@ -119,19 +123,38 @@ pub struct UserService {
     policy: Policy,
     fields: UserFields,
     password_rules: PasswordRules,
+    auth_rate_limit: AuthRateLimit,
+    trusted_proxies: TrustedProxies,
 }
 
 impl UserService {
     /// Assembles the use cases over `ports` with `policy`, the default
     /// [`PasswordRules`] (see [`with_password_rules`](Self::with_password_rules))
-    /// and no extra user field ([`with_user_fields`](Self::with_user_fields)).
+    /// no extra user field ([`with_user_fields`](Self::with_user_fields)),
+    /// the default [`AuthRateLimit`] (30 a minute per client address) and
+    /// no trusted proxy.
     pub fn new(ports: Ports, policy: Policy) -> Self {
         Self {
             ports,
             policy,
             fields: UserFields::none(),
             password_rules: PasswordRules::default(),
+            auth_rate_limit: AuthRateLimit::default(),
+            trusted_proxies: TrustedProxies::none(),
         }
+    }
+
+    /// The same use cases, for a deployment behind these proxies: the HTTP
+    /// adapter takes the client's address from `X-Forwarded-For` when the
+    /// peer is one of them (default: none).
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The proxies trusted to report the client's address.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
     }
 
     /// The same use cases, with `rules` for every new password.
