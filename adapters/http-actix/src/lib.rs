@@ -44,16 +44,19 @@
 //! ```
 #![warn(missing_docs)]
 
+mod client_address;
 mod error;
 mod error_code;
 mod extractors;
 mod handlers;
 mod openapi;
 mod pydantic;
+mod rate_limit;
 mod request;
 mod user_body;
 
 use actix_web::web::{self, ServiceConfig};
+pub use client_address::{ClientAddress, NO_PEER_ADDRESS, client_address};
 pub use error::{ApiError, Cause, Limit};
 pub use error_code::ErrorCode;
 pub use extractors::{
@@ -67,7 +70,9 @@ pub use openapi::{
     DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_document_with, openapi_resource,
     standalone_document, standalone_document_with, swagger_ui,
 };
-pub use portcullis_application::UserService;
+pub use portcullis_application::{
+    AuthRateLimit, InvalidTrustedProxy, TooManyRequests, TrustedProxies, UserService,
+};
 pub use pydantic::ValidationError;
 pub use request::MAX_BODY_BYTES;
 pub use user_body::UserBody;
@@ -77,6 +82,11 @@ pub use user_body::UserBody;
 /// every route of the contract under `prefix` (`"/api"`, `"/auth/v1"`, or
 /// `""` for the root). The host's other routes, default service and
 /// middleware stay its own.
+///
+/// The service's per-client-address limit on `POST`s under `/auth/`
+/// ([`UserService::auth_rate_limit`], 30 a minute unless the builder says
+/// otherwise) comes with the routes; the client address is the peer's, or
+/// what the service's [`TrustedProxies`] report (see [`client_address`]).
 pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let prefix = normalise_prefix(prefix);
     move |cfg: &mut ServiceConfig| {

@@ -13,9 +13,11 @@ pub mod users_me;
 pub mod verify;
 
 use actix_web::HttpResponse;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use serde_json::Value;
 
+use crate::rate_limit;
 use crate::request::payload_config;
 use fallback::method_not_allowed;
 
@@ -29,11 +31,18 @@ macro_rules! contract_routes {
         /// The routes of the contract, relative to the prefix they are
         /// mounted at; another method is a 405 with an `Allow` header. The
         /// [`UserService`](portcullis_application::UserService) must be
-        /// registered as `web::Data` on the app.
+        /// registered as `web::Data` on the app. Every `POST` under
+        /// `/auth/` first passes the service's per-client-address limit
+        /// ([`UserService::admit_auth_request`](portcullis_application::UserService::admit_auth_request)),
+        /// before its body is read.
         pub fn routes(cfg: &mut ServiceConfig) {
             $(
                 cfg.service(
                     web::resource($path)
+                        .wrap(Condition::new(
+                            rate_limit::is_limited($path),
+                            from_fn(rate_limit::limit_auth_posts),
+                        ))
                         // The body size limit, for the routes that read one.
                         .app_data(payload_config())
                         $( .route(web::$method().to($module::$handler)) )+

@@ -9,7 +9,7 @@
 //!
 //! - [`schemas`]: schemas several operations share;
 //! - [`responses`]: answers generated for many operations (401/403/422,
-//!   413/503);
+//!   413/503, 429);
 //! - [`swagger`]: Swagger UI.
 
 mod fields;
@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
 use crate::handlers::fallback::method_not_allowed;
 use crate::handlers::{ContractPaths, health};
 use crate::pydantic::ValidationError;
-use responses::InfrastructureAnswers;
+use responses::{InfrastructureAnswers, TooManyRequestsAnswers};
 pub use swagger::swagger_ui;
 
 /// The name of the security scheme of the protected operations.
@@ -87,6 +87,7 @@ pub fn openapi_document(prefix: &str) -> Document {
     let mut doc = ContractDoc::openapi();
     doc.merge(ContractPaths::openapi());
     InfrastructureAnswers.modify(&mut doc);
+    TooManyRequestsAnswers.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths

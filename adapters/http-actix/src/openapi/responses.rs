@@ -1,6 +1,7 @@
 //! Answers several operations share, generated rather than written out in
 //! each `#[utoipa::path]`: the guards' `401`/`403`, the `422` of a
-//! malformed body, and, on every operation, `413` and `503`.
+//! malformed body, on every operation `413` and `503`, and on every `POST`
+//! under `/auth/` the per-address limit's `429`.
 
 use std::collections::BTreeMap;
 
@@ -144,4 +145,64 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .flatten()
+}
+
+/// `Retry-After: <seconds>`, a whole number of at least 1.
+fn retry_after_at_least_1() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        ))
+        .description(Some("Seconds to wait before trying again."))
+        .build()
+}
+
+/// The `429` of every `POST` under `/auth/` (paths relative to the
+/// prefix): `TOO_MANY_REQUESTS` from the per-client-address limit, and on
+/// the logins (`…/login`) also `LOGIN_TOO_MANY_ATTEMPTS` from the
+/// failed-login lockout; both with `Retry-After`.
+pub(crate) struct TooManyRequestsAnswers;
+
+impl Modify for TooManyRequestsAnswers {
+    fn modify(&self, doc: &mut Document) {
+        let answer = |description: &str, details: &[&str]| -> Response {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(fixed_detail(details)))
+                        .build(),
+                )
+                .header("Retry-After", retry_after_at_least_1())
+                .build()
+        };
+        let limited = answer(
+            "Too many requests from this client address (`RATE_LIMIT_AUTH_PER_MINUTE`).",
+            &["TOO_MANY_REQUESTS"],
+        );
+        let login = answer(
+            "Too many requests from this client address (`TOO_MANY_REQUESTS`), or too many \
+             failed logins for this e-mail address (`LOGIN_TOO_MANY_ATTEMPTS`).",
+            &["TOO_MANY_REQUESTS", "LOGIN_TOO_MANY_ATTEMPTS"],
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !crate::rate_limit::is_limited(path) {
+                continue;
+            }
+            let answer = if path.ends_with("/login") {
+                &login
+            } else {
+                &limited
+            };
+            if let Some(operation) = item.post.as_mut() {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".into(), answer.clone().into());
+            }
+        }
+    }
 }
