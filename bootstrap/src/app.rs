@@ -89,6 +89,8 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
         .login_requires_verification(config.login_requires_verification)
         .password_min_length(config.password_min_length)
         .user_fields(config.user_fields.clone())
+        .auth_rate_limit_per_minute(config.rate_limit_auth_per_minute)
+        .trusted_proxies(config.trusted_proxies.clone())
         .build()
         .map_err(|e| match e {
             BuildError::Hasher(m) => StartError::Hasher(m),

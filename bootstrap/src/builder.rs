@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_application::{HookChain, PasswordRules, Policy, Ports, UserService};
+use portcullis_application::{
+    AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService,
+};
 use portcullis_domain::{
     Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, SystemClock,
     ThrottleLedger, UserEvents, UserFields, UserRepository,
@@ -83,6 +85,8 @@ pub struct PortcullisBuilder {
     policy: Policy,
     password_rules: PasswordRules,
     user_fields: Result<UserFields, InvalidUserField>,
+    auth_rate_limit: u32,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Default for PortcullisBuilder {
@@ -113,6 +117,8 @@ impl PortcullisBuilder {
             policy: Policy::default(),
             user_fields: Ok(UserFields::none()),
             password_rules: PasswordRules::default(),
+            auth_rate_limit: portcullis_application::DEFAULT_AUTH_REQUESTS_PER_MINUTE,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 
@@ -274,6 +280,39 @@ impl PortcullisBuilder {
         self
     }
 
+    /// At most `n` `POST`s under `/auth/` (register, logins, forgot/reset
+    /// password, request-verify-token, verify) per client address a minute
+    /// (`RATE_LIMIT_AUTH_PER_MINUTE`, default 30): a burst of `n`, then one
+    /// every `60/n` seconds; over it, `429 {"detail": "TOO_MANY_REQUESTS"}`
+    /// with `Retry-After`. `0` turns it off. Counted in this process's
+    /// memory, so each instance has its own budgets.
+    pub fn auth_rate_limit_per_minute(mut self, n: u32) -> Self {
+        self.auth_rate_limit = n;
+        self
+    }
+
+    /// The reverse proxies in front of Portcullis (`TRUSTED_PROXIES`,
+    /// default none): a request from one of them is from the client its
+    /// `X-Forwarded-For` names (see
+    /// [`client_address`](crate::http::client_address)).
+    ///
+    /// ```
+    /// use portcullis::PortcullisBuilder;
+    ///
+    /// let service = PortcullisBuilder::new()
+    ///     .token_secrets([1; 32], [2; 32], [3; 32])
+    ///     .trusted_proxies("10.0.0.0/8, fd00::/8".parse().unwrap())
+    ///     .auth_rate_limit_per_minute(10)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(service.trusted_proxies().contains("10.1.2.3".parse().unwrap()));
+    /// assert_eq!(service.auth_rate_limit().requests_per_minute(), 10);
+    /// ```
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
     /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
         let user_fields = self.user_fields?;
@@ -332,7 +371,9 @@ impl PortcullisBuilder {
             self.policy,
         )
         .with_password_rules(self.password_rules)
-        .with_user_fields(user_fields))
+        .with_user_fields(user_fields)
+        .with_auth_rate_limit(AuthRateLimit::per_minute(self.auth_rate_limit))
+        .with_trusted_proxies(self.trusted_proxies))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use portcullis_application::PasswordRules;
+use portcullis_application::{DEFAULT_AUTH_REQUESTS_PER_MINUTE, PasswordRules, TrustedProxies};
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
@@ -101,6 +101,13 @@ pub struct Config {
     /// `PORTCULLIS_ENV=production`: an unset token secret is refused
     /// instead of made up at random.
     pub production: bool,
+    /// `TRUSTED_PROXIES`: the peers (IPs and CIDRs, comma-separated) whose
+    /// `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// `RATE_LIMIT_AUTH_PER_MINUTE`: `POST`s under `/auth/` a client address
+    /// may send a minute (a burst of that many, then one every `60/n` s);
+    /// `0` is off. Default 30.
+    pub rate_limit_auth_per_minute: u32,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -352,6 +359,11 @@ impl Config {
                 .to_owned(),
             first_superuser,
             production,
+            trusted_proxies: vars.parse("TRUSTED_PROXIES", TrustedProxies::none())?,
+            rate_limit_auth_per_minute: vars.parse(
+                "RATE_LIMIT_AUTH_PER_MINUTE",
+                DEFAULT_AUTH_REQUESTS_PER_MINUTE,
+            )?,
         })
     }
 }
@@ -384,6 +396,35 @@ mod tests {
         assert_eq!(c.hasher, HasherConfig::default());
         assert_eq!(c.database_max_connections, 10);
         assert_eq!(c.password_min_length, 8);
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.rate_limit_auth_per_minute, 30);
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_auth_rate_limit_are_read_and_checked() {
+        let c = Config::from_vars([
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7, fd00::/8"),
+            ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.trusted_proxies.to_string(),
+            "10.0.0.0/8,192.168.1.7/32,fd00::/8"
+        );
+        assert_eq!(c.rate_limit_auth_per_minute, 0);
+        for (var, bad, words) in [
+            (
+                "TRUSTED_PROXIES",
+                "10.0.0.0/8, 10.0.0.0/33",
+                "\"10.0.0.0/33\"",
+            ),
+            ("TRUSTED_PROXIES", "proxy.internal", "\"proxy.internal\""),
+            ("RATE_LIMIT_AUTH_PER_MINUTE", "-1", "\"-1\""),
+            ("RATE_LIMIT_AUTH_PER_MINUTE", "thirty", "\"thirty\""),
+        ] {
+            let e = Config::from_vars([(var, bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(var) && e.contains(words), "{bad}: {e}");
+        }
     }
 
     #[test]

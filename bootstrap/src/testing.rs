@@ -159,14 +159,18 @@ impl Default for TestKit {
 }
 
 impl TestKit {
-    /// The kit with Portcullis' defaults otherwise.
+    /// The kit with Portcullis' defaults otherwise, but for the limit on
+    /// `POST`s under `/auth/`, which is off: a test sends them from one
+    /// address, and faster than any client.
     pub fn new() -> Self {
         Self::with(|builder| builder)
     }
 
     /// The kit, with the builder adjusted first (your hooks, verification
     /// required, token lifetimes…). The store, hasher, secrets, mailer and
-    /// frontend URL are the kit's; setting them here overrides them.
+    /// frontend URL are the kit's, and the per-address limit is off
+    /// (`.auth_rate_limit_per_minute(30)` puts it back); setting them here
+    /// overrides them.
     ///
     /// # Panics
     /// When `configure` leaves settings the builder refuses (a short secret).
@@ -182,7 +186,8 @@ impl TestKit {
                 "portcullis test kit verify secret!!",
             )
             .mailer(mailer.clone())
-            .frontend_url(TEST_FRONTEND_URL);
+            .frontend_url(TEST_FRONTEND_URL)
+            .auth_rate_limit_per_minute(0);
         let service = match configure(builder).build() {
             Ok(service) => service,
             Err(e) => panic!("the test kit's Portcullis does not build: {e}"),
