@@ -511,6 +511,7 @@ async fn answers_of_every_route_match_the_documented_responses() {
         response: app.get_raw("/health").await,
     });
     recorded.extend(answers_while_the_store_is_down().await);
+    recorded.extend(answers_over_the_rate_limit().await);
 
     let validator = Validator { doc: &doc };
     let mut covered: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
@@ -553,6 +554,92 @@ async fn answers_of_every_route_match_the_documented_responses() {
     assert_eq!(
         app.me(root).await.expect_json(200)["email"],
         SUPERUSER_EMAIL
+    );
+}
+
+/// One `POST` of each operation under `/auth/` from a client address that
+/// has spent its budget (`RATE_LIMIT_AUTH_PER_MINUTE=1`): each is answered
+/// 429, whatever its body.
+async fn answers_over_the_rate_limit() -> Vec<Recorded> {
+    let app = spawn_app_with([("RATE_LIMIT_AUTH_PER_MINUTE", "1")]).await;
+    let mut r = Recorder {
+        app: &app,
+        recorded: Vec::new(),
+    };
+    let spend = app.forgot_password("ann@example.com").await;
+    assert_eq!(spend.status, 202, "the one request of the budget");
+    let ann = json!({"email": "ann@example.com", "password": PASSWORD});
+    r.post("/auth/register", ann, "over the limit").await;
+    let form = Body::form(&[("username", "ann@example.com"), ("password", PASSWORD)]);
+    r.send("POST", "/auth/jwt/login", None, form, "over the limit")
+        .await;
+    r.send(
+        "POST",
+        "/auth/jwt/logout",
+        None,
+        Body::Empty,
+        "over the limit",
+    )
+    .await;
+    for path in [
+        "/auth/forgot-password",
+        "/auth/reset-password",
+        "/auth/request-verify-token",
+        "/auth/verify",
+    ] {
+        r.post(path, json!({}), "over the limit").await;
+    }
+    for rec in &r.recorded {
+        assert_eq!(
+            rec.response.status,
+            429,
+            "{} {} over the limit: {}",
+            rec.method,
+            rec.path,
+            rec.response.text()
+        );
+    }
+    r.recorded
+}
+
+#[actix_web::test]
+async fn every_post_under_auth_documents_the_429_of_the_limits() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut limited = Vec::new();
+    for (name, path) in operations(&doc) {
+        let operation = &doc["paths"][&path][name.to_ascii_lowercase()];
+        let answer = &operation["responses"]["429"];
+        if name != "POST" || !path.starts_with("/api/auth/") {
+            assert!(answer.is_null(), "{name} {path} is never limited");
+            continue;
+        }
+        limited.push(path.clone());
+        let details =
+            answer["content"]["application/json"]["schema"]["properties"]["detail"]["enum"].clone();
+        let expected = if path.ends_with("/login") {
+            json!(["TOO_MANY_REQUESTS", "LOGIN_TOO_MANY_ATTEMPTS"])
+        } else {
+            json!(["TOO_MANY_REQUESTS"])
+        };
+        assert_eq!(details, expected, "{path}");
+        assert_eq!(
+            answer["headers"]["Retry-After"]["schema"],
+            json!({"type": "integer", "minimum": 1}),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        limited,
+        [
+            "/api/auth/forgot-password",
+            "/api/auth/jwt/login",
+            "/api/auth/jwt/logout",
+            "/api/auth/register",
+            "/api/auth/request-verify-token",
+            "/api/auth/reset-password",
+            "/api/auth/verify",
+        ]
     );
 }
 
