@@ -133,8 +133,8 @@ pub mod prelude {
         EmailAddress, PasswordOwner, PasswordValidator, Role, User, UserChanges, UserEvents, UserId,
     };
     pub use crate::http::{
-        AdminUser, CurrentUser, InstructorUser, RequireRole, StudentUser, Superuser, VerifiedUser,
-        configure, mount,
+        AdminUser, ClientAddress, CurrentUser, InstructorUser, RequireRole, StudentUser, Superuser,
+        VerifiedUser, configure, mount,
     };
     pub use crate::store::MemoryUserStore;
     #[cfg(feature = "postgres")]

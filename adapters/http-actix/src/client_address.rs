@@ -1,22 +1,6 @@
 //! Who the client is: the TCP peer, or, when the peer is a trusted proxy
-//! (`TRUSTED_PROXIES`), the address it reports in `X-Forwarded-For`.
-//!
-//! The rule: take every `X-Forwarded-For` header, in order, as one
-//! comma-separated list (each proxy appends the address it received the
-//! request from, so the right-most entry is the nearest hop). Starting
-//! from the peer, walk the list from the right while the hop is trusted;
-//! the first address that is not trusted is the client. Entries further
-//! left were written by the client itself or by hops nobody vouches for,
-//! so a client cannot spoof its way to another address by sending its own
-//! header. If every listed address is trusted, the left-most one is the
-//! client.
-//!
-//! A malformed entry (not an IP address; `unknown`, a host name, an
-//! empty entry between commas, a header that is not text) stops the walk:
-//! the client is then the nearest address to its right, i.e. the last
-//! trusted hop (or the peer itself), never the garbage and never anything
-//! left of it. An entry may carry a port (`203.0.113.9:51234`,
-//! `[2001:db8::1]:443`), which is dropped.
+//! (`TRUSTED_PROXIES`), the address it reports in `X-Forwarded-For`:
+//! [`client_address`] says how.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -34,9 +18,26 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// request built in a test without a peer): `0.0.0.0`.
 pub const NO_PEER_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
-/// The client's address of `req` (see the [module](self) for the rule):
-/// the TCP peer, or what the trusted proxies in front of it report in
-/// `X-Forwarded-For`. IPv4-mapped IPv6 addresses are given as IPv4.
+/// The client's address of `req`: the TCP peer, or what the trusted
+/// proxies in front of it report in `X-Forwarded-For`. IPv4-mapped IPv6
+/// addresses are given as IPv4.
+///
+/// The rule: take every `X-Forwarded-For` header, in order, as one
+/// comma-separated list (each proxy appends the address it received the
+/// request from, so the right-most entry is the nearest hop). Starting
+/// from the peer, walk the list from the right while the hop is trusted;
+/// the first address that is not trusted is the client. Entries further
+/// left were written by the client itself or by hops nobody vouches for,
+/// so a client cannot spoof its way to another address by sending its own
+/// header. If every listed address is trusted, the left-most one is the
+/// client.
+///
+/// A malformed entry (not an IP address; `unknown`, a host name, an
+/// empty entry between commas, a header that is not text) stops the walk:
+/// the client is then the nearest address to its right, i.e. the last
+/// trusted hop (or the peer itself), never the garbage and never anything
+/// left of it. An entry may carry a port (`203.0.113.9:51234`,
+/// `[2001:db8::1]:443`), which is dropped.
 ///
 /// ```
 /// use actix_web::test::TestRequest;
@@ -71,7 +72,7 @@ pub fn client_address(req: &HttpRequest, proxies: &TrustedProxies) -> IpAddr {
     resolve(peer, entries.collect::<Vec<_>>(), proxies)
 }
 
-/// The rule of the [module](self) over the peer and the `X-Forwarded-For`
+/// The rule of [`client_address`] over the peer and the `X-Forwarded-For`
 /// entries, left to right (`None`: an entry that is not text).
 fn resolve(peer: IpAddr, entries: Vec<Option<&str>>, proxies: &TrustedProxies) -> IpAddr {
     let mut nearest = peer.to_canonical();
