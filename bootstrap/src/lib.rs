@@ -63,6 +63,7 @@ mod builder;
 mod config;
 pub mod store;
 mod superuser;
+mod throttle_purge;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod user_fields;
@@ -84,6 +85,9 @@ pub use store::{
     migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
 };
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
+pub use throttle_purge::{
+    THROTTLE_PURGE_INTERVAL, purge_throttle_windows, spawn_throttle_purge, throttle_retention,
+};
 pub use user_fields::{fields_of, parse_user_fields, user_fields_of};
 
 /// The HTTP side: `mount` and `configure`,
