@@ -371,7 +371,8 @@ mod tests {
         );
 
         let own: Arc<dyn ThrottleLedger> = Arc::new(MemoryUserStore::new());
-        let (users, ledger) = store_and_ledger(Some(store.clone()), Some(own.clone()), &UserFields::none());
+        let (users, ledger) =
+            store_and_ledger(Some(store.clone()), Some(own.clone()), &UserFields::none());
         assert!(same(&users, &store) && same(&ledger, &own) && !same(&ledger, &store));
     }
 

@@ -63,9 +63,9 @@ mod builder;
 mod config;
 pub mod store;
 mod superuser;
-mod throttle_purge;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle_purge;
 mod user_fields;
 
 pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve, start};

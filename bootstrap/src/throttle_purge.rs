@@ -41,7 +41,11 @@ pub async fn purge_throttle_windows(ledger: &dyn ThrottleLedger, now: SystemTime
             .unwrap_or(UNIX_EPOCH);
         match ledger.purge(kind, cutoff).await {
             Ok(count) => {
-                tracing::debug!(kind = kind.as_str(), purged = count, "throttle windows purged");
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    purged = count,
+                    "throttle windows purged"
+                );
                 purged += count;
             }
             Err(e) => tracing::warn!(
@@ -126,8 +130,15 @@ mod tests {
             kept(&store, login, &["login-25h", "login-23h", "login-2h"]).await,
             ["login-23h", "login-2h"]
         );
-        assert_eq!(kept(&store, mail, &["mail-2h", "mail-59m"]).await, ["mail-59m"]);
-        assert_eq!(purge_throttle_windows(&store, now).await, 0, "nothing left to purge");
+        assert_eq!(
+            kept(&store, mail, &["mail-2h", "mail-59m"]).await,
+            ["mail-59m"]
+        );
+        assert_eq!(
+            purge_throttle_windows(&store, now).await,
+            0,
+            "nothing left to purge"
+        );
     }
 
     /// A ledger whose purge of failed logins fails; mails are purged.
@@ -192,13 +203,19 @@ mod tests {
             let task = spawn_throttle_purge(&ledger, Duration::from_millis(10));
 
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !kept(store, ThrottleKind::LoginFailure, &["old"]).await.is_empty() {
+            while !kept(store, ThrottleKind::LoginFailure, &["old"])
+                .await
+                .is_empty()
+            {
                 assert!(Instant::now() < deadline, "the task never purged");
                 actix_web::rt::time::sleep(Duration::from_millis(5)).await;
             }
             // A window opened again is purged again: the task keeps running.
             open(store, ThrottleKind::LoginFailure, "old", long_ago).await;
-            while !kept(store, ThrottleKind::LoginFailure, &["old"]).await.is_empty() {
+            while !kept(store, ThrottleKind::LoginFailure, &["old"])
+                .await
+                .is_empty()
+            {
                 assert!(Instant::now() < deadline, "the task purged only once");
                 actix_web::rt::time::sleep(Duration::from_millis(5)).await;
             }

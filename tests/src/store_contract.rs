@@ -45,8 +45,7 @@ use tokio::sync::Barrier;
 pub use throttle::*;
 
 /// Opens another instance of a store on its database.
-type Opener =
-    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Store> + Send>> + Send + Sync + 'static>;
+type Opener = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Store> + Send>> + Send + Sync + 'static>;
 
 /// A fresh store for one test, and whatever must live as long as it (a
 /// temporary database file that its drop removes, say).

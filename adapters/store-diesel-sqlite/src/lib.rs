@@ -122,9 +122,9 @@ mod location;
 mod migrate;
 mod schema;
 mod store;
-mod throttle;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 pub use error::SqliteStoreError;
 pub use store::{SqliteStoreOptions, SqliteUserStore};

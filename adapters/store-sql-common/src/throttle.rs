@@ -218,10 +218,7 @@ mod tests {
         for millis in [0, 1, 1_764_000_000_123, -5] {
             assert_eq!(unix_millis(from_unix_millis(millis)), millis.max(0));
         }
-        assert_eq!(
-            from_unix_millis(-5),
-            UNIX_EPOCH - Duration::from_millis(5)
-        );
+        assert_eq!(from_unix_millis(-5), UNIX_EPOCH - Duration::from_millis(5));
     }
 
     #[test]

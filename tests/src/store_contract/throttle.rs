@@ -61,7 +61,10 @@ async fn stored(store: &Store, kind: ThrottleKind, key: &str) -> Option<Throttle
 /// microseconds dropped), with count 1; `current` then sees it.
 pub async fn throttle_first_hit_opens_a_window_of_one_to_the_millisecond(store: Store) {
     let now = t0() + Duration::from_micros(456);
-    assert_eq!(hit(&store, LOGIN, "ann@example.com", now).await, window(t0(), 1));
+    assert_eq!(
+        hit(&store, LOGIN, "ann@example.com", now).await,
+        window(t0(), 1)
+    );
     assert_eq!(
         current(&store, LOGIN, "ann@example.com", now).await,
         Some(window(t0(), 1))
@@ -80,7 +83,10 @@ pub async fn throttle_hits_in_the_window_count_up_and_keep_its_start(store: Stor
     );
     let last = t0() + WINDOW - ms(1);
     assert_eq!(hit(&store, LOGIN, key, last).await, window(t0(), 4));
-    assert_eq!(current(&store, LOGIN, key, last).await, Some(window(t0(), 4)));
+    assert_eq!(
+        current(&store, LOGIN, key, last).await,
+        Some(window(t0(), 4))
+    );
 }
 
 /// A window of length `w` opened at `s` is closed from `s + w` on: a hit
@@ -90,12 +96,19 @@ pub async fn throttle_a_hit_at_or_after_the_window_end_opens_a_new_window(store:
     hit(&store, LOGIN, key, t0()).await;
     hit(&store, LOGIN, key, t0()).await;
     let end = t0() + WINDOW;
-    assert_eq!(current(&store, LOGIN, key, end).await, None, "closed at its end");
+    assert_eq!(
+        current(&store, LOGIN, key, end).await,
+        None,
+        "closed at its end"
+    );
     assert_eq!(hit(&store, LOGIN, key, end).await, window(end, 1));
     assert_eq!(hit(&store, LOGIN, key, end + ms(1)).await, window(end, 2));
     let later = end + WINDOW * 3;
     assert_eq!(hit(&store, LOGIN, key, later).await, window(later, 1));
-    assert_eq!(current(&store, LOGIN, key, later).await, Some(window(later, 1)));
+    assert_eq!(
+        current(&store, LOGIN, key, later).await,
+        Some(window(later, 1))
+    );
 }
 
 /// `current` answers `None` for a key never hit and for a closed window,
@@ -105,7 +118,11 @@ pub async fn throttle_current_is_none_without_an_open_window_and_writes_nothing(
     for _ in 0..3 {
         assert_eq!(current(&store, LOGIN, key, t0()).await, None);
     }
-    assert_eq!(stored(&store, LOGIN, key).await, None, "current opened no window");
+    assert_eq!(
+        stored(&store, LOGIN, key).await,
+        None,
+        "current opened no window"
+    );
 
     let later = t0() + ms(5_000);
     assert_eq!(hit(&store, LOGIN, key, later).await, window(later, 1));
@@ -147,7 +164,11 @@ pub async fn throttle_kinds_and_keys_are_independent(store: Store) {
         current(&store, LOGIN, "ann@example.com", t0()).await,
         Some(window(t0(), 3))
     );
-    assert_eq!(current(&store, LOGIN, "Ann@example.com", t0()).await, None, "keys are exact");
+    assert_eq!(
+        current(&store, LOGIN, "Ann@example.com", t0()).await,
+        None,
+        "keys are exact"
+    );
 
     store.clear(LOGIN, "ann@example.com").await.unwrap();
     assert_eq!(current(&store, LOGIN, "ann@example.com", t0()).await, None);
@@ -167,12 +188,18 @@ pub async fn throttle_kinds_and_keys_are_independent(store: Store) {
 /// succeeds; the next hit starts over.
 pub async fn throttle_clear_forgets_and_clearing_nothing_is_fine(store: Store) {
     let key = "ann@example.com";
-    store.clear(LOGIN, key).await.expect("clearing nothing is fine");
+    store
+        .clear(LOGIN, key)
+        .await
+        .expect("clearing nothing is fine");
     hit(&store, LOGIN, key, t0()).await;
     hit(&store, LOGIN, key, t0()).await;
     store.clear(LOGIN, key).await.unwrap();
     assert_eq!(stored(&store, LOGIN, key).await, None);
-    store.clear(LOGIN, key).await.expect("clearing twice is fine");
+    store
+        .clear(LOGIN, key)
+        .await
+        .expect("clearing twice is fine");
     let later = t0() + ms(10);
     assert_eq!(hit(&store, LOGIN, key, later).await, window(later, 1));
 
@@ -211,7 +238,11 @@ pub async fn throttle_purge_removes_only_that_kinds_windows_started_before_the_c
         Some(window(t0(), 1)),
         "another kind's windows stay"
     );
-    assert_eq!(store.purge(LOGIN, cutoff).await, Ok(0), "nothing left to purge");
+    assert_eq!(
+        store.purge(LOGIN, cutoff).await,
+        Ok(0),
+        "nothing left to purge"
+    );
     assert_eq!(store.purge(MAIL, cutoff).await, Ok(1));
     assert_eq!(stored(&store, MAIL, "old@example.com").await, None);
 }
@@ -251,7 +282,10 @@ pub async fn throttle_concurrent_hits_are_all_counted(store: Store) {
     let key = "ann@example.com";
     let counts = concurrent_hits(std::slice::from_ref(&store), 50, key, t0()).await;
     assert_eq!(counts.iter().copied().collect::<BTreeSet<_>>(), one_to(50));
-    assert_eq!(current(&store, LOGIN, key, t0()).await, Some(window(t0(), 50)));
+    assert_eq!(
+        current(&store, LOGIN, key, t0()).await,
+        Some(window(t0(), 50))
+    );
 }
 
 /// A key of 320 bytes (the longest address) is kept whole: it counts, and
@@ -263,10 +297,16 @@ pub async fn throttle_a_320_byte_key_works(store: Store) {
     hit(&store, MAIL, &long, t0()).await;
     assert_eq!(hit(&store, MAIL, &long, t0()).await, window(t0(), 2));
     assert_eq!(hit(&store, MAIL, &other, t0()).await, window(t0(), 1));
-    assert_eq!(current(&store, MAIL, &long, t0()).await, Some(window(t0(), 2)));
+    assert_eq!(
+        current(&store, MAIL, &long, t0()).await,
+        Some(window(t0(), 2))
+    );
     store.clear(MAIL, &long).await.unwrap();
     assert_eq!(current(&store, MAIL, &long, t0()).await, None);
-    assert_eq!(current(&store, MAIL, &other, t0()).await, Some(window(t0(), 1)));
+    assert_eq!(
+        current(&store, MAIL, &other, t0()).await,
+        Some(window(t0(), 1))
+    );
 }
 
 /// Two instances on one database share the windows: what one counts, the
@@ -276,9 +316,18 @@ pub async fn throttle_a_second_instance_sees_the_counts(store: Store, second: St
     let key = "ann@example.com";
     hit(&store, LOGIN, key, t0()).await;
     hit(&store, LOGIN, key, t0()).await;
-    assert_eq!(current(&second, LOGIN, key, t0()).await, Some(window(t0(), 2)));
-    assert_eq!(hit(&second, LOGIN, key, t0() + ms(1)).await, window(t0(), 3));
-    assert_eq!(current(&store, LOGIN, key, t0() + ms(2)).await, Some(window(t0(), 3)));
+    assert_eq!(
+        current(&second, LOGIN, key, t0()).await,
+        Some(window(t0(), 2))
+    );
+    assert_eq!(
+        hit(&second, LOGIN, key, t0() + ms(1)).await,
+        window(t0(), 3)
+    );
+    assert_eq!(
+        current(&store, LOGIN, key, t0() + ms(2)).await,
+        Some(window(t0(), 3))
+    );
 
     second.clear(LOGIN, key).await.unwrap();
     assert_eq!(current(&store, LOGIN, key, t0()).await, None);
@@ -297,6 +346,12 @@ pub async fn throttle_concurrent_hits_from_two_instances_are_all_counted(
     let key = "ann@example.com";
     let counts = concurrent_hits(&[Arc::clone(&store), Arc::clone(&second)], 25, key, t0()).await;
     assert_eq!(counts.iter().copied().collect::<BTreeSet<_>>(), one_to(50));
-    assert_eq!(current(&second, LOGIN, key, t0()).await, Some(window(t0(), 50)));
-    assert_eq!(current(&store, LOGIN, key, t0()).await, Some(window(t0(), 50)));
+    assert_eq!(
+        current(&second, LOGIN, key, t0()).await,
+        Some(window(t0(), 50))
+    );
+    assert_eq!(
+        current(&store, LOGIN, key, t0()).await,
+        Some(window(t0(), 50))
+    );
 }
