@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
-use portcullis_domain::Mailer;
+use portcullis_domain::{Mailer, Store, ThrottleLedger};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use secrecy::ExposeSecret as _;
 
@@ -16,6 +16,7 @@ use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::Config;
 use crate::store::open_store_with_fields;
 use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser, with_causes};
+use crate::throttle_purge::{THROTTLE_PURGE_INTERVAL, spawn_throttle_purge};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +45,23 @@ pub enum StartError {
 
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
-    let users = open_store_with_fields(
+    service_on(config, open_configured_store(config).await?).await
+}
+
+/// The store `DATABASE_URL` names, migrated, with the configured pool size
+/// and user fields.
+async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    open_store_with_fields(
         &config.database_url,
         config.database_max_connections,
         &config.user_fields,
     )
-    .await?;
+    .await
+}
+
+/// Every use case over `store` and the other adapters the configuration
+/// names.
+async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -74,7 +86,7 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
         }
     };
     PortcullisBuilder::new()
-        .store(users)
+        .store(store)
         .hasher_config(config.hasher)
         .token_secrets(
             config.jwt_secret.value.expose_secret(),
@@ -126,7 +138,12 @@ pub async fn ensure_first_superuser(
 /// Everything `serve` does before listening: the service, with the first
 /// superuser in place.
 pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
-    let service = build_service(config).await?;
+    prepare_on(config, open_configured_store(config).await?).await
+}
+
+/// [`prepare`] over `store`.
+async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+    let service = service_on(config, store).await?;
     if let Some((email, password)) = &config.first_superuser {
         ensure_first_superuser(&service, email, password.expose_secret()).await?;
     }
@@ -152,8 +169,15 @@ pub fn serve(
     Ok(server)
 }
 
-/// [`prepare`], then [`serve`] on `listener`.
+/// [`prepare`], then [`serve`] on `listener`; meanwhile closed failed-login
+/// and mail windows are purged from the store every
+/// [`THROTTLE_PURGE_INTERVAL`] ([`spawn_throttle_purge`]), until the server
+/// has stopped and let go of the store.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
-    let service = prepare(&config).await?;
-    serve(service, &config.api_prefix, listener)
+    let store = open_configured_store(&config).await?;
+    let service = prepare_on(&config, Arc::clone(&store)).await?;
+    let server = serve(service, &config.api_prefix, listener)?;
+    let ledger: Arc<dyn ThrottleLedger> = store;
+    spawn_throttle_purge(&ledger, THROTTLE_PURGE_INTERVAL);
+    Ok(server)
 }

@@ -8,7 +8,7 @@ use portcullis_application::{
     AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService,
 };
 use portcullis_domain::{
-    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, SystemClock,
+    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store, SystemClock,
     ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
@@ -69,7 +69,7 @@ pub enum BuildError {
 /// assert!(service.policy().login_requires_verification);
 /// ```
 pub struct PortcullisBuilder {
-    store: Option<Arc<dyn UserRepository>>,
+    store: Option<Arc<dyn Store>>,
     throttle: Option<Arc<dyn ThrottleLedger>>,
     hasher: Option<Arc<dyn PasswordHasher>>,
     hasher_config: HasherConfig,
@@ -122,16 +122,18 @@ impl PortcullisBuilder {
         }
     }
 
-    /// Where users live.
-    pub fn store(mut self, store: Arc<dyn UserRepository>) -> Self {
+    /// Where users live, and failed-login and mail counts with them (a
+    /// [`Store`] is both a [`UserRepository`] and a [`ThrottleLedger`]):
+    /// every instance on the store's database shares the counts. Default:
+    /// one [`MemoryUserStore`] of this process for both.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// Where failed-login and mail counts live (see [`ThrottleLedger`]).
-    /// Default: this process's memory, so counts are not shared between
-    /// instances.
-    // TODO(issue 9, in progress): the store gives its own ledger.
+    /// Keeps failed-login and mail counts in `ledger` instead of the store
+    /// (see [`ThrottleLedger`]): for a host that wants them elsewhere, or a
+    /// test that watches them. Without it the store keeps them.
     pub fn throttle_ledger(mut self, ledger: Arc<dyn ThrottleLedger>) -> Self {
         self.throttle = Some(ledger);
         self
@@ -356,14 +358,11 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
+        let (users, throttle) = store_and_ledger(self.store, self.throttle, &user_fields);
         Ok(UserService::new(
             Ports {
-                users: self.store.unwrap_or_else(|| {
-                    Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
-                }),
-                throttle: self
-                    .throttle
-                    .unwrap_or_else(|| Arc::new(MemoryUserStore::new())),
+                users,
+                throttle,
                 hasher,
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),
@@ -377,9 +376,46 @@ impl PortcullisBuilder {
     }
 }
 
+/// The users and the ledger of a service: `store`'s (one new
+/// [`MemoryUserStore`] with `fields` when none is given) for both, unless a
+/// ledger of its own is given.
+fn store_and_ledger(
+    store: Option<Arc<dyn Store>>,
+    ledger: Option<Arc<dyn ThrottleLedger>>,
+    fields: &UserFields,
+) -> (Arc<dyn UserRepository>, Arc<dyn ThrottleLedger>) {
+    let store: Arc<dyn Store> =
+        store.unwrap_or_else(|| Arc::new(MemoryUserStore::new().with_user_fields(fields.clone())));
+    let users: Arc<dyn UserRepository> = store.clone();
+    (users, ledger.unwrap_or(store))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether two handles are one object (their data pointers agree).
+    fn same<A: ?Sized, B: ?Sized>(a: &Arc<A>, b: &Arc<B>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+    }
+
+    #[test]
+    fn the_store_keeps_the_users_and_the_counts() {
+        let store: Arc<dyn Store> = Arc::new(MemoryUserStore::new());
+        let (users, ledger) = store_and_ledger(Some(store.clone()), None, &UserFields::none());
+        assert!(same(&users, &store) && same(&ledger, &store));
+
+        let (users, ledger) = store_and_ledger(None, None, &UserFields::none());
+        assert!(
+            same(&users, &ledger),
+            "the default memory store is one store for both"
+        );
+
+        let own: Arc<dyn ThrottleLedger> = Arc::new(MemoryUserStore::new());
+        let (users, ledger) =
+            store_and_ledger(Some(store.clone()), Some(own.clone()), &UserFields::none());
+        assert!(same(&users, &store) && same(&ledger, &own) && !same(&ledger, &store));
+    }
 
     #[test]
     fn a_store_with_other_user_fields_is_refused() {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use portcullis_domain::{UserFields, UserRepository};
+use portcullis_domain::{Store, UserFields};
 use portcullis_store_memory::MemoryUserStore as Memory;
 
 use crate::app::StartError;
@@ -23,8 +23,10 @@ pub use portcullis_store_sea_orm_postgres::{
     PostgresStoreError, PostgresStoreOptions, PostgresUserStore,
 };
 
-/// The store `DATABASE_URL` names, opened, with its migrations applied.
-pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError> {
+/// The store `DATABASE_URL` names, opened, with its migrations applied: the
+/// users and the failed-login and mail counts (`portcullis_throttle` in an
+/// SQL database), for [`PortcullisBuilder::store`](crate::PortcullisBuilder::store).
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StartError> {
     open_store_with(url, DEFAULT_DATABASE_MAX_CONNECTIONS).await
 }
 
@@ -33,7 +35,7 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn UserRepository>, StartError
 pub async fn open_store_with(
     url: &str,
     max_connections: u32,
-) -> Result<Arc<dyn UserRepository>, StartError> {
+) -> Result<Arc<dyn Store>, StartError> {
     open_store_with_fields(url, max_connections, &UserFields::none()).await
 }
 
@@ -45,7 +47,7 @@ pub async fn open_store_with_fields(
     url: &str,
     max_connections: u32,
     fields: &UserFields,
-) -> Result<Arc<dyn UserRepository>, StartError> {
+) -> Result<Arc<dyn Store>, StartError> {
     Ok(open_and_migrate(url, max_connections, fields).await?.0)
 }
 
@@ -68,7 +70,7 @@ async fn open_and_migrate(
     url: &str,
     max_connections: u32,
     fields: &UserFields,
-) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+) -> Result<(Arc<dyn Store>, String), StartError> {
     let scheme = url
         .split_once(':')
         .map_or(url, |(s, _)| s)
@@ -114,7 +116,7 @@ fn migration_note(location: &str, applied: &[String]) -> String {
 async fn open_sqlite(
     url: &str,
     fields: &UserFields,
-) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+) -> Result<(Arc<dyn Store>, String), StartError> {
     use portcullis_store_diesel_sqlite::SqliteUserStore;
     let store = SqliteUserStore::open(url)
         .await
@@ -130,7 +132,7 @@ async fn open_sqlite(
 async fn open_sqlite(
     _url: &str,
     _fields: &UserFields,
-) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+) -> Result<(Arc<dyn Store>, String), StartError> {
     Err(not_built("SQLite", "sqlite"))
 }
 
@@ -141,7 +143,7 @@ async fn open_postgres(
     url: &str,
     max_connections: u32,
     fields: &UserFields,
-) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+) -> Result<(Arc<dyn Store>, String), StartError> {
     use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
     let options = PostgresStoreOptions {
         max_connections,
@@ -162,7 +164,7 @@ async fn open_postgres(
     _url: &str,
     _max_connections: u32,
     _fields: &UserFields,
-) -> Result<(Arc<dyn UserRepository>, String), StartError> {
+) -> Result<(Arc<dyn Store>, String), StartError> {
     Err(not_built("PostgreSQL", "postgres"))
 }
 

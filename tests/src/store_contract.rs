@@ -1,50 +1,95 @@
 //! The store contract suite: one set of tests, written against
-//! `Arc<dyn UserRepository>` only, that every user store must pass — so that
-//! "swappable" is proven, not claimed.
+//! `Arc<dyn Store>` only (a [`UserRepository`] and a [`ThrottleLedger`]),
+//! that every store must pass — so that "swappable" is proven, not claimed.
 //!
 //! Each `pub async fn` here is one case; it takes a fresh, empty store (with
 //! its schema in place) and panics on a breach of the contract that
-//! [`UserRepository`] documents. [`store_contract_tests!`] turns the whole
-//! list into `#[tokio::test]`s for one kind of store. The factory makes a
-//! store with the extra user fields it is given: none for most cases,
-//! [`contract_fields`] for the cases about them (`fields_*`).
+//! [`UserRepository`] and [`ThrottleLedger`] document (the `throttle_*`
+//! cases are in `store_contract/throttle.rs`). [`store_contract_tests!`]
+//! turns the whole list into `#[tokio::test]`s for one kind of store. The
+//! factory makes a store with the extra user fields it is given: none for
+//! most cases, [`contract_fields`] for the cases about them (`fields_*`).
+//! The `throttle_*_instance*` cases also take a second instance on the same
+//! database ([`Fresh::with_second_instance`]): what a second process would
+//! open.
 //!
 //! ```ignore
 //! async fn memory(fields: UserFields) -> portcullis_tests::store_contract::Fresh {
-//!     Fresh::new(Arc::new(MemoryUserStore::new().with_user_fields(fields)))
+//!     let store: Arc<dyn Store> = Arc::new(MemoryUserStore::new().with_user_fields(fields));
+//!     let same = Arc::clone(&store);
+//!     Fresh::new(store).with_second_instance(move || std::future::ready(Arc::clone(&same)))
 //! }
 //! portcullis_tests::store_contract_tests!(memory);
 //! ```
 //!
+//! [`ThrottleLedger`]: portcullis_domain::ThrottleLedger
+//! [`UserRepository`]: portcullis_domain::UserRepository
+//!
 //! [`store_contract_tests!`]: crate::store_contract_tests
+
+mod throttle;
 
 use std::any::Any;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use portcullis_domain::{
     EmailAddress, FieldSpec, FieldType, FieldValue, FieldValues, FieldWriter, Role, StoreError,
-    User, UserFields, UserId, UserPatch, UserRepository,
+    User, UserFields, UserId, UserPatch,
 };
 use tokio::sync::Barrier;
+
+pub use throttle::*;
+
+/// Opens another instance of a store on its database.
+type Opener = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Store> + Send>> + Send + Sync + 'static>;
 
 /// A fresh store for one test, and whatever must live as long as it (a
 /// temporary database file that its drop removes, say).
 pub struct Fresh {
     /// The store under test: empty, schema in place.
-    pub store: Arc<dyn UserRepository>,
+    pub store: Arc<dyn portcullis_domain::Store>,
+    /// Opens a second instance on the same database.
+    second: Option<Opener>,
     /// Dropped after `store` (fields drop in declaration order).
     cleanup: Option<Box<dyn Any + Send>>,
 }
 
 impl Fresh {
     /// A store that needs no clean-up.
-    pub fn new(store: Arc<dyn UserRepository>) -> Self {
+    pub fn new(store: Arc<dyn portcullis_domain::Store>) -> Self {
         Self {
             store,
+            second: None,
             cleanup: None,
         }
+    }
+
+    /// How to open a second instance of the store on the same database, as
+    /// another process would (the same file, the same PostgreSQL database;
+    /// for memory, the one store of the process).
+    pub fn with_second_instance<F, Fut>(mut self, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Store> + Send + 'static,
+    {
+        self.second = Some(Box::new(move || Box::pin(open())));
+        self
+    }
+
+    /// A second instance on the same database.
+    ///
+    /// # Panics
+    /// When the factory gave no [`Fresh::with_second_instance`].
+    pub async fn second_instance(&self) -> Store {
+        let open = self
+            .second
+            .as_ref()
+            .expect("the factory must give Fresh::with_second_instance for the two-instance cases");
+        open().await
     }
 
     /// Keeps `guard` alive until the test ends; it is dropped after the
@@ -86,6 +131,15 @@ macro_rules! store_contract_tests {
             patch_to_another_users_address_in_any_case_conflicts,
             an_empty_patch_returns_the_user_unchanged,
             ping_answers,
+            throttle_first_hit_opens_a_window_of_one_to_the_millisecond,
+            throttle_hits_in_the_window_count_up_and_keep_its_start,
+            throttle_a_hit_at_or_after_the_window_end_opens_a_new_window,
+            throttle_current_is_none_without_an_open_window_and_writes_nothing,
+            throttle_kinds_and_keys_are_independent,
+            throttle_clear_forgets_and_clearing_nothing_is_fine,
+            throttle_purge_removes_only_that_kinds_windows_started_before_the_cutoff,
+            throttle_concurrent_hits_are_all_counted,
+            throttle_a_320_byte_key_works,
             ];
             contract_fields: [
             fields_of_every_type_round_trip,
@@ -95,9 +149,14 @@ macro_rules! store_contract_tests {
             fields_not_configured_are_ignored,
             fields_hold_the_edge_values,
             ];
+            @two_instances: [
+            throttle_a_second_instance_sees_the_counts,
+            throttle_concurrent_hits_from_two_instances_are_all_counted,
+            ];
         );
     };
-    (@cases $factory:ident; $($fields:ident: [$($case:ident),+ $(,)?];)+) => {
+    (@cases $factory:ident; $($fields:ident: [$($case:ident),+ $(,)?];)+
+        @two_instances: [$($two:ident),+ $(,)?];) => {
         mod $factory {
             $($(
                 #[::tokio::test(flavor = "multi_thread")]
@@ -107,6 +166,16 @@ macro_rules! store_contract_tests {
                     drop(fresh);
                 }
             )+)+
+            $(
+                #[::tokio::test(flavor = "multi_thread")]
+                async fn $two() {
+                    let fresh = super::$factory($crate::store_contract::no_fields()).await;
+                    let second = fresh.second_instance().await;
+                    $crate::store_contract::$two(::std::sync::Arc::clone(&fresh.store), second)
+                        .await;
+                    drop(fresh);
+                }
+            )+
         }
     };
 }
@@ -149,7 +218,8 @@ pub fn contract_fields() -> UserFields {
     .expect("the contract's fields are valid")
 }
 
-type Store = Arc<dyn UserRepository>;
+/// A store under test.
+pub type Store = Arc<dyn portcullis_domain::Store>;
 
 fn email(text: &str) -> EmailAddress {
     EmailAddress::parse(text).unwrap_or_else(|e| panic!("test address {text:?}: {e}"))

@@ -81,7 +81,8 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
         store.migrate().await.unwrap(),
         [
             "m20250101_000001_create_user",
-            "m20250101_000002_email_case_insensitive_index"
+            "m20250101_000002_email_case_insensitive_index",
+            "m20250101_000003_create_throttle"
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -117,6 +118,34 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
             r#"CREATE UNIQUE INDEX user_pkey ON public."user" USING btree (id)"#,
         ]
     );
+    let throttle = texts(
+        db(&store),
+        "SELECT column_name || ' ' || data_type || ' ' || coalesce(character_maximum_length::text, '-') \
+         || ' ' || is_nullable FROM information_schema.columns \
+         WHERE table_name = 'portcullis_throttle' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(
+        throttle,
+        [
+            "kind character varying 32 NO",
+            "key character varying 320 NO",
+            "window_start bigint - NO",
+            "count integer - NO",
+        ]
+    );
+    let throttle_indexes = texts(
+        db(&store),
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'portcullis_throttle' ORDER BY indexname",
+    )
+    .await;
+    assert_eq!(
+        throttle_indexes,
+        [
+            "CREATE INDEX ix_portcullis_throttle_kind_window_start ON public.portcullis_throttle USING btree (kind, window_start)",
+            "CREATE UNIQUE INDEX portcullis_throttle_pkey ON public.portcullis_throttle USING btree (kind, key)",
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -134,7 +163,7 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
     )
     .await;
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
 
     let ann = store
         .get_by_email(&email("ANN.LEE@example.com"))
@@ -356,7 +385,8 @@ async fn racing_migrations_take_turns_and_apply_once() {
         .await,
         [
             "m20250101_000001_create_user",
-            "m20250101_000002_email_case_insensitive_index"
+            "m20250101_000002_email_case_insensitive_index",
+            "m20250101_000003_create_throttle"
         ]
     );
 }

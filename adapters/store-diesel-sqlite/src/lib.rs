@@ -1,17 +1,18 @@
 //! The default user store: [`SqliteUserStore`], a
-//! [`UserRepository`](portcullis_domain::UserRepository) in an SQLite
+//! [`UserRepository`](portcullis_domain::UserRepository) and
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) in an SQLite
 //! database through Diesel 2 and an r2d2 connection pool, with embedded
 //! migrations.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), portcullis_store_diesel_sqlite::SqliteStoreError> {
 //! use std::sync::Arc;
-//! use portcullis_domain::UserRepository;
+//! use portcullis_domain::Store;
 //! use portcullis_store_diesel_sqlite::SqliteUserStore;
 //!
 //! let store = SqliteUserStore::open("sqlite://portcullis.db").await?;
 //! store.migrate().await?; // harmless when already up to date
-//! let users: Arc<dyn UserRepository> = Arc::new(store);
+//! let store: Arc<dyn Store> = Arc::new(store);
 //! # Ok(()) }
 //! ```
 //!
@@ -40,6 +41,21 @@
 //! );
 //! CREATE UNIQUE INDEX ix_user_email ON user (email);               -- FastAPI Users'
 //! CREATE UNIQUE INDEX ix_user_email_lower ON user (lower(email));  -- Portcullis'
+//! ```
+//!
+//! Beside it, Portcullis' own table of failed-login and mail windows (the
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), shared by every
+//! process on the file; FastAPI Users ignores it), whose statements live in
+//! `portcullis_store_sql_common::throttle`:
+//!
+//! ```sql
+//! CREATE TABLE portcullis_throttle (
+//!     kind VARCHAR(32) NOT NULL, key VARCHAR(320) NOT NULL,
+//!     window_start BIGINT NOT NULL,         -- unix milliseconds
+//!     count INTEGER NOT NULL,
+//!     PRIMARY KEY (kind, key)
+//! );
+//! CREATE INDEX ix_portcullis_throttle_kind_window_start ON portcullis_throttle (kind, window_start);
 //! ```
 //!
 //! [`SqliteUserStore::migrate`] creates what is missing and keeps what
@@ -108,6 +124,7 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
 pub use error::SqliteStoreError;
 pub use store::{SqliteStoreOptions, SqliteUserStore};

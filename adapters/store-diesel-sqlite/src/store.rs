@@ -275,7 +275,7 @@ impl SqliteUserStore {
     /// Runs `f` with a pooled connection on the blocking pool; whatever
     /// fails on the way becomes the port's error in one place,
     /// `From<Failure> for StoreError`.
-    async fn with_conn<T, E, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with_conn<T, E, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
         Failure: From<E>,

@@ -164,9 +164,28 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     let db = TempDb::new();
     let store = SqliteUserStore::open(&db.url()).await.unwrap();
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     let mut conn = db.raw();
+    let throttle = text(
+        &mut conn,
+        "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || pk AS v \
+         FROM pragma_table_info('portcullis_throttle') ORDER BY cid",
+    );
+    assert_eq!(
+        throttle,
+        [
+            "kind VARCHAR(32) 1 1",
+            "key VARCHAR(320) 1 2",
+            "window_start BIGINT 1 0",
+            "count INTEGER 1 0"
+        ]
+    );
+    let purge_index = text(
+        &mut conn,
+        "SELECT group_concat(name, ',') AS v FROM pragma_index_info('ix_portcullis_throttle_kind_window_start')",
+    );
+    assert_eq!(purge_index, ["kind,window_start"]);
     let columns = text(
         &mut conn,
         "SELECT name || ' ' || type || ' ' || \"notnull\" AS v FROM pragma_table_info('user') ORDER BY cid",
@@ -185,7 +204,8 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     );
     let indexes = text(
         &mut conn,
-        "SELECT sql AS v FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        "SELECT sql AS v FROM sqlite_master WHERE type = 'index' AND tbl_name = 'user' \
+         AND sql IS NOT NULL ORDER BY name",
     );
     assert_eq!(
         indexes,

@@ -1,18 +1,18 @@
 //! The store for several instances on one database:
 //! [`PostgresUserStore`], a [`UserRepository`](portcullis_domain::UserRepository)
-//! in PostgreSQL through SeaORM 2 (sqlx, Tokio, rustls), fully async, with
+//! and [`ThrottleLedger`](portcullis_domain::ThrottleLedger) in PostgreSQL through SeaORM 2 (sqlx, Tokio, rustls), fully async, with
 //! a connection pool and `sea-orm-migration` migrations.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), portcullis_store_sea_orm_postgres::PostgresStoreError> {
 //! use std::sync::Arc;
-//! use portcullis_domain::UserRepository;
+//! use portcullis_domain::Store;
 //! use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
 //!
 //! let options = PostgresStoreOptions { max_connections: 20, ..Default::default() };
 //! let store = PostgresUserStore::open_with("postgres://portcullis@db/portcullis", options).await?;
 //! store.migrate().await?; // harmless when up to date, safe to race
-//! let users: Arc<dyn UserRepository> = Arc::new(store);
+//! let store: Arc<dyn Store> = Arc::new(store);
 //! # Ok(()) }
 //! ```
 //!
@@ -37,6 +37,24 @@
 //! CREATE UNIQUE INDEX ix_user_email_lower                -- Portcullis'
 //!     ON "user" (lower(email COLLATE "und-x-icu"));
 //! ```
+//!
+//! Beside it, Portcullis' own table of failed-login and mail windows (the
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), shared by every
+//! instance on the database; FastAPI Users ignores it), whose statements
+//! live in `portcullis_store_sql_common::throttle`:
+//!
+//! ```sql
+//! CREATE TABLE portcullis_throttle (
+//!     kind VARCHAR(32) NOT NULL, key VARCHAR(320) NOT NULL,
+//!     window_start BIGINT NOT NULL,         -- unix milliseconds
+//!     count INTEGER NOT NULL,
+//!     PRIMARY KEY (kind, key)
+//! );
+//! CREATE INDEX ix_portcullis_throttle_kind_window_start ON portcullis_throttle (kind, window_start);
+//! ```
+//!
+//! A hit is one `INSERT … ON CONFLICT (kind, key) DO UPDATE … RETURNING`,
+//! so concurrent hits from every instance are all counted.
 //!
 //! [`PostgresUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
@@ -100,6 +118,7 @@ mod entity;
 mod error;
 mod migration;
 mod store;
+mod throttle;
 
 pub use error::PostgresStoreError;
 pub use migration::{MIGRATION_LOCK_KEY, Migrator};

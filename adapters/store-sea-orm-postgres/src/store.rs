@@ -220,7 +220,7 @@ impl PostgresUserStore {
     }
 
     /// Runs one operation of the port within the operation timeout.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         operation: impl Future<Output = Result<T, DbErr>>,
     ) -> Result<T, StoreError> {

@@ -2,8 +2,10 @@
 //! `portcullis-store-sea-orm-postgres`) share: the columns of FastAPI Users'
 //! `user` table, a plain [`UserRow`] of it, and the mapping between a row and
 //! the domain's [`User`], with the one typed error for a row another program
-//! wrote badly ([`CorruptRow`]); and the deployment's extra user fields as
-//! columns ([`fields`]).
+//! wrote badly ([`CorruptRow`]); the deployment's extra user fields as
+//! columns ([`fields`]); and the failed-login and mail windows of the
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), in the table
+//! `portcullis_throttle` ([`throttle`]).
 //!
 //! Each store turns its driver's row type (a Diesel `Queryable`, a SeaORM
 //! `Model`) into a [`UserRow`] field by field; the rules of the mapping live
@@ -25,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod fields;
+pub mod throttle;
 
 use portcullis_domain::{EmailAddress, Role, StoreError, UnknownRole, User, UserId};
 use uuid::Uuid;
@@ -101,6 +104,17 @@ pub enum CorruptRow {
         field: String,
         /// The value as stored, as JSON.
         stored: String,
+    },
+    /// A `portcullis_throttle` row counts no event (another program wrote
+    /// it).
+    #[error("stored count {count} of the {kind} window of {key:?} is not positive")]
+    ThrottleCount {
+        /// The window's kind, as stored.
+        kind: &'static str,
+        /// The window's key.
+        key: String,
+        /// The count as stored.
+        count: i32,
     },
 }
 

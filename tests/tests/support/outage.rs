@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use portcullis::PortcullisBuilder;
-use portcullis_domain::{EmailAddress, StoreError, User, UserId, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, Store, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserId,
+    UserPatch, UserRepository,
+};
 use portcullis_tests::smtp_sink::SmtpSink;
 use portcullis_tests::test_app::{
     FRONTEND_URL, JWT_SECRET, RESET_SECRET, TestApp, TestDatabase, VERIFY_SECRET,
@@ -17,17 +20,18 @@ use portcullis_tests::test_app::{
 /// password) that must never reach a client.
 pub const CAUSE: &str = "connection to db-7.internal:5432 refused (password=hunter2)";
 
-/// Wraps a store; while down, every operation fails as
+/// Wraps a store (its users and its counts); while down, every operation
+/// fails as
 /// `StoreError::Unavailable(CAUSE)`, and is counted.
 pub struct Switchable {
-    inner: Arc<dyn UserRepository>,
+    inner: Arc<dyn Store>,
     down: AtomicBool,
     failures: AtomicUsize,
 }
 
 impl Switchable {
     /// `inner`, up.
-    pub fn new(inner: Arc<dyn UserRepository>) -> Arc<Self> {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             inner,
             down: AtomicBool::new(false),
@@ -97,9 +101,44 @@ impl UserRepository for Switchable {
     }
 }
 
+#[async_trait]
+impl ThrottleLedger for Switchable {
+    async fn hit(
+        &self,
+        kind: ThrottleKind,
+        key: &str,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<ThrottleWindow, StoreError> {
+        self.check()?;
+        self.inner.hit(kind, key, now, window).await
+    }
+
+    async fn current(
+        &self,
+        kind: ThrottleKind,
+        key: &str,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<Option<ThrottleWindow>, StoreError> {
+        self.check()?;
+        self.inner.current(kind, key, now, window).await
+    }
+
+    async fn clear(&self, kind: ThrottleKind, key: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.clear(kind, key).await
+    }
+
+    async fn purge(&self, kind: ThrottleKind, cutoff: SystemTime) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge(kind, cutoff).await
+    }
+}
+
 /// A whole server on `store`, with the harness's secrets (so that its
 /// token helpers work) and `/api` as prefix, served on a free port.
-pub async fn spawn_app_on(store: Arc<dyn UserRepository>, database_url: &str) -> TestApp {
+pub async fn spawn_app_on(store: Arc<dyn Store>, database_url: &str) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local address").port();
     let service = PortcullisBuilder::new()
