@@ -391,6 +391,7 @@ mod tests {
                 is_verified: Some(true),
                 role: Some(Role::Instructor),
                 fields: Default::default(),
+                end_sessions: false,
             }
         });
         m.events.expect_on_after_update().times(1).return_const(());

@@ -27,6 +27,12 @@ pub struct User {
     /// The deployment's extra fields ([`UserFields`](crate::UserFields)):
     /// a value for each, by name.
     pub fields: FieldValues,
+    /// The session stamp: a counter raised ([`UserPatch::end_sessions`])
+    /// whenever every session of the user must end (password changed or
+    /// reset, deactivated). An access token issued under an older stamp is
+    /// refused. 0 for a new user (and the database default, so rows written
+    /// by FastAPI Users start at 0).
+    pub session_stamp: i64,
 }
 
 impl User {
@@ -41,6 +47,7 @@ impl User {
             is_verified: false,
             role: Role::Student,
             fields: FieldValues::new(),
+            session_stamp: 0,
         }
     }
 
@@ -106,6 +113,9 @@ pub struct UserPatch {
     /// New values of extra fields (their columns); the others are left as
     /// they are.
     pub fields: FieldValues,
+    /// Raises [`User::session_stamp`] by one in the same write, ending every
+    /// session issued before it.
+    pub end_sessions: bool,
 }
 
 impl UserPatch {
@@ -135,6 +145,9 @@ impl UserPatch {
             user.role = v;
         }
         user.fields.apply(&self.fields);
+        if self.end_sessions {
+            user.session_stamp += 1;
+        }
     }
 }
 

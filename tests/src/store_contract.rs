@@ -251,6 +251,7 @@ pub async fn create_get_patch_delete_round_trip(store: Store) {
         is_verified: true,
         role: Role::Instructor,
         fields: ann.fields.clone(),
+        session_stamp: ann.session_stamp,
     };
     assert_eq!(
         store.patch(ann.id, every_column_of(&changed)).await,
@@ -304,6 +305,7 @@ pub async fn fields_round_trip_exactly(store: Store) {
                 is_verified: flags & 4 != 0,
                 role,
                 fields: Default::default(),
+                session_stamp: 0,
             };
             assert_eq!(store.create(u.clone()).await, Ok(u.clone()));
             stored.push(u);
@@ -355,6 +357,7 @@ fn every_column_of(user: &User) -> UserPatch {
         is_verified: Some(user.is_verified),
         role: Some(user.role),
         fields: user.fields.clone(),
+        end_sessions: false,
     }
 }
 

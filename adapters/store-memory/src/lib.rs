@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    EmailAddress, FieldValues, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User,
-    UserFields, UserId, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValues, StoreError, ThrottleKind,
+    ThrottleLedger, ThrottleWindow, User, UserFields, UserId, UserPatch, UserRepository,
 };
 
 #[derive(Default)]
@@ -23,6 +23,8 @@ struct Tables {
     by_email: HashMap<String, UserId>,
     /// The [`ThrottleLedger`]'s windows.
     throttle: HashMap<(ThrottleKind, String), ThrottleWindow>,
+    /// The [`AccessTokenStore`]'s tokens, by token.
+    access_tokens: HashMap<String, AccessTokenRecord>,
 }
 
 /// A user store held in memory.
@@ -185,6 +187,8 @@ impl UserRepository for MemoryUserStore {
         let mut tables = self.lock()?;
         let user = tables.users.remove(&id).ok_or(StoreError::NotFound)?;
         tables.by_email.remove(&user.email.key());
+        // ON DELETE CASCADE, as the SQL stores' `accesstoken.user_id`.
+        tables.access_tokens.retain(|_, t| t.user_id != id);
         Ok(())
     }
 
@@ -266,6 +270,64 @@ impl ThrottleLedger for MemoryUserStore {
             .throttle
             .retain(|(k, _), w| *k != kind || w.started >= cutoff);
         Ok(u64::try_from(before - tables.throttle.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// `time` to the microsecond, as the SQL stores keep a timestamp.
+fn to_micros(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl AccessTokenStore for MemoryUserStore {
+    async fn create_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&record.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        if tables.access_tokens.contains_key(&record.token) {
+            return Err(StoreError::Conflict);
+        }
+        let record = AccessTokenRecord {
+            created_at: to_micros(record.created_at),
+            ..record.clone()
+        };
+        tables.access_tokens.insert(record.token.clone(), record);
+        Ok(())
+    }
+
+    async fn get_access_token(
+        &self,
+        token: &str,
+        not_before: SystemTime,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        Ok(self
+            .lock()?
+            .access_tokens
+            .get(token)
+            .filter(|t| t.created_at >= to_micros(not_before))
+            .cloned())
+    }
+
+    async fn delete_access_token(&self, token: &str) -> Result<(), StoreError> {
+        self.lock()?.access_tokens.remove(token);
+        Ok(())
+    }
+
+    async fn delete_access_tokens_of(&self, user: UserId) -> Result<u64, StoreError> {
+        let mut tables = self.lock()?;
+        let before = tables.access_tokens.len();
+        tables.access_tokens.retain(|_, t| t.user_id != user);
+        Ok(u64::try_from(before - tables.access_tokens.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn purge_access_tokens(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = to_micros(cutoff);
+        let mut tables = self.lock()?;
+        let before = tables.access_tokens.len();
+        tables.access_tokens.retain(|_, t| t.created_at >= cutoff);
+        Ok(u64::try_from(before - tables.access_tokens.len()).unwrap_or(u64::MAX))
     }
 }
 

@@ -177,6 +177,8 @@ impl TryFrom<UserRow> for User {
             is_verified: row.is_verified,
             role,
             fields: portcullis_domain::FieldValues::new(),
+            // TODO(issue 10, in progress): the session stamp column.
+            session_stamp: 0,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The ports: what the core needs from the outside world. Adapters implement
 //! them; the application uses them as `Arc<dyn Port>`.
 
+mod access_token_store;
 mod clock;
 mod mailer;
 mod password_hasher;
@@ -11,6 +12,7 @@ mod token_codec;
 mod user_events;
 mod user_repository;
 
+pub use access_token_store::{AccessTokenRecord, AccessTokenStore};
 pub use clock::{Clock, SystemClock};
 pub use mailer::{Mail, MailError, Mailer};
 pub use password_hasher::{HashError, PasswordHasher, Verification};
@@ -21,6 +23,8 @@ pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
 pub use user_events::{NoEvents, UserEvents};
 pub use user_repository::{StoreError, UserRepository};
 
+#[cfg(feature = "mocks")]
+pub use access_token_store::MockAccessTokenStore;
 #[cfg(feature = "mocks")]
 pub use clock::MockClock;
 #[cfg(feature = "mocks")]
