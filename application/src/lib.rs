@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use portcullis_domain::{
-    PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields, UserRepository,
+    AccessTokenStore, PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields,
+    UserRepository,
 };
 
 mod admin;
@@ -82,6 +83,9 @@ pub struct Ports {
     /// Failed-login and mail counts per address, shared by every instance
     /// on one store (normally the user store itself).
     pub throttle: Arc<dyn ThrottleLedger>,
+    /// The opaque access tokens of the `database` strategy (normally the
+    /// user store itself, for the `ON DELETE CASCADE`).
+    pub sessions: Arc<dyn AccessTokenStore>,
 }
 
 /// Policy switches of the use cases.

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use portcullis_domain::{
-    EmailAddress, HashError, MockPasswordHasher, MockPasswordValidator, MockThrottleLedger,
-    MockTokenCodec, MockUserEvents, MockUserRepository, PasswordOwner, PasswordValidator,
-    StoreError, User, UserId, Verification,
+    EmailAddress, HashError, MockAccessTokenStore, MockPasswordHasher, MockPasswordValidator,
+    MockThrottleLedger, MockTokenCodec, MockUserEvents, MockUserRepository, PasswordOwner,
+    PasswordValidator, StoreError, User, UserId, Verification,
 };
 
 use crate::{PasswordRules, Policy, Ports, UserService};
@@ -19,6 +19,7 @@ pub struct Mocks {
     pub tokens: MockTokenCodec,
     pub events: MockUserEvents,
     pub throttle: MockThrottleLedger,
+    pub sessions: MockAccessTokenStore,
     pub policy: Policy,
     pub rules: PasswordRules,
 }
@@ -31,6 +32,7 @@ impl Mocks {
             tokens: MockTokenCodec::new(),
             events: MockUserEvents::new(),
             throttle: MockThrottleLedger::new(),
+            sessions: MockAccessTokenStore::new(),
             policy: Policy::default(),
             rules: PasswordRules::default(),
         }
@@ -44,6 +46,7 @@ impl Mocks {
                 tokens: Arc::new(self.tokens),
                 events: Arc::new(self.events),
                 throttle: Arc::new(self.throttle),
+                sessions: Arc::new(self.sessions),
             },
             self.policy,
         )

@@ -8,8 +8,8 @@ use portcullis_application::{
     AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService,
 };
 use portcullis_domain::{
-    Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store, SystemClock,
-    ThrottleLedger, UserEvents, UserFields, UserRepository,
+    AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
+    SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
@@ -358,11 +358,14 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
+        // TODO(issue 10, in progress): the store keeps the sessions too.
         let (users, throttle) = store_and_ledger(self.store, self.throttle, &user_fields);
+        let sessions: Arc<dyn AccessTokenStore> = Arc::new(MemoryUserStore::new());
         Ok(UserService::new(
             Ports {
                 users,
                 throttle,
+                sessions,
                 hasher,
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),
