@@ -159,7 +159,10 @@ impl Default for TestKit {
 }
 
 impl TestKit {
-    /// The kit with Portcullis' defaults otherwise.
+    /// The kit with Portcullis' defaults otherwise: among them the
+    /// failed-login lockout (10 in 15 minutes) and the mail cap (3 reset and
+    /// verification mails per address per hour; lift it with
+    /// `TestKit::with(|b| b.mail_per_address_per_hour(0))`).
     pub fn new() -> Self {
         Self::with(|builder| builder)
     }

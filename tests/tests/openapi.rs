@@ -386,6 +386,17 @@ async fn answers_of_every_route_match_the_documented_responses() {
     .await;
     let huge = Body::raw("application/x-www-form-urlencoded", "a".repeat(70 * 1024));
     r.send("POST", login, None, huge, "too large").await;
+    // LOGIN_LOCKOUT_FAILURES (10) failures lock the address.
+    for _ in 0..10 {
+        app.login("locked@example.com", "wrong password")
+            .await
+            .expect_code("LOGIN_BAD_CREDENTIALS");
+    }
+    let locked = form(&[
+        ("username", "locked@example.com"),
+        ("password", "wrong password"),
+    ]);
+    r.send("POST", login, None, locked, "locked").await;
 
     let logout = "/auth/jwt/logout";
     r.send("POST", logout, bob, Body::Empty, "logged out").await;
