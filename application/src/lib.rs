@@ -9,9 +9,10 @@
 #![warn(missing_docs)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_domain::{
-    AccessTokenStore, PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields,
+    AccessTokenStore, Clock, PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields,
     UserRepository,
 };
 
@@ -32,6 +33,7 @@ mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
+mod throttle;
 mod trusted_proxies;
 mod verify;
 
@@ -86,13 +88,95 @@ pub struct Ports {
     /// The opaque access tokens of the `database` strategy (normally the
     /// user store itself, for the `ON DELETE CASCADE`).
     pub sessions: Arc<dyn AccessTokenStore>,
+    /// The time the throttle windows are counted with.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Policy switches of the use cases.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis_application::{LoginLockout, Policy};
+///
+/// let policy = Policy::default();
+/// assert!(!policy.login_requires_verification);
+/// assert_eq!(policy.login_lockout, LoginLockout { failures: 10, window: Duration::from_secs(15 * 60) });
+/// assert_eq!(policy.mail_per_address_per_hour, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Refuse login to users who have not verified their e-mail address.
     pub login_requires_verification: bool,
+    /// When failed logins lock an address (`LOGIN_LOCKOUT_*`).
+    pub login_lockout: LoginLockout,
+    /// The most reset and verification mails sent to one address per hour,
+    /// together (`MAIL_PER_ADDRESS_PER_HOUR`); `0`: no cap.
+    pub mail_per_address_per_hour: u32,
+}
+
+impl Policy {
+    /// [`Policy::mail_per_address_per_hour`] by default.
+    pub const DEFAULT_MAIL_PER_ADDRESS_PER_HOUR: u32 = 3;
+    /// The window [`Policy::mail_per_address_per_hour`] counts in.
+    pub const MAIL_WINDOW: Duration = Duration::from_secs(3600);
+}
+
+impl Default for Policy {
+    /// No verification required, [`LoginLockout::default`], at most
+    /// [`Policy::DEFAULT_MAIL_PER_ADDRESS_PER_HOUR`] mails per address per
+    /// hour.
+    fn default() -> Self {
+        Self {
+            login_requires_verification: false,
+            login_lockout: LoginLockout::default(),
+            mail_per_address_per_hour: Self::DEFAULT_MAIL_PER_ADDRESS_PER_HOUR,
+        }
+    }
+}
+
+/// The failed-login lockout: after `failures` failed logins for one address
+/// within `window` (counted from the first of them), every login for that
+/// address is refused until the window closes
+/// ([`LoginError::TooManyAttempts`]). Only usernames that are an e-mail
+/// address count: anything else can never log in anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLockout {
+    /// Failed logins that lock the address (`LOGIN_LOCKOUT_FAILURES`);
+    /// `0`: no lockout.
+    pub failures: u32,
+    /// How long a count runs from the first failure, and so the longest a
+    /// lock lasts (`LOGIN_LOCKOUT_MINUTES`). Must not be zero while
+    /// `failures` is not.
+    pub window: Duration,
+}
+
+impl LoginLockout {
+    /// [`LoginLockout::failures`] by default.
+    pub const DEFAULT_FAILURES: u32 = 10;
+    /// [`LoginLockout::window`] by default: 15 minutes.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+    /// No lockout: failed logins are not even counted.
+    pub const OFF: LoginLockout = LoginLockout {
+        failures: 0,
+        window: Self::DEFAULT_WINDOW,
+    };
+
+    /// Whether failed logins are counted.
+    pub fn is_on(&self) -> bool {
+        self.failures > 0
+    }
+}
+
+impl Default for LoginLockout {
+    /// [`LoginLockout::DEFAULT_FAILURES`] within
+    /// [`LoginLockout::DEFAULT_WINDOW`].
+    fn default() -> Self {
+        Self {
+            failures: Self::DEFAULT_FAILURES,
+            window: Self::DEFAULT_WINDOW,
+        }
+    }
 }
 
 /// Every use case, over one set of ports. Cheap to clone. The ports are

@@ -1,5 +1,8 @@
-use portcullis_domain::{EmailAddress, User};
+use std::time::Duration;
 
+use portcullis_domain::{EmailAddress, ThrottleKind, User};
+
+use crate::throttle::{throttle_key, time_left};
 use crate::{InfraError, UserService};
 
 /// Why a login was refused.
@@ -12,6 +15,16 @@ pub enum LoginError {
     /// The policy requires a verified address and this user has none.
     #[error("user not verified")]
     NotVerified,
+    /// The address failed to log in [`LoginLockout::failures`] times
+    /// within the window: every login for it is refused, unchecked, until
+    /// the window closes — whether the address has an account or not.
+    ///
+    /// [`LoginLockout::failures`]: crate::LoginLockout::failures
+    #[error("too many failed logins for this address")]
+    TooManyAttempts {
+        /// Time left until the window closes and logins are checked again.
+        retry_after: Duration,
+    },
     /// The store or another adapter failed: see [`InfraError`].
     #[error(transparent)]
     Infra(#[from] InfraError),
@@ -24,11 +37,61 @@ impl UserService {
     /// so timing reveals nothing. A hash made with older parameters is
     /// replaced by a fresh one.
     ///
+    /// Failed logins are counted per address ([`LoginLockout`]): once an
+    /// address has failed [`LoginLockout::failures`] times within the
+    /// window, every login for it is [`LoginError::TooManyAttempts`] until
+    /// the window closes, refused before the user is even looked up and
+    /// without hashing. An unknown address counts and locks exactly as a
+    /// known one (the same ledger calls on both paths), so the lock tells
+    /// nothing about who has an account. Only a username that is an
+    /// address (the one the user would be found by) counts; the count key
+    /// is that address lowercased. A correct password clears the count
+    /// (written only when there is one, so a normal login writes nothing).
+    ///
     /// The username is not logged (people type their password there by
     /// mistake); the user's id is, once known.
+    ///
+    /// [`LoginLockout`]: crate::LoginLockout
+    /// [`LoginLockout::failures`]: crate::LoginLockout::failures
     #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
-        let user = self.check_credentials(username, password).await?;
+        let lockout = self.policy.login_lockout;
+        let key = lockout.is_on().then(|| lockout_key(username)).flatten();
+        let mut failures = None;
+        if let Some(key) = &key {
+            let now = self.ports.clock.now();
+            failures = self
+                .ports
+                .throttle
+                .current(ThrottleKind::LoginFailure, key, now, lockout.window)
+                .await?;
+            if let Some(open) = failures.filter(|w| w.count >= lockout.failures) {
+                tracing::info!("login refused: too many failed logins for the address");
+                return Err(LoginError::TooManyAttempts {
+                    retry_after: time_left(open, lockout.window, now),
+                });
+            }
+        }
+        let user = match self.check_credentials(username, password).await {
+            Ok(user) => user,
+            Err(LoginError::BadCredentials) => {
+                if let Some(key) = &key {
+                    let now = self.ports.clock.now();
+                    self.ports
+                        .throttle
+                        .hit(ThrottleKind::LoginFailure, key, now, lockout.window)
+                        .await?;
+                }
+                return Err(LoginError::BadCredentials);
+            }
+            Err(other) => return Err(other),
+        };
+        if let (Some(key), Some(_)) = (&key, failures) {
+            self.ports
+                .throttle
+                .clear(ThrottleKind::LoginFailure, key)
+                .await?;
+        }
         if self.policy.login_requires_verification && !user.is_verified {
             return Err(LoginError::NotVerified);
         }
@@ -37,6 +100,9 @@ impl UserService {
         Ok(token)
     }
 
+    /// Checks the password of the user `username` names: the user, or
+    /// [`LoginError::BadCredentials`] for an unknown username, a wrong
+    /// password and an inactive user alike.
     async fn check_credentials(&self, username: &str, password: &str) -> Result<User, LoginError> {
         // The username must be the address itself (any letter case), as
         // FastAPI Users compares it: not a padded or "Name <addr>" form that
@@ -79,9 +145,20 @@ impl UserService {
     }
 }
 
+/// The key failed logins of `username` are counted under: its
+/// [`throttle_key`], when `username` is an address as the user lookup takes
+/// it (any letter case, nothing around it); `None` otherwise.
+fn lockout_key(username: &str) -> Option<String> {
+    let email = EmailAddress::parse(username).ok()?;
+    (email.key() == username.to_lowercase()).then(|| throttle_key(&email))
+}
+
 #[cfg(test)]
 mod tests {
+    use portcullis_domain::ThrottleWindow;
+
     use super::*;
+    use crate::LoginLockout;
     use crate::test_support::*;
 
     /// The store finds `user` when asked for `address` (the username given).
@@ -95,6 +172,7 @@ mod tests {
     #[tokio::test]
     async fn issues_a_token_for_good_credentials() {
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
         let user = a_user();
         let id = user.id;
         known_user(&mut m, "ann@EXAMPLE.com", user);
@@ -119,6 +197,7 @@ mod tests {
     #[tokio::test]
     async fn stores_an_upgraded_hash() {
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
         known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
@@ -145,6 +224,7 @@ mod tests {
         // The hash changed between the check and the upgrade (a concurrent
         // reset): the other change wins, nothing else is written.
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
         known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
@@ -169,6 +249,8 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_hashes_a_dummy_and_is_bad_credentials() {
         let mut m = Mocks::new();
+        m.login_failures("who@example.com", None);
+        m.failure_counted("who@example.com");
         m.users
             .expect_get_by_email()
             .withf(email_is("who@example.com"))
@@ -215,6 +297,8 @@ mod tests {
     #[tokio::test]
     async fn wrong_password_is_bad_credentials() {
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
+        m.failure_counted("ann@example.com");
         known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
@@ -228,6 +312,8 @@ mod tests {
     #[tokio::test]
     async fn inactive_user_is_bad_credentials_even_with_the_right_password() {
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
+        m.failure_counted("ann@example.com");
         let mut user = a_user();
         user.is_active = false;
         known_user(&mut m, "ann@example.com", user);
@@ -244,6 +330,7 @@ mod tests {
     async fn unverified_user_is_refused_only_when_policy_says_so() {
         let mut m = Mocks::new();
         m.policy.login_requires_verification = true;
+        m.login_failures("ann@example.com", None);
         known_user(&mut m, "ann@example.com", a_user());
         m.hasher
             .expect_verify_and_update()
@@ -255,6 +342,7 @@ mod tests {
 
         let mut m = Mocks::new();
         m.policy.login_requires_verification = true;
+        m.login_failures("ann@example.com", None);
         let mut user = a_user();
         user.is_verified = true;
         known_user(&mut m, "ann@example.com", user);
@@ -276,6 +364,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_is_infra() {
         let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
         m.users
             .expect_get_by_email()
             .withf(email_is("ann@example.com"))
@@ -284,5 +373,149 @@ mod tests {
             m.service().login("ann@example.com", "secret pw").await,
             Err(LoginError::Infra(InfraError::Unavailable(_)))
         ));
+    }
+
+    // ----- the failed-login lockout -----
+
+    /// A window of `count` failures that opened `ago` before [`test_now`].
+    fn failures(count: u32, ago: Duration) -> Option<ThrottleWindow> {
+        Some(window_of(test_now() - ago, count))
+    }
+
+    #[tokio::test]
+    async fn a_locked_address_is_refused_for_the_rest_of_the_window_without_lookup_or_hashing() {
+        // No user lookup, no hasher, no token: any of them would fail the
+        // test as unexpected. Right password or not, it is not checked.
+        for password in ["secret pw", "wrong one"] {
+            let mut m = Mocks::new();
+            m.login_failures("ann@example.com", failures(10, Duration::from_secs(5 * 60)));
+            assert_matches!(
+                m.service().login("Ann@Example.com", password).await,
+                Err(LoginError::TooManyAttempts { retry_after })
+                    if retry_after == Duration::from_secs(10 * 60)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_address_locks_exactly_like_a_known_one() {
+        let mut m = Mocks::new();
+        m.login_failures("who@example.com", failures(12, Duration::from_millis(1)));
+        assert_matches!(
+            m.service().login("who@example.com", "secret pw").await,
+            Err(LoginError::TooManyAttempts { retry_after })
+                if retry_after == Duration::from_secs(15 * 60) - Duration::from_millis(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn below_the_limit_the_password_is_checked_and_a_failure_counted() {
+        let mut m = Mocks::new();
+        m.login_failures("ann@example.com", failures(9, Duration::from_secs(60)));
+        m.failure_counted("ann@example.com");
+        known_user(&mut m, "ann@example.com", a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .times(1)
+            .returning(|_, _| invalid());
+        assert_matches!(
+            m.service().login("ann@example.com", "nope nope").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_limit_follows_the_policy() {
+        let mut m = Mocks::new();
+        m.policy.login_lockout = LoginLockout {
+            failures: 3,
+            window: Duration::from_secs(60),
+        };
+        m.login_failures("ann@example.com", failures(3, Duration::from_secs(20)));
+        assert_matches!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::TooManyAttempts { retry_after })
+                if retry_after == Duration::from_secs(40)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_correct_password_clears_an_open_count() {
+        let mut m = Mocks::new();
+        m.login_failures("ann@example.com", failures(4, Duration::from_secs(60)));
+        m.throttle
+            .expect_clear()
+            .withf(|kind, key| *kind == ThrottleKind::LoginFailure && key == "ann@example.com")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        known_user(&mut m, "ann@example.com", a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        m.tokens
+            .expect_issue_access()
+            .returning(|_| Ok("tok".into()));
+        m.events.expect_on_after_login().return_const(());
+        assert_eq!(
+            m.service()
+                .login("ann@example.com", "secret pw")
+                .await
+                .unwrap(),
+            "tok"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_username_that_is_no_address_is_not_counted() {
+        // No ledger expectation: any ledger call fails the test.
+        for username in ["not-an-email", " ann@example.com"] {
+            let mut m = Mocks::new();
+            m.hasher
+                .expect_hash()
+                .times(1)
+                .returning(|_| Ok("$x".into()));
+            assert_matches!(
+                m.service().login(username, "secret pw").await,
+                Err(LoginError::BadCredentials)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn with_the_lockout_off_nothing_is_counted() {
+        let mut m = Mocks::new();
+        m.policy.login_lockout = LoginLockout::OFF;
+        known_user(&mut m, "ann@example.com", a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| invalid());
+        assert_matches!(
+            m.service().login("ann@example.com", "nope nope").await,
+            Err(LoginError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ledger_outage_is_infra() {
+        let mut m = Mocks::new();
+        m.throttle
+            .expect_current()
+            .returning(|_, _, _, _| Err(outage()));
+        assert_matches!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::Infra(InfraError::Unavailable(_)))
+        );
+
+        let mut m = Mocks::new();
+        m.login_failures("who@example.com", None);
+        m.users.expect_get_by_email().returning(|_| Ok(None));
+        m.hasher.expect_hash().returning(|_| Ok("$x".into()));
+        m.throttle
+            .expect_hit()
+            .returning(|_, _, _, _| Err(outage()));
+        assert_matches!(
+            m.service().login("who@example.com", "secret pw").await,
+            Err(LoginError::Infra(InfraError::Unavailable(_)))
+        );
     }
 }

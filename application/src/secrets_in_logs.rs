@@ -53,6 +53,7 @@ async fn spans_name_the_user_and_never_show_a_secret() {
     admin.is_superuser = true;
 
     let mut m = Mocks::new();
+    m.login_failures("ann@example.com", None);
     let stored = user.clone();
     m.users
         .expect_get_by_email()

@@ -2,11 +2,13 @@
 //! `mocks` of `portcullis-domain`) assembled for the use-case unit tests.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_domain::{
-    EmailAddress, HashError, MockAccessTokenStore, MockPasswordHasher, MockPasswordValidator,
-    MockThrottleLedger, MockTokenCodec, MockUserEvents, MockUserRepository, PasswordOwner,
-    PasswordValidator, StoreError, User, UserId, Verification,
+    Clock, EmailAddress, HashError, MockAccessTokenStore, MockPasswordHasher,
+    MockPasswordValidator, MockThrottleLedger, MockTokenCodec, MockUserEvents, MockUserRepository,
+    PasswordOwner, PasswordValidator, StoreError, ThrottleKind, ThrottleWindow, User, UserId,
+    Verification,
 };
 
 use crate::{PasswordRules, Policy, Ports, UserService};
@@ -20,6 +22,8 @@ pub struct Mocks {
     pub events: MockUserEvents,
     pub throttle: MockThrottleLedger,
     pub sessions: MockAccessTokenStore,
+    /// What the service's clock says: [`test_now`] unless changed.
+    pub now: SystemTime,
     pub policy: Policy,
     pub rules: PasswordRules,
 }
@@ -33,6 +37,7 @@ impl Mocks {
             events: MockUserEvents::new(),
             throttle: MockThrottleLedger::new(),
             sessions: MockAccessTokenStore::new(),
+            now: test_now(),
             policy: Policy::default(),
             rules: PasswordRules::default(),
         }
@@ -47,6 +52,7 @@ impl Mocks {
                 events: Arc::new(self.events),
                 throttle: Arc::new(self.throttle),
                 sessions: Arc::new(self.sessions),
+                clock: Arc::new(FixedClock(self.now)),
             },
             self.policy,
         )
@@ -55,6 +61,48 @@ impl Mocks {
 }
 
 impl Mocks {
+    /// The ledger shows `window` (`None`: no open window) of failed logins
+    /// for `key`, as often as asked, when asked at [`Mocks::now`] with the
+    /// policy's window.
+    pub fn login_failures(&mut self, key: &'static str, window: Option<ThrottleWindow>) {
+        let (now, length) = (self.now, self.policy.login_lockout.window);
+        self.throttle
+            .expect_current()
+            .withf(move |kind, k, at, len| {
+                *kind == ThrottleKind::LoginFailure && k == key && *at == now && *len == length
+            })
+            .returning(move |_, _, _, _| Ok(window));
+    }
+
+    /// Expects exactly one failed login counted for `key`, at
+    /// [`Mocks::now`] with the policy's window.
+    pub fn failure_counted(&mut self, key: &'static str) {
+        let (now, length) = (self.now, self.policy.login_lockout.window);
+        self.throttle
+            .expect_hit()
+            .withf(move |kind, k, at, len| {
+                *kind == ThrottleKind::LoginFailure && k == key && *at == now && *len == length
+            })
+            .times(1)
+            .returning(move |_, _, at, _| Ok(window_of(at, 1)));
+    }
+
+    /// Expects exactly one mail request counted for `key`, at
+    /// [`Mocks::now`] in an hour's window, making it the `count`th.
+    pub fn mail_counted(&mut self, key: &'static str, count: u32) {
+        let now = self.now;
+        self.throttle
+            .expect_hit()
+            .withf(move |kind, k, at, len| {
+                *kind == ThrottleKind::Mail
+                    && k == key
+                    && *at == now
+                    && *len == Duration::from_secs(3600)
+            })
+            .times(1)
+            .returning(move |_, _, at, _| Ok(window_of(at, count)));
+    }
+
     /// Adds a host validator that is asked exactly once, about `password`
     /// for an owner `owner_is` accepts, and refuses with `reason`.
     pub fn refuse_once(
@@ -71,6 +119,31 @@ impl Mocks {
         self.rules
             .validators
             .push(Arc::new(v) as Arc<dyn PasswordValidator>);
+    }
+}
+
+/// The time [`Mocks`]' clock tells unless changed, to the millisecond.
+pub fn test_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+}
+
+/// A window of `count` events opened at `started`.
+pub fn window_of(started: SystemTime, count: u32) -> ThrottleWindow {
+    ThrottleWindow { started, count }
+}
+
+/// A clock that always tells the same time.
+struct FixedClock(SystemTime);
+
+impl Clock for FixedClock {
+    fn now_unix(&self) -> i64 {
+        self.0
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn now(&self) -> SystemTime {
+        self.0
     }
 }
 

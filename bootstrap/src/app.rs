@@ -99,6 +99,11 @@ async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
         .mailer(mailer)
         .frontend_url(config.frontend_url.clone())
         .login_requires_verification(config.login_requires_verification)
+        .login_lockout(
+            config.login_lockout_failures,
+            Duration::from_secs(u64::from(config.login_lockout_minutes) * 60),
+        )
+        .mail_per_address_per_hour(config.mail_per_address_per_hour)
         .password_min_length(config.password_min_length)
         .user_fields(config.user_fields.clone())
         .auth_rate_limit_per_minute(config.rate_limit_auth_per_minute)

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_application::{
-    AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService,
+    AuthRateLimit, HookChain, LoginLockout, PasswordRules, Policy, Ports, TrustedProxies,
+    UserService,
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
@@ -34,6 +35,9 @@ pub enum BuildError {
     /// [`PasswordRules::MAX_MIN_LENGTH`].
     #[error("password minimum length {0}: must be between 1 and {max}", max = PasswordRules::MAX_MIN_LENGTH)]
     PasswordMinLength(usize),
+    /// The failed-login lockout is on with a zero window.
+    #[error("login lockout: the window must be longer than zero while failures are counted")]
+    LoginLockoutWindow,
     /// An extra user field is declared wrongly (the message names it).
     #[error(transparent)]
     UserFields(#[from] InvalidUserField),
@@ -185,7 +189,8 @@ impl PortcullisBuilder {
         self
     }
 
-    /// The clock tokens are stamped and checked with (tests).
+    /// The clock tokens are stamped and checked with, and failed-login and
+    /// mail windows counted with (tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -220,6 +225,39 @@ impl PortcullisBuilder {
     /// Refuse login to unverified users (`LOGIN_USER_NOT_VERIFIED`).
     pub fn login_requires_verification(mut self, required: bool) -> Self {
         self.policy.login_requires_verification = required;
+        self
+    }
+
+    /// Lock an address for the rest of `window` once it failed to log in
+    /// `failures` times within it (counted from the first failure); `0`
+    /// failures: no lockout. Default: 10 within 15 minutes
+    /// ([`LoginLockout::default`]). A locked login answers
+    /// `429 LOGIN_TOO_MANY_ATTEMPTS` with `Retry-After`, for unknown
+    /// addresses exactly as for known ones.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use portcullis::PortcullisBuilder;
+    ///
+    /// let service = PortcullisBuilder::new()
+    ///     .token_secrets([1; 32], [2; 32], [3; 32])
+    ///     .login_lockout(5, Duration::from_secs(30 * 60))
+    ///     .mail_per_address_per_hour(2)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(service.policy().login_lockout.failures, 5);
+    /// assert_eq!(service.policy().mail_per_address_per_hour, 2);
+    /// ```
+    pub fn login_lockout(mut self, failures: u32, window: Duration) -> Self {
+        self.policy.login_lockout = LoginLockout { failures, window };
+        self
+    }
+
+    /// The most reset and verification mails (together) sent to one
+    /// address per hour (default 3; `0`: no cap). Past it, forgot-password
+    /// and request-verify-token still answer `202 null` and send nothing.
+    pub fn mail_per_address_per_hour(mut self, mails: u32) -> Self {
+        self.policy.mail_per_address_per_hour = mails;
         self
     }
 
@@ -327,6 +365,9 @@ impl PortcullisBuilder {
         }
         let (access_secret, reset_secret, verify_secret) =
             self.secrets.ok_or(BuildError::MissingSecrets)?;
+        if self.policy.login_lockout.is_on() && self.policy.login_lockout.window.is_zero() {
+            return Err(BuildError::LoginLockoutWindow);
+        }
         if !PasswordRules::valid_min_length(self.password_rules.min_length) {
             return Err(BuildError::PasswordMinLength(
                 self.password_rules.min_length,
@@ -341,7 +382,7 @@ impl PortcullisBuilder {
             reset_lifetime_secs: secs(self.reset_lifetime),
             verify_lifetime_secs: secs(self.verify_lifetime),
         };
-        let tokens = JosekitTokenCodec::new(settings, self.clock)
+        let tokens = JosekitTokenCodec::new(settings, Arc::clone(&self.clock))
             .map_err(|e| BuildError::Tokens(e.to_string()))?;
         let hasher = match self.hasher {
             Some(h) => h,
@@ -369,6 +410,7 @@ impl PortcullisBuilder {
                 hasher,
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),
+                clock: self.clock,
             },
             self.policy,
         )
@@ -464,6 +506,18 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("access"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_lockout_window_is_refused_unless_the_lockout_is_off() {
+        let with = |failures| {
+            PortcullisBuilder::new()
+                .token_secrets([1; 32], [2; 32], [3; 32])
+                .login_lockout(failures, Duration::ZERO)
+                .build()
+        };
+        assert!(matches!(with(3), Err(BuildError::LoginLockoutWindow)));
+        assert!(!with(0).unwrap().policy().login_lockout.is_on());
     }
 
     #[test]

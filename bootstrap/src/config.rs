@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use portcullis_application::{DEFAULT_AUTH_REQUESTS_PER_MINUTE, PasswordRules, TrustedProxies};
+use portcullis_application::{
+    DEFAULT_AUTH_REQUESTS_PER_MINUTE, LoginLockout, PasswordRules, Policy, TrustedProxies,
+};
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
@@ -73,6 +75,15 @@ pub struct Config {
     /// `LOGIN_REQUIRES_VERIFICATION`: refuse login to users who have not
     /// verified their address.
     pub login_requires_verification: bool,
+    /// `LOGIN_LOCKOUT_FAILURES`: failed logins for one address that lock it
+    /// (default 10; `0`: no lockout).
+    pub login_lockout_failures: u32,
+    /// `LOGIN_LOCKOUT_MINUTES`: the window failed logins are counted in,
+    /// and the longest a lock lasts (1 to 1440, default 15).
+    pub login_lockout_minutes: u32,
+    /// `MAIL_PER_ADDRESS_PER_HOUR`: the most reset and verification mails
+    /// sent to one address per hour (default 3; `0`: no cap).
+    pub mail_per_address_per_hour: u32,
     /// `JWT_SECRET_KEY`: signs access tokens.
     pub jwt_secret: Secret,
     /// `AUTH_RESET_PASSWORD_TOKEN_SECRET`: signs reset-password tokens.
@@ -115,6 +126,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 /// `DATABASE_MAX_CONNECTIONS` when not set.
 pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 10;
 const MIN_SECRET_BYTES: usize = 32;
+/// The longest `LOGIN_LOCKOUT_MINUTES`: a day.
+const MAX_LOGIN_LOCKOUT_MINUTES: u32 = 24 * 60;
 
 struct Vars(HashMap<String, String>);
 
@@ -265,6 +278,23 @@ impl Config {
             });
         }
 
+        let login_lockout_failures: u32 =
+            vars.parse("LOGIN_LOCKOUT_FAILURES", LoginLockout::DEFAULT_FAILURES)?;
+        let login_lockout_minutes: u32 = vars.parse(
+            "LOGIN_LOCKOUT_MINUTES",
+            u32::try_from(LoginLockout::DEFAULT_WINDOW.as_secs() / 60).unwrap_or(15),
+        )?;
+        if !(1..=MAX_LOGIN_LOCKOUT_MINUTES).contains(&login_lockout_minutes) {
+            return Err(ConfigError::Invalid {
+                var: "LOGIN_LOCKOUT_MINUTES",
+                reason: format!("must be between 1 and {MAX_LOGIN_LOCKOUT_MINUTES} minutes"),
+            });
+        }
+        let mail_per_address_per_hour: u32 = vars.parse(
+            "MAIL_PER_ADDRESS_PER_HOUR",
+            Policy::DEFAULT_MAIL_PER_ADDRESS_PER_HOUR,
+        )?;
+
         let user_fields = match vars.get("USER_FIELDS") {
             Some(json) if !json.trim().is_empty() => {
                 crate::parse_user_fields(json).map_err(|e| ConfigError::Invalid {
@@ -344,6 +374,9 @@ impl Config {
             port: vars.parse("PORT", 8000)?,
             api_prefix: vars.get("API_PREFIX").unwrap_or("/api").to_owned(),
             login_requires_verification: vars.flag("LOGIN_REQUIRES_VERIFICATION")?,
+            login_lockout_failures,
+            login_lockout_minutes,
+            mail_per_address_per_hour,
             jwt_secret: vars.secret("JWT_SECRET_KEY", production)?,
             reset_secret: vars.secret("AUTH_RESET_PASSWORD_TOKEN_SECRET", production)?,
             verify_secret: vars.secret("AUTH_VERIFICATION_TOKEN_SECRET", production)?,
@@ -398,6 +431,14 @@ mod tests {
         assert_eq!(c.password_min_length, 8);
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.rate_limit_auth_per_minute, 30);
+        assert_eq!(
+            (
+                c.login_lockout_failures,
+                c.login_lockout_minutes,
+                c.mail_per_address_per_hour
+            ),
+            (10, 15, 3)
+        );
     }
 
     #[test]
@@ -424,6 +465,36 @@ mod tests {
         ] {
             let e = Config::from_vars([(var, bad)]).unwrap_err().to_string();
             assert!(e.starts_with(var) && e.contains(words), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn lockout_and_mail_cap_are_read_and_checked() {
+        let c = Config::from_vars([
+            ("LOGIN_LOCKOUT_FAILURES", "0"),
+            ("LOGIN_LOCKOUT_MINUTES", " 60 "),
+            ("MAIL_PER_ADDRESS_PER_HOUR", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.login_lockout_failures,
+                c.login_lockout_minutes,
+                c.mail_per_address_per_hour
+            ),
+            (0, 60, 0)
+        );
+        for (var, bad) in [
+            ("LOGIN_LOCKOUT_FAILURES", "-1"),
+            ("LOGIN_LOCKOUT_FAILURES", "ten"),
+            ("LOGIN_LOCKOUT_MINUTES", "0"),
+            ("LOGIN_LOCKOUT_MINUTES", "1441"),
+            ("LOGIN_LOCKOUT_MINUTES", "x"),
+            ("MAIL_PER_ADDRESS_PER_HOUR", "-3"),
+            ("MAIL_PER_ADDRESS_PER_HOUR", "3.5"),
+        ] {
+            let e = Config::from_vars([(var, bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{var}: ")), "{var}={bad}: {e}");
         }
     }
 

@@ -159,8 +159,11 @@ impl Default for TestKit {
 }
 
 impl TestKit {
-    /// The kit with Portcullis' defaults otherwise, but for the limit on
-    /// `POST`s under `/auth/`, which is off: a test sends them from one
+    /// The kit with Portcullis' defaults otherwise (among them the
+    /// failed-login lockout, 10 in 15 minutes, and the mail cap, 3 reset and
+    /// verification mails per address per hour; lift it with
+    /// `TestKit::with(|b| b.mail_per_address_per_hour(0))`), but for the limit
+    /// on `POST`s under `/auth/`, which is off: a test sends them from one
     /// address, and faster than any client.
     pub fn new() -> Self {
         Self::with(|builder| builder)

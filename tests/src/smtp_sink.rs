@@ -799,6 +799,121 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
+/// A mail server that accepts TCP connections and never says a word: no
+/// greeting, no answer, the connection held open until the peer is
+/// dropped. A client that waits for it waits until its own timeout.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use std::time::Duration;
+/// use portcullis_tests::smtp_sink::StalledSmtpPeer;
+///
+/// let peer = StalledSmtpPeer::start().await;
+/// // … point the mailer at 127.0.0.1:peer.port(), trigger a mail …
+/// assert!(peer.wait_for_connections(1, Duration::from_secs(5)).await);
+/// assert_eq!((peer.held(), peer.still_waiting()), (1, 1));
+/// # }
+/// ```
+pub struct StalledSmtpPeer {
+    port: u16,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+    connected: Arc<Notify>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for StalledSmtpPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StalledSmtpPeer")
+            .field("port", &self.port)
+            .field("held", &self.held())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StalledSmtpPeer {
+    /// Binds `127.0.0.1:0` and holds every connection it accepts.
+    ///
+    /// # Panics
+    /// When binding fails, or outside a Tokio runtime.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("StalledSmtpPeer: bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("StalledSmtpPeer: local address")
+            .port();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let connected = Arc::new(Notify::new());
+        let (accept_held, accept_connected) = (Arc::clone(&held), Arc::clone(&connected));
+        let accept_loop = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                lock(&accept_held).push(stream);
+                accept_connected.notify_waiters();
+            }
+        });
+        Self {
+            port,
+            held,
+            connected,
+            accept_loop,
+        }
+    }
+
+    /// The port the peer listens on (host `127.0.0.1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many connections the peer accepted and holds, unanswered.
+    pub fn held(&self) -> usize {
+        lock(&self.held).len()
+    }
+
+    /// How many of the held connections their client has not closed yet:
+    /// a client still waiting for the peer's first word.
+    pub fn still_waiting(&self) -> usize {
+        let mut buf = [0u8; 512];
+        lock(&self.held)
+            .iter()
+            .filter(|stream| match stream.try_read(&mut buf) {
+                // End of stream: the client gave up and closed it.
+                Ok(0) => false,
+                // Something sent, or nothing to read yet: still there.
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            })
+            .count()
+    }
+
+    /// Waits up to `timeout` until the peer has accepted at least `n`
+    /// connections; whether it did.
+    pub async fn wait_for_connections(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let connected = self.connected.notified();
+            tokio::pin!(connected);
+            connected.as_mut().enable();
+            if self.held() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, connected).await.is_err() {
+                return self.held() >= n;
+            }
+        }
+    }
+}
+
+impl Drop for StalledSmtpPeer {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -426,11 +426,25 @@ where
     K: Into<String>,
     V: Into<String>,
 {
+    spawn_app_on(TestDatabase::fresh(), extra_vars).await
+}
+
+/// Starts a test app as [`spawn_app_with`] does, on `database`.
+///
+/// # Panics
+/// When the configuration is refused or the server cannot start.
+pub async fn spawn_app_on<K, V>(
+    database: TestDatabase,
+    extra_vars: impl IntoIterator<Item = (K, V)>,
+) -> TestApp
+where
+    K: Into<String>,
+    V: Into<String>,
+{
     let sink = SmtpSink::start().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local address").port();
 
-    let database = TestDatabase::fresh();
     let mut vars: Vec<(String, String)> = [
         ("DATABASE_URL", database.url.clone()),
         ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
@@ -482,6 +496,31 @@ where
 }
 
 impl TestApp {
+    /// Another instance on this app's database (another server, as a
+    /// second process behind a load balancer would be, with a mail sink of
+    /// its own), configured as [`spawn_app_with`] with `extra_vars`; `None`
+    /// on the memory store, which instances cannot share. This app must
+    /// outlive it (it owns the database).
+    pub async fn spawn_sibling<K, V>(
+        &self,
+        extra_vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Option<TestApp>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        if self.database.store() == "memory" {
+            return None;
+        }
+        Some(
+            spawn_app_on(
+                TestDatabase::external(self.database.url.clone()),
+                extra_vars,
+            )
+            .await,
+        )
+    }
+
     /// The URL of `path` under the API prefix (`"/auth/register"`).
     pub fn url(&self, path: &str) -> String {
         let prefix = self.api_prefix.trim_end_matches('/');

@@ -328,7 +328,8 @@ impl Recorder<'_> {
 
 #[actix_web::test]
 async fn answers_of_every_route_match_the_documented_responses() {
-    let app = spawn_app().await;
+    // Two failed logins lock an address: few requests to record a 429.
+    let app = spawn_app_with([("LOGIN_LOCKOUT_FAILURES", "2")]).await;
     let doc = document(&app).await;
     let root = app.superuser_token().await;
     let (_, bob) = app.new_user("bob@example.com").await;
@@ -386,6 +387,17 @@ async fn answers_of_every_route_match_the_documented_responses() {
     .await;
     let huge = Body::raw("application/x-www-form-urlencoded", "a".repeat(70 * 1024));
     r.send("POST", login, None, huge, "too large").await;
+    // LOGIN_LOCKOUT_FAILURES (2 here) failures lock the address.
+    for _ in 0..2 {
+        app.login("locked@example.com", "wrong password")
+            .await
+            .expect_code("LOGIN_BAD_CREDENTIALS");
+    }
+    let locked = form(&[
+        ("username", "locked@example.com"),
+        ("password", "wrong password"),
+    ]);
+    r.send("POST", login, None, locked, "locked").await;
 
     let logout = "/auth/jwt/logout";
     r.send("POST", logout, bob, Body::Empty, "logged out").await;

@@ -10,8 +10,9 @@
 //! * [`LogMailer`] writes mails to the log at INFO instead: for development,
 //!   when `SMTP_HOST` is unset. It logs the tokens; never use it in
 //!   production.
-//! * [`BackgroundMailer`] wraps another mailer and delivers in a spawned
-//!   task, so the caller never waits for (or learns about) the SMTP server.
+//! * [`BackgroundMailer`] wraps another mailer: a bounded queue drained by
+//!   a worker task, so the caller never waits for (or learns about) the
+//!   SMTP server.
 //! * [`reset_password_mail`] and [`verify_mail`] render the mails with the
 //!   links `{FRONTEND_URL}/reset-password?token=<token>` and
 //!   `{FRONTEND_URL}/verify?token=<token>`.

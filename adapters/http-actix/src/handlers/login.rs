@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorModel};
+use crate::error::{ApiError, ErrorModel, Limit};
 use crate::error_code::ErrorCode;
 use crate::openapi::responses::Malformed;
 use crate::request::{Form, GrantType, form_body};
@@ -57,6 +57,9 @@ impl From<LoginError> for ApiError {
         match e {
             LoginError::BadCredentials => ApiError::Code(ErrorCode::LoginBadCredentials),
             LoginError::NotVerified => ApiError::Code(ErrorCode::LoginUserNotVerified),
+            LoginError::TooManyAttempts { retry_after } => {
+                ApiError::TooMany(Limit::LoginTooManyAttempts, retry_after)
+            }
             LoginError::Infra(e) => e.into(),
         }
     }
@@ -66,6 +69,9 @@ impl From<LoginError> for ApiError {
 ///
 /// OAuth2's password flow: the e-mail address as `username`. Unknown
 /// addresses, wrong passwords and inactive users are all bad credentials.
+/// After `LOGIN_LOCKOUT_FAILURES` failed logins for one address within
+/// `LOGIN_LOCKOUT_MINUTES`, every login for it is refused (429) for the
+/// rest of that window, whether the address has an account or not.
 #[utoipa::path(
     post,
     path = "/auth/jwt/login",
@@ -83,6 +89,9 @@ impl From<LoginError> for ApiError {
             ("LOGIN_USER_NOT_VERIFIED" = (summary = "The user is not verified (when the server requires it).",
                 value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
         )),
+        (status = 429, description = "Too many failed logins for this address: retry after `Retry-After` seconds.", body = ErrorModel,
+            headers(("Retry-After" = u64, description = "Seconds until logins for the address are checked again.")),
+            example = json!({"detail": "LOGIN_TOO_MANY_ATTEMPTS"})),
         Malformed,
     )
 )]
