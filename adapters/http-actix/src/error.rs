@@ -126,10 +126,10 @@ impl std::fmt::Display for ApiError {
 
 impl From<InfraError> for ApiError {
     fn from(e: InfraError) -> Self {
-        if matches!(e, InfraError::Unavailable(..)) {
-            ApiError::Unavailable(Box::new(e))
-        } else {
-            ApiError::Internal(Box::new(e))
+        match e {
+            InfraError::Busy => ApiError::Busy,
+            InfraError::Unavailable(..) => ApiError::Unavailable(Box::new(e)),
+            InfraError::Internal(..) => ApiError::Internal(Box::new(e)),
         }
     }
 }
@@ -284,5 +284,15 @@ mod tests {
                 json!({"detail": "SERVICE_BUSY"})
             )
         );
+    }
+
+    #[actix_web::test]
+    async fn a_busy_hasher_is_service_busy_not_a_server_error() {
+        let e = ApiError::from(InfraError::from(portcullis_domain::HashError::Busy));
+        assert!(matches!(e, ApiError::Busy), "{e:?}");
+        let e = ApiError::from(InfraError::from(portcullis_domain::HashError::Failed(
+            "broken".into(),
+        )));
+        assert!(matches!(e, ApiError::Internal(_)), "{e:?}");
     }
 }
