@@ -77,6 +77,11 @@ pub enum ApiError {
     Busy,
     /// `503`: the store cannot be reached; the cause is logged, not shown.
     Unavailable(Cause),
+    /// `499` (nginx's "client closed request"): the client closed its
+    /// connection while the request waited (see [`on_connect`](crate::on_connect)),
+    /// so the work was dropped. Nobody reads this answer; it exists for the
+    /// request log.
+    ClientGone,
     /// `500`: a bug; the cause is logged, not shown.
     Internal(Cause),
 }
@@ -159,6 +164,9 @@ impl ResponseError for ApiError {
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ClientGone => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 
@@ -190,6 +198,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
             ApiError::TooMany(limit, _) => json!(limit.as_str()),
             ApiError::Busy => json!("SERVICE_BUSY"),
+            ApiError::ClientGone => json!("Client Closed Request"),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(cause = %chain(cause.as_ref()), "store unavailable");
                 json!("Service Unavailable")

@@ -44,6 +44,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod client_watch;
 mod error;
 mod error_code;
 mod extractors;
@@ -54,6 +55,7 @@ mod request;
 mod user_body;
 
 use actix_web::web::{self, ServiceConfig};
+pub use client_watch::on_connect;
 pub use error::{ApiError, Cause, Limit};
 pub use error_code::ErrorCode;
 pub use extractors::{

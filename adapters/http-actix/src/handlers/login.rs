@@ -1,12 +1,13 @@
 //! `POST /auth/jwt/login`: OAuth2's password flow.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use actix_web::web::Data;
 use portcullis_application::{LoginError, UserService};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::openapi::responses::Malformed;
@@ -88,11 +89,11 @@ impl From<LoginError> for ApiError {
 )]
 pub async fn login(
     service: Data<UserService>,
+    req: HttpRequest,
     Form(form): Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let access_token = service
-        .login(&form.username, form.password.expose_secret())
-        .await?;
+    let login = service.login(&form.username, form.password.expose_secret());
+    let access_token = while_connected(&req, login).await?;
     Ok(HttpResponse::Ok().json(BearerResponse {
         access_token,
         token_type: "bearer",

@@ -7,6 +7,7 @@ use portcullis_domain::{EmailAddress, FieldWriter};
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::openapi::responses::Malformed;
@@ -80,8 +81,7 @@ pub async fn register(
         FieldWriter::User,
     )
     .await?;
-    let user = service
-        .register_with_fields(body.email, body.password.expose_secret(), &fields)
-        .await?;
+    let register = service.register_with_fields(body.email, body.password.expose_secret(), &fields);
+    let user = while_connected(&req, register).await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }

@@ -1,6 +1,6 @@
 //! `POST /auth/forgot-password` and `POST /auth/reset-password`.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use actix_web::web::Data;
 use portcullis_application::{ResetPasswordError, UserService};
 use portcullis_domain::EmailAddress;
@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::accepted_null;
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::openapi::responses::Malformed;
@@ -71,9 +72,10 @@ impl From<ResetPasswordError> for ApiError {
 )]
 pub async fn forgot_password(
     service: Data<UserService>,
+    req: HttpRequest,
     Body(body): Body<ForgotPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    service.forgot_password(&body.email).await?;
+    while_connected(&req, service.forgot_password(&body.email)).await?;
     Ok(accepted_null())
 }
 
@@ -100,10 +102,10 @@ pub async fn forgot_password(
 )]
 pub async fn reset_password(
     service: Data<UserService>,
+    req: HttpRequest,
     Body(body): Body<ResetPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    service
-        .reset_password(body.token.expose_secret(), body.password.expose_secret())
-        .await?;
+    let reset = service.reset_password(body.token.expose_secret(), body.password.expose_secret());
+    while_connected(&req, reset).await?;
     Ok(HttpResponse::Ok().json(Value::Null))
 }

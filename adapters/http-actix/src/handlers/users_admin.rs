@@ -7,6 +7,7 @@ use portcullis_domain::{EmailAddress, FieldWriter, Role, UserChanges, UserId};
 use secrecy::SecretString;
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::extractors::Superuser;
@@ -175,7 +176,8 @@ pub async fn patch_user(
     };
     let mut changes = UserChanges::from(body);
     changes.fields = fields;
-    let user = service.admin_update_user(&admin, id, changes).await?;
+    let update = service.admin_update_user(&admin, id, changes);
+    let user = while_connected(&req, update).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 
