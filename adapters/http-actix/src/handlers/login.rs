@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::request::{Form, GrantType, form_body};
 
 form_body! {
@@ -85,6 +85,7 @@ impl From<LoginError> for ApiError {
                 value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
         )),
         Malformed,
+        Busy,
     )
 )]
 pub async fn login(

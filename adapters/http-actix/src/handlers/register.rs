@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::openapi::schemas::email;
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
@@ -67,6 +67,7 @@ impl From<RegisterError> for ApiError {
                 value = json!({"detail": {"code": "REGISTER_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
         )),
         Malformed,
+        Busy,
     )
 )]
 pub async fn register(

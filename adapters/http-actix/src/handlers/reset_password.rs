@@ -12,7 +12,7 @@ use super::accepted_null;
 use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::openapi::schemas::{JsonNull, email};
 use crate::request::{Body, json_body};
 
@@ -68,6 +68,7 @@ impl From<ResetPasswordError> for ApiError {
     responses(
         (status = 202, description = "`null`, always.", body = inline(JsonNull)),
         Malformed,
+        Busy,
     )
 )]
 pub async fn forgot_password(
@@ -98,6 +99,7 @@ pub async fn forgot_password(
                 value = json!({"detail": {"code": "RESET_PASSWORD_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
         )),
         Malformed,
+        Busy,
     )
 )]
 pub async fn reset_password(

@@ -11,7 +11,7 @@ use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::extractors::Superuser;
-use crate::openapi::responses::{Authenticated, Malformed, SuperuserOnly};
+use crate::openapi::responses::{Authenticated, Busy, Malformed, SuperuserOnly};
 use crate::openapi::schemas::{DeleteForbidden, NotFound, lax_bool, optional_email};
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
@@ -147,6 +147,7 @@ pub async fn get_user(
         SuperuserOnly,
         (status = 404, description = "No such user (or no UUID).", body = NotFound),
         Malformed,
+        Busy,
     )
 )]
 pub async fn patch_user(

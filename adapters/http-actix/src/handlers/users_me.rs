@@ -11,7 +11,7 @@ use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::extractors::{CurrentUser, authenticate};
-use crate::openapi::responses::{Authenticated, Malformed};
+use crate::openapi::responses::{Authenticated, Busy, Malformed};
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
 
@@ -76,6 +76,7 @@ pub async fn get_me(CurrentUser(user): CurrentUser) -> HttpResponse {
         )),
         Authenticated,
         Malformed,
+        Busy,
     )
 )]
 pub async fn patch_me(
