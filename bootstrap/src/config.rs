@@ -549,8 +549,8 @@ mod tests {
         let c = Config::from_vars([("DATABASE_URL", "memory://")]).unwrap();
         assert_eq!(c.hasher.queue_max, 32);
         assert_eq!(c.hasher.queue_timeout, Duration::from_secs(5));
-        let c = Config::from_vars([("HASH_QUEUE_MAX", "0"), ("HASH_QUEUE_TIMEOUT_MS", "250")])
-            .unwrap();
+        let c =
+            Config::from_vars([("HASH_QUEUE_MAX", "0"), ("HASH_QUEUE_TIMEOUT_MS", "250")]).unwrap();
         assert_eq!(c.hasher.queue_max, 0, "0 is allowed: never wait");
         assert_eq!(c.hasher.queue_timeout, Duration::from_millis(250));
         for (var, value) in [

@@ -10,12 +10,13 @@
 
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis::PortcullisBuilder;
-use portcullis::password::{HasherConfig, PhcPasswordHasher};
 use portcullis::application::{NewUser, UserService};
+use portcullis::password::{HasherConfig, PhcPasswordHasher};
 use portcullis_domain::{EmailAddress, UserRepository};
 use portcullis_store_memory::MemoryUserStore;
 use serde_json::{Value, json};
@@ -164,10 +165,10 @@ fn assert_busy(answer: &Answer) {
 
 #[actix_web::test]
 async fn a_flood_past_the_queue_is_refused_as_busy_while_admitted_logins_succeed() {
-    let app = Arc::new(spawn_queue_app(2).await);
+    let app = Rc::new(spawn_queue_app(2).await);
     // The one slot: a slow login.
     let holder = {
-        let app = Arc::clone(&app);
+        let app = Rc::clone(&app);
         actix_web::rt::spawn(async move { app.login(SLOW_USER, PASSWORD).await })
     };
     app.until("the slow login holds the slot", |h| h.busy_slots() == 1)
@@ -175,7 +176,7 @@ async fn a_flood_past_the_queue_is_refused_as_busy_while_admitted_logins_succeed
     // The queue: two logins that will be served.
     let admitted: Vec<_> = (0..2)
         .map(|_| {
-            let app = Arc::clone(&app);
+            let app = Rc::clone(&app);
             actix_web::rt::spawn(async move { app.login(FAST_USER, PASSWORD).await })
         })
         .collect();
@@ -185,9 +186,13 @@ async fn a_flood_past_the_queue_is_refused_as_busy_while_admitted_logins_succeed
     // The flood: every one refused, none waiting, none hashed.
     let flood: Vec<_> = (0..12)
         .map(|i| {
-            let app = Arc::clone(&app);
+            let app = Rc::clone(&app);
             actix_web::rt::spawn(async move {
-                let user = if i % 2 == 0 { FAST_USER } else { "nobody@example.com" };
+                let user = if i % 2 == 0 {
+                    FAST_USER
+                } else {
+                    "nobody@example.com"
+                };
                 app.login(user, PASSWORD).await
             })
         })
@@ -212,10 +217,10 @@ async fn a_flood_past_the_queue_is_refused_as_busy_while_admitted_logins_succeed
 
 #[actix_web::test]
 async fn a_request_whose_client_has_gone_leaves_the_queue_and_is_never_hashed() {
-    let app = Arc::new(spawn_queue_app(4).await);
+    let app = Rc::new(spawn_queue_app(4).await);
     let before = app.hasher.jobs_started();
     let holder = {
-        let app = Arc::clone(&app);
+        let app = Rc::clone(&app);
         actix_web::rt::spawn(async move { app.login(SLOW_USER, PASSWORD).await })
     };
     let started = before + 1;
@@ -239,10 +244,11 @@ async fn a_request_whose_client_has_gone_leaves_the_queue_and_is_never_hashed() 
     assert_eq!(app.hasher.jobs_started(), started, "nothing else started");
     // ...which the next client finds free: admitted, not refused.
     let next = {
-        let app = Arc::clone(&app);
+        let app = Rc::clone(&app);
         actix_web::rt::spawn(async move { app.login(FAST_USER, PASSWORD).await })
     };
-    app.until("the next login waits", |h| h.queue_len() == 1).await;
+    app.until("the next login waits", |h| h.queue_len() == 1)
+        .await;
 
     assert_token(&holder.await.expect("task"));
     assert_token(&next.await.expect("task"));

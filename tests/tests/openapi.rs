@@ -645,18 +645,30 @@ async fn the_503_of_the_hashing_operations_documents_service_busy_with_retry_aft
     let busy = json!({"detail": "SERVICE_BUSY"});
     let unavailable = json!({"detail": "Service Unavailable"});
     // The contract's operations (`GET /health` has a 503 of its own).
-    for (name, path) in operations(&doc).into_iter().filter(|(_, p)| p.starts_with("/api/")) {
+    for (name, path) in operations(&doc)
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/api/"))
+    {
         let answer = &doc["paths"][&path][name.to_ascii_lowercase()]["responses"]["503"];
         let schema = &answer["content"]["application/json"]["schema"];
         let what = format!("503 of {name} {path}");
         assert_eq!(validator.check(&unavailable, schema), Ok(()), "{what}");
-        assert!(answer["headers"]["Retry-After"].is_object(), "{what}: {answer}");
+        assert!(
+            answer["headers"]["Retry-After"].is_object(),
+            "{what}: {answer}"
+        );
         if HASHING_OPERATIONS.contains(&(name.as_str(), path.as_str())) {
             assert_eq!(validator.check(&busy, schema), Ok(()), "{what}");
             let description = answer["description"].as_str().unwrap_or_default();
-            assert!(description.contains("SERVICE_BUSY"), "{what}: {description}");
+            assert!(
+                description.contains("SERVICE_BUSY"),
+                "{what}: {description}"
+            );
         } else {
-            assert!(validator.check(&busy, schema).is_err(), "{what} hashes nothing");
+            assert!(
+                validator.check(&busy, schema).is_err(),
+                "{what} hashes nothing"
+            );
         }
     }
 }

@@ -153,9 +153,8 @@ mod tests {
         assert!(!socket.is_gone());
         client.write_all(b"GET / HTTP/1.1\r\n").expect("write");
         assert!(!socket.is_gone());
-        let mut byte = [0u8; 1];
         assert!(
-            eventually(|| socket.0.peek(&mut byte).is_ok()),
+            eventually(|| socket.0.peek(&mut [0u8; 1]).is_ok()),
             "bytes never arrived"
         );
         assert!(!socket.is_gone(), "peeking consumed nothing: still there");

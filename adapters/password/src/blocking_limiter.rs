@@ -291,7 +291,11 @@ mod tests {
     }
 
     fn queued_limiter(limit: usize, queue_max: usize, timeout: Duration) -> BlockingLimiter {
-        BlockingLimiter::new(NonZeroUsize::new(limit).expect("non-zero"), queue_max, timeout)
+        BlockingLimiter::new(
+            NonZeroUsize::new(limit).expect("non-zero"),
+            queue_max,
+            timeout,
+        )
     }
 
     /// Polls `condition` for up to 5 s.
@@ -417,7 +421,11 @@ mod tests {
         assert_eq!(limiter.waiting(), 3, "a refused caller takes no place");
         drop(held);
         for (i, job) in jobs.into_iter().enumerate() {
-            assert_eq!(job.await.expect("task"), Ok(i), "an admitted caller is served");
+            assert_eq!(
+                job.await.expect("task"),
+                Ok(i),
+                "an admitted caller is served"
+            );
         }
         assert_eq!(limiter.started(), 4, "the refused job never ran");
         assert_eq!(limiter.waiting(), 0);
@@ -484,7 +492,10 @@ mod tests {
             let limiter = limiter.clone();
             tokio::spawn(async move { limiter.run(|| 3).await })
         };
-        assert!(eventually(|| limiter.waiting() == 1).await, "no place for the next");
+        assert!(
+            eventually(|| limiter.waiting() == 1).await,
+            "no place for the next"
+        );
         drop(held);
         assert_eq!(running.await.expect("task"), Ok(1));
         assert_eq!(next.await.expect("task"), Ok(3));

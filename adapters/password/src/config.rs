@@ -239,7 +239,9 @@ pub enum ConfigError {
         max: u32,
     },
     /// `HASH_QUEUE_MAX` is above the maximum.
-    #[error("the hashing queue (HASH_QUEUE_MAX) must hold between 0 and {max} callers; got {value}")]
+    #[error(
+        "the hashing queue (HASH_QUEUE_MAX) must hold between 0 and {max} callers; got {value}"
+    )]
     QueueMax {
         /// The value given.
         value: usize,
@@ -391,8 +393,15 @@ mod tests {
                 max_ms: 60_000
             }
         );
-        assert!(error.to_string().contains("HASH_QUEUE_TIMEOUT_MS"), "{error}");
-        let too_long = with(|c| c.queue_timeout = MAX_HASH_QUEUE_TIMEOUT + Duration::from_millis(1));
-        assert!(matches!(too_long.validate(), Err(ConfigError::QueueTimeout { .. })));
+        assert!(
+            error.to_string().contains("HASH_QUEUE_TIMEOUT_MS"),
+            "{error}"
+        );
+        let too_long =
+            with(|c| c.queue_timeout = MAX_HASH_QUEUE_TIMEOUT + Duration::from_millis(1));
+        assert!(matches!(
+            too_long.validate(),
+            Err(ConfigError::QueueTimeout { .. })
+        ));
     }
 }

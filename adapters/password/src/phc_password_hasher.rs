@@ -238,7 +238,10 @@ mod tests {
         let hasher = PhcPasswordHasher::with_max_concurrency(fast(), limit).expect("valid");
         let other = other_parameter_hash("pw").await;
         // A success: measured, not padded.
-        let check = hasher.verify_and_update("pw", &other).await.expect("verify");
+        let check = hasher
+            .verify_and_update("pw", &other)
+            .await
+            .expect("verify");
         assert!(check.valid && check.new_hash.is_some());
         let own = check.new_hash.expect("re-hashed with the configured set");
         (hasher, own, other)
@@ -253,10 +256,19 @@ mod tests {
         assert!(slowest > Duration::ZERO);
 
         let before = tokio::time::Instant::now();
-        assert!(hasher.verify_and_update("pw", &own).await.expect("verify").valid);
+        assert!(
+            hasher
+                .verify_and_update("pw", &own)
+                .await
+                .expect("verify")
+                .valid
+        );
         assert_eq!(before.elapsed(), Duration::ZERO, "a success slept");
 
-        let check = hasher.verify_and_update("wrong", &own).await.expect("verify");
+        let check = hasher
+            .verify_and_update("wrong", &own)
+            .await
+            .expect("verify");
         assert!(!check.valid);
         assert!(
             before.elapsed() >= slowest,
@@ -272,17 +284,37 @@ mod tests {
         // machine is.
         let slowest = hasher.scheme.costs.slowest();
         let start = Instant::now();
-        assert!(!hasher.verify_and_update("wrong", &own).await.expect("verify").valid);
-        assert!(start.elapsed() >= slowest, "{:?} < {slowest:?}", start.elapsed());
+        assert!(
+            !hasher
+                .verify_and_update("wrong", &own)
+                .await
+                .expect("verify")
+                .valid
+        );
+        assert!(
+            start.elapsed() >= slowest,
+            "{:?} < {slowest:?}",
+            start.elapsed()
+        );
 
         let slowest = hasher.scheme.costs.slowest();
         let start = Instant::now();
         hasher.verify_unknown("anything").await.expect("dummy");
-        assert!(start.elapsed() >= slowest, "{:?} < {slowest:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= slowest,
+            "{:?} < {slowest:?}",
+            start.elapsed()
+        );
 
         // The slow set's own failure is measured too.
         let before = hasher.jobs_started();
-        assert!(!hasher.verify_and_update("wrong", &other).await.expect("verify").valid);
+        assert!(
+            !hasher
+                .verify_and_update("wrong", &other)
+                .await
+                .expect("verify")
+                .valid
+        );
         assert_eq!(hasher.jobs_started(), before + 1);
     }
 
@@ -337,7 +369,11 @@ mod tests {
         for job in jobs {
             job.await.expect("task").expect("hash");
         }
-        assert_eq!(hasher.jobs_started(), 2, "the refused calls started nothing");
+        assert_eq!(
+            hasher.jobs_started(),
+            2,
+            "the refused calls started nothing"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -230,7 +230,9 @@ mod tests {
             "$argon2id$v=19$m=65536,t=3,p=4"
         );
         assert_eq!(
-            cost_key("$pbkdf2-sha256$29000$4TxHSCnFWEspRQihFAIghA$32.PPVKyz0GwsOk2INiBEjWcRjTpXehXSQzXWKvpABc"),
+            cost_key(
+                "$pbkdf2-sha256$29000$4TxHSCnFWEspRQihFAIghA$32.PPVKyz0GwsOk2INiBEjWcRjTpXehXSQzXWKvpABc"
+            ),
             "$pbkdf2-sha256$29000"
         );
     }
@@ -248,17 +250,28 @@ mod tests {
             ..HasherConfig::default()
         };
         let scheme = Scheme::new(&fast, 1).expect("valid");
-        let other = Scheme::new(&slow, 1).expect("valid").hash(b"pw").expect("hash");
+        let other = Scheme::new(&slow, 1)
+            .expect("valid")
+            .hash(b"pw")
+            .expect("hash");
 
         let own = scheme.hash(b"pw").expect("hash");
         let own_key = "$argon2id$v=19$m=64,t=1,p=1";
         assert!(own.starts_with(own_key), "{own}");
-        assert!(scheme.costs.estimate(own_key).is_some(), "a new hash is measured");
+        assert!(
+            scheme.costs.estimate(own_key).is_some(),
+            "a new hash is measured"
+        );
 
-        let check = scheme.verify_and_update(b"wrong", &other).expect("no error");
+        let check = scheme
+            .verify_and_update(b"wrong", &other)
+            .expect("no error");
         assert!(!check.valid);
         let other_key = "$argon2id$v=19$m=8192,t=16,p=1";
-        let other_cost = scheme.costs.estimate(other_key).expect("a check is measured");
+        let other_cost = scheme
+            .costs
+            .estimate(other_key)
+            .expect("a check is measured");
         // 2048 times the work: the slowest by far, whatever the machine.
         assert_eq!(scheme.costs.slowest(), other_cost);
         assert!(scheme.costs.estimate(own_key).expect("met") < other_cost);

@@ -1,7 +1,7 @@
 //! `POST /auth/jwt/login`: OAuth2's password flow.
 
-use actix_web::{HttpRequest, HttpResponse};
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{LoginError, UserService};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;

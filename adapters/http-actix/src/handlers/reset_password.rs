@@ -1,7 +1,7 @@
 //! `POST /auth/forgot-password` and `POST /auth/reset-password`.
 
-use actix_web::{HttpRequest, HttpResponse};
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{ResetPasswordError, UserService};
 use portcullis_domain::EmailAddress;
 use secrecy::{ExposeSecret, SecretString};
