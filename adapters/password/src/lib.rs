@@ -14,7 +14,7 @@
 //! tell which addresses have accounts.
 //!
 //! This crate depends only on the domain port and the hashing crates
-//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), plus Tokio for the
+//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), `tracing`, plus Tokio for the
 //! blocking pool: never on a web framework, a store or a token library.
 #![warn(missing_docs)]
 

@@ -155,8 +155,13 @@ impl PhcPasswordHasher {
     /// Sleeps, outside any slot, until a failure whose computation started
     /// at `started` has lasted what the slowest parameter set costs.
     async fn pad_failure(&self, started: Instant) {
-        let until = started + self.scheme.costs.slowest();
-        tokio::time::sleep_until(until.into()).await;
+        let slowest = self.scheme.costs.slowest();
+        tracing::debug!(
+            computed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            padded_to_ms = slowest.as_secs_f64() * 1000.0,
+            "failed password check"
+        );
+        tokio::time::sleep_until((started + slowest).into()).await;
     }
 }
 
