@@ -36,7 +36,8 @@ use crate::scheme::Scheme;
 /// Timing: every computation is timed per parameter set, and a failed
 /// verification (and [`verify_unknown`](PasswordHasher::verify_unknown))
 /// then sleeps, without holding a slot, until its computation's start plus
-/// the compute time of the slowest set met so far: a wrong password for a
+/// the compute time of the slowest set met so far (the upper quartile of
+/// its last 15 computations): a wrong password for a
 /// user with an older or foreign hash (FastAPI Users' m=65536,t=3,p=4), a
 /// wrong password for a current hash and an unknown address all take the
 /// same time. Successful verifications are not padded. The sets are learnt
