@@ -343,7 +343,7 @@ mod tests {
             .returning(|_| Ok(None));
         m.hasher
             .expect_hash()
-            .returning(|_| Err(HashError("bad parameters".into())));
+            .returning(|_| Err(HashError::Failed("bad parameters".into())));
         let outcome = m
             .service()
             .create_superuser(email("root@example.com"), Some("a long password"), false)

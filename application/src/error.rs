@@ -24,6 +24,11 @@ pub enum InfraError {
     /// The user store cannot be reached; the operation may be retried.
     #[error("user store unavailable")]
     Unavailable(#[source] StoreError),
+    /// The password hasher is saturated (every slot taken and its queue
+    /// full, or the wait for a slot timed out): nothing was done, the
+    /// operation may be retried shortly.
+    #[error("password hasher busy")]
+    Busy,
     /// Something that should not happen did: an adapter failed or answered
     /// what its contract rules out.
     #[error("internal error")]
@@ -42,7 +47,10 @@ impl From<StoreError> for InfraError {
 
 impl From<HashError> for InfraError {
     fn from(e: HashError) -> Self {
-        Self::Internal(Box::new(e))
+        match e {
+            HashError::Busy => Self::Busy,
+            HashError::Failed(_) => Self::Internal(Box::new(e)),
+        }
     }
 }
 
@@ -103,12 +111,19 @@ mod tests {
             Some(StoreError::Conflict)
         ));
 
-        let e = InfraError::from(HashError("bad parameters".into()));
+        let e = InfraError::from(HashError::Failed("bad parameters".into()));
         assert!(matches!(e, InfraError::Internal(_)));
         assert!(cause(&e).downcast_ref::<HashError>().is_some());
 
         let e = InfraError::from(TokenError::Issue("expiry overflows".into()));
         assert!(matches!(e, InfraError::Internal(_)));
         assert!(cause(&e).downcast_ref::<TokenError>().is_some());
+    }
+
+    #[test]
+    fn a_busy_hasher_is_busy_not_internal() {
+        let e = InfraError::from(HashError::Busy);
+        assert!(matches!(e, InfraError::Busy), "{e:?}");
+        assert!(e.source().is_none());
     }
 }

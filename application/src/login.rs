@@ -114,8 +114,8 @@ impl UserService {
             _ => None,
         };
         let Some(mut user) = found else {
-            // Same cost as a real check.
-            self.ports.hasher.hash(password).await?;
+            // Same cost, and answer time, as a failed check.
+            self.ports.hasher.verify_unknown(password).await?;
             return Err(LoginError::BadCredentials);
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
@@ -247,7 +247,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_user_hashes_a_dummy_and_is_bad_credentials() {
+    async fn unknown_user_costs_a_failed_check_and_is_bad_credentials() {
         let mut m = Mocks::new();
         m.login_failures("who@example.com", None);
         m.failure_counted("who@example.com");
@@ -256,9 +256,10 @@ mod tests {
             .withf(email_is("who@example.com"))
             .returning(|_| Ok(None));
         m.hasher
-            .expect_hash()
+            .expect_verify_unknown()
+            .withf(|p| p == "secret pw")
             .times(1)
-            .returning(|_| Ok("$x".into()));
+            .returning(|_| Ok(()));
         assert_matches!(
             m.service().login("who@example.com", "secret pw").await,
             Err(LoginError::BadCredentials)
@@ -266,12 +267,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_username_that_is_no_address_is_bad_credentials_after_a_dummy_hash() {
+    async fn a_username_that_is_no_address_is_bad_credentials_after_a_dummy_check() {
         let mut m = Mocks::new();
         m.hasher
-            .expect_hash()
+            .expect_verify_unknown()
+            .withf(|p| p == "secret pw")
             .times(1)
-            .returning(|_| Ok("$x".into()));
+            .returning(|_| Ok(()));
         assert_matches!(
             m.service().login("not-an-email", "secret pw").await,
             Err(LoginError::BadCredentials)
@@ -283,9 +285,9 @@ mod tests {
         for username in [" ann@example.com", "Ann <ann@example.com>"] {
             let mut m = Mocks::new();
             m.hasher
-                .expect_hash()
+                .expect_verify_unknown()
                 .times(1)
-                .returning(|_| Ok("$x".into()));
+                .returning(|_| Ok(()));
             let outcome = m.service().login(username, "secret pw").await;
             assert!(
                 matches!(outcome, Err(LoginError::BadCredentials)),

@@ -156,7 +156,9 @@ async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
 }
 
 /// Starts serving `service` on `listener`. The returned server runs when
-/// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT.
+/// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT. It watches its
+/// connections ([`on_connect`](portcullis_http_actix::on_connect)), so a
+/// request whose client has gone leaves the hashing queue.
 pub fn serve(
     service: UserService,
     api_prefix: &str,
@@ -168,6 +170,7 @@ pub fn serve(
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
     })
+    .on_connect(portcullis_http_actix::on_connect)
     .shutdown_timeout(10)
     .listen(listener)?
     .run();

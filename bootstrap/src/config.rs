@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use portcullis_application::{
     DEFAULT_AUTH_REQUESTS_PER_MINUTE, LoginLockout, PasswordRules, Policy, TrustedProxies,
 };
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
-use portcullis_password::{Algorithm, HasherConfig};
+use portcullis_password::{Algorithm, ConfigError as HasherConfigError, HasherConfig};
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
 
@@ -253,9 +254,18 @@ impl Config {
                 HasherConfig::DEFAULT_ARGON2_PARALLELISM,
             )?,
             pbkdf2_rounds: HasherConfig::DEFAULT_PBKDF2_ROUNDS,
+            queue_max: vars.parse("HASH_QUEUE_MAX", HasherConfig::DEFAULT_QUEUE_MAX)?,
+            queue_timeout: Duration::from_millis(vars.parse(
+                "HASH_QUEUE_TIMEOUT_MS",
+                u64::try_from(HasherConfig::DEFAULT_QUEUE_TIMEOUT.as_millis()).unwrap_or(5_000),
+            )?),
         };
         hasher.validate().map_err(|e| ConfigError::Invalid {
-            var: "ARGON2_*",
+            var: match e {
+                HasherConfigError::QueueMax { .. } => "HASH_QUEUE_MAX",
+                HasherConfigError::QueueTimeout { .. } => "HASH_QUEUE_TIMEOUT_MS",
+                _ => "ARGON2_*",
+            },
             reason: e.to_string(),
         })?;
 
@@ -644,6 +654,32 @@ mod tests {
         }
         let e = Config::from_vars([("ARGON2_MEMORY_KIB", "1")]).unwrap_err();
         assert!(e.to_string().contains("ARGON2"), "{e}");
+    }
+
+    #[test]
+    fn the_hashing_queue_is_read_and_checked() {
+        let c = Config::from_vars([("DATABASE_URL", "memory://")]).unwrap();
+        assert_eq!(c.hasher.queue_max, 32);
+        assert_eq!(c.hasher.queue_timeout, Duration::from_secs(5));
+        let c =
+            Config::from_vars([("HASH_QUEUE_MAX", "0"), ("HASH_QUEUE_TIMEOUT_MS", "250")]).unwrap();
+        assert_eq!(c.hasher.queue_max, 0, "0 is allowed: never wait");
+        assert_eq!(c.hasher.queue_timeout, Duration::from_millis(250));
+        for (var, value) in [
+            ("HASH_QUEUE_MAX", "-1"),
+            ("HASH_QUEUE_MAX", "lots"),
+            ("HASH_QUEUE_MAX", "100001"),
+            ("HASH_QUEUE_TIMEOUT_MS", "0"),
+            ("HASH_QUEUE_TIMEOUT_MS", "60001"),
+            ("HASH_QUEUE_TIMEOUT_MS", "5s"),
+        ] {
+            let e = Config::from_vars([(var, value)]).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { var: v, .. } if *v == var),
+                "{var}={value}: {e}"
+            );
+            assert!(e.to_string().starts_with(var), "{var}={value}: {e}");
+        }
     }
 
     #[test]

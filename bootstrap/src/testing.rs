@@ -45,6 +45,8 @@ pub const TEST_HASHER: HasherConfig = HasherConfig {
     argon2_iterations: 1,
     argon2_parallelism: 1,
     pbkdf2_rounds: HasherConfig::DEFAULT_PBKDF2_ROUNDS,
+    queue_max: HasherConfig::DEFAULT_QUEUE_MAX,
+    queue_timeout: HasherConfig::DEFAULT_QUEUE_TIMEOUT,
 };
 
 /// The password [`TestKit::user`] gives users unless told otherwise.

@@ -7,12 +7,16 @@ use std::rc::Rc;
 
 use std::collections::BTreeSet;
 
-use portcullis_tests::test_app::{PASSWORD, TestApp, TestResponse, assert_plain_user, spawn_app};
+use portcullis_tests::test_app::{
+    PASSWORD, TestApp, TestResponse, assert_plain_user, spawn_app_with,
+};
 
 const N: usize = 64;
 
 async fn register_all(addresses: Vec<String>) -> (Rc<TestApp>, Vec<TestResponse>) {
-    let app = Rc::new(spawn_app().await);
+    // All 64 wait for a hashing slot: a queue that holds them (this suite
+    // is about the store, not load shedding; see http_hash_queue.rs).
+    let app = Rc::new(spawn_app_with([("HASH_QUEUE_MAX", N.to_string())]).await);
     let tasks: Vec<_> = addresses
         .into_iter()
         .map(|address| {

@@ -725,6 +725,53 @@ async fn answers_while_the_store_is_down() -> Vec<Recorded> {
     recorded
 }
 
+/// The operations that hash a password, and so may answer `503
+/// SERVICE_BUSY` when the hashing queue is full.
+const HASHING_OPERATIONS: [(&str, &str); 6] = [
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/jwt/login"),
+    ("POST", "/api/auth/forgot-password"),
+    ("POST", "/api/auth/reset-password"),
+    ("PATCH", "/api/users/me"),
+    ("PATCH", "/api/users/{id}"),
+];
+
+#[actix_web::test]
+async fn the_503_of_the_hashing_operations_documents_service_busy_with_retry_after() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let validator = Validator { doc: &doc };
+    let busy = json!({"detail": "SERVICE_BUSY"});
+    let unavailable = json!({"detail": "Service Unavailable"});
+    // The contract's operations (`GET /health` has a 503 of its own).
+    for (name, path) in operations(&doc)
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/api/"))
+    {
+        let answer = &doc["paths"][&path][name.to_ascii_lowercase()]["responses"]["503"];
+        let schema = &answer["content"]["application/json"]["schema"];
+        let what = format!("503 of {name} {path}");
+        assert_eq!(validator.check(&unavailable, schema), Ok(()), "{what}");
+        assert!(
+            answer["headers"]["Retry-After"].is_object(),
+            "{what}: {answer}"
+        );
+        if HASHING_OPERATIONS.contains(&(name.as_str(), path.as_str())) {
+            assert_eq!(validator.check(&busy, schema), Ok(()), "{what}");
+            let description = answer["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains("SERVICE_BUSY"),
+                "{what}: {description}"
+            );
+        } else {
+            assert!(
+                validator.check(&busy, schema).is_err(),
+                "{what} hashes nothing"
+            );
+        }
+    }
+}
+
 #[actix_web::test]
 async fn the_schema_check_rejects_answers_the_document_does_not_describe() {
     // A check that cannot fail proves nothing: it must catch a user with an

@@ -77,6 +77,11 @@ pub enum ApiError {
     Busy,
     /// `503`: the store cannot be reached; the cause is logged, not shown.
     Unavailable(Cause),
+    /// `499` (nginx's "client closed request"): the client closed its
+    /// connection while the request waited (see [`on_connect`](crate::on_connect)),
+    /// so the work was dropped. Nobody reads this answer; it exists for the
+    /// request log.
+    ClientGone,
     /// `500`: a bug; the cause is logged, not shown.
     Internal(Cause),
 }
@@ -126,10 +131,10 @@ impl std::fmt::Display for ApiError {
 
 impl From<InfraError> for ApiError {
     fn from(e: InfraError) -> Self {
-        if matches!(e, InfraError::Unavailable(..)) {
-            ApiError::Unavailable(Box::new(e))
-        } else {
-            ApiError::Internal(Box::new(e))
+        match e {
+            InfraError::Busy => ApiError::Busy,
+            InfraError::Unavailable(..) => ApiError::Unavailable(Box::new(e)),
+            InfraError::Internal(..) => ApiError::Internal(Box::new(e)),
         }
     }
 }
@@ -159,6 +164,7 @@ impl ResponseError for ApiError {
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -190,6 +196,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
             ApiError::TooMany(limit, _) => json!(limit.as_str()),
             ApiError::Busy => json!("SERVICE_BUSY"),
+            ApiError::ClientGone => json!("Client Closed Request"),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(cause = %chain(cause.as_ref()), "store unavailable");
                 json!("Service Unavailable")
@@ -284,5 +291,15 @@ mod tests {
                 json!({"detail": "SERVICE_BUSY"})
             )
         );
+    }
+
+    #[actix_web::test]
+    async fn a_busy_hasher_is_service_busy_not_a_server_error() {
+        let e = ApiError::from(InfraError::from(portcullis_domain::HashError::Busy));
+        assert!(matches!(e, ApiError::Busy), "{e:?}");
+        let e = ApiError::from(InfraError::from(portcullis_domain::HashError::Failed(
+            "broken".into(),
+        )));
+        assert!(matches!(e, ApiError::Internal(_)), "{e:?}");
     }
 }

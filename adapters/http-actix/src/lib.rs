@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod client_address;
+mod client_watch;
 mod error;
 mod error_code;
 mod extractors;
@@ -57,6 +58,7 @@ mod user_body;
 
 use actix_web::web::{self, ServiceConfig};
 pub use client_address::{ClientAddress, NO_PEER_ADDRESS, client_address};
+pub use client_watch::on_connect;
 pub use error::{ApiError, Cause, Limit};
 pub use error_code::ErrorCode;
 pub use extractors::{

@@ -1,37 +1,102 @@
-//! Runs CPU-heavy jobs on Tokio's blocking pool, at most `limit` at a time.
+//! Runs CPU-heavy jobs on Tokio's blocking pool, at most `limit` at a time,
+//! with a bounded queue in front.
 //!
 //! The async executor never computes a hash itself, and a flood of logins
 //! queues on a fair semaphore instead of starting one argon2 job per request.
 //! At most `limit` jobs run, so the argon2 memory they reuse
 //! ([`BlockPool`](crate::block_pool::BlockPool), one buffer per permit) stays
-//! at `limit × m` KiB.
+//! at `limit × m` KiB. At most `queue_max` callers wait for a permit, each
+//! for at most `queue_timeout`; the others are refused at once
+//! ([`HashError::Busy`]), so a flood is shed in microseconds instead of
+//! queueing for seconds. A caller that stops waiting (its future dropped:
+//! the client went away) leaves the queue, and its job never starts.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use portcullis_domain::HashError;
 
-/// A bounded gate in front of `spawn_blocking`. Clones share the bound.
+/// A bounded gate in front of `spawn_blocking`. Clones share the bound and
+/// the queue.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockingLimiter {
     permits: Arc<Semaphore>,
     limit: usize,
+    queue: Arc<Queue>,
+    /// Jobs started on the blocking pool since the limiter was made.
+    started: Arc<AtomicU64>,
     #[cfg(test)]
     pub(crate) probe: Arc<probe::Probe>,
 }
 
+/// The callers waiting for a permit, and how many may.
+#[derive(Debug)]
+struct Queue {
+    waiting: AtomicUsize,
+    max: usize,
+    timeout: Duration,
+}
+
+/// A caller's place in the queue, given up when dropped: when it gets a
+/// permit, times out, or its future is dropped.
+struct QueuePlace<'a>(&'a Queue);
+
+impl<'a> QueuePlace<'a> {
+    /// A place, or `None` when `max` callers wait already.
+    fn join(queue: &'a Queue) -> Option<Self> {
+        queue
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < queue.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(queue))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl BlockingLimiter {
-    pub(crate) fn new(limit: NonZeroUsize) -> Self {
+    /// At most `limit` jobs at once; at most `queue_max` callers waiting for
+    /// one of them, each for at most `queue_timeout`.
+    pub(crate) fn new(limit: NonZeroUsize, queue_max: usize, queue_timeout: Duration) -> Self {
         let limit = limit.get().min(Semaphore::MAX_PERMITS);
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            queue: Arc::new(Queue {
+                waiting: AtomicUsize::new(0),
+                max: queue_max,
+                timeout: queue_timeout,
+            }),
+            started: Arc::default(),
             #[cfg(test)]
             probe: Arc::default(),
         }
+    }
+
+    /// Callers waiting for a permit right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.queue.waiting.load(Ordering::Acquire)
+    }
+
+    /// Permits held by running jobs right now.
+    pub(crate) fn busy(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Jobs started on the blocking pool so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// How many jobs may run at once.
@@ -45,31 +110,42 @@ impl BlockingLimiter {
         self.permits.available_permits()
     }
 
-    /// Waits for a free slot, then runs `job` on the blocking pool.
+    /// Takes a free slot, or waits for one in the queue, then runs `job` on
+    /// the blocking pool.
     ///
     /// The permit moves into the job and is released when the job ends, not
     /// when the caller stops waiting: a cancelled request cannot free a slot
-    /// while its hash is still being computed.
+    /// while its hash is still being computed. A caller dropped while it
+    /// waits leaves the queue and its job never starts.
+    ///
+    /// Waiting needs Tokio's timer (as actix-web's runtime has).
     ///
     /// # Errors
-    /// The job panicked, was cancelled (runtime shutting down), or there is
-    /// no Tokio runtime: never a panic in the caller.
+    /// [`HashError::Busy`] when every slot is taken and `queue_max` callers
+    /// wait already, or the wait outlasted `queue_timeout`.
+    /// [`HashError::Failed`] when the job panicked, was cancelled (runtime
+    /// shutting down), or there is no Tokio runtime: never a panic in the
+    /// caller.
     pub(crate) async fn run<T, F>(&self, job: F) -> Result<T, HashError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let runtime = Handle::try_current()
-            .map_err(|_| HashError("password hashing needs a Tokio runtime".to_owned()))?;
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError("the password hasher is shut down".to_owned()))?;
+        let failed = |what: &str| HashError::Failed(what.to_owned());
+        let runtime =
+            Handle::try_current().map_err(|_| failed("password hashing needs a Tokio runtime"))?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => self.wait_for_permit().await?,
+            Err(TryAcquireError::Closed) => return Err(failed("the password hasher is shut down")),
+        };
+        let started = Arc::clone(&self.started);
         #[cfg(test)]
         let probe = Arc::clone(&self.probe);
         runtime
             .spawn_blocking(move || {
                 let _permit = permit;
+                started.fetch_add(1, Ordering::Relaxed);
                 #[cfg(test)]
                 let _in_flight = probe.enter();
                 job()
@@ -77,11 +153,25 @@ impl BlockingLimiter {
             .await
             .map_err(|error| {
                 if error.is_panic() {
-                    HashError("a password hashing job panicked".to_owned())
+                    failed("a password hashing job panicked")
                 } else {
-                    HashError("a password hashing job was cancelled".to_owned())
+                    failed("a password hashing job was cancelled")
                 }
             })
+    }
+
+    /// Waits in the queue for a permit; a fair semaphore serves waiters in
+    /// order, and a newcomer's `try_acquire` cannot overtake them.
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, HashError> {
+        let _place = QueuePlace::join(&self.queue).ok_or(HashError::Busy)?;
+        let acquire = Arc::clone(&self.permits).acquire_owned();
+        match tokio::time::timeout(self.queue.timeout, acquire).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(HashError::Failed(
+                "the password hasher is shut down".to_owned(),
+            )),
+            Err(_elapsed) => Err(HashError::Busy),
+        }
     }
 }
 
@@ -197,7 +287,15 @@ mod tests {
     use std::time::Duration;
 
     fn limiter(limit: usize) -> BlockingLimiter {
-        BlockingLimiter::new(NonZeroUsize::new(limit).expect("non-zero"))
+        queued_limiter(limit, 1_000, Duration::from_secs(60))
+    }
+
+    fn queued_limiter(limit: usize, queue_max: usize, timeout: Duration) -> BlockingLimiter {
+        BlockingLimiter::new(
+            NonZeroUsize::new(limit).expect("non-zero"),
+            queue_max,
+            timeout,
+        )
     }
 
     /// Polls `condition` for up to 5 s.
@@ -242,7 +340,7 @@ mod tests {
         let error = limiter.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
         assert_eq!(
             error,
-            HashError("a password hashing job panicked".to_owned())
+            HashError::Failed("a password hashing job panicked".to_owned())
         );
         assert_eq!(limiter.available(), 1);
         assert_eq!(limiter.run(|| 7).await, Ok(7));
@@ -278,10 +376,135 @@ mod tests {
         let outcome = block_on_without_runtime(limiter.run(|| 1));
         assert_eq!(
             outcome,
-            Err(HashError(
+            Err(HashError::Failed(
                 "password hashing needs a Tokio runtime".to_owned()
             ))
         );
+    }
+
+    /// Polls `future` once, on this thread: `Some` when it is ready without
+    /// waiting for anything.
+    fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+        use std::task::{Context, Poll, Waker};
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn exactly_queue_max_callers_wait_and_the_next_is_busy_at_once() {
+        let limiter = queued_limiter(1, 3, Duration::from_secs(60));
+        let held = limiter.probe.hold();
+        let jobs: Vec<_> = (0..4)
+            .map(|i| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.run(move || i).await })
+            })
+            .collect();
+        held.assert_exactly_in_flight(1, 1).await;
+        assert!(
+            eventually(|| limiter.waiting() == 3).await,
+            "three callers should wait, {} do",
+            limiter.waiting()
+        );
+        // Refused on its first poll: it never waits.
+        assert_eq!(
+            poll_once(limiter.run(|| 99)),
+            Some(Err(HashError::Busy)),
+            "the caller past the queue must be refused at once"
+        );
+        assert_eq!(limiter.waiting(), 3, "a refused caller takes no place");
+        drop(held);
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(
+                job.await.expect("task"),
+                Ok(i),
+                "an admitted caller is served"
+            );
+        }
+        assert_eq!(limiter.started(), 4, "the refused job never ran");
+        assert_eq!(limiter.waiting(), 0);
+        assert_eq!(limiter.run(|| 5).await, Ok(5), "free again");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_zero_queue_refuses_whenever_every_slot_is_taken() {
+        let limiter = queued_limiter(1, 0, Duration::from_secs(60));
+        let held = limiter.probe.hold();
+        let running = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.run(|| 1).await })
+        };
+        held.assert_exactly_in_flight(1, 1).await;
+        assert_eq!(poll_once(limiter.run(|| 2)), Some(Err(HashError::Busy)));
+        drop(held);
+        assert_eq!(running.await.expect("task"), Ok(1));
+        assert_eq!(limiter.run(|| 3).await, Ok(3), "a free slot is taken");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_wait_past_the_timeout_is_busy_and_leaves_the_queue() {
+        let limiter = queued_limiter(1, 4, Duration::from_millis(20));
+        let held = limiter.probe.hold();
+        let running = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.run(|| 1).await })
+        };
+        held.assert_exactly_in_flight(1, 1).await;
+        // The slot stays held (until `held` is dropped): the wait must end.
+        assert_eq!(limiter.run(|| 2).await, Err(HashError::Busy));
+        assert_eq!(limiter.waiting(), 0, "the timed-out caller left the queue");
+        drop(held);
+        assert_eq!(running.await.expect("task"), Ok(1));
+        assert_eq!(limiter.started(), 1, "the timed-out job never ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dropped_waiter_frees_its_place_and_its_job_never_runs() {
+        let limiter = queued_limiter(1, 1, Duration::from_secs(60));
+        let held = limiter.probe.hold();
+        let running = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.run(|| 1).await })
+        };
+        held.assert_exactly_in_flight(1, 1).await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiter = {
+            let (limiter, ran) = (limiter.clone(), Arc::clone(&ran));
+            tokio::spawn(async move {
+                limiter
+                    .run(move || ran.store(true, std::sync::atomic::Ordering::SeqCst))
+                    .await
+            })
+        };
+        assert!(eventually(|| limiter.waiting() == 1).await, "never queued");
+        assert_eq!(poll_once(limiter.run(|| 0)), Some(Err(HashError::Busy)));
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(limiter.waiting(), 0, "the dropped waiter left the queue");
+        // Its place is free for the next caller.
+        let next = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.run(|| 3).await })
+        };
+        assert!(
+            eventually(|| limiter.waiting() == 1).await,
+            "no place for the next"
+        );
+        drop(held);
+        assert_eq!(running.await.expect("task"), Ok(1));
+        assert_eq!(next.await.expect("task"), Ok(3));
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the dropped waiter's job ran"
+        );
+        assert_eq!(limiter.started(), 2);
+        assert_eq!(limiter.busy(), 0);
     }
 
     /// Polls a future to completion on this thread without a Tokio runtime.

@@ -2,6 +2,7 @@
 //! once, up front, so a bad setting stops the start-up with a clear message
 //! instead of failing every login later.
 
+use std::time::Duration;
 use std::{fmt, str::FromStr};
 
 /// Largest argon2 memory cost accepted, in KiB (4 GiB), for new hashes and for
@@ -17,6 +18,12 @@ pub const MAX_ARGON2_PARALLELISM: u32 = 255;
 pub const MIN_PBKDF2_ROUNDS: u32 = 1_000;
 /// Most PBKDF2 rounds accepted (new and stored hashes), about a second of work.
 pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+
+/// Most callers allowed to wait for a hashing slot (`HASH_QUEUE_MAX`).
+pub const MAX_HASH_QUEUE: usize = 100_000;
+/// Longest wait for a hashing slot accepted (`HASH_QUEUE_TIMEOUT_MS`): a
+/// minute; a client has given up long before.
+pub const MAX_HASH_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Argon2 needs at least this many KiB of memory per lane.
 const ARGON2_MIN_KIB_PER_LANE: u32 = 8;
@@ -70,8 +77,10 @@ impl FromStr for Algorithm {
     }
 }
 
-/// How new hashes are made. The defaults are OWASP's: argon2id with 19 MiB,
-/// 2 iterations, 1 lane; PBKDF2-SHA256 with 600 000 rounds.
+/// How new hashes are made, and how many callers may wait for a hashing
+/// slot. The defaults are OWASP's: argon2id with 19 MiB, 2 iterations, 1
+/// lane; PBKDF2-SHA256 with 600 000 rounds; and at most 32 callers waiting,
+/// each at most 5 s.
 ///
 /// A stored hash made with another algorithm or other parameters still
 /// verifies, and is then re-hashed with these (see
@@ -88,6 +97,15 @@ pub struct HasherConfig {
     pub argon2_parallelism: u32,
     /// PBKDF2-SHA256 rounds; at least 1 000.
     pub pbkdf2_rounds: u32,
+    /// Most callers that may wait for a hashing slot when every slot is busy
+    /// (`HASH_QUEUE_MAX`); the next one is refused at once
+    /// ([`HashError::Busy`](portcullis_domain::HashError::Busy)). `0`: never
+    /// wait, refuse whenever every slot is busy.
+    pub queue_max: usize,
+    /// Longest wait for a hashing slot (`HASH_QUEUE_TIMEOUT_MS`), after which
+    /// the caller is refused ([`HashError::Busy`](portcullis_domain::HashError::Busy));
+    /// at least 1 ms.
+    pub queue_timeout: Duration,
 }
 
 impl HasherConfig {
@@ -99,6 +117,10 @@ impl HasherConfig {
     pub const DEFAULT_ARGON2_PARALLELISM: u32 = 1;
     /// OWASP's PBKDF2-HMAC-SHA256 round count.
     pub const DEFAULT_PBKDF2_ROUNDS: u32 = 600_000;
+    /// Callers that may wait for a hashing slot, by default.
+    pub const DEFAULT_QUEUE_MAX: usize = 32;
+    /// Longest wait for a hashing slot, by default: 5 s.
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(5_000);
 
     /// Checks every setting, those of the algorithm not in use included: a
     /// wrong value is a mistake whichever algorithm is selected.
@@ -137,6 +159,18 @@ impl HasherConfig {
                 max: MAX_PBKDF2_ROUNDS,
             });
         }
+        if self.queue_max > MAX_HASH_QUEUE {
+            return Err(ConfigError::QueueMax {
+                value: self.queue_max,
+                max: MAX_HASH_QUEUE,
+            });
+        }
+        if self.queue_timeout.is_zero() || self.queue_timeout > MAX_HASH_QUEUE_TIMEOUT {
+            return Err(ConfigError::QueueTimeout {
+                value_ms: self.queue_timeout.as_millis(),
+                max_ms: MAX_HASH_QUEUE_TIMEOUT.as_millis(),
+            });
+        }
         Ok(())
     }
 }
@@ -149,6 +183,8 @@ impl Default for HasherConfig {
             argon2_iterations: Self::DEFAULT_ARGON2_ITERATIONS,
             argon2_parallelism: Self::DEFAULT_ARGON2_PARALLELISM,
             pbkdf2_rounds: Self::DEFAULT_PBKDF2_ROUNDS,
+            queue_max: Self::DEFAULT_QUEUE_MAX,
+            queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
         }
     }
 }
@@ -201,6 +237,26 @@ pub enum ConfigError {
         min: u32,
         /// The most accepted.
         max: u32,
+    },
+    /// `HASH_QUEUE_MAX` is above the maximum.
+    #[error(
+        "the hashing queue (HASH_QUEUE_MAX) must hold between 0 and {max} callers; got {value}"
+    )]
+    QueueMax {
+        /// The value given.
+        value: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// `HASH_QUEUE_TIMEOUT_MS` is 0 or above the maximum.
+    #[error(
+        "the wait for a hashing slot (HASH_QUEUE_TIMEOUT_MS) must be between 1 and {max_ms} ms; got {value_ms}"
+    )]
+    QueueTimeout {
+        /// The value given, in milliseconds.
+        value_ms: u128,
+        /// The most accepted, in milliseconds.
+        max_ms: u128,
     },
 }
 
@@ -311,5 +367,41 @@ mod tests {
                 .is_err()
         );
         assert_eq!(with(|c| c.pbkdf2_rounds = 1_000).validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_queue_defaults_to_32_callers_for_5_seconds_and_may_be_empty() {
+        let config = HasherConfig::default();
+        assert_eq!(config.queue_max, 32);
+        assert_eq!(config.queue_timeout, Duration::from_secs(5));
+        assert_eq!(with(|c| c.queue_max = 0).validate(), Ok(()));
+    }
+
+    #[test]
+    fn queue_settings_out_of_range_are_refused_naming_the_variable() {
+        let error = with(|c| c.queue_max = MAX_HASH_QUEUE + 1)
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("HASH_QUEUE_MAX"), "{error}");
+        let error = with(|c| c.queue_timeout = Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::QueueTimeout {
+                value_ms: 0,
+                max_ms: 60_000
+            }
+        );
+        assert!(
+            error.to_string().contains("HASH_QUEUE_TIMEOUT_MS"),
+            "{error}"
+        );
+        let too_long =
+            with(|c| c.queue_timeout = MAX_HASH_QUEUE_TIMEOUT + Duration::from_millis(1));
+        assert!(matches!(
+            too_long.validate(),
+            Err(ConfigError::QueueTimeout { .. })
+        ));
     }
 }

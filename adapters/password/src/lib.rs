@@ -7,23 +7,28 @@
 //! verifies, among them those FastAPI Users writes through pwdlib
 //! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`; one made
 //! another way than configured comes back re-hashed. Hashing runs on Tokio's
-//! blocking pool, one job per core at most, and argon2 jobs reuse one memory
-//! buffer per such job instead of allocating `m` KiB for every hash.
+//! blocking pool, one job per core at most, behind a bounded queue (callers past
+//! it are refused as busy), and argon2 jobs reuse one memory buffer per such
+//! job instead of allocating `m` KiB for every hash. Failed verifications are
+//! padded to the slowest parameter set's time, so a login's duration does not
+//! tell which addresses have accounts.
 //!
 //! This crate depends only on the domain port and the hashing crates
-//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), plus Tokio for the
+//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), `tracing`, plus Tokio for the
 //! blocking pool: never on a web framework, a store or a token library.
 #![warn(missing_docs)]
 
 mod block_pool;
 mod blocking_limiter;
 mod config;
+mod cost_book;
 mod phc_password_hasher;
 mod scheme;
 mod stored_hash;
 
 pub use config::{
     Algorithm, ConfigError, HasherConfig, MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB,
-    MAX_ARGON2_PARALLELISM, MAX_PBKDF2_ROUNDS, MIN_PBKDF2_ROUNDS,
+    MAX_ARGON2_PARALLELISM, MAX_HASH_QUEUE, MAX_HASH_QUEUE_TIMEOUT, MAX_PBKDF2_ROUNDS,
+    MIN_PBKDF2_ROUNDS,
 };
 pub use phc_password_hasher::PhcPasswordHasher;

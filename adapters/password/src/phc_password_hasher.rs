@@ -1,9 +1,11 @@
 //! The adapter: [`PasswordHasher`] over argon2 and PBKDF2, with the work on
-//! Tokio's blocking pool and at most one job per core at a time.
+//! Tokio's blocking pool, at most one job per core at a time, a bounded
+//! queue in front, and failed verifications padded to one duration.
 
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -25,13 +27,30 @@ use crate::scheme::Scheme;
 ///
 /// The work runs on Tokio's blocking pool, at most
 /// [`max_concurrency`](Self::max_concurrency) jobs at once (by default one per
-/// core); other calls wait their turn. Clones share that bound.
+/// core). When every slot is busy, at most [`HasherConfig::queue_max`] calls
+/// wait their turn, each at most [`HasherConfig::queue_timeout`]; the others
+/// fail at once with [`HashError::Busy`]. A call dropped while it waits
+/// leaves the queue and computes nothing. Clones share the slots and the
+/// queue.
+///
+/// Timing: every computation is timed per parameter set, and a failed
+/// verification (and [`verify_unknown`](PasswordHasher::verify_unknown))
+/// then sleeps, without holding a slot, until its computation's start plus
+/// the compute time of the slowest set met so far (the upper quartile of
+/// its last 15 computations): a wrong password for a
+/// user with an older or foreign hash (FastAPI Users' m=65536,t=3,p=4), a
+/// wrong password for a current hash and an unknown address all take the
+/// same time. Successful verifications are not padded. The sets are learnt
+/// as they are met, so until the first check of an other-parameter hash
+/// since start, failures last as long as the configured set's.
+///
+/// Needs a Tokio runtime with its timer enabled (actix-web's has it).
 ///
 /// ```
 /// use portcullis_domain::PasswordHasher as _;
 /// use portcullis_password::{HasherConfig, PhcPasswordHasher};
 ///
-/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
 /// # runtime.block_on(async {
 /// let hasher = PhcPasswordHasher::new(HasherConfig::default())?;
 /// let hash = hasher.hash("correct horse battery").await?;
@@ -74,7 +93,7 @@ impl PhcPasswordHasher {
         config: HasherConfig,
         max_jobs: NonZeroUsize,
     ) -> Result<Self, ConfigError> {
-        let limiter = BlockingLimiter::new(max_jobs);
+        let limiter = BlockingLimiter::new(max_jobs, config.queue_max, config.queue_timeout);
         Ok(Self {
             // One argon2 buffer per job the limiter lets run.
             scheme: Arc::new(Scheme::new(&config, limiter.limit())?),
@@ -94,6 +113,57 @@ impl PhcPasswordHasher {
     pub fn max_concurrency(&self) -> usize {
         self.limiter.limit()
     }
+
+    /// Hashing slots taken by a running job right now (at most
+    /// [`max_concurrency`](Self::max_concurrency)).
+    #[must_use]
+    pub fn busy_slots(&self) -> usize {
+        self.limiter.busy()
+    }
+
+    /// Calls waiting for a slot right now (at most
+    /// [`HasherConfig::queue_max`]).
+    #[must_use]
+    pub fn queue_len(&self) -> usize {
+        self.limiter.waiting()
+    }
+
+    /// Hashing jobs started since this hasher (or the one it was cloned
+    /// from) was made: a call refused as busy, or dropped while it waited,
+    /// starts none.
+    #[must_use]
+    pub fn jobs_started(&self) -> u64 {
+        self.limiter.started()
+    }
+
+    /// Runs `job` in a slot; the instant its computation started comes back
+    /// with its result.
+    async fn run_timed<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Scheme) -> Result<T, HashError> + Send + 'static,
+    ) -> Result<(T, Instant), HashError> {
+        let scheme = Arc::clone(&self.scheme);
+        let (outcome, started) = self
+            .limiter
+            .run(move || {
+                let started = Instant::now();
+                (job(&scheme), started)
+            })
+            .await?;
+        Ok((outcome?, started))
+    }
+
+    /// Sleeps, outside any slot, until a failure whose computation started
+    /// at `started` has lasted what the slowest parameter set costs.
+    async fn pad_failure(&self, started: Instant) {
+        let slowest = self.scheme.costs.slowest();
+        tracing::debug!(
+            computed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            padded_to_ms = slowest.as_secs_f64() * 1000.0,
+            "failed password check"
+        );
+        tokio::time::sleep_until((started + slowest).into()).await;
+    }
 }
 
 impl fmt::Debug for PhcPasswordHasher {
@@ -101,6 +171,8 @@ impl fmt::Debug for PhcPasswordHasher {
         f.debug_struct("PhcPasswordHasher")
             .field("config", &self.config)
             .field("max_concurrency", &self.max_concurrency())
+            .field("busy_slots", &self.busy_slots())
+            .field("queue_len", &self.queue_len())
             .finish()
     }
 }
@@ -116,19 +188,199 @@ impl PasswordHasher for PhcPasswordHasher {
     }
 
     async fn verify_and_update(&self, secret: &str, hash: &str) -> Result<Verification, HashError> {
-        let scheme = Arc::clone(&self.scheme);
         let secret = secret.to_owned();
         let hash = hash.to_owned();
         // Verification and any re-hash share one job, and one permit.
-        self.limiter
-            .run(move || scheme.verify_and_update(secret.as_bytes(), &hash))
-            .await?
+        let (check, started) = self
+            .run_timed(move |scheme| scheme.verify_and_update(secret.as_bytes(), &hash))
+            .await?;
+        if !check.valid {
+            self.pad_failure(started).await;
+        }
+        Ok(check)
+    }
+
+    async fn verify_unknown(&self, secret: &str) -> Result<(), HashError> {
+        let secret = secret.to_owned();
+        // A hash with the configured parameters costs what checking a
+        // current hash costs; the padding does the rest.
+        let ((), started) = self
+            .run_timed(move |scheme| scheme.hash(secret.as_bytes()).map(drop))
+            .await?;
+        self.pad_failure(started).await;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Cheap parameters, the configured ones of these tests.
+    fn fast() -> HasherConfig {
+        HasherConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        }
+    }
+
+    /// A hash with 8192 times the work of [`fast`]'s, as an adopted
+    /// database's would be.
+    async fn other_parameter_hash(secret: &str) -> String {
+        let slow = HasherConfig {
+            argon2_memory_kib: 16_384,
+            argon2_iterations: 32,
+            ..HasherConfig::default()
+        };
+        let hasher = PhcPasswordHasher::new(slow).expect("valid");
+        hasher.hash(secret).await.expect("hash")
+    }
+
+    /// A hasher of [`fast`] with one slot, that has met the other set.
+    async fn hasher_that_met_the_other_set() -> (PhcPasswordHasher, String, String) {
+        let limit = NonZeroUsize::new(1).expect("non-zero");
+        let hasher = PhcPasswordHasher::with_max_concurrency(fast(), limit).expect("valid");
+        let other = other_parameter_hash("pw").await;
+        // A success: measured, not padded.
+        let check = hasher
+            .verify_and_update("pw", &other)
+            .await
+            .expect("verify");
+        assert!(check.valid && check.new_hash.is_some());
+        let own = check.new_hash.expect("re-hashed with the configured set");
+        (hasher, own, other)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_is_not_padded_and_a_failure_is() {
+        // Tokio's clock is paused: only sleeps move it, so it measures the
+        // padding alone, whatever the machine's speed.
+        let (hasher, own, _) = hasher_that_met_the_other_set().await;
+        let slowest = hasher.scheme.costs.slowest();
+        assert!(slowest > Duration::ZERO);
+
+        let before = tokio::time::Instant::now();
+        assert!(
+            hasher
+                .verify_and_update("pw", &own)
+                .await
+                .expect("verify")
+                .valid
+        );
+        assert_eq!(before.elapsed(), Duration::ZERO, "a success slept");
+
+        let check = hasher
+            .verify_and_update("wrong", &own)
+            .await
+            .expect("verify");
+        assert!(!check.valid);
+        assert!(
+            before.elapsed() >= slowest,
+            "a failure with the configured set slept {:?}, not the slowest set's {slowest:?}",
+            before.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn failures_and_unknown_addresses_last_as_long_as_the_slowest_set() {
+        let (hasher, own, other) = hasher_that_met_the_other_set().await;
+        // Lower bounds only: a sleep never ends early, however busy the
+        // machine is.
+        let slowest = hasher.scheme.costs.slowest();
+        let start = Instant::now();
+        assert!(
+            !hasher
+                .verify_and_update("wrong", &own)
+                .await
+                .expect("verify")
+                .valid
+        );
+        assert!(
+            start.elapsed() >= slowest,
+            "{:?} < {slowest:?}",
+            start.elapsed()
+        );
+
+        let slowest = hasher.scheme.costs.slowest();
+        let start = Instant::now();
+        hasher.verify_unknown("anything").await.expect("dummy");
+        assert!(
+            start.elapsed() >= slowest,
+            "{:?} < {slowest:?}",
+            start.elapsed()
+        );
+
+        // The slow set's own failure is measured too.
+        let before = hasher.jobs_started();
+        assert!(
+            !hasher
+                .verify_and_update("wrong", &other)
+                .await
+                .expect("verify")
+                .valid
+        );
+        assert_eq!(hasher.jobs_started(), before + 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_padding_holds_no_slot() {
+        let (hasher, own, _) = hasher_that_met_the_other_set().await;
+        let started = hasher.jobs_started();
+        let failing = {
+            let (hasher, own) = (hasher.clone(), own.clone());
+            tokio::spawn(async move { hasher.verify_and_update("wrong", &own).await })
+        };
+        // The check itself takes microseconds, its padding the slow set's
+        // hundreds of milliseconds: catch it padding.
+        while hasher.jobs_started() == started || hasher.busy_slots() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(!failing.is_finished(), "the failure was not padded");
+        // The one slot is free for someone else meanwhile.
+        assert_eq!(
+            hasher.verify_and_update("pw", &own).await.map(|c| c.valid),
+            Ok(true)
+        );
+        assert!(!failing.await.expect("task").expect("verify").valid);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_queue_is_busy_and_counts_no_job() {
+        let config = HasherConfig {
+            queue_max: 1,
+            ..fast()
+        };
+        let limit = NonZeroUsize::new(1).expect("non-zero");
+        let hasher = PhcPasswordHasher::with_max_concurrency(config, limit).expect("valid");
+        let held = hasher.limiter.probe.hold();
+        let jobs: Vec<_> = (0..2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash("pw").await })
+            })
+            .collect();
+        held.assert_exactly_in_flight(1, 1).await;
+        while hasher.queue_len() < 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!((hasher.busy_slots(), hasher.queue_len()), (1, 1));
+        assert_eq!(hasher.verify_unknown("pw").await, Err(HashError::Busy));
+        assert_eq!(
+            hasher.verify_and_update("pw", "$argon2id$x").await,
+            Err(HashError::Busy)
+        );
+        drop(held);
+        for job in jobs {
+            job.await.expect("task").expect("hash");
+        }
+        assert_eq!(
+            hasher.jobs_started(),
+            2,
+            "the refused calls started nothing"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn hashing_and_verifying_run_on_the_blocking_pool_at_most_one_job_per_core() {

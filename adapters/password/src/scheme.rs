@@ -2,6 +2,8 @@
 //! scheme, and checking a secret against a stored hash, re-hashing it when the
 //! stored hash is not what the configuration would make today.
 
+use std::time::Instant;
+
 use argon2::Argon2;
 use password_hash::PasswordHasher as _;
 use password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -11,6 +13,7 @@ use portcullis_domain::{HashError, Verification};
 
 use crate::block_pool::BlockPool;
 use crate::config::{Algorithm, ConfigError, HasherConfig};
+use crate::cost_book::CostBook;
 use crate::stored_hash::StoredHash;
 
 /// Salt length of new hashes, in bytes (the PHC format's recommendation).
@@ -28,6 +31,15 @@ pub(crate) struct Scheme {
     /// Argon2 block buffers of the configured memory cost, one per job that
     /// may run at once.
     pub(crate) memory: BlockPool,
+    /// What each parameter set met so far costs to compute.
+    pub(crate) costs: CostBook,
+}
+
+/// The parameter set of a hash string, as [`CostBook`] keys it: everything
+/// before the salt and the hash (`$argon2id$v=19$m=65536,t=3,p=4`,
+/// `$pbkdf2-sha256$i=600000,l=32`, passlib's `$pbkdf2-sha256$29000`).
+fn cost_key(hash: &str) -> &str {
+    hash.rsplitn(3, '$').nth(2).unwrap_or(hash)
 }
 
 impl Scheme {
@@ -59,22 +71,28 @@ impl Scheme {
             memory: BlockPool::new(argon2.block_count(), max_jobs),
             argon2,
             pbkdf2,
+            costs: CostBook::default(),
         })
     }
 
     /// A PHC string of `secret` with the configured algorithm and a fresh
     /// random salt.
+    /// Its compute time is counted in [`Scheme::costs`].
     pub(crate) fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
         let mut salt = [0u8; SALT_BYTES];
         getrandom::fill(&mut salt)
-            .map_err(|error| HashError(format!("no randomness for a salt: {error}")))?;
+            .map_err(|error| HashError::Failed(format!("no randomness for a salt: {error}")))?;
+        let start = Instant::now();
         let hash: password_hash::Result<PasswordHash> = match self.algorithm {
             Algorithm::Argon2id => self.hash_argon2id(secret, &salt),
             Algorithm::Pbkdf2Sha256 => Pbkdf2::new(pbkdf2::Algorithm::Pbkdf2Sha256, self.pbkdf2)
                 .hash_password_with_salt(secret, &salt),
         };
-        hash.map(|hash| hash.to_string())
-            .map_err(|error| HashError(format!("{} hashing failed: {error}", self.algorithm)))
+        let hash = hash.map(|hash| hash.to_string()).map_err(|error| {
+            HashError::Failed(format!("{} hashing failed: {error}", self.algorithm))
+        })?;
+        self.costs.record(cost_key(&hash), start.elapsed());
+        Ok(hash)
     }
 
     /// What `Argon2::hash_password_with_salt` makes, computed in a pooled
@@ -94,7 +112,9 @@ impl Scheme {
     }
 
     /// Checks `secret` against `stored`; when it matches and `stored` is not
-    /// what [`Scheme::hash`] would make, also returns a fresh hash.
+    /// what [`Scheme::hash`] would make, also returns a fresh hash. The
+    /// compute time of the check is counted in [`Scheme::costs`] under the
+    /// stored hash's parameters.
     pub(crate) fn verify_and_update(
         &self,
         secret: &[u8],
@@ -104,6 +124,7 @@ impl Scheme {
             valid: false,
             new_hash: None,
         };
+        let stored_text = stored;
         let Some(stored) = StoredHash::parse(stored) else {
             // Spend what a real check costs, so that an account whose hash
             // this hasher cannot read (bcrypt, a foreign format) does not
@@ -111,7 +132,10 @@ impl Scheme {
             self.hash(secret)?;
             return Ok(not_valid);
         };
-        if !stored.verify(secret, &self.memory)? {
+        let start = Instant::now();
+        let valid = stored.verify(secret, &self.memory)?;
+        self.costs.record(cost_key(stored_text), start.elapsed());
+        if !valid {
             return Ok(not_valid);
         }
         let new_hash = if self.is_current(&stored) {
@@ -197,5 +221,59 @@ mod tests {
             .expect("no error");
         assert!(!check.valid && check.new_hash.is_none());
         assert_eq!(scheme.memory.made(), 1, "an argon2 hash was computed");
+    }
+
+    #[test]
+    fn the_cost_key_is_the_parameter_part_of_a_hash() {
+        assert_eq!(
+            cost_key("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"),
+            "$argon2id$v=19$m=65536,t=3,p=4"
+        );
+        assert_eq!(
+            cost_key(
+                "$pbkdf2-sha256$29000$4TxHSCnFWEspRQihFAIghA$32.PPVKyz0GwsOk2INiBEjWcRjTpXehXSQzXWKvpABc"
+            ),
+            "$pbkdf2-sha256$29000"
+        );
+    }
+
+    #[test]
+    fn every_computation_is_counted_under_its_parameter_set() {
+        let fast = HasherConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        };
+        let slow = HasherConfig {
+            argon2_memory_kib: 8192,
+            argon2_iterations: 16,
+            ..HasherConfig::default()
+        };
+        let scheme = Scheme::new(&fast, 1).expect("valid");
+        let other = Scheme::new(&slow, 1)
+            .expect("valid")
+            .hash(b"pw")
+            .expect("hash");
+
+        let own = scheme.hash(b"pw").expect("hash");
+        let own_key = "$argon2id$v=19$m=64,t=1,p=1";
+        assert!(own.starts_with(own_key), "{own}");
+        assert!(
+            scheme.costs.estimate(own_key).is_some(),
+            "a new hash is measured"
+        );
+
+        let check = scheme
+            .verify_and_update(b"wrong", &other)
+            .expect("no error");
+        assert!(!check.valid);
+        let other_key = "$argon2id$v=19$m=8192,t=16,p=1";
+        let other_cost = scheme
+            .costs
+            .estimate(other_key)
+            .expect("a check is measured");
+        // 2048 times the work: the slowest by far, whatever the machine.
+        assert_eq!(scheme.costs.slowest(), other_cost);
+        assert!(scheme.costs.estimate(own_key).expect("met") < other_cost);
     }
 }

@@ -127,7 +127,9 @@ impl<'a> StoredHash<'a> {
                 | password_hash::Error::RngFailure
                 | password_hash::Error::Internal
                 | password_hash::Error::Crypto),
-            ) => Err(HashError(format!("password verification failed: {error}"))),
+            ) => Err(HashError::Failed(format!(
+                "password verification failed: {error}"
+            ))),
             Err(_) => Ok(false),
         }
     }

@@ -1,9 +1,18 @@
 use async_trait::async_trait;
 
-/// The hasher could not do its work (bad configuration, a poisoned worker).
+/// Why the hasher did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(pub String);
+pub enum HashError {
+    /// The hasher could not do its work (bad configuration, a poisoned
+    /// worker, no randomness): a bug or a broken machine.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+    /// The hasher is saturated: every slot is taken and its queue is full, or
+    /// the wait for a slot timed out. Nothing was computed; the caller may
+    /// try again shortly.
+    #[error("password hasher busy")]
+    Busy,
+}
 
 /// The outcome of checking a secret against a stored hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,4 +38,14 @@ pub trait PasswordHasher: Send + Sync {
     /// (argon2 or pbkdf2). A malformed or unsupported hash is simply not
     /// valid.
     async fn verify_and_update(&self, secret: &str, hash: &str) -> Result<Verification, HashError>;
+    /// Spends what a failed [`verify_and_update`](Self::verify_and_update)
+    /// costs, for a login whose address has no account, so that the answer
+    /// time does not tell which addresses exist. Implementations that pad
+    /// failed verifications (to the cost of the slowest stored parameters)
+    /// MUST pad this the same way.
+    ///
+    /// The default hashes `secret` once with the configured parameters.
+    async fn verify_unknown(&self, secret: &str) -> Result<(), HashError> {
+        self.hash(secret).await.map(drop)
+    }
 }

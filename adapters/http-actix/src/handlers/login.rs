@@ -1,15 +1,16 @@
 //! `POST /auth/jwt/login`: OAuth2's password flow.
 
-use actix_web::HttpResponse;
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{LoginError, UserService};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel, Limit};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::request::{Form, GrantType, form_body};
 
 form_body! {
@@ -93,15 +94,16 @@ impl From<LoginError> for ApiError {
             headers(("Retry-After" = u64, description = "Seconds until logins for the address are checked again.")),
             example = json!({"detail": "LOGIN_TOO_MANY_ATTEMPTS"})),
         Malformed,
+        Busy,
     )
 )]
 pub async fn login(
     service: Data<UserService>,
+    req: HttpRequest,
     Form(form): Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let access_token = service
-        .login(&form.username, form.password.expose_secret())
-        .await?;
+    let login = service.login(&form.username, form.password.expose_secret());
+    let access_token = while_connected(&req, login).await?;
     Ok(HttpResponse::Ok().json(BearerResponse {
         access_token,
         token_type: "bearer",

@@ -7,9 +7,10 @@ use portcullis_domain::{EmailAddress, FieldWriter};
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::openapi::schemas::email;
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
@@ -66,6 +67,7 @@ impl From<RegisterError> for ApiError {
                 value = json!({"detail": {"code": "REGISTER_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
         )),
         Malformed,
+        Busy,
     )
 )]
 pub async fn register(
@@ -80,8 +82,7 @@ pub async fn register(
         FieldWriter::User,
     )
     .await?;
-    let user = service
-        .register_with_fields(body.email, body.password.expose_secret(), &fields)
-        .await?;
+    let register = service.register_with_fields(body.email, body.password.expose_secret(), &fields);
+    let user = while_connected(&req, register).await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }

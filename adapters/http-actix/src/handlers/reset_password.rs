@@ -1,7 +1,7 @@
 //! `POST /auth/forgot-password` and `POST /auth/reset-password`.
 
-use actix_web::HttpResponse;
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{ResetPasswordError, UserService};
 use portcullis_domain::EmailAddress;
 use secrecy::{ExposeSecret, SecretString};
@@ -9,9 +9,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::accepted_null;
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::Malformed;
+use crate::openapi::responses::{Busy, Malformed};
 use crate::openapi::schemas::{JsonNull, email};
 use crate::request::{Body, json_body};
 
@@ -67,13 +68,15 @@ impl From<ResetPasswordError> for ApiError {
     responses(
         (status = 202, description = "`null`, always.", body = inline(JsonNull)),
         Malformed,
+        Busy,
     )
 )]
 pub async fn forgot_password(
     service: Data<UserService>,
+    req: HttpRequest,
     Body(body): Body<ForgotPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    service.forgot_password(&body.email).await?;
+    while_connected(&req, service.forgot_password(&body.email)).await?;
     Ok(accepted_null())
 }
 
@@ -96,14 +99,15 @@ pub async fn forgot_password(
                 value = json!({"detail": {"code": "RESET_PASSWORD_INVALID_PASSWORD", "reason": "Password should be at least 8 characters"}}))),
         )),
         Malformed,
+        Busy,
     )
 )]
 pub async fn reset_password(
     service: Data<UserService>,
+    req: HttpRequest,
     Body(body): Body<ResetPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    service
-        .reset_password(body.token.expose_secret(), body.password.expose_secret())
-        .await?;
+    let reset = service.reset_password(body.token.expose_secret(), body.password.expose_secret());
+    while_connected(&req, reset).await?;
     Ok(HttpResponse::Ok().json(Value::Null))
 }

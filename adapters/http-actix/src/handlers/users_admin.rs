@@ -7,10 +7,11 @@ use portcullis_domain::{EmailAddress, FieldWriter, Role, UserChanges, UserId};
 use secrecy::SecretString;
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::extractors::Superuser;
-use crate::openapi::responses::{Authenticated, Malformed, SuperuserOnly};
+use crate::openapi::responses::{Authenticated, Busy, Malformed, SuperuserOnly};
 use crate::openapi::schemas::{DeleteForbidden, NotFound, lax_bool, optional_email};
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
@@ -146,6 +147,7 @@ pub async fn get_user(
         SuperuserOnly,
         (status = 404, description = "No such user (or no UUID).", body = NotFound),
         Malformed,
+        Busy,
     )
 )]
 pub async fn patch_user(
@@ -175,7 +177,8 @@ pub async fn patch_user(
     };
     let mut changes = UserChanges::from(body);
     changes.fields = fields;
-    let user = service.admin_update_user(&admin, id, changes).await?;
+    let update = service.admin_update_user(&admin, id, changes);
+    let user = while_connected(&req, update).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }
 

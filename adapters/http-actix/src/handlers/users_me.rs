@@ -7,10 +7,11 @@ use portcullis_domain::FieldWriter;
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::ToSchema;
 
+use crate::client_watch::while_connected;
 use crate::error::{ApiError, ErrorModel};
 use crate::error_code::ErrorCode;
 use crate::extractors::{CurrentUser, authenticate};
-use crate::openapi::responses::{Authenticated, Malformed};
+use crate::openapi::responses::{Authenticated, Busy, Malformed};
 use crate::request::{Body, json_body};
 use crate::user_body::UserBody;
 
@@ -75,6 +76,7 @@ pub async fn get_me(CurrentUser(user): CurrentUser) -> HttpResponse {
         )),
         Authenticated,
         Malformed,
+        Busy,
     )
 )]
 pub async fn patch_me(
@@ -92,8 +94,7 @@ pub async fn patch_me(
     )
     .await?;
     let password = body.password.as_ref().map(ExposeSecret::expose_secret);
-    let user = service
-        .update_me_with_fields(user, password, &fields)
-        .await?;
+    let update = service.update_me_with_fields(user, password, &fields);
+    let user = while_connected(&req, update).await?;
     Ok(HttpResponse::Ok().json(UserBody::from(&user)))
 }

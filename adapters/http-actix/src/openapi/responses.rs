@@ -1,7 +1,8 @@
 //! Answers several operations share, generated rather than written out in
 //! each `#[utoipa::path]`: the guards' `401`/`403`, the `422` of a
-//! malformed body, on every operation `413` and `503`, and on every `POST`
-//! under `/auth/` the per-address limit's `429`.
+//! malformed body, the `503 SERVICE_BUSY` of the operations that hash a
+//! password, on every operation `413` and `503`, and on every `POST` under
+//! `/auth/` the per-address limit's `429`.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,45 @@ impl IntoResponses for Malformed {
     }
 }
 
+/// `Retry-After`, in whole seconds.
+fn retry_after() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        ))
+        .description(Some("Seconds to wait before trying again."))
+        .build()
+}
+
+/// The `503` of an operation that hashes a password: the store is down
+/// (`Service Unavailable`), or every hashing slot is busy and
+/// `HASH_QUEUE_MAX` requests wait already, or the wait outlasted
+/// `HASH_QUEUE_TIMEOUT_MS` (`SERVICE_BUSY`, `Retry-After: 1`). List it in
+/// the `responses` of every handler that hashes; [`InfrastructureAnswers`]
+/// keeps it.
+pub(crate) struct Busy;
+
+impl IntoResponses for Busy {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let busy = ResponseBuilder::new()
+            .description(
+                "The store cannot be reached (`Service Unavailable`), or every password-hashing \
+                 slot is busy and the queue is full (`SERVICE_BUSY`, `Retry-After: 1`); try again later.",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(fixed_detail(&["Service Unavailable", "SERVICE_BUSY"])))
+                    .build(),
+            )
+            .header("Retry-After", retry_after())
+            .build();
+        responses(vec![("503", busy)])
+    }
+}
+
 /// Answers any operation may give whatever the route: `503` while the store
 /// is unreachable, and `413` for a body larger than any request needs (on
 /// the operations that read a body).
@@ -106,17 +146,7 @@ impl Modify for InfrastructureAnswers {
                 "application/json",
                 json(fixed_detail(&["Service Unavailable"])),
             )
-            .header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(Some(
-                        ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(0)),
-                    ))
-                    .description(Some("Seconds to wait before trying again."))
-                    .build(),
-            )
+            .header("Retry-After", retry_after())
             .build();
         for item in doc.paths.paths.values_mut() {
             for operation in operations(item) {
@@ -126,10 +156,12 @@ impl Modify for InfrastructureAnswers {
                         .responses
                         .insert("413".into(), too_large.clone().into());
                 }
+                // An operation's own 503 (`Busy`) says more; keep it.
                 operation
                     .responses
                     .responses
-                    .insert("503".into(), unavailable.clone().into());
+                    .entry("503".into())
+                    .or_insert_with(|| unavailable.clone().into());
             }
         }
     }
