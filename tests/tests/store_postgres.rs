@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, Role, StoreError, User, UserFields, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, Role, StoreError, User,
+    UserFields, UserPatch, UserRepository,
 };
 use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
@@ -305,7 +306,11 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
         ),
     )
     .await;
-    let new = store.get_by_email(&email("new@example.com")).await.unwrap().unwrap();
+    let new = store
+        .get_by_email(&email("new@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(new.session_stamp, 0);
     let john = store
         .get_by_email(&email("JÖHN@EXÄMPLE.COM"))
