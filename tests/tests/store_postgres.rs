@@ -2,18 +2,20 @@
 //! behaviour every store shares is the store contract suite's): adopting a
 //! FastAPI Users table, the database itself refusing two spellings of one
 //! account, the index lookups use, migrations racing, clear failures, bounded
-//! waits, connections the server killed being replaced, and the columns of
-//! extra user fields (added, adopted, refused).
+//! waits, connections the server killed being replaced, the columns of
+//! extra user fields (added, adopted, refused), and FastAPI Users'
+//! `accesstoken` table and the session stamp column (created, adopted).
 //!
 //! Needs the `postgres` feature and `PORTCULLIS_TEST_POSTGRES_URL`
 //! (scripts/with-postgres); fails loudly without the variable.
 
 use std::error::Error;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use portcullis_domain::{
-    EmailAddress, FieldValue, Role, StoreError, User, UserFields, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, Role, StoreError, User,
+    UserFields, UserPatch, UserRepository,
 };
 use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
@@ -37,6 +39,66 @@ CREATE TABLE "user" (
 );
 CREATE UNIQUE INDEX ix_user_email ON "user" (email);
 "#;
+
+/// FastAPI Users' `accesstoken` table as SQLAlchemy 2.0 emits it for
+/// `SQLAlchemyBaseAccessTokenTableUUID` on PostgreSQL
+/// (fastapi-users-db-sqlalchemy 7.0.0).
+const FASTAPI_USERS_ACCESS_TOKEN_DDL: &str = r#"
+CREATE TABLE accesstoken (
+	user_id UUID NOT NULL, 
+	token VARCHAR(43) NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (token), 
+	FOREIGN KEY(user_id) REFERENCES "user" (id) ON DELETE cascade
+);
+CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
+"#;
+
+/// What `pg_dump -s` shows of a database FastAPI Users made, as
+/// [`access_token_schema`] reads it.
+fn fastapi_users_access_token_schema() -> Vec<String> {
+    [
+        "user_id uuid - NO",
+        "token character varying 43 NO",
+        "created_at timestamp with time zone - NO",
+        "accesstoken_pkey PRIMARY KEY (token)",
+        "accesstoken_user_id_fkey FOREIGN KEY (user_id) REFERENCES \"user\"(id) ON DELETE CASCADE",
+        "CREATE UNIQUE INDEX accesstoken_pkey ON public.accesstoken USING btree (token)",
+        "CREATE INDEX ix_accesstoken_created_at ON public.accesstoken USING btree (created_at)",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `accesstoken`'s columns, constraints and indexes.
+async fn access_token_schema(db: &DatabaseConnection) -> Vec<String> {
+    let mut schema = texts(
+        db,
+        "SELECT column_name || ' ' || data_type || ' ' || coalesce(character_maximum_length::text, '-') \
+         || ' ' || is_nullable FROM information_schema.columns \
+         WHERE table_name = 'accesstoken' ORDER BY ordinal_position",
+    )
+    .await;
+    schema.extend(
+        texts(
+            db,
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = 'accesstoken'::regclass ORDER BY conname",
+        )
+        .await,
+    );
+    schema.extend(
+        texts(
+            db,
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'accesstoken' ORDER BY indexname",
+        )
+        .await,
+    );
+    schema
+}
+
+/// A token as `secrets.token_urlsafe()` makes one.
+const TOKEN: &str = "kX3vQ0m9Zb1pYtR7cW2eH5uJ8nL4sD6fA0gB3iK-_yz";
 
 const HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
@@ -82,7 +144,8 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
         [
             "m20250101_000001_create_user",
             "m20250101_000002_email_case_insensitive_index",
-            "m20250101_000003_create_throttle"
+            "m20250101_000003_create_throttle",
+            "m20250101_000004_sessions"
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -103,7 +166,14 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
             "is_superuser boolean - NO -",
             "is_verified boolean - NO -",
             "role character varying 20 NO 'student'::character varying",
+            "portcullis_session_stamp bigint - NO 0",
         ]
+    );
+    // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it
+    // (a database it made, pg_dump'ed, has exactly these).
+    assert_eq!(
+        access_token_schema(db(&store)).await,
+        fastapi_users_access_token_schema()
     );
     let indexes = texts(
         db(&store),
@@ -162,8 +232,23 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
         ),
     )
     .await;
+    // FastAPI Users' sessions (DatabaseStrategy), as it writes them.
+    exec(db(&store), FASTAPI_USERS_ACCESS_TOKEN_DDL).await;
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO accesstoken VALUES
+               ('0f8fad5b-d9cb-469f-a165-70867728950e', '{TOKEN}', '2026-12-01 23:00:52.440530+00')"#
+        ),
+    )
+    .await;
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
+    assert_eq!(
+        access_token_schema(db(&store)).await,
+        fastapi_users_access_token_schema(),
+        "FastAPI Users' table is kept as it is"
+    );
 
     let ann = store
         .get_by_email(&email("ANN.LEE@example.com"))
@@ -175,6 +260,58 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
     assert_eq!(ann.hashed_password, HASH);
     assert!(ann.is_active && !ann.is_superuser && ann.is_verified);
     assert_eq!(ann.role, Role::Student, "existing users become students");
+    assert_eq!(ann.session_stamp, 0, "and start at stamp 0");
+    let created = UNIX_EPOCH + Duration::from_micros(1_796_166_052_440_530);
+    assert_eq!(
+        store.get_access_token(TOKEN, created).await,
+        Ok(Some(AccessTokenRecord {
+            token: TOKEN.into(),
+            user_id: ann.id,
+            created_at: created,
+        })),
+        "FastAPI Users' session is adopted, to the microsecond"
+    );
+    assert_eq!(
+        store
+            .get_access_token(TOKEN, created + Duration::from_micros(1))
+            .await,
+        Ok(None)
+    );
+    // A token Portcullis writes is a row as FastAPI Users writes one.
+    let mine = AccessTokenRecord {
+        token: "p".repeat(43),
+        user_id: ann.id,
+        created_at: UNIX_EPOCH + Duration::from_nanos(1_764_000_000_000_001_999),
+    };
+    store.create_access_token(&mine).await.unwrap();
+    assert_eq!(
+        texts(
+            db(&store),
+            &format!(
+                "SELECT user_id::text || ' ' || (created_at AT TIME ZONE 'UTC')::text FROM accesstoken \
+                 WHERE token = '{}'",
+                mine.token
+            ),
+        )
+        .await,
+        ["0f8fad5b-d9cb-469f-a165-70867728950e 2025-11-24 16:00:00.000001"]
+    );
+    // A user FastAPI Users inserts after the migration (without the stamp
+    // column) starts at 0.
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO "user" (id, email, hashed_password, is_active, is_superuser, is_verified)
+               VALUES ('5d8b4a4e-2f36-4c1b-9d5e-7d1fbd1c2a10', 'new@example.com', '{HASH}', true, false, false)"#
+        ),
+    )
+    .await;
+    let new = store
+        .get_by_email(&email("new@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.session_stamp, 0);
     let john = store
         .get_by_email(&email("JÖHN@EXÄMPLE.COM"))
         .await
@@ -386,7 +523,8 @@ async fn racing_migrations_take_turns_and_apply_once() {
         [
             "m20250101_000001_create_user",
             "m20250101_000002_email_case_insensitive_index",
-            "m20250101_000003_create_throttle"
+            "m20250101_000003_create_throttle",
+            "m20250101_000004_sessions"
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! The default user store: [`SqliteUserStore`], a
-//! [`UserRepository`](portcullis_domain::UserRepository) and
-//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) in an SQLite
+//! [`UserRepository`](portcullis_domain::UserRepository),
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) and
+//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) in an SQLite
 //! database through Diesel 2 and an r2d2 connection pool, with embedded
 //! migrations.
 //!
@@ -37,10 +38,29 @@
 //!     is_superuser BOOLEAN NOT NULL,
 //!     is_verified BOOLEAN NOT NULL,
 //!     role VARCHAR(20) NOT NULL DEFAULT 'student',
+//!     portcullis_session_stamp BIGINT NOT NULL DEFAULT 0,  -- Portcullis' (FastAPI Users ignores it)
 //!     PRIMARY KEY (id)
 //! );
 //! CREATE UNIQUE INDEX ix_user_email ON user (email);               -- FastAPI Users'
 //! CREATE UNIQUE INDEX ix_user_email_lower ON user (lower(email));  -- Portcullis'
+//! ```
+//!
+//! Sessions (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)):
+//! FastAPI Users' own `accesstoken` table, as its SQLAlchemy adapter creates
+//! it (an existing one is kept with its rows), and the session stamp column
+//! above, raised in the same `UPDATE` by a patch with `end_sessions`.
+//! `created_at` is UTC as the text SQLAlchemy writes,
+//! `2026-12-01 23:00:52.440530`; the cascade needs `foreign_keys=ON`, which
+//! every connection sets:
+//!
+//! ```sql
+//! CREATE TABLE accesstoken (
+//!     user_id CHAR(36) NOT NULL, token VARCHAR(43) NOT NULL,
+//!     created_at TIMESTAMP NOT NULL,
+//!     PRIMARY KEY (token),
+//!     FOREIGN KEY(user_id) REFERENCES user (id) ON DELETE cascade
+//! );
+//! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
 //! Beside it, Portcullis' own table of failed-login and mail windows (the
@@ -60,7 +80,8 @@
 //!
 //! [`SqliteUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
-//! students) and `ix_user_email_lower`. Diesel records applied migrations in
+//! students), `portcullis_session_stamp` (0 for them), `accesstoken` if
+//! missing and `ix_user_email_lower`. Diesel records applied migrations in
 //! `__diesel_schema_migrations`.
 //!
 //! # Extra user fields
@@ -115,6 +136,7 @@
 //! `Unavailable`; nothing panics.
 #![warn(missing_docs)]
 
+mod access_token;
 mod connection;
 mod email_key;
 mod error;

@@ -1,7 +1,9 @@
 //! The store for several instances on one database:
-//! [`PostgresUserStore`], a [`UserRepository`](portcullis_domain::UserRepository)
-//! and [`ThrottleLedger`](portcullis_domain::ThrottleLedger) in PostgreSQL through SeaORM 2 (sqlx, Tokio, rustls), fully async, with
-//! a connection pool and `sea-orm-migration` migrations.
+//! [`PostgresUserStore`], a [`UserRepository`](portcullis_domain::UserRepository),
+//! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) and
+//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) in PostgreSQL
+//! through SeaORM 2 (sqlx, Tokio, rustls), fully async, with a connection
+//! pool and `sea-orm-migration` migrations.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), portcullis_store_sea_orm_postgres::PostgresStoreError> {
@@ -31,11 +33,27 @@
 //!     is_superuser BOOLEAN NOT NULL,
 //!     is_verified BOOLEAN NOT NULL,
 //!     role VARCHAR(20) NOT NULL DEFAULT 'student',
+//!     portcullis_session_stamp BIGINT NOT NULL DEFAULT 0,  -- Portcullis' (FastAPI Users ignores it)
 //!     PRIMARY KEY (id)
 //! );
 //! CREATE UNIQUE INDEX ix_user_email ON "user" (email);   -- FastAPI Users'
 //! CREATE UNIQUE INDEX ix_user_email_lower                -- Portcullis'
 //!     ON "user" (lower(email COLLATE "und-x-icu"));
+//! ```
+//!
+//! Sessions (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)):
+//! FastAPI Users' own `accesstoken` table, as its SQLAlchemy adapter creates
+//! it (an existing one is kept with its rows), and the session stamp column
+//! above, raised in the same `UPDATE` by a patch with `end_sessions`:
+//!
+//! ```sql
+//! CREATE TABLE accesstoken (
+//!     user_id UUID NOT NULL, token VARCHAR(43) NOT NULL,
+//!     created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+//!     PRIMARY KEY (token),
+//!     FOREIGN KEY(user_id) REFERENCES "user" (id) ON DELETE cascade
+//! );
+//! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
 //! Beside it, Portcullis' own table of failed-login and mail windows (the
@@ -58,7 +76,8 @@
 //!
 //! [`PostgresUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
-//! students) and `ix_user_email_lower`, after checking that no two stored
+//! students), `portcullis_session_stamp` (0 for them), `accesstoken` if
+//! missing and `ix_user_email_lower`, after checking that no two stored
 //! addresses are the same account (it names them if some are). Applied
 //! migrations are recorded in SeaORM's `seaql_migrations` table.
 //!
@@ -114,6 +133,7 @@
 //! [`StoreError::Unavailable`]: portcullis_domain::StoreError::Unavailable
 #![warn(missing_docs)]
 
+mod access_token;
 mod entity;
 mod error;
 mod migration;
