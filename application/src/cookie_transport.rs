@@ -146,7 +146,9 @@ pub struct AllowedOrigins {
 
 /// An entry of `CORS_ORIGINS` that is no origin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not an origin (scheme://host[:port], e.g. https://app.example.com): {reason}")]
+#[error(
+    "{value:?} is not an origin (scheme://host[:port], e.g. https://app.example.com): {reason}"
+)]
 pub struct InvalidOrigin {
     /// The entry as given.
     pub value: String,

@@ -17,8 +17,8 @@ use portcullis_domain::{
 
 mod admin;
 mod auth_rate_limit;
-mod cookie_transport;
 mod authenticate;
+mod cookie_transport;
 mod create_superuser;
 mod create_user;
 mod error;

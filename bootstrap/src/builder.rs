@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_application::{
-    AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService, AllowedOrigins, DEFAULT_COOKIE_NAME, InvalidCookieSetting, SessionCookie, origin_of,
+    AllowedOrigins, AuthRateLimit, DEFAULT_COOKIE_NAME, HookChain, InvalidCookieSetting,
+    PasswordRules, Policy, Ports, SessionCookie, TrustedProxies, UserService, origin_of,
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,

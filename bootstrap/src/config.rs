@@ -452,7 +452,10 @@ mod tests {
             ("COOKIE_NAME", "sid"),
             ("COOKIE_SECURE", "false"),
             ("COOKIE_DOMAIN", "example.com"),
-            ("CORS_ORIGINS", "https://app.example.com, http://localhost:5173/"),
+            (
+                "CORS_ORIGINS",
+                "https://app.example.com, http://localhost:5173/",
+            ),
         ])
         .unwrap();
         assert_eq!(c.cookie_name, "sid");
@@ -467,7 +470,11 @@ mod tests {
             ("COOKIE_NAME", "a;b", "\"a;b\""),
             ("COOKIE_SECURE", "maybe", "\"maybe\""),
             ("COOKIE_DOMAIN", "a;b", "\"a;b\""),
-            ("CORS_ORIGINS", "https://ok.example.com, app.example.com", "\"app.example.com\""),
+            (
+                "CORS_ORIGINS",
+                "https://ok.example.com, app.example.com",
+                "\"app.example.com\"",
+            ),
             ("CORS_ORIGINS", "https://app.example.com/login", "no path"),
         ] {
             let e = Config::from_vars([(var, bad)]).unwrap_err().to_string();

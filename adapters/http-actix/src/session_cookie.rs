@@ -25,7 +25,9 @@ fn header(cookie: &SessionCookie, value: &str, max_age: u64) -> String {
     if let Some(domain) = cookie.domain() {
         out.push_str(&format!("Domain={domain}; "));
     }
-    out.push_str(&format!("HttpOnly; Max-Age={max_age}; Path=/; SameSite=lax"));
+    out.push_str(&format!(
+        "HttpOnly; Max-Age={max_age}; Path=/; SameSite=lax"
+    ));
     if cookie.secure() {
         out.push_str("; Secure");
     }

@@ -131,7 +131,10 @@ fn name_session_cookie(doc: &mut Document, name: &str) {
     );
     doc.components
         .get_or_insert_with(Default::default)
-        .add_security_scheme(COOKIE_SECURITY_SCHEME, SecurityScheme::ApiKey(ApiKey::Cookie(key)));
+        .add_security_scheme(
+            COOKIE_SECURITY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(key)),
+        );
 }
 
 /// [`openapi_document_with`] for a service: its extra user fields and its
