@@ -126,6 +126,13 @@ export PORTCULLIS_FUZZ_BASE_URL=$base PORTCULLIS_FUZZ_API_PREFIX=/api
 export PORTCULLIS_FUZZ_USER_ID=$fuzzed_id
 PORTCULLIS_FUZZ_KEEPER_TOKEN=$(login "$keeper_email" "$keeper_password")
 export PORTCULLIS_FUZZ_KEEPER_TOKEN
+# DELETE /users/me/sessions runs as a user of its own (scripts/schemathesis.toml).
+sessions_email=sessions@example.com
+sessions_password=fuzz-sessions-password-123
+curl -sf -X POST "$api/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\": \"$sessions_email\", \"password\": \"$sessions_password\"}" >/dev/null
+PORTCULLIS_FUZZ_SESSIONS_TOKEN=$(login "$sessions_email" "$sessions_password")
+export PORTCULLIS_FUZZ_SESSIONS_TOKEN
 
 # 4. The run. `--checks all` with nothing excluded: every check applies to
 # an auth API. scripts/schemathesis.toml, saying why, counts FastAPI Users'

@@ -2,7 +2,10 @@
 
 Opens /docs, clicks Authorize, logs in through the OAuth2 password flow,
 runs GET /users/me with "Try it out" → Execute, and checks that the answer
-is a 200 showing the user's e-mail address. Saves a screenshot either way.
+is a 200 showing the user's e-mail address. Then, on a fresh page (no
+Authorize), logs in with the cookie transport (POST /auth/cookie/login,
+"Try it out" with the form) and checks that GET /users/me answers 200 with
+the cookie the browser kept. Saves a screenshot either way.
 
 Usage: swagger_ui_check.py BASE_URL EMAIL PASSWORD SCREENSHOT
 """
@@ -57,6 +60,55 @@ def step(text):
     print(f"  - {text}", flush=True)
 
 
+def execute(operation):
+    """Execute (after Try it out) and return (status, description text)."""
+    click(f"{operation} button.execute")
+    status_css = f"{operation} .live-responses-table tbody .response-col_status"
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, status_css)))
+    status = driver.find_element(By.CSS_SELECTOR, status_css).text.strip()
+    body = driver.find_element(
+        By.CSS_SELECTOR, f"{operation} .live-responses-table tbody .response-col_description"
+    ).text
+    return status, body
+
+
+def cookie_login_then_me():
+    """POST /auth/cookie/login from the docs page, then GET /users/me with the cookie."""
+    step("reload /docs (no Authorize this time)")
+    driver.get(f"{base_url}/docs")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")))
+    step("POST /auth/cookie/login → Try it out → the form → Execute")
+    login = "#operations-Auth-auth_cookie_login"
+    click(f"{login} .opblock-summary-control")
+    click(f"{login} button.try-out__btn")
+    for name, value in [("username", email), ("password", password)]:
+        field = wait.until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, f"{login} tr[data-property-name='{name}'] input")
+            )
+        )
+        field.clear()
+        field.send_keys(value)
+    status, body = execute(login)
+    step(f"answer {status}")
+    if status != "204":
+        print(f"cookie login: expected 204, got {status}: {body}", file=sys.stderr)
+        return False
+    cookies = [c["name"] for c in driver.get_cookies()]
+    step(f"the browser keeps the cookies {cookies}")
+    step("GET /users/me → Try it out → Execute (the browser sends the cookie)")
+    me = "#operations-Users-users_current_user"
+    click(f"{me} .opblock-summary-control")
+    click(f"{me} button.try-out__btn")
+    status, body = execute(me)
+    step(f"answer {status}")
+    if status != "200" or email not in body:
+        print(f"me with the cookie: expected 200 with {email}, got {status}: {body}", file=sys.stderr)
+        return False
+    step(f"the answer shows {email}")
+    return True
+
+
 ok = False
 try:
     step(f"open {base_url}/docs")
@@ -100,7 +152,7 @@ try:
         print(f"the answer does not show {email}: {body}", file=sys.stderr)
     else:
         step(f"the answer shows {email}")
-        ok = True
+        ok = cookie_login_then_me()
 finally:
     driver.save_screenshot(screenshot)
     print(f"  screenshot: {screenshot}")

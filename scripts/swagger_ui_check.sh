@@ -3,7 +3,10 @@
 # (debug build, in-memory store, a first superuser), opens /docs in headless
 # Chromium, logs in with the Authorize button (OAuth2 password flow), runs
 # GET /users/me with "Try it out" → Execute and checks the 200 shows the
-# superuser's e-mail. Screenshot: $SWAGGER_UI_SCREENSHOT
+# superuser's e-mail; then logs in with the cookie transport from the page
+# (POST /auth/cookie/login) and checks GET /users/me with the cookie alone.
+# COOKIE_SECURE=false: the page is plain http://127.0.0.1, where a browser
+# need not keep a Secure cookie. Screenshot: $SWAGGER_UI_SCREENSHOT
 # (default /tmp/swagger-ui-check.png).
 #
 # Installs what it needs when missing: Debian's chromium and chromium-driver
@@ -68,6 +71,7 @@ env HOST=127.0.0.1 PORT="$port" API_PREFIX=/api DATABASE_URL=memory:// \
     AUTH_VERIFICATION_TOKEN_SECRET=swagger-ui-verify-secret-0123456789abcdef0123456 \
     FIRST_SUPERUSER_EMAIL=$superuser_email FIRST_SUPERUSER_PASSWORD=$superuser_password \
     ARGON2_MEMORY_KIB=8192 ARGON2_ITERATIONS=1 RUST_LOG=warn \
+    COOKIE_SECURE=false \
     "$bin" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do

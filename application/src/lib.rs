@@ -19,6 +19,7 @@ use portcullis_domain::{
 mod admin;
 mod auth_rate_limit;
 mod authenticate;
+mod cookie_transport;
 mod create_superuser;
 mod create_user;
 mod error;
@@ -33,6 +34,7 @@ mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
+mod sessions;
 mod throttle;
 mod trusted_proxies;
 mod verify;
@@ -45,6 +47,10 @@ mod test_support;
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
 pub use auth_rate_limit::{AuthRateLimit, DEFAULT_AUTH_REQUESTS_PER_MINUTE, TooManyRequests};
 pub use authenticate::AuthError;
+pub use cookie_transport::{
+    AllowedOrigins, DEFAULT_COOKIE_NAME, InvalidCookieSetting, InvalidOrigin, SessionCookie,
+    origin_of,
+};
 pub use create_superuser::{CreateSuperuserError, SuperuserOutcome};
 pub use create_user::{CreateUserError, NewUser};
 pub use error::InfraError;
@@ -213,6 +219,8 @@ pub struct UserService {
     password_rules: PasswordRules,
     auth_rate_limit: AuthRateLimit,
     trusted_proxies: TrustedProxies,
+    session_cookie: SessionCookie,
+    allowed_origins: AllowedOrigins,
 }
 
 impl UserService {
@@ -229,6 +237,8 @@ impl UserService {
             password_rules: PasswordRules::default(),
             auth_rate_limit: AuthRateLimit::default(),
             trusted_proxies: TrustedProxies::none(),
+            session_cookie: SessionCookie::default(),
+            allowed_origins: AllowedOrigins::none(),
         }
     }
 
@@ -243,6 +253,32 @@ impl UserService {
     /// The proxies trusted to report the client's address.
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.trusted_proxies
+    }
+
+    /// The same use cases, with this cookie for the cookie transport
+    /// (default: [`SessionCookie::default`]).
+    pub fn with_session_cookie(mut self, cookie: SessionCookie) -> Self {
+        self.session_cookie = cookie;
+        self
+    }
+
+    /// The cookie of the cookie transport.
+    pub fn session_cookie(&self) -> &SessionCookie {
+        &self.session_cookie
+    }
+
+    /// The same use cases, with these origins allowed to send
+    /// cookie-authenticated unsafe requests besides the API's own (default:
+    /// none).
+    pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
+    /// The origins allowed to send cookie-authenticated unsafe requests,
+    /// besides the API's own.
+    pub fn allowed_origins(&self) -> &AllowedOrigins {
+        &self.allowed_origins
     }
 
     /// The same use cases, with `rules` for every new password.

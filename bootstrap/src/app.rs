@@ -106,6 +106,10 @@ async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
         .user_fields(config.user_fields.clone())
         .auth_rate_limit_per_minute(config.rate_limit_auth_per_minute)
         .trusted_proxies(config.trusted_proxies.clone())
+        .cookie_name(config.cookie_name.clone())
+        .cookie_secure(config.cookie_secure)
+        .cookie_domain(config.cookie_domain.clone())
+        .cors_origins(config.cors_origins.clone())
         .build()
         .map_err(|e| match e {
             BuildError::Hasher(m) => StartError::Hasher(m),

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_application::{
-    AuthRateLimit, HookChain, LoginLockout, PasswordRules, Policy, Ports, TrustedProxies,
-    UserService,
+    AllowedOrigins, AuthRateLimit, DEFAULT_COOKIE_NAME, HookChain, InvalidCookieSetting,
+    LoginLockout, PasswordRules, Policy, Ports, SessionCookie, TrustedProxies, UserService,
+    origin_of,
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
@@ -48,6 +49,10 @@ pub enum BuildError {
          same UserFields to the store's with_user_fields and to PortcullisBuilder::user_fields"
     )]
     StoreFieldsDiffer,
+    /// The session cookie's name or domain cannot be sent in a `Set-Cookie`
+    /// header.
+    #[error("session cookie: {0}")]
+    Cookie(#[from] InvalidCookieSetting),
 }
 
 /// Builds a [`UserService`]: store, hasher, token secrets and lifetimes,
@@ -91,6 +96,10 @@ pub struct PortcullisBuilder {
     user_fields: Result<UserFields, InvalidUserField>,
     auth_rate_limit: u32,
     trusted_proxies: TrustedProxies,
+    cookie_name: String,
+    cookie_secure: bool,
+    cookie_domain: Option<String>,
+    cors_origins: AllowedOrigins,
 }
 
 impl Default for PortcullisBuilder {
@@ -123,6 +132,10 @@ impl PortcullisBuilder {
             password_rules: PasswordRules::default(),
             auth_rate_limit: portcullis_application::DEFAULT_AUTH_REQUESTS_PER_MINUTE,
             trusted_proxies: TrustedProxies::none(),
+            cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            cookie_secure: true,
+            cookie_domain: None,
+            cors_origins: AllowedOrigins::none(),
         }
     }
 
@@ -355,6 +368,53 @@ impl PortcullisBuilder {
         self
     }
 
+    /// The name of the cookie transport's session cookie (`COOKIE_NAME`,
+    /// default FastAPI Users' `fastapiusersauth`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// Whether the session cookie is `Secure`, sent over HTTPS only
+    /// (`COOKIE_SECURE`, default `true`; turn it off for plain-HTTP
+    /// development only).
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+
+    /// The session cookie's `Domain` (`COOKIE_DOMAIN`, default none: the
+    /// host that set it, only).
+    pub fn cookie_domain(mut self, domain: Option<String>) -> Self {
+        self.cookie_domain = domain;
+        self
+    }
+
+    /// Origins whose pages may send cookie-authenticated `POST`, `PATCH`
+    /// and `DELETE` requests (`CORS_ORIGINS`), besides the API's own and
+    /// [`frontend_url`](Self::frontend_url)'s, which always may.
+    ///
+    /// ```
+    /// use portcullis::PortcullisBuilder;
+    ///
+    /// let service = PortcullisBuilder::new()
+    ///     .token_secrets([1; 32], [2; 32], [3; 32])
+    ///     .frontend_url("https://app.example.com/welcome")
+    ///     .cors_origins("https://admin.example.com".parse().unwrap())
+    ///     .cookie_name("sid")
+    ///     .cookie_secure(false)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(service.allowed_origins().allows("https://app.example.com"));
+    /// assert!(service.allowed_origins().allows("https://admin.example.com"));
+    /// assert!(!service.allowed_origins().allows("https://evil.example.com"));
+    /// assert_eq!(service.session_cookie().name(), "sid");
+    /// ```
+    pub fn cors_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
     /// The assembled use cases.
     pub fn build(self) -> Result<UserService, BuildError> {
         let user_fields = self.user_fields?;
@@ -375,6 +435,19 @@ impl PortcullisBuilder {
                 self.password_rules.min_length,
             ));
         }
+        let session_cookie = SessionCookie::new(
+            self.cookie_name,
+            self.cookie_secure,
+            self.cookie_domain,
+            self.access_lifetime,
+        )?;
+        let allowed_origins = match origin_of(&self.frontend_url) {
+            Ok(origin) => self.cors_origins.with(origin),
+            Err(why) => {
+                tracing::warn!(frontend_url = %self.frontend_url, "FRONTEND_URL has no origin ({why}): its pages may not send cookie-authenticated changes");
+                self.cors_origins
+            }
+        };
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let settings = TokenSettings {
             access_secret,
@@ -417,7 +490,9 @@ impl PortcullisBuilder {
         .with_password_rules(self.password_rules)
         .with_user_fields(user_fields)
         .with_auth_rate_limit(AuthRateLimit::per_minute(self.auth_rate_limit))
-        .with_trusted_proxies(self.trusted_proxies))
+        .with_trusted_proxies(self.trusted_proxies)
+        .with_session_cookie(session_cookie)
+        .with_allowed_origins(allowed_origins))
     }
 }
 

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use portcullis_application::{
-    DEFAULT_AUTH_REQUESTS_PER_MINUTE, LoginLockout, PasswordRules, Policy, TrustedProxies,
+    AllowedOrigins, DEFAULT_AUTH_REQUESTS_PER_MINUTE, DEFAULT_COOKIE_NAME, InvalidCookieSetting,
+    LoginLockout, PasswordRules, Policy, SessionCookie, TrustedProxies,
 };
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
@@ -120,6 +121,18 @@ pub struct Config {
     /// may send a minute (a burst of that many, then one every `60/n` s);
     /// `0` is off. Default 30.
     pub rate_limit_auth_per_minute: u32,
+    /// `COOKIE_NAME`: the cookie transport's session cookie (default
+    /// FastAPI Users' `fastapiusersauth`).
+    pub cookie_name: String,
+    /// `COOKIE_SECURE`: whether the session cookie is `Secure` (default
+    /// `true`).
+    pub cookie_secure: bool,
+    /// `COOKIE_DOMAIN`: the session cookie's `Domain`; unset by default.
+    pub cookie_domain: Option<String>,
+    /// `CORS_ORIGINS`: origins (comma-separated) whose pages may send
+    /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests besides the
+    /// API's own and `FRONTEND_URL`'s; none by default.
+    pub cors_origins: AllowedOrigins,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -152,8 +165,13 @@ impl Vars {
     }
 
     fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        self.flag_or(var, false)
+    }
+
+    fn flag_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(var).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("0" | "false" | "no" | "off") => Ok(false),
+            None => Ok(default),
+            Some("0" | "false" | "no" | "off") => Ok(false),
             Some("1" | "true" | "yes" | "on") => Ok(true),
             Some(other) => Err(ConfigError::Invalid {
                 var,
@@ -374,6 +392,24 @@ impl Config {
             }
         };
 
+        let cookie_name = vars.get("COOKIE_NAME").unwrap_or(DEFAULT_COOKIE_NAME);
+        if !SessionCookie::is_valid_name(cookie_name) {
+            return Err(ConfigError::Invalid {
+                var: "COOKIE_NAME",
+                reason: InvalidCookieSetting::Name(cookie_name.to_owned()).to_string(),
+            });
+        }
+        let cookie_name = cookie_name.to_owned();
+        let cookie_domain = vars.get("COOKIE_DOMAIN").map(str::to_owned);
+        if let Some(domain) = cookie_domain.as_deref()
+            && !SessionCookie::is_valid_domain(domain)
+        {
+            return Err(ConfigError::Invalid {
+                var: "COOKIE_DOMAIN",
+                reason: InvalidCookieSetting::Domain(domain.to_owned()).to_string(),
+            });
+        }
+
         Ok(Self {
             database_url: vars
                 .get("DATABASE_URL")
@@ -407,6 +443,10 @@ impl Config {
                 "RATE_LIMIT_AUTH_PER_MINUTE",
                 DEFAULT_AUTH_REQUESTS_PER_MINUTE,
             )?,
+            cookie_name,
+            cookie_secure: vars.flag_or("COOKIE_SECURE", true)?,
+            cookie_domain,
+            cors_origins: vars.parse("CORS_ORIGINS", AllowedOrigins::none())?,
         })
     }
 }
@@ -449,6 +489,46 @@ mod tests {
             ),
             (10, 15, 3)
         );
+        assert_eq!(c.cookie_name, "fastapiusersauth");
+        assert!(c.cookie_secure);
+        assert_eq!(c.cookie_domain, None);
+        assert!(c.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn cookie_settings_and_cors_origins_are_read_and_checked() {
+        let c = Config::from_vars([
+            ("COOKIE_NAME", "sid"),
+            ("COOKIE_SECURE", "false"),
+            ("COOKIE_DOMAIN", "example.com"),
+            (
+                "CORS_ORIGINS",
+                "https://app.example.com, http://localhost:5173/",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.cookie_name, "sid");
+        assert!(!c.cookie_secure);
+        assert_eq!(c.cookie_domain.as_deref(), Some("example.com"));
+        assert_eq!(
+            c.cors_origins.to_string(),
+            "https://app.example.com, http://localhost:5173"
+        );
+        for (var, bad, words) in [
+            ("COOKIE_NAME", "my cookie", "\"my cookie\""),
+            ("COOKIE_NAME", "a;b", "\"a;b\""),
+            ("COOKIE_SECURE", "maybe", "\"maybe\""),
+            ("COOKIE_DOMAIN", "a;b", "\"a;b\""),
+            (
+                "CORS_ORIGINS",
+                "https://ok.example.com, app.example.com",
+                "\"app.example.com\"",
+            ),
+            ("CORS_ORIGINS", "https://app.example.com/login", "no path"),
+        ] {
+            let e = Config::from_vars([(var, bad)]).unwrap_err().to_string();
+            assert!(e.starts_with(var) && e.contains(words), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -588,6 +588,47 @@ impl TestApp {
         self.send_to(method, &self.url(path), &headers, body).await
     }
 
+    /// Sends a request to `path` under the API prefix with exactly these
+    /// headers (e.g. a `Cookie`, an `Origin`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> TestResponse {
+        self.send_to(method, &self.url(path), headers, body).await
+    }
+
+    /// `POST /auth/cookie/login` with a form.
+    pub async fn cookie_login(&self, username: &str, password: &str) -> TestResponse {
+        self.post_form(
+            "/auth/cookie/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    /// Logs in with the cookie transport and returns the cookie's value
+    /// (the access token); panics unless 204 with a `Set-Cookie` of
+    /// `cookie_name`.
+    pub async fn cookie_login_token(
+        &self,
+        username: &str,
+        password: &str,
+        cookie_name: &str,
+    ) -> String {
+        let res = self.cookie_login(username, password).await;
+        res.expect_empty(204);
+        let set = res
+            .header("set-cookie")
+            .unwrap_or_else(|| panic!("no Set-Cookie in {:?}", res.headers));
+        set.strip_prefix(&format!("{cookie_name}="))
+            .and_then(|rest| rest.split(';').next())
+            .unwrap_or_else(|| panic!("no {cookie_name} cookie in {set:?}"))
+            .to_owned()
+    }
+
     /// `GET` of a path at the root (outside the API prefix).
     pub async fn get_raw(&self, path: &str) -> TestResponse {
         self.send_to(Method::GET, &self.raw_url(path), &[], Body::Empty)

@@ -473,8 +473,10 @@ async fn other_authorization_schemes_are_refused() {
 }
 
 #[actix_web::test]
-async fn a_token_in_a_cookie_is_not_read() {
-    let app = spawn_app().await;
+async fn a_token_in_a_cookie_other_than_the_session_cookie_is_not_read() {
+    // The session cookie (`COOKIE_NAME`, `fastapiusersauth` by default) is
+    // read since issue 10 (tests/tests/http_sessions.rs); no other is.
+    let app = spawn_app_with([("COOKIE_NAME", "sid")]).await;
     ann(&app).await;
     let token = app.login_token("ann@example.com", PASSWORD).await;
     let res = app
@@ -483,7 +485,9 @@ async fn a_token_in_a_cookie_is_not_read() {
             &app.url("/users/me"),
             &[(
                 "cookie",
-                &format!("fastapiusersauth={token}; access_token={token}"),
+                &format!(
+                    "fastapiusersauth={token}; access_token={token}; Authorization=Bearer%20{token}"
+                ),
             )],
             portcullis_tests::test_app::Body::Empty,
         )

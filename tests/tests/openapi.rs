@@ -22,10 +22,13 @@ use serde_json::{Map, Value, json};
 const UNKNOWN_ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
 /// The routes of shared/API.md, relative to the prefix.
-const CONTRACT_ROUTES: [(&str, &str); 12] = [
+const CONTRACT_ROUTES: [(&str, &str); 15] = [
     ("POST", "/auth/register"),
     ("POST", "/auth/jwt/login"),
     ("POST", "/auth/jwt/logout"),
+    ("POST", "/auth/cookie/login"),
+    ("POST", "/auth/cookie/logout"),
+    ("DELETE", "/users/me/sessions"),
     ("POST", "/auth/forgot-password"),
     ("POST", "/auth/reset-password"),
     ("POST", "/auth/request-verify-token"),
@@ -133,14 +136,24 @@ async fn protected_operations_use_the_oauth2_password_flow_of_the_login_route() 
     );
     for (name, path) in operations(&doc) {
         let operation = &doc["paths"][&path][name.to_ascii_lowercase()];
-        let protected = path.starts_with("/api/users/") || path == "/api/auth/jwt/logout";
+        let protected = path.starts_with("/api/users/")
+            || path == "/api/auth/jwt/logout"
+            || path == "/api/auth/cookie/logout";
         let security = operation.get("security").cloned().unwrap_or(Value::Null);
         if protected {
+            // Either the bearer token or the session cookie, as FastAPI
+            // Users lists its transports.
             assert_eq!(
                 security,
-                json!([{"OAuth2PasswordBearer": []}]),
+                json!([{"OAuth2PasswordBearer": []}, {"APIKeyCookie": []}]),
                 "{name} {path}"
             );
+            if name != "GET" {
+                assert!(
+                    operation["responses"]["403"].is_object(),
+                    "{name} {path} documents the 403 of a foreign Origin"
+                );
+            }
             assert!(
                 operation["responses"]["401"].is_object(),
                 "{name} {path} documents its 401"
@@ -149,6 +162,44 @@ async fn protected_operations_use_the_oauth2_password_flow_of_the_login_route() 
             assert!(security.is_null(), "{name} {path} is public: {security}");
         }
     }
+}
+
+/// FastAPI Users' `CookieTransport` declares `APIKeyCookie` (recorded in
+/// `tests/fixtures/fastapi_users_cookie_transport.json`); its name follows
+/// `COOKIE_NAME`. The cookie login takes the login form.
+#[actix_web::test]
+async fn the_cookie_transport_is_documented_as_fastapi_users_declares_it() {
+    let recorded: Value = serde_json::from_str(include_str!(
+        "../fixtures/fastapi_users_cookie_transport.json"
+    ))
+    .expect("JSON");
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let scheme = &doc["components"]["securitySchemes"]["APIKeyCookie"];
+    for key in ["type", "in", "name"] {
+        assert_eq!(scheme[key], recorded["openapi_cookie_scheme"][key], "{key}");
+    }
+    let login = &doc["paths"]["/api/auth/cookie/login"]["post"];
+    assert_eq!(login["operationId"], "auth_cookie_login");
+    assert_eq!(login["tags"], json!(["Auth"]));
+    assert_eq!(
+        login["requestBody"], doc["paths"]["/api/auth/jwt/login"]["post"]["requestBody"],
+        "the same form as jwt/login"
+    );
+    let logout = &doc["paths"]["/api/auth/cookie/logout"]["post"];
+    assert_eq!(logout["operationId"], "auth_cookie_logout");
+    assert_eq!(logout["security"], recorded["openapi_logout_security"]);
+    assert_eq!(
+        doc["paths"]["/api/users/me/sessions"]["delete"]["operationId"],
+        "users_end_all_sessions"
+    );
+
+    let app = spawn_app_with([("COOKIE_NAME", "sid")]).await;
+    let doc = document(&app).await;
+    assert_eq!(
+        doc["components"]["securitySchemes"]["APIKeyCookie"]["name"],
+        "sid"
+    );
 }
 
 #[actix_web::test]
@@ -289,7 +340,7 @@ impl Recorder<'_> {
     ) -> TestResponse {
         let response = self.app.send(method(name), path, token, body).await;
         let template = match path.strip_prefix("/users/") {
-            Some(id) if id != "me" => "/users/{id}",
+            Some(id) if id != "me" && !id.starts_with("me/") => "/users/{id}",
             _ => path,
         };
         self.recorded.push(Recorded {
@@ -316,6 +367,32 @@ impl Recorder<'_> {
 
     async fn delete(&mut self, path: &str, token: Option<&str>, what: &'static str) {
         self.send("DELETE", path, token, Body::Empty, what).await;
+    }
+
+    /// `POST`/`PATCH`/`DELETE` with the session cookie, from a page of
+    /// `origin` when given.
+    async fn with_cookie(
+        &mut self,
+        name: &'static str,
+        path: &str,
+        token: &str,
+        origin: Option<&str>,
+        body: Body,
+        what: &'static str,
+    ) -> TestResponse {
+        let cookie = format!("fastapiusersauth={token}");
+        let mut headers = vec![("cookie", cookie.as_str())];
+        if let Some(origin) = origin {
+            headers.push(("origin", origin));
+        }
+        let response = self.app.send_with(method(name), path, &headers, body).await;
+        self.recorded.push(Recorded {
+            method: name,
+            path: format!("{}{path}", self.app.api_prefix),
+            what,
+            response: response.clone(),
+        });
+        response
     }
 
     /// A JSON body larger than any request may be.
@@ -402,6 +479,53 @@ async fn answers_of_every_route_match_the_documented_responses() {
     let logout = "/auth/jwt/logout";
     r.send("POST", logout, bob, Body::Empty, "logged out").await;
     r.send("POST", logout, None, Body::Empty, "no token").await;
+    let evil = Some("https://evil.example.net");
+    let bob_token = bob.unwrap_or_default();
+    r.with_cookie(
+        "POST",
+        logout,
+        bob_token,
+        evil,
+        Body::Empty,
+        "foreign origin",
+    )
+    .await;
+
+    let cookie_login = "/auth/cookie/login";
+    let good = form(&[("username", "ann@example.com"), ("password", PASSWORD)]);
+    r.send("POST", cookie_login, None, good, "logged in").await;
+    let wrong = form(&[
+        ("username", "ann@example.com"),
+        ("password", "wrong password"),
+    ]);
+    r.send("POST", cookie_login, None, wrong, "bad credentials")
+        .await;
+    let missing = form(&[("username", "ann@example.com")]);
+    r.send("POST", cookie_login, None, missing, "missing password")
+        .await;
+    let huge = Body::raw("application/x-www-form-urlencoded", "a".repeat(70 * 1024));
+    r.send("POST", cookie_login, None, huge, "too large").await;
+    let cookie_logout = "/auth/cookie/logout";
+    r.with_cookie(
+        "POST",
+        cookie_logout,
+        bob_token,
+        None,
+        Body::Empty,
+        "logged out",
+    )
+    .await;
+    r.with_cookie(
+        "POST",
+        cookie_logout,
+        bob_token,
+        evil,
+        Body::Empty,
+        "foreign origin",
+    )
+    .await;
+    r.send("POST", cookie_logout, None, Body::Empty, "no cookie")
+        .await;
 
     let forgot = "/auth/forgot-password";
     r.post(
@@ -465,6 +589,9 @@ async fn answers_of_every_route_match_the_documented_responses() {
     r.patch(me, bob, json!({"password": 12_345_678}), "malformed")
         .await;
     r.too_large("PATCH", me, bob).await;
+    let change = Body::Json(json!({"password": "a stolen password"}));
+    r.with_cookie("PATCH", me, bob_token, evil, change, "foreign origin")
+        .await;
     r.delete(me, None, "no token").await;
     r.delete(me, bob, "not a superuser").await;
     r.delete(me, root, "no user `me`").await;
@@ -514,6 +641,21 @@ async fn answers_of_every_route_match_the_documented_responses() {
         .await;
     r.delete(&ann, root, "deleted").await;
     r.delete(&ann, root, "already deleted").await;
+
+    // Last: it ends every session of its user.
+    let (_, dan) = app.new_user("dan@example.com").await;
+    let sessions = "/users/me/sessions";
+    r.with_cookie(
+        "DELETE",
+        sessions,
+        &dan,
+        evil,
+        Body::Empty,
+        "foreign origin",
+    )
+    .await;
+    r.delete(sessions, None, "no token").await;
+    r.delete(sessions, Some(&dan), "ended").await;
 
     let mut recorded = std::mem::take(&mut r.recorded);
     recorded.push(Recorded {
@@ -583,8 +725,24 @@ async fn answers_over_the_rate_limit() -> Vec<Recorded> {
     let ann = json!({"email": "ann@example.com", "password": PASSWORD});
     r.post("/auth/register", ann, "over the limit").await;
     let form = Body::form(&[("username", "ann@example.com"), ("password", PASSWORD)]);
-    r.send("POST", "/auth/jwt/login", None, form, "over the limit")
+    r.send(
+        "POST",
+        "/auth/jwt/login",
+        None,
+        form.clone(),
+        "over the limit",
+    )
+    .await;
+    r.send("POST", "/auth/cookie/login", None, form, "over the limit")
         .await;
+    r.send(
+        "POST",
+        "/auth/cookie/logout",
+        None,
+        Body::Empty,
+        "over the limit",
+    )
+    .await;
     r.send(
         "POST",
         "/auth/jwt/logout",
@@ -644,6 +802,8 @@ async fn every_post_under_auth_documents_the_429_of_the_limits() {
     assert_eq!(
         limited,
         [
+            "/api/auth/cookie/login",
+            "/api/auth/cookie/logout",
             "/api/auth/forgot-password",
             "/api/auth/jwt/login",
             "/api/auth/jwt/logout",
@@ -683,6 +843,20 @@ async fn answers_while_the_store_is_down() -> Vec<Recorded> {
         .await;
     r.send("POST", "/auth/jwt/logout", token, Body::Empty, "store down")
         .await;
+    let form = Body::form(&[("username", "ann@example.com"), ("password", PASSWORD)]);
+    r.send("POST", "/auth/cookie/login", None, form, "store down")
+        .await;
+    let cookie_token = access_token_for(UNKNOWN_ID, 3600);
+    r.with_cookie(
+        "POST",
+        "/auth/cookie/logout",
+        &cookie_token,
+        None,
+        Body::Empty,
+        "store down",
+    )
+    .await;
+    r.delete("/users/me/sessions", token, "store down").await;
     let ann = json!({"email": "ann@example.com"});
     r.post("/auth/forgot-password", ann.clone(), "store down")
         .await;

@@ -54,6 +54,7 @@ mod openapi;
 mod pydantic;
 mod rate_limit;
 mod request;
+mod session_cookie;
 mod user_body;
 
 use actix_web::web::{self, ServiceConfig};
@@ -62,18 +63,21 @@ pub use client_watch::on_connect;
 pub use error::{ApiError, Cause, Limit};
 pub use error_code::ErrorCode;
 pub use extractors::{
-    Admin, AdminUser, CurrentUser, Instructor, InstructorUser, RequireRole, RoleRequirement,
-    Student, StudentUser, Superuser, VerifiedUser, authenticate, bearer_token,
+    Admin, AdminUser, AuthenticatedSession, CurrentUser, Instructor, InstructorUser, RequireRole,
+    RoleRequirement, Student, StudentUser, Superuser, Transport, VerifiedUser, authenticate,
+    bearer_token, cookie_value, credentials,
 };
 use handlers::fallback::{method_not_allowed, not_found};
 use handlers::health;
 pub use handlers::routes;
 pub use openapi::{
-    DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_document_with, openapi_resource,
-    standalone_document, standalone_document_with, swagger_ui,
+    DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_document_for, openapi_document_with,
+    openapi_resource, standalone_document, standalone_document_for, standalone_document_with,
+    swagger_ui,
 };
 pub use portcullis_application::{
-    AuthRateLimit, InvalidTrustedProxy, TooManyRequests, TrustedProxies, UserService,
+    AllowedOrigins, AuthRateLimit, InvalidTrustedProxy, SessionCookie, TooManyRequests,
+    TrustedProxies, UserService,
 };
 pub use pydantic::ValidationError;
 pub use request::MAX_BODY_BYTES;
@@ -111,7 +115,7 @@ pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConf
 /// Swagger UI at `GET /docs`, and `404 {"detail": "Not Found"}` for unknown
 /// paths.
 pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
-    let document = standalone_document_with(prefix, service.user_fields());
+    let document = standalone_document_for(prefix, &service);
     let mount = mount(service, prefix);
     move |cfg: &mut ServiceConfig| {
         cfg.service(health_resource())

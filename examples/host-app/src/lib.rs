@@ -1,6 +1,12 @@
 //! Notes: a host service that embeds Portcullis. Anyone logged in reads the
 //! notes; instructors (and admins, and superusers) write them. Accounts,
 //! login and password reset are Portcullis' routes under `/api`.
+//!
+//! A browser front end may log in with `POST /api/auth/cookie/login` instead
+//! of holding a bearer token: the same guards (`CurrentUser`,
+//! `InstructorUser`) then read the session cookie, and refuse a
+//! cookie-authenticated `POST /notes` from a foreign page's `Origin`
+//! (tests/notes.rs, `the_guards_accept_the_session_cookie`).
 
 use std::sync::Mutex;
 

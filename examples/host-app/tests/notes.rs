@@ -86,3 +86,133 @@ async fn portcullis_routes_live_under_api_next_to_the_notes() {
             .is_ok()
     );
 }
+
+/// Browser front ends log in with the cookie transport; the host's guards
+/// (`CurrentUser`, `VerifiedUser`, `Superuser`, `RequireRole<R>`) accept the
+/// session cookie like the bearer header, the header winning when both come,
+/// and refuse a cookie-authenticated change from a foreign page.
+#[actix_web::test]
+async fn the_guards_accept_the_session_cookie() {
+    use portcullis::http::{Superuser, VerifiedUser};
+    use portcullis::testing::TEST_FRONTEND_URL;
+
+    let kit = TestKit::new();
+    let app = test::init_service(
+        App::new()
+            .configure(configure_app(kit.service(), Data::new(Notes::default())))
+            .route(
+                "/verified",
+                actix_web::web::get().to(|_: VerifiedUser| async { "verified" }),
+            )
+            .route(
+                "/root",
+                actix_web::web::get().to(|_: Superuser| async { "root" }),
+            ),
+    )
+    .await;
+    kit.user(
+        TestUser::new("teacher@example.com")
+            .role(Role::Instructor)
+            .password("correct horse"),
+    )
+    .await;
+    let (_, student) = kit
+        .user_with_token(TestUser::new("student@example.com"))
+        .await;
+    let (_, root) = kit
+        .user_with_token(TestUser::new("root@example.com").superuser().verified())
+        .await;
+
+    // The cookie login, over HTTP.
+    let login = test::TestRequest::post()
+        .uri("/api/auth/cookie/login")
+        .set_form([
+            ("username", "teacher@example.com"),
+            ("password", "correct horse"),
+        ])
+        .to_request();
+    let res = test::call_service(&app, login).await;
+    assert_eq!(res.status(), 204);
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    assert!(cookie.starts_with("fastapiusersauth="), "{set_cookie}");
+    assert!(set_cookie.contains("; HttpOnly;"), "{set_cookie}");
+
+    let post = |cookie: &str, origin: &str| {
+        test::TestRequest::post()
+            .uri("/notes")
+            .insert_header(("Cookie", cookie.to_owned()))
+            .insert_header(("Origin", origin.to_owned()))
+            .set_json(json!({"text": "read chapter 4"}))
+            .to_request()
+    };
+    // RequireRole<Instructor>, from the front end's page: allowed.
+    let res = test::call_service(&app, post(&cookie, TEST_FRONTEND_URL)).await;
+    assert_eq!(res.status(), 201);
+    // From a foreign page: 403, nothing written.
+    let res = test::call_service(&app, post(&cookie, "https://evil.example.net")).await;
+    assert_eq!(res.status(), 403);
+    let list = test::TestRequest::get()
+        .uri("/notes")
+        .insert_header(("Cookie", cookie.clone()))
+        .to_request();
+    let notes: Value = test::call_and_read_body_json(&app, list).await;
+    assert_eq!(
+        notes,
+        json!([{"text": "read chapter 4", "author": "teacher@example.com"}])
+    );
+
+    // The header wins: a student's bearer token beside the teacher's cookie.
+    let both = test::TestRequest::post()
+        .uri("/notes")
+        .insert_header(("Cookie", cookie.clone()))
+        .insert_header(("Authorization", format!("Bearer {student}")))
+        .set_json(json!({"text": "not mine to write"}))
+        .to_request();
+    assert_eq!(test::call_service(&app, both).await.status(), 403);
+
+    // VerifiedUser and Superuser read the cookie too.
+    let get = |path: &str, cookie: String| {
+        test::TestRequest::get()
+            .uri(path)
+            .insert_header(("Cookie", cookie))
+            .to_request()
+    };
+    let root_cookie = format!("fastapiusersauth={root}");
+    assert_eq!(
+        test::call_service(&app, get("/verified", root_cookie.clone()))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        test::call_service(&app, get("/root", root_cookie))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        test::call_service(&app, get("/verified", cookie.clone()))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        test::call_service(&app, get("/root", cookie))
+            .await
+            .status(),
+        403
+    );
+    let garbage = "fastapiusersauth=garbage".to_owned();
+    assert_eq!(
+        test::call_service(&app, get("/root", garbage))
+            .await
+            .status(),
+        401
+    );
+}

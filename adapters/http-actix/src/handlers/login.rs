@@ -25,9 +25,9 @@ form_body! {
         grant_type: Option<GrantType>,
         /// The e-mail address.
         #[schema(min_length = 1)]
-        username: String,
+        pub(crate) username: String,
         #[schema(value_type = String, format = Password, min_length = 1)]
-        password: SecretString,
+        pub(crate) password: SecretString,
         /// Ignored.
         #[schema(value_type = String, required = false)]
         #[allow(dead_code)] // OAuth2's form has it; FastAPI Users ignores it

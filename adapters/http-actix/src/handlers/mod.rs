@@ -2,12 +2,14 @@
 //! type, its handler with the `#[utoipa::path]` that documents it, and the
 //! mapping of its use case's error enum to the contract's answers.
 
+pub mod cookie;
 pub mod fallback;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod register;
 pub mod reset_password;
+pub mod sessions;
 pub mod users_admin;
 pub mod users_me;
 pub mod verify;
@@ -64,10 +66,13 @@ contract_routes! {
     "/auth/register" => { post: register::register },
     "/auth/jwt/login" => { post: login::login },
     "/auth/jwt/logout" => { post: logout::logout },
+    "/auth/cookie/login" => { post: cookie::cookie_login },
+    "/auth/cookie/logout" => { post: cookie::cookie_logout },
     "/auth/forgot-password" => { post: reset_password::forgot_password },
     "/auth/reset-password" => { post: reset_password::reset_password },
     "/auth/request-verify-token" => { post: verify::request_verify_token },
     "/auth/verify" => { post: verify::verify },
+    "/users/me/sessions" => { delete: sessions::end_all_sessions },
     // Before `/users/{id}`, which would take `me` for an id.
     "/users/me" => {
         get: users_me::get_me,

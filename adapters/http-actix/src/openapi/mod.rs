@@ -20,19 +20,27 @@ mod swagger;
 use actix_web::http::header;
 use actix_web::web;
 use actix_web::{HttpResponse, Resource};
+use portcullis_application::UserService;
 use portcullis_domain::UserFields;
 use utoipa::openapi::OpenApi as Document;
-use utoipa::openapi::security::{OAuth2, Password, Scopes, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers::fallback::method_not_allowed;
 use crate::handlers::{ContractPaths, health};
 use crate::pydantic::ValidationError;
-use responses::{InfrastructureAnswers, TooManyRequestsAnswers};
+use responses::{CookieSessionAnswers, InfrastructureAnswers, TooManyRequestsAnswers};
 pub use swagger::swagger_ui;
 
 /// The name of the security scheme of the protected operations.
 pub(crate) const SECURITY_SCHEME: &str = "OAuth2PasswordBearer";
+
+/// The name of the session cookie's security scheme, offered beside
+/// [`SECURITY_SCHEME`] on every protected operation (FastAPI Users'
+/// `CookieTransport` declares an `APIKeyCookie`).
+pub(crate) const COOKIE_SECURITY_SCHEME: &str = "APIKeyCookie";
 
 /// Where the standalone server serves the document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -88,6 +96,7 @@ pub fn openapi_document(prefix: &str) -> Document {
     doc.merge(ContractPaths::openapi());
     InfrastructureAnswers.modify(&mut doc);
     TooManyRequestsAnswers.modify(&mut doc);
+    CookieSessionAnswers.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths
@@ -107,7 +116,45 @@ pub fn openapi_document(prefix: &str) -> Document {
                 "An access token from the login route (the e-mail address is the username).",
             )),
         );
+    name_session_cookie(&mut doc, portcullis_application::DEFAULT_COOKIE_NAME);
     doc
+}
+
+/// Declares the session cookie's security scheme ([`COOKIE_SECURITY_SCHEME`])
+/// with the cookie's name.
+fn name_session_cookie(doc: &mut Document, name: &str) {
+    let mut key = ApiKeyValue::new(name);
+    key.description = Some(
+        "The session cookie of `POST /auth/cookie/login` (the browser sends it by itself; \
+         a bearer header wins over it)."
+            .to_owned(),
+    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            COOKIE_SECURITY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(key)),
+        );
+}
+
+/// [`openapi_document_with`] for a service: its extra user fields and its
+/// session cookie's name (`COOKIE_NAME`) in the cookie security scheme.
+/// What [`configure`](crate::configure) serves under the prefix.
+pub fn openapi_document_for(prefix: &str, service: &UserService) -> Document {
+    let mut doc = openapi_document_with(prefix, service.user_fields());
+    name_session_cookie(&mut doc, service.session_cookie().name());
+    doc
+}
+
+/// Every operation with the bearer scheme accepts the cookie too.
+pub(crate) fn with_cookie_alternative(security: &mut Vec<SecurityRequirement>) {
+    let bearer = SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new());
+    if security.contains(&bearer) {
+        security.push(SecurityRequirement::new(
+            COOKIE_SECURITY_SCHEME,
+            Vec::<String>::new(),
+        ));
+    }
 }
 
 /// The document of everything the standalone server
@@ -129,6 +176,14 @@ pub fn openapi_document_with(prefix: &str, fields: &UserFields) -> Document {
 /// [`standalone_document`] with a deployment's extra user fields.
 pub fn standalone_document_with(prefix: &str, fields: &UserFields) -> Document {
     let mut doc = openapi_document_with(prefix, fields);
+    doc.merge(HealthDoc::openapi());
+    doc
+}
+
+/// [`standalone_document`] for a service: [`openapi_document_for`] and
+/// `GET /health`.
+pub fn standalone_document_for(prefix: &str, service: &UserService) -> Document {
+    let mut doc = openapi_document_for(prefix, service);
     doc.merge(HealthDoc::openapi());
     doc
 }

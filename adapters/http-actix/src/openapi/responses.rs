@@ -238,3 +238,47 @@ impl Modify for TooManyRequestsAnswers {
         }
     }
 }
+
+/// The cookie transport on every protected operation: the session cookie
+/// as an alternative to the bearer token (`security`), and on the unsafe
+/// ones (`POST`, `PATCH`, `DELETE`) the `403` of a cookie-authenticated
+/// request from a foreign page (its `Origin` neither the API's own, nor
+/// `FRONTEND_URL`'s, nor in `CORS_ORIGINS`).
+pub(crate) struct CookieSessionAnswers;
+
+impl Modify for CookieSessionAnswers {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            let unsafe_ones = [
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+            ];
+            for operation in unsafe_ones.into_iter().flatten() {
+                if operation.security.is_none() {
+                    continue;
+                }
+                operation
+                    .responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| {
+                        json_ref(
+                            "A cookie-authenticated request from a page of a foreign origin \
+                             (`Origin` neither the API's own, nor `FRONTEND_URL`'s, nor in \
+                             `CORS_ORIGINS`).",
+                            "Forbidden",
+                        )
+                        .build()
+                        .into()
+                    });
+            }
+            for operation in operations(item) {
+                if let Some(security) = operation.security.as_mut() {
+                    super::with_cookie_alternative(security);
+                }
+            }
+        }
+    }
+}
