@@ -7,7 +7,9 @@ impl UserService {
     /// same, so nobody learns who has an account; a reset token goes out
     /// (through the `on_after_forgot_password` hook) only to an existing,
     /// active user. The token carries a fingerprint of the current password
-    /// hash, so it dies when the password changes.
+    /// hash (FastAPI Users' `password_fgpt`) and the account's state (see
+    /// [`reset_password`](Self::reset_password)), so it dies when the
+    /// password, the address, a flag or the session stamp changes.
     #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
     pub async fn forgot_password(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let user = match self.ports.users.get_by_email(email).await? {
@@ -21,7 +23,11 @@ impl UserService {
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         let fingerprint = self.ports.hasher.hash(&user.hashed_password).await?;
-        let token = self.ports.tokens.issue_reset(user.id, &fingerprint)?;
+        let token = self.ports.tokens.issue_reset(
+            user.id,
+            &fingerprint,
+            Some(&crate::sessions::account_state(&user)),
+        )?;
         self.ports
             .events
             .on_after_forgot_password(&user, &token)
@@ -49,8 +55,10 @@ mod tests {
             .returning(|_| Ok("$fgpt".into()));
         m.tokens
             .expect_issue_reset()
-            .withf(move |u, f| *u == id && f == "$fgpt")
-            .returning(|_, _| Ok("reset-tok".into()));
+            .withf(move |u, f, s| {
+                *u == id && f == "$fgpt" && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
+            })
+            .returning(|_, _, _| Ok("reset-tok".into()));
         m.events
             .expect_on_after_forgot_password()
             .withf(|_, t| t == "reset-tok")

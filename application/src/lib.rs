@@ -9,10 +9,11 @@
 #![warn(missing_docs)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_domain::{
-    AccessTokenStore, PasswordHasher, ThrottleLedger, TokenCodec, UserEvents, UserFields,
-    UserRepository,
+    AccessTokenStore, Clock, PasswordHasher, SystemClock, ThrottleLedger, TokenCodec, UserEvents,
+    UserFields, UserRepository,
 };
 
 mod admin;
@@ -32,6 +33,7 @@ mod password_rules;
 mod register;
 mod request_verify;
 mod reset_password;
+mod sessions;
 mod trusted_proxies;
 mod verify;
 
@@ -52,6 +54,7 @@ pub use me::UpdateMeError;
 pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
+pub use sessions::{AuthStrategy, InvalidAuthStrategy};
 pub use trusted_proxies::{InvalidTrustedProxy, TrustedProxies};
 pub use verify::VerifyError;
 
@@ -89,10 +92,28 @@ pub struct Ports {
 }
 
 /// Policy switches of the use cases.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Refuse login to users who have not verified their e-mail address.
     pub login_requires_verification: bool,
+    /// What an access token is (`AUTH_STRATEGY`, default [`AuthStrategy::Jwt`]).
+    pub auth_strategy: AuthStrategy,
+    /// How long an access token lives (`JWT_ACCESS_TOKEN_EXPIRE_MINUTES`,
+    /// default one hour). The token codec enforces it on JWTs; the
+    /// `database` strategy's opaque tokens expire this long after they were
+    /// stored.
+    pub access_token_lifetime: Duration,
+}
+
+impl Default for Policy {
+    /// Login without verification, the `jwt` strategy, one-hour tokens.
+    fn default() -> Self {
+        Self {
+            login_requires_verification: false,
+            auth_strategy: AuthStrategy::default(),
+            access_token_lifetime: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Every use case, over one set of ports. Cheap to clone. The ports are
@@ -129,6 +150,7 @@ pub struct UserService {
     password_rules: PasswordRules,
     auth_rate_limit: AuthRateLimit,
     trusted_proxies: TrustedProxies,
+    clock: Arc<dyn Clock>,
 }
 
 impl UserService {
@@ -145,7 +167,16 @@ impl UserService {
             password_rules: PasswordRules::default(),
             auth_rate_limit: AuthRateLimit::default(),
             trusted_proxies: TrustedProxies::none(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same use cases, reading the time from `clock` (default the
+    /// system's) where they judge it themselves: the expiry of the
+    /// `database` strategy's tokens and their `created_at`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same use cases, for a deployment behind these proxies: the HTTP

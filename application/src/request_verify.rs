@@ -5,7 +5,8 @@ use crate::{InfraError, UserService};
 impl UserService {
     /// Sends a verification token (through the `on_after_request_verify`
     /// hook) to an existing, active, unverified user; does nothing otherwise.
-    /// The caller answers the same either way.
+    /// The caller answers the same either way. The token is bound to the
+    /// account's state (see [`verify`](Self::verify)).
     #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
     pub async fn request_verify(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let Some(user) = self.ports.users.get_by_email(email).await? else {
@@ -15,7 +16,11 @@ impl UserService {
         if !user.is_active || user.is_verified {
             return Ok(());
         }
-        let token = self.ports.tokens.issue_verify(user.id, &user.email)?;
+        let token = self.ports.tokens.issue_verify(
+            user.id,
+            &user.email,
+            Some(&crate::sessions::account_state(&user)),
+        )?;
         self.ports
             .events
             .on_after_request_verify(&user, &token)
@@ -32,14 +37,18 @@ mod tests {
     async fn sends_a_token_to_an_active_unverified_user() {
         let mut m = Mocks::new();
         let user = a_user();
+        let id = user.id;
         m.users
             .expect_get_by_email()
             .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         m.tokens
             .expect_issue_verify()
-            .withf(|_, e| e.as_str() == "Ann@example.com")
-            .returning(|_, _| Ok("v-tok".into()));
+            .withf(move |_, e, s| {
+                e.as_str() == "Ann@example.com"
+                    && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
+            })
+            .returning(|_, _, _| Ok("v-tok".into()));
         m.events
             .expect_on_after_request_verify()
             .withf(|_, t| t == "v-tok")

@@ -61,21 +61,21 @@ pub trait TokenCodec: Send + Sync {
     fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError>;
     /// A reset-password token for `user`, bound to `password_fingerprint`
     /// and, when given, to the account's `state`.
-    fn issue_reset(
+    fn issue_reset<'a>(
         &self,
         user: UserId,
         password_fingerprint: &str,
-        state: Option<&str>,
+        state: Option<&'a str>,
     ) -> Result<String, TokenError>;
     /// The claims of a valid reset-password token.
     fn verify_reset(&self, token: &str) -> Result<ResetClaims, TokenError>;
     /// A verify-e-mail token for `user` at `email`, bound, when given, to
     /// the account's `state`.
-    fn issue_verify(
+    fn issue_verify<'a>(
         &self,
         user: UserId,
         email: &EmailAddress,
-        state: Option<&str>,
+        state: Option<&'a str>,
     ) -> Result<String, TokenError>;
     /// The claims of a valid verify-e-mail token.
     fn verify_verify(&self, token: &str) -> Result<VerifyClaims, TokenError>;

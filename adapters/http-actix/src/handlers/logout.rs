@@ -1,16 +1,18 @@
 //! `POST /auth/jwt/logout`.
 
-use actix_web::HttpResponse;
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::UserService;
 
-use crate::extractors::CurrentUser;
+use crate::error::ApiError;
+use crate::extractors::{CurrentUser, bearer_token};
 use crate::openapi::responses::Authenticated;
 
 /// Log out
 ///
-/// A stateless JWT cannot be revoked: the token keeps working until it
-/// expires.
+/// With `AUTH_STRATEGY=database` the token is deleted: it is refused from
+/// now on. A JWT (`AUTH_STRATEGY=jwt`) cannot be revoked alone: it keeps
+/// working until it expires (`DELETE /users/me/sessions` ends them all).
 #[utoipa::path(
     post,
     path = "/auth/jwt/logout",
@@ -22,7 +24,14 @@ use crate::openapi::responses::Authenticated;
         Authenticated,
     )
 )]
-pub async fn logout(service: Data<UserService>, CurrentUser(user): CurrentUser) -> HttpResponse {
-    service.logout(&user).await;
-    HttpResponse::NoContent().finish()
+pub async fn logout(
+    req: HttpRequest,
+    service: Data<UserService>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    // The extractor authenticated with this very token.
+    service
+        .logout(&user, bearer_token(&req).unwrap_or_default())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
