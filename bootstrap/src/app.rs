@@ -99,6 +99,7 @@ async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
         .mailer(mailer)
         .frontend_url(config.frontend_url.clone())
         .login_requires_verification(config.login_requires_verification)
+        .auth_strategy(config.auth_strategy)
         .password_min_length(config.password_min_length)
         .user_fields(config.user_fields.clone())
         .auth_rate_limit_per_minute(config.rate_limit_auth_per_minute)

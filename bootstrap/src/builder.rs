@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_application::{
-    AuthRateLimit, HookChain, PasswordRules, Policy, Ports, TrustedProxies, UserService,
+    AuthRateLimit, AuthStrategy, HookChain, PasswordRules, Policy, Ports, TrustedProxies,
+    UserService,
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
@@ -217,6 +218,18 @@ impl PortcullisBuilder {
         self
     }
 
+    /// What an access token is (`AUTH_STRATEGY`): [`AuthStrategy::Jwt`]
+    /// (default), a signed token checked with no store call beyond loading
+    /// its user, or [`AuthStrategy::Database`], an opaque token stored in
+    /// FastAPI Users' `accesstoken` table (a real logout; one more store
+    /// call per authenticated request). Both revoke every session of a user
+    /// on a password reset or change, a deactivation and
+    /// `end_all_sessions`.
+    pub fn auth_strategy(mut self, strategy: AuthStrategy) -> Self {
+        self.policy.auth_strategy = strategy;
+        self
+    }
+
     /// Refuse login to unverified users (`LOGIN_USER_NOT_VERIFIED`).
     pub fn login_requires_verification(mut self, required: bool) -> Self {
         self.policy.login_requires_verification = required;
@@ -341,6 +354,7 @@ impl PortcullisBuilder {
             reset_lifetime_secs: secs(self.reset_lifetime),
             verify_lifetime_secs: secs(self.verify_lifetime),
         };
+        let clock = self.clock.clone();
         let tokens = JosekitTokenCodec::new(settings, self.clock)
             .map_err(|e| BuildError::Tokens(e.to_string()))?;
         let hasher = match self.hasher {
@@ -370,8 +384,12 @@ impl PortcullisBuilder {
                 tokens: Arc::new(tokens),
                 events: Arc::new(hooks),
             },
-            self.policy,
+            Policy {
+                access_token_lifetime: self.access_lifetime,
+                ..self.policy
+            },
         )
+        .with_clock(clock)
         .with_password_rules(self.password_rules)
         .with_user_fields(user_fields)
         .with_auth_rate_limit(AuthRateLimit::per_minute(self.auth_rate_limit))

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use portcullis_application::{DEFAULT_AUTH_REQUESTS_PER_MINUTE, PasswordRules, TrustedProxies};
+use portcullis_application::{
+    AuthStrategy, DEFAULT_AUTH_REQUESTS_PER_MINUTE, PasswordRules, TrustedProxies,
+};
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, HasherConfig};
@@ -81,6 +83,8 @@ pub struct Config {
     pub verify_secret: Secret,
     /// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`: how long an access token lives.
     pub access_token_minutes: i64,
+    /// `AUTH_STRATEGY`: `jwt` (default) or `database`, what an access token is.
+    pub auth_strategy: AuthStrategy,
     /// `PASSWORD_HASHER` and `ARGON2_*`: how new password hashes are made.
     pub hasher: HasherConfig,
     /// `PASSWORD_MIN_LENGTH`: the fewest characters a new password may have
@@ -348,6 +352,7 @@ impl Config {
             reset_secret: vars.secret("AUTH_RESET_PASSWORD_TOKEN_SECRET", production)?,
             verify_secret: vars.secret("AUTH_VERIFICATION_TOKEN_SECRET", production)?,
             access_token_minutes,
+            auth_strategy: vars.parse("AUTH_STRATEGY", AuthStrategy::Jwt)?,
             hasher,
             password_min_length,
             user_fields,
@@ -384,6 +389,7 @@ mod tests {
             ("127.0.0.1", 8000, "/api")
         );
         assert_eq!(c.access_token_minutes, 60);
+        assert_eq!(c.auth_strategy, AuthStrategy::Jwt);
         assert!(!c.login_requires_verification);
         assert!(c.jwt_secret.generated && c.reset_secret.generated && c.verify_secret.generated);
         assert_ne!(
@@ -562,6 +568,7 @@ mod tests {
             ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
             ("PASSWORD_HASHER", "md5"),
             ("LOGIN_REQUIRES_VERIFICATION", "maybe"),
+            ("AUTH_STRATEGY", "cookie"),
             ("SMTP_TLS", "ssl"),
         ] {
             let mut vars = vec![(var, value)];
@@ -573,6 +580,19 @@ mod tests {
         }
         let e = Config::from_vars([("ARGON2_MEMORY_KIB", "1")]).unwrap_err();
         assert!(e.to_string().contains("ARGON2"), "{e}");
+    }
+
+    #[test]
+    fn the_auth_strategy_is_read() {
+        let c = Config::from_vars([("AUTH_STRATEGY", "database")]).unwrap();
+        assert_eq!(c.auth_strategy, AuthStrategy::Database);
+        let c = Config::from_vars([("AUTH_STRATEGY", "JWT")]).unwrap();
+        assert_eq!(c.auth_strategy, AuthStrategy::Jwt);
+        let e = Config::from_vars([("AUTH_STRATEGY", "redis")]).unwrap_err();
+        assert!(
+            e.to_string().contains("AUTH_STRATEGY") && e.to_string().contains("jwt or database"),
+            "{e}"
+        );
     }
 
     #[test]
