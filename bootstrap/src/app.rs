@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
 use portcullis_application::UserService;
-use portcullis_domain::{Mailer, Store, ThrottleLedger};
+use portcullis_domain::{Mailer, Store};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
 use secrecy::ExposeSecret as _;
 
@@ -16,7 +16,7 @@ use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::Config;
 use crate::store::open_store_with_fields;
 use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser, with_causes};
-use crate::throttle_purge::{THROTTLE_PURGE_INTERVAL, spawn_throttle_purge};
+use crate::purge::{PURGE_INTERVAL, spawn_purge};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +93,7 @@ async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
             config.reset_secret.value.expose_secret(),
             config.verify_secret.value.expose_secret(),
         )
-        .access_token_lifetime(Duration::from_secs(
-            u64::try_from(config.access_token_minutes).unwrap_or(60) * 60,
-        ))
+        .access_token_lifetime(access_token_lifetime(config))
         .mailer(mailer)
         .frontend_url(config.frontend_url.clone())
         .login_requires_verification(config.login_requires_verification)
@@ -170,15 +168,20 @@ pub fn serve(
     Ok(server)
 }
 
+/// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES` as a duration.
+fn access_token_lifetime(config: &Config) -> Duration {
+    Duration::from_secs(u64::try_from(config.access_token_minutes).unwrap_or(60) * 60)
+}
+
 /// [`prepare`], then [`serve`] on `listener`; meanwhile closed failed-login
-/// and mail windows are purged from the store every
-/// [`THROTTLE_PURGE_INTERVAL`] ([`spawn_throttle_purge`]), until the server
-/// has stopped and let go of the store.
+/// and mail windows and expired access tokens (older than
+/// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`) are purged from the store every
+/// [`PURGE_INTERVAL`] ([`spawn_purge`]), until the server has stopped and
+/// let go of the store.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
     let store = open_configured_store(&config).await?;
     let service = prepare_on(&config, Arc::clone(&store)).await?;
     let server = serve(service, &config.api_prefix, listener)?;
-    let ledger: Arc<dyn ThrottleLedger> = store;
-    spawn_throttle_purge(&ledger, THROTTLE_PURGE_INTERVAL);
+    spawn_purge(&store, access_token_lifetime(&config), PURGE_INTERVAL);
     Ok(server)
 }

@@ -123,10 +123,12 @@ impl PortcullisBuilder {
         }
     }
 
-    /// Where users live, and failed-login and mail counts with them (a
-    /// [`Store`] is both a [`UserRepository`] and a [`ThrottleLedger`]):
-    /// every instance on the store's database shares the counts. Default:
-    /// one [`MemoryUserStore`] of this process for both.
+    /// Where users live, and failed-login and mail counts and the access
+    /// tokens of the `database` strategy with them (a [`Store`] is a
+    /// [`UserRepository`], a [`ThrottleLedger`] and an
+    /// [`AccessTokenStore`]): every instance on the store's database shares
+    /// the counts and the sessions. Default: one [`MemoryUserStore`] of
+    /// this process for all three.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -372,9 +374,7 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
-        // TODO(issue 10, in progress): the store keeps the sessions too.
-        let (users, throttle) = store_and_ledger(self.store, self.throttle, &user_fields);
-        let sessions: Arc<dyn AccessTokenStore> = Arc::new(MemoryUserStore::new());
+        let (users, throttle, sessions) = store_parts(self.store, self.throttle, &user_fields);
         Ok(UserService::new(
             Ports {
                 users,
@@ -397,18 +397,25 @@ impl PortcullisBuilder {
     }
 }
 
-/// The users and the ledger of a service: `store`'s (one new
-/// [`MemoryUserStore`] with `fields` when none is given) for both, unless a
-/// ledger of its own is given.
-fn store_and_ledger(
+/// The users, the ledger and the sessions of a service: `store`'s (one new
+/// [`MemoryUserStore`] with `fields` when none is given) for all three,
+/// unless a ledger of its own is given. The sessions are always the
+/// store's: the `accesstoken` table references the users (a user's
+/// deletion deletes their tokens), so they live together.
+fn store_parts(
     store: Option<Arc<dyn Store>>,
     ledger: Option<Arc<dyn ThrottleLedger>>,
     fields: &UserFields,
-) -> (Arc<dyn UserRepository>, Arc<dyn ThrottleLedger>) {
+) -> (
+    Arc<dyn UserRepository>,
+    Arc<dyn ThrottleLedger>,
+    Arc<dyn AccessTokenStore>,
+) {
     let store: Arc<dyn Store> =
         store.unwrap_or_else(|| Arc::new(MemoryUserStore::new().with_user_fields(fields.clone())));
     let users: Arc<dyn UserRepository> = store.clone();
-    (users, ledger.unwrap_or(store))
+    let sessions: Arc<dyn AccessTokenStore> = store.clone();
+    (users, ledger.unwrap_or(store), sessions)
 }
 
 #[cfg(test)]
@@ -421,21 +428,22 @@ mod tests {
     }
 
     #[test]
-    fn the_store_keeps_the_users_and_the_counts() {
+    fn the_store_keeps_the_users_the_counts_and_the_sessions() {
         let store: Arc<dyn Store> = Arc::new(MemoryUserStore::new());
-        let (users, ledger) = store_and_ledger(Some(store.clone()), None, &UserFields::none());
-        assert!(same(&users, &store) && same(&ledger, &store));
+        let (users, ledger, sessions) = store_parts(Some(store.clone()), None, &UserFields::none());
+        assert!(same(&users, &store) && same(&ledger, &store) && same(&sessions, &store));
 
-        let (users, ledger) = store_and_ledger(None, None, &UserFields::none());
+        let (users, ledger, sessions) = store_parts(None, None, &UserFields::none());
         assert!(
-            same(&users, &ledger),
-            "the default memory store is one store for both"
+            same(&users, &ledger) && same(&users, &sessions),
+            "the default memory store is one store for all three"
         );
 
         let own: Arc<dyn ThrottleLedger> = Arc::new(MemoryUserStore::new());
-        let (users, ledger) =
-            store_and_ledger(Some(store.clone()), Some(own.clone()), &UserFields::none());
+        let (users, ledger, sessions) =
+            store_parts(Some(store.clone()), Some(own.clone()), &UserFields::none());
         assert!(same(&users, &store) && same(&ledger, &own) && !same(&ledger, &store));
+        assert!(same(&sessions, &store), "the sessions stay with the users");
     }
 
     #[test]

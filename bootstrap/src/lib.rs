@@ -61,11 +61,11 @@
 mod app;
 mod builder;
 mod config;
+mod purge;
 pub mod store;
 mod superuser;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod throttle_purge;
 mod user_fields;
 
 pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve, start};
@@ -85,8 +85,9 @@ pub use store::{
     migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
 };
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
-pub use throttle_purge::{
-    THROTTLE_PURGE_INTERVAL, purge_throttle_windows, spawn_throttle_purge, throttle_retention,
+pub use purge::{
+    PURGE_INTERVAL, purge_expired, purge_expired_access_tokens, purge_throttle_windows,
+    spawn_purge, throttle_retention,
 };
 pub use user_fields::{fields_of, parse_user_fields, user_fields_of};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// The columns every user has, PostgreSQL's system columns, and
 /// `password` (the plain-text field of the request bodies): no extra field
 /// may take one of these names.
-pub const BUILT_IN_FIELDS: [&str; 15] = [
+pub const BUILT_IN_FIELDS: [&str; 16] = [
     // PostgreSQL's system columns: a column cannot take these names.
     "oid",
     "tableoid",
@@ -26,6 +26,8 @@ pub const BUILT_IN_FIELDS: [&str; 15] = [
     "is_superuser",
     "is_verified",
     "role",
+    // The SQL stores' session stamp column (`User::session_stamp`).
+    "portcullis_session_stamp",
     "password",
 ];
 

@@ -1,15 +1,17 @@
 //! The store contract suite: one set of tests, written against
-//! `Arc<dyn Store>` only (a [`UserRepository`] and a [`ThrottleLedger`]),
+//! `Arc<dyn Store>` only (a [`UserRepository`], a [`ThrottleLedger`] and an
+//! [`AccessTokenStore`]),
 //! that every store must pass — so that "swappable" is proven, not claimed.
 //!
 //! Each `pub async fn` here is one case; it takes a fresh, empty store (with
 //! its schema in place) and panics on a breach of the contract that
-//! [`UserRepository`] and [`ThrottleLedger`] document (the `throttle_*`
-//! cases are in `store_contract/throttle.rs`). [`store_contract_tests!`]
+//! [`UserRepository`], [`ThrottleLedger`] and [`AccessTokenStore`] document
+//! (the `throttle_*` cases are in `store_contract/throttle.rs`, the
+//! `sessions_*` and `session_stamp_*` ones in `store_contract/sessions.rs`). [`store_contract_tests!`]
 //! turns the whole list into `#[tokio::test]`s for one kind of store. The
 //! factory makes a store with the extra user fields it is given: none for
 //! most cases, [`contract_fields`] for the cases about them (`fields_*`).
-//! The `throttle_*_instance*` cases also take a second instance on the same
+//! The `*_instance*` cases also take a second instance on the same
 //! database ([`Fresh::with_second_instance`]): what a second process would
 //! open.
 //!
@@ -22,11 +24,13 @@
 //! portcullis_tests::store_contract_tests!(memory);
 //! ```
 //!
+//! [`AccessTokenStore`]: portcullis_domain::AccessTokenStore
 //! [`ThrottleLedger`]: portcullis_domain::ThrottleLedger
 //! [`UserRepository`]: portcullis_domain::UserRepository
 //!
 //! [`store_contract_tests!`]: crate::store_contract_tests
 
+mod sessions;
 mod throttle;
 
 use std::any::Any;
@@ -42,6 +46,7 @@ use portcullis_domain::{
 };
 use tokio::sync::Barrier;
 
+pub use sessions::*;
 pub use throttle::*;
 
 /// Opens another instance of a store on its database.
@@ -140,6 +145,18 @@ macro_rules! store_contract_tests {
             throttle_purge_removes_only_that_kinds_windows_started_before_the_cutoff,
             throttle_concurrent_hits_are_all_counted,
             throttle_a_320_byte_key_works,
+            sessions_create_then_get,
+            sessions_get_with_not_before_after_created_at_is_none,
+            sessions_delete_one_leaves_the_others,
+            sessions_delete_of_a_user_deletes_only_theirs_and_counts,
+            sessions_deleting_the_user_cascades,
+            sessions_purge_removes_only_older_ones_and_counts,
+            sessions_duplicate_token_conflicts,
+            sessions_unknown_user_is_not_found,
+            session_stamp_of_a_new_user_is_0_and_create_writes_it,
+            session_stamp_end_sessions_raises_it_by_one_and_returns_it,
+            session_stamp_concurrent_end_sessions_all_count,
+            session_stamp_other_writes_leave_it,
             ];
             contract_fields: [
             fields_of_every_type_round_trip,
@@ -152,6 +169,7 @@ macro_rules! store_contract_tests {
             @two_instances: [
             throttle_a_second_instance_sees_the_counts,
             throttle_concurrent_hits_from_two_instances_are_all_counted,
+            sessions_a_second_instance_sees_created_and_deleted_tokens,
             ];
         );
     };

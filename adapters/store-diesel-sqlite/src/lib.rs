@@ -115,6 +115,7 @@
 //! `Unavailable`; nothing panics.
 #![warn(missing_docs)]
 
+mod access_token;
 mod connection;
 mod email_key;
 mod error;

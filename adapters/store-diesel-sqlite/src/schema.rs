@@ -18,6 +18,8 @@ diesel::table! {
         is_superuser -> Bool,
         is_verified -> Bool,
         role -> Text,
+        /// [`User::session_stamp`]: `BIGINT NOT NULL DEFAULT 0`.
+        portcullis_session_stamp -> BigInt,
     }
 }
 
@@ -45,6 +47,7 @@ pub(crate) struct SqliteUserRow {
     pub is_superuser: bool,
     pub is_verified: bool,
     pub role: String,
+    pub portcullis_session_stamp: i64,
 }
 
 impl From<&User> for SqliteUserRow {
@@ -59,6 +62,7 @@ impl From<&User> for SqliteUserRow {
             is_superuser: row.is_superuser,
             is_verified: row.is_verified,
             role: row.role,
+            portcullis_session_stamp: row.session_stamp,
         }
     }
 }
@@ -77,12 +81,14 @@ impl TryFrom<SqliteUserRow> for User {
             is_superuser: row.is_superuser,
             is_verified: row.is_verified,
             role: row.role,
+            session_stamp: row.portcullis_session_stamp,
         })
     }
 }
 
 /// The `SET` list of a patch: only the columns that are `Some` (Diesel
-/// skips `None` fields of a changeset).
+/// skips `None` fields of a changeset). `end_sessions` is not a column
+/// value: the store adds `RAISE_SESSION_STAMP` to the statement.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct UserPatchRow {

@@ -20,6 +20,7 @@ use portcullis_store_sql_common::CorruptRow;
 use portcullis_store_sql_common::fields::{
     Dialect, fields_json_sql, quote, values_from_json, values_to_create, values_to_patch,
 };
+use portcullis_store_sql_common::sessions::{RAISE_SESSION_STAMP, SESSION_STAMP_COLUMN};
 
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
@@ -359,6 +360,10 @@ fn insert_with_fields(row: SqliteUserRow, fields: &UserFields, values: &FieldVal
             FieldValue::Boolean(row.is_verified),
         ),
         ("role".to_owned(), FieldValue::String(row.role)),
+        (
+            SESSION_STAMP_COLUMN.to_owned(),
+            FieldValue::Integer(row.portcullis_session_stamp),
+        ),
     ];
     for spec in fields.iter() {
         let value = values.get(&spec.name).cloned().unwrap_or(FieldValue::Null);
@@ -376,11 +381,14 @@ fn insert_with_fields(row: SqliteUserRow, fields: &UserFields, values: &FieldVal
         .fold(query, |query, (_, value)| bind_field(query, value))
 }
 
-/// `UPDATE "user" SET <named columns> = ?, <named fields> = ? WHERE "id" = ?`.
+/// `UPDATE "user" SET <named columns> = ?, <named fields> = ?[, stamp + 1]
+/// WHERE "id" = ?`: with `end_sessions`, the stamp is raised from its
+/// current value in the same statement ([`RAISE_SESSION_STAMP`]).
 fn update_with_fields(
     id: String,
     changes: UserPatchRow,
     fields: Vec<(&FieldSpec, FieldValue)>,
+    end_sessions: bool,
 ) -> Dynamic {
     let text =
         |name: &str, value: Option<String>| value.map(|v| (name.to_owned(), FieldValue::String(v)));
@@ -405,6 +413,7 @@ fn update_with_fields(
     let set: Vec<String> = columns
         .iter()
         .map(|(name, _)| format!("{} = ?", quote(name)))
+        .chain(end_sessions.then(|| RAISE_SESSION_STAMP.to_owned()))
         .collect();
     let query = diesel::sql_query(format!(
         r#"UPDATE "user" SET {} WHERE "id" = ?"#,
@@ -519,13 +528,14 @@ impl UserRepository for SqliteUserStore {
             return self.get(id).await?.ok_or(StoreError::NotFound);
         }
         let changes = UserPatchRow::from(&columns);
-        let update = if field_changes.is_empty() {
+        let update = if field_changes.is_empty() && !columns.end_sessions {
             None
         } else {
             Some(update_with_fields(
                 id.to_string(),
                 changes.clone(),
                 field_changes,
+                columns.end_sessions,
             ))
         };
         let fields = self.fields.select();
@@ -553,7 +563,8 @@ impl UserRepository for SqliteUserStore {
                         }
                     }
                     let changed = match update {
-                        // Extra fields: the same single UPDATE, built at run time.
+                        // Extra fields or the stamp raised: the same single
+                        // UPDATE, built at run time.
                         Some(update) => update.execute(conn)?,
                         None => diesel::update(users::table.find(&id))
                             .set(&changes)

@@ -84,6 +84,54 @@ const FASTAPI_USERS_DDL: &str = "CREATE TABLE user (
 );
 CREATE UNIQUE INDEX ix_user_email ON user (email);";
 
+/// FastAPI Users' `accesstoken` table as SQLAlchemy 2.0 emits it for
+/// `SQLAlchemyBaseAccessTokenTableUUID` on SQLite (fastapi-users-db-sqlalchemy
+/// 7.0.0; `sqlite_master` of a database it created).
+const FASTAPI_USERS_ACCESS_TOKEN_DDL: [&str; 2] = [
+    "CREATE TABLE accesstoken (
+	user_id CHAR(36) NOT NULL, 
+	token VARCHAR(43) NOT NULL, 
+	created_at TIMESTAMP NOT NULL, 
+	PRIMARY KEY (token), 
+	FOREIGN KEY(user_id) REFERENCES user (id) ON DELETE cascade
+);",
+    "CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);",
+];
+
+/// `accesstoken`'s columns, foreign key and indexes, as SQLite describes
+/// them.
+fn access_token_schema(conn: &mut SqliteConnection) -> Vec<String> {
+    let mut schema = text(
+        conn,
+        "SELECT cid || ' ' || name || ' ' || type || ' ' || \"notnull\" || ' ' || pk || ' ' || \
+         coalesce(dflt_value, '-') AS v FROM pragma_table_info('accesstoken') ORDER BY cid",
+    );
+    schema.extend(text(
+        conn,
+        "SELECT \"table\" || '(' || \"to\" || ') from ' || \"from\" || ' on delete ' || on_delete AS v \
+         FROM pragma_foreign_key_list('accesstoken')",
+    ));
+    schema.extend(text(
+        conn,
+        "SELECT name || ' ' || \"unique\" || ' ' || origin AS v FROM pragma_index_list('accesstoken') \
+         ORDER BY name",
+    ));
+    schema.extend(text(
+        conn,
+        "SELECT group_concat(name, ',') AS v FROM pragma_index_info('ix_accesstoken_created_at')",
+    ));
+    schema
+}
+
+/// An in-memory database with FastAPI Users' two tables.
+fn fastapi_users_made() -> SqliteConnection {
+    let mut conn = SqliteConnection::establish(":memory:").unwrap();
+    conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+    conn.batch_execute(&FASTAPI_USERS_ACCESS_TOKEN_DDL.join("\n"))
+        .unwrap();
+    conn
+}
+
 /// The reference service's DDL (FastAPI Users plus a `role` column mixed in
 /// first, no database default), as `sqlite3 .schema` shows it.
 const REFERENCE_DDL: &str = "CREATE TABLE user (
@@ -164,7 +212,7 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     let db = TempDb::new();
     let store = SqliteUserStore::open(&db.url()).await.unwrap();
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     let mut conn = db.raw();
     let throttle = text(
@@ -199,9 +247,12 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
             "is_active BOOLEAN 1",
             "is_superuser BOOLEAN 1",
             "is_verified BOOLEAN 1",
-            "role VARCHAR(20) 1"
+            "role VARCHAR(20) 1",
+            "portcullis_session_stamp BIGINT 1"
         ]
     );
+    // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it.
+    assert_eq!(access_token_schema(&mut conn), access_token_schema(&mut fastapi_users_made()));
     let indexes = text(
         &mut conn,
         "SELECT sql AS v FROM sqlite_master WHERE type = 'index' AND tbl_name = 'user' \
@@ -218,9 +269,9 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     let ann = store.create(user("Ann@example.com")).await.unwrap();
     let row = text(
         &mut conn,
-        "SELECT id || '|' || typeof(id) || '|' || is_active || is_superuser || is_verified || '|' || role AS v FROM user",
+        "SELECT id || '|' || typeof(id) || '|' || is_active || is_superuser || is_verified || '|' || role || '|' || portcullis_session_stamp AS v FROM user",
     );
-    assert_eq!(row, [format!("{}|text|100|student", ann.id)]);
+    assert_eq!(row, [format!("{}|text|100|student|0", ann.id)]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +428,7 @@ async fn a_missing_table_or_a_corrupt_row_is_unavailable() {
     assert!(matches!(failure, Some(Failure::Db(_))), "{failure:?}");
     store.migrate().await.unwrap();
     db.raw()
-        .batch_execute("INSERT INTO user VALUES ('not-a-uuid', 'x@example.com', 'h', 1, 0, 0, 'student'), ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'y@example.com', 'h', 1, 0, 0, 'emperor')")
+        .batch_execute("INSERT INTO user (id, email, hashed_password, is_active, is_superuser, is_verified, role) VALUES ('not-a-uuid', 'x@example.com', 'h', 1, 0, 0, 'student'), ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'y@example.com', 'h', 1, 0, 0, 'emperor')")
         .unwrap();
     for (email, part) in [
         ("x@example.com", "not-a-uuid"),
@@ -690,8 +741,8 @@ mod user_fields {
         }
         assert_eq!(
             after.len(),
-            before.len() + 1,
-            "only role was added: {after:?}"
+            before.len() + 2,
+            "only role and the session stamp were added: {after:?}"
         );
     }
 
@@ -776,4 +827,127 @@ mod user_fields {
 
 fn columns_count(conn: &mut SqliteConnection) -> usize {
     text(conn, "SELECT name AS v FROM pragma_table_info('user')").len()
+}
+
+mod sessions {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use portcullis_domain::{AccessTokenRecord, AccessTokenStore, UserId};
+
+    use super::*;
+
+    const ID: &str = "10e80a18-88e2-496b-9ab7-b1c109d6d5ea";
+    /// 43 URL-safe characters, as `secrets.token_urlsafe()` makes.
+    const TOKEN: &str = "kX3vQ0m9Zb1pYtR7cW2eH5uJ8nL4sD6fA0gB3iK-_yz";
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn fastapi_users_sessions_are_adopted_and_each_side_reads_the_others_rows() {
+        let db = TempDb::new();
+        {
+            let mut conn = db.raw();
+            conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+            conn.batch_execute(&FASTAPI_USERS_ACCESS_TOKEN_DDL.join("\n"))
+                .unwrap();
+            // Rows as FastAPI Users writes them (no stamp column yet; the
+            // token's time as SQLAlchemy writes a TIMESTAMPAware on SQLite).
+            conn.batch_execute(&format!(
+                "INSERT INTO user VALUES ('{ID}', 'foo@example.com', 'h', 1, 0, 0);
+                 INSERT INTO accesstoken VALUES ('{ID}', '{TOKEN}', '2026-12-01 23:00:52.440530');"
+            ))
+            .unwrap();
+        }
+        let store = migrated(&db).await;
+        let id = UserId::from_uuid(uuid::Uuid::parse_str(ID).unwrap());
+        let created = UNIX_EPOCH + Duration::from_micros(1_796_166_052_440_530);
+        let expected = AccessTokenRecord {
+            token: TOKEN.into(),
+            user_id: id,
+            created_at: created,
+        };
+        assert_eq!(
+            store.get_access_token(TOKEN, created).await.unwrap(),
+            Some(expected.clone()),
+            "FastAPI Users' session is kept and read, to the microsecond"
+        );
+        assert_eq!(
+            store
+                .get_access_token(TOKEN, created + Duration::from_micros(1))
+                .await
+                .unwrap(),
+            None
+        );
+        let user = store.get(id).await.unwrap().unwrap();
+        assert_eq!(user.session_stamp, 0, "the column's default");
+        // The table is FastAPI Users' own still.
+        let mut conn = db.raw();
+        assert_eq!(
+            access_token_schema(&mut conn),
+            access_token_schema(&mut fastapi_users_made())
+        );
+
+        // A token Portcullis writes is stored as FastAPI Users writes one.
+        let mine = AccessTokenRecord {
+            token: "a".repeat(43),
+            user_id: id,
+            created_at: UNIX_EPOCH + Duration::from_nanos(1_764_000_000_000_001_999),
+        };
+        store.create_access_token(&mine).await.unwrap();
+        let row = text(
+            &mut conn,
+            &format!(
+                "SELECT user_id || '|' || typeof(user_id) || '|' || created_at || '|' || typeof(created_at) AS v \
+                 FROM accesstoken WHERE token = '{}'",
+                mine.token
+            ),
+        );
+        assert_eq!(row, [format!("{ID}|text|2025-11-24 16:00:00.000001|text")]);
+
+        // Deleting the user (as FastAPI Users would, by plain SQL) cascades:
+        // the store's connections have the foreign keys on, and so does this
+        // one.
+        conn.batch_execute("PRAGMA foreign_keys = ON").unwrap();
+        store.delete(id).await.unwrap();
+        assert_eq!(
+            text(&mut conn, "SELECT token AS v FROM accesstoken"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_corrupt_token_row_is_unavailable_not_a_panic() {
+        let db = TempDb::new();
+        let store = migrated(&db).await;
+        let ann = store.create(user("ann@example.com")).await.unwrap();
+        db.raw()
+            .batch_execute(&format!(
+                "INSERT INTO accesstoken VALUES ('{}', '{TOKEN}', 'yesterday')",
+                ann.id
+            ))
+            .unwrap();
+        let err = store.get_access_token(TOKEN, UNIX_EPOCH).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stamp_patches_and_token_lookups_use_the_database_not_a_copy() {
+        let db = TempDb::new();
+        let store = migrated(&db).await;
+        let ann = store.create(user("ann@example.com")).await.unwrap();
+        // Another program raises the stamp; the store reads it.
+        db.raw()
+            .batch_execute("UPDATE user SET portcullis_session_stamp = 41")
+            .unwrap();
+        let patched = store
+            .patch(
+                ann.id,
+                UserPatch {
+                    end_sessions: true,
+                    ..UserPatch::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched.session_stamp, 42);
+    }
 }

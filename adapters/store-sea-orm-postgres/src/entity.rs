@@ -22,6 +22,9 @@ pub struct Model {
     pub is_verified: bool,
     /// `student`, `instructor` or `admin`.
     pub role: String,
+    /// [`User::session_stamp`]: `BIGINT NOT NULL DEFAULT 0` (0 for a row
+    /// FastAPI Users inserted).
+    pub portcullis_session_stamp: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -40,6 +43,7 @@ impl From<&User> for Model {
             is_superuser: row.is_superuser,
             is_verified: row.is_verified,
             role: row.role,
+            portcullis_session_stamp: row.session_stamp,
         }
     }
 }
@@ -54,6 +58,7 @@ impl From<Model> for UserRow {
             is_superuser: model.is_superuser,
             is_verified: model.is_verified,
             role: model.role,
+            session_stamp: model.portcullis_session_stamp,
         }
     }
 }
@@ -69,7 +74,8 @@ impl TryFrom<Model> for User {
 }
 
 /// Only the columns `patch` names, `Set`; every other one `NotSet`: the
-/// `SET` list of a patch.
+/// `SET` list of a patch. `end_sessions` is no value: the store adds the
+/// stamp's `+ 1` expression to the same `UPDATE`.
 pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
     use sea_orm::ActiveValue::{NotSet, Set};
     fn set<T: Into<sea_orm::Value>>(value: Option<T>) -> sea_orm::ActiveValue<T> {
@@ -83,6 +89,7 @@ pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
         is_superuser: set(patch.is_superuser),
         is_verified: set(patch.is_verified),
         role: set(patch.role.map(|r| r.as_str().to_owned())),
+        portcullis_session_stamp: NotSet,
     }
 }
 

@@ -114,6 +114,7 @@
 //! [`StoreError::Unavailable`]: portcullis_domain::StoreError::Unavailable
 #![warn(missing_docs)]
 
+mod access_token;
 mod entity;
 mod error;
 mod migration;

@@ -314,6 +314,7 @@ impl UserRepository for PostgresUserStore {
             Expr::val(model.is_superuser),
             Expr::val(model.is_verified),
             Expr::val(model.role),
+            Expr::val(model.portcullis_session_stamp),
         ];
         for spec in self.fields.iter() {
             let value = user
@@ -351,6 +352,14 @@ impl UserRepository for PostgresUserStore {
         let mut update = Users::update_many()
             .set(entity::patch_changes(&columns))
             .filter(Column::Id.eq(*id.as_uuid()));
+        if columns.end_sessions {
+            // Raised from the row's current value in this same UPDATE:
+            // concurrent patches each count.
+            update = update.col_expr(
+                Column::PortcullisSessionStamp,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(Column::PortcullisSessionStamp), 1),
+            );
+        }
         for (spec, value) in field_changes {
             QueryTrait::query(&mut update)
                 .value(Alias::new(spec.name.as_str()), field_value(spec, value));

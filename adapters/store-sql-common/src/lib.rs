@@ -5,7 +5,9 @@
 //! wrote badly ([`CorruptRow`]); the deployment's extra user fields as
 //! columns ([`fields`]); and the failed-login and mail windows of the
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), in the table
-//! `portcullis_throttle` ([`throttle`]).
+//! `portcullis_throttle` ([`throttle`]); FastAPI Users' `accesstoken` table
+//! (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)) and the
+//! session stamp column ([`sessions`]).
 //!
 //! Each store turns its driver's row type (a Diesel `Queryable`, a SeaORM
 //! `Model`) into a [`UserRow`] field by field; the rules of the mapping live
@@ -27,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod fields;
+pub mod sessions;
 pub mod throttle;
 
 use portcullis_domain::{EmailAddress, Role, StoreError, UnknownRole, User, UserId};
@@ -67,6 +70,9 @@ pub struct UserRow {
     pub is_verified: bool,
     /// `role`: `student`, `instructor` or `admin`.
     pub role: String,
+    /// `portcullis_session_stamp` ([`sessions::SESSION_STAMP_COLUMN`]): 0
+    /// for a row written without it (the column's default).
+    pub session_stamp: i64,
 }
 
 /// A stored row that is no [`User`]: another program wrote it badly. The
@@ -116,6 +122,13 @@ pub enum CorruptRow {
         /// The count as stored.
         count: i32,
     },
+    /// An `accesstoken` row's `created_at` is no time in the format
+    /// FastAPI Users writes (another program wrote it).
+    #[error("stored access token time {text:?} is not YYYY-MM-DD HH:MM:SS[.ffffff]")]
+    Timestamp {
+        /// The time as stored.
+        text: String,
+    },
 }
 
 impl From<CorruptRow> for StoreError {
@@ -149,6 +162,7 @@ impl From<&User> for UserRow {
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
             role: user.role.as_str().to_owned(),
+            session_stamp: user.session_stamp,
         }
     }
 }
@@ -177,8 +191,7 @@ impl TryFrom<UserRow> for User {
             is_verified: row.is_verified,
             role,
             fields: portcullis_domain::FieldValues::new(),
-            // TODO(issue 10, in progress): the session stamp column.
-            session_stamp: 0,
+            session_stamp: row.session_stamp,
         })
     }
 }
@@ -194,6 +207,7 @@ mod tests {
             is_superuser: true,
             is_verified: true,
             role: Role::Instructor,
+            session_stamp: 7,
             ..User::new(
                 EmailAddress::parse("Ann.Lee@Example.com").unwrap(),
                 "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
@@ -217,6 +231,7 @@ mod tests {
                 assert_eq!(row.id, *user.id.as_uuid());
                 assert_eq!(row.email, "Ann.Lee@example.com");
                 assert_eq!(row.role, role.as_str());
+                assert_eq!(row.session_stamp, 7);
                 assert_eq!(User::try_from(row), Ok(user));
             }
         }

@@ -1,22 +1,27 @@
-use super::{ThrottleLedger, UserRepository};
+use super::{AccessTokenStore, ThrottleLedger, UserRepository};
 
-/// Everything a store keeps: the users ([`UserRepository`]) and the
-/// failed-login and mail counts ([`ThrottleLedger`]), in one place, so that
-/// every instance on one database shares both and nobody can wire a store
-/// without its ledger.
+/// Everything a store keeps: the users ([`UserRepository`]), the
+/// failed-login and mail counts ([`ThrottleLedger`]) and the opaque access
+/// tokens of the `database` strategy ([`AccessTokenStore`], FastAPI Users'
+/// `accesstoken` table), in one place, so that every instance on one
+/// database shares all three and nobody can wire a store without its ledger
+/// or its sessions.
 ///
-/// Implemented for every type that implements both ports; used as
-/// `Arc<dyn Store>`, which coerces to `Arc<dyn UserRepository>` and
-/// `Arc<dyn ThrottleLedger>` (trait upcasting).
+/// Implemented for every type that implements the three ports; used as
+/// `Arc<dyn Store>`, which coerces to `Arc<dyn UserRepository>`,
+/// `Arc<dyn ThrottleLedger>` and `Arc<dyn AccessTokenStore>` (trait
+/// upcasting).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use portcullis_domain::{Store, ThrottleLedger, UserRepository};
+/// use portcullis_domain::{AccessTokenStore, Store, ThrottleLedger, UserRepository};
 ///
-/// fn split(store: Arc<dyn Store>) -> (Arc<dyn UserRepository>, Arc<dyn ThrottleLedger>) {
-///     (store.clone(), store)
+/// fn split(
+///     store: Arc<dyn Store>,
+/// ) -> (Arc<dyn UserRepository>, Arc<dyn ThrottleLedger>, Arc<dyn AccessTokenStore>) {
+///     (store.clone(), store.clone(), store)
 /// }
 /// ```
-pub trait Store: UserRepository + ThrottleLedger {}
+pub trait Store: UserRepository + ThrottleLedger + AccessTokenStore {}
 
-impl<T: UserRepository + ThrottleLedger + ?Sized> Store for T {}
+impl<T: UserRepository + ThrottleLedger + AccessTokenStore + ?Sized> Store for T {}

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use portcullis::PortcullisBuilder;
 use portcullis_domain::{
-    EmailAddress, Store, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserId,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, Store, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserId,
     UserPatch, UserRepository,
 };
 use portcullis_tests::smtp_sink::SmtpSink;
@@ -133,6 +133,38 @@ impl ThrottleLedger for Switchable {
     async fn purge(&self, kind: ThrottleKind, cutoff: SystemTime) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.purge(kind, cutoff).await
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for Switchable {
+    async fn create_access_token(&self, record: &AccessTokenRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create_access_token(record).await
+    }
+
+    async fn get_access_token(
+        &self,
+        token: &str,
+        not_before: SystemTime,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        self.check()?;
+        self.inner.get_access_token(token, not_before).await
+    }
+
+    async fn delete_access_token(&self, token: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete_access_token(token).await
+    }
+
+    async fn delete_access_tokens_of(&self, user: UserId) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.delete_access_tokens_of(user).await
+    }
+
+    async fn purge_access_tokens(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge_access_tokens(cutoff).await
     }
 }
 

@@ -1,21 +1,29 @@
-//! Forgetting closed failed-login and mail windows, so that
-//! `portcullis_throttle` holds about one row per address that failed a
-//! login or was mailed lately rather than one per address ever seen.
-//! `portcullis serve` ([`start`](crate::start)) runs
-//! [`spawn_throttle_purge`] every [`THROTTLE_PURGE_INTERVAL`]; a host that
-//! serves with its own builder may do the same with its store.
+//! Forgetting what has expired, so that the store's tables hold what is
+//! still live rather than everything ever written:
+//!
+//! - closed failed-login and mail windows ([`purge_throttle_windows`]):
+//!   `portcullis_throttle` holds about one row per address that failed a
+//!   login or was mailed lately rather than one per address ever seen;
+//! - expired access tokens of the `database` strategy
+//!   ([`purge_expired_access_tokens`]): FastAPI Users' `accesstoken` holds
+//!   the sessions still valid rather than every login ever made (FastAPI
+//!   Users itself never deletes an expired token).
+//!
+//! `portcullis serve` ([`start`](crate::start)) runs [`purge_expired`]
+//! every [`PURGE_INTERVAL`] ([`spawn_purge`]); a host that serves with its
+//! own builder may do the same with its store.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::rt::task::JoinHandle;
 use actix_web::rt::time::{Instant, interval_at};
-use portcullis_domain::{ThrottleKind, ThrottleLedger};
+use portcullis_domain::{AccessTokenStore, Store, ThrottleKind, ThrottleLedger};
 
 use crate::superuser::with_causes;
 
 /// How often `portcullis serve` purges: every 10 minutes.
-pub const THROTTLE_PURGE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
 /// How long a window of `kind` is kept after it opened: at least the
 /// longest window of that kind, so that only closed windows are purged.
@@ -58,21 +66,59 @@ pub async fn purge_throttle_windows(ledger: &dyn ThrottleLedger, now: SystemTime
     purged
 }
 
+/// Purges the access tokens created more than `lifetime` (the access token
+/// lifetime, `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`) before `now`: those no
+/// lookup accepts any more. Returns how many went; the count is logged at
+/// DEBUG, a store error at WARN (with its causes), and then it is 0.
+pub async fn purge_expired_access_tokens(
+    sessions: &dyn AccessTokenStore,
+    now: SystemTime,
+    lifetime: Duration,
+) -> u64 {
+    let cutoff = now.checked_sub(lifetime).unwrap_or(UNIX_EPOCH);
+    match sessions.purge_access_tokens(cutoff).await {
+        Ok(count) => {
+            tracing::debug!(purged = count, "expired access tokens purged");
+            count
+        }
+        Err(e) => {
+            tracing::warn!("cannot purge expired access tokens: {}", with_causes(&e));
+            0
+        }
+    }
+}
+
+/// Both purges on one store: [`purge_throttle_windows`] and
+/// [`purge_expired_access_tokens`] with `access_token_lifetime`. Returns how
+/// many rows went in all; a failure of one does not stop the other.
+pub async fn purge_expired(
+    store: &dyn Store,
+    now: SystemTime,
+    access_token_lifetime: Duration,
+) -> u64 {
+    purge_throttle_windows(store, now).await
+        + purge_expired_access_tokens(store, now, access_token_lifetime).await
+}
+
 /// Spawns (on the current actix/Tokio runtime) a task that runs
-/// [`purge_throttle_windows`] every `every` (at least 1 ms), the first time
-/// one `every` from now. It holds `ledger` weakly: it ends by itself once
+/// [`purge_expired`] every `every` (at least 1 ms), the first time one
+/// `every` from now. It holds `store` weakly: it ends by itself once
 /// nothing else holds it (the server that used it has stopped).
-pub fn spawn_throttle_purge(ledger: &Arc<dyn ThrottleLedger>, every: Duration) -> JoinHandle<()> {
-    let ledger = Arc::downgrade(ledger);
+pub fn spawn_purge(
+    store: &Arc<dyn Store>,
+    access_token_lifetime: Duration,
+    every: Duration,
+) -> JoinHandle<()> {
+    let store = Arc::downgrade(store);
     let every = every.max(Duration::from_millis(1));
     actix_web::rt::spawn(async move {
         let mut ticks = interval_at(Instant::now() + every, every);
         loop {
             ticks.tick().await;
-            let Some(ledger) = ledger.upgrade() else {
+            let Some(store) = store.upgrade() else {
                 break;
             };
-            purge_throttle_windows(ledger.as_ref(), SystemTime::now()).await;
+            purge_expired(store.as_ref(), SystemTime::now(), access_token_lifetime).await;
         }
     })
 }
@@ -80,7 +126,7 @@ pub fn spawn_throttle_purge(ledger: &Arc<dyn ThrottleLedger>, every: Duration) -
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
-    use portcullis_domain::{StoreError, ThrottleWindow};
+    use portcullis_domain::{AccessTokenRecord, StoreError, ThrottleWindow, User, UserRepository};
     use portcullis_store_memory::MemoryUserStore;
 
     use super::*;
@@ -193,26 +239,106 @@ mod tests {
         );
     }
 
+    /// A user of `store` with tokens created `ages` ago (tokens `t0`, `t1`…).
+    async fn with_tokens(store: &MemoryUserStore, now: SystemTime, ages: &[Duration]) -> User {
+        let ann = User::new(
+            portcullis_domain::EmailAddress::parse("ann@example.com").unwrap(),
+            "$argon2id$…".into(),
+        );
+        let ann = store.create(ann).await.unwrap();
+        for (i, age) in ages.iter().enumerate() {
+            let record = AccessTokenRecord {
+                token: format!("t{i}"),
+                user_id: ann.id,
+                created_at: now - *age,
+            };
+            store.create_access_token(&record).await.unwrap();
+        }
+        ann
+    }
+
+    /// The tokens of `names` that are still stored (any age).
+    async fn tokens_kept(store: &dyn AccessTokenStore, names: &[&str]) -> Vec<String> {
+        let mut kept = Vec::new();
+        for name in names {
+            if store
+                .get_access_token(name, UNIX_EPOCH)
+                .await
+                .unwrap()
+                .is_some()
+            {
+                kept.push((*name).to_owned());
+            }
+        }
+        kept
+    }
+
+    #[tokio::test]
+    async fn purges_only_access_tokens_older_than_the_lifetime() {
+        let store = MemoryUserStore::new();
+        let now = SystemTime::now();
+        let lifetime = HOUR;
+        with_tokens(
+            &store,
+            now,
+            &[
+                HOUR + Duration::from_secs(1),
+                HOUR,
+                HOUR - Duration::from_secs(1),
+                Duration::ZERO,
+            ],
+        )
+        .await;
+        assert_eq!(
+            purge_expired_access_tokens(&store, now, lifetime).await,
+            1,
+            "only the one created before now - lifetime"
+        );
+        assert_eq!(
+            tokens_kept(&store, &["t0", "t1", "t2", "t3"]).await,
+            ["t1", "t2", "t3"]
+        );
+        let later = now + Duration::from_secs(2);
+        assert_eq!(purge_expired_access_tokens(&store, later, lifetime).await, 2);
+        assert_eq!(tokens_kept(&store, &["t1", "t2", "t3"]).await, ["t3"]);
+    }
+
+    #[tokio::test]
+    async fn purge_expired_purges_both_windows_and_tokens() {
+        let store = MemoryUserStore::new();
+        let now = SystemTime::now();
+        open(&store, ThrottleKind::Mail, "old", at(2, now)).await;
+        with_tokens(&store, now, &[HOUR * 2, Duration::ZERO]).await;
+        assert_eq!(purge_expired(&store, now, HOUR).await, 2);
+        assert_eq!(tokens_kept(&store, &["t0", "t1"]).await, ["t1"]);
+        assert_eq!(
+            kept(&store, ThrottleKind::Mail, &["old"]).await,
+            Vec::<String>::new()
+        );
+    }
+
     #[test]
-    fn the_task_purges_periodically_and_ends_with_its_ledger() {
+    fn the_task_purges_periodically_and_ends_with_its_store() {
         actix_web::rt::System::new().block_on(async {
-            let ledger: Arc<dyn ThrottleLedger> = Arc::new(MemoryUserStore::new());
-            let store = ledger.as_ref();
+            let memory = Arc::new(MemoryUserStore::new());
             let long_ago = SystemTime::now() - HOUR * 48;
-            open(store, ThrottleKind::LoginFailure, "old", long_ago).await;
-            let task = spawn_throttle_purge(&ledger, Duration::from_millis(10));
+            with_tokens(&memory, SystemTime::now(), &[HOUR * 48]).await;
+            let store: Arc<dyn Store> = memory.clone();
+            open(store.as_ref(), ThrottleKind::LoginFailure, "old", long_ago).await;
+            let task = spawn_purge(&store, HOUR, Duration::from_millis(10));
 
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !kept(store, ThrottleKind::LoginFailure, &["old"])
+            while !kept(store.as_ref(), ThrottleKind::LoginFailure, &["old"])
                 .await
                 .is_empty()
+                || !tokens_kept(store.as_ref(), &["t0"]).await.is_empty()
             {
                 assert!(Instant::now() < deadline, "the task never purged");
                 actix_web::rt::time::sleep(Duration::from_millis(5)).await;
             }
             // A window opened again is purged again: the task keeps running.
-            open(store, ThrottleKind::LoginFailure, "old", long_ago).await;
-            while !kept(store, ThrottleKind::LoginFailure, &["old"])
+            open(store.as_ref(), ThrottleKind::LoginFailure, "old", long_ago).await;
+            while !kept(store.as_ref(), ThrottleKind::LoginFailure, &["old"])
                 .await
                 .is_empty()
             {
@@ -220,10 +346,11 @@ mod tests {
                 actix_web::rt::time::sleep(Duration::from_millis(5)).await;
             }
 
-            drop(ledger);
+            drop(store);
+            drop(memory);
             actix_web::rt::time::timeout(Duration::from_secs(10), task)
                 .await
-                .expect("the task ends once nothing holds its ledger")
+                .expect("the task ends once nothing holds its store")
                 .expect("the task did not panic");
         });
     }
