@@ -100,14 +100,12 @@ mod tests {
     #[tokio::test]
     async fn refuses_a_subject_that_is_no_uuid() {
         let mut m = Mocks::new();
-        m.tokens
-            .expect_verify_access()
-            .returning(|_| {
-                Ok(AccessClaims {
-                    subject: "42".into(),
-                    stamp: 0,
-                })
-            });
+        m.tokens.expect_verify_access().returning(|_| {
+            Ok(AccessClaims {
+                subject: "42".into(),
+                stamp: 0,
+            })
+        });
         assert_matches!(
             m.service().authenticate("t").await,
             Err(AuthError::Unauthorized)
@@ -175,7 +173,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_jwt_is_accepted_only_with_the_users_current_stamp() {
-        for (token_stamp, user_stamp, ok) in [(2, 2, true), (1, 2, false), (0, 1, false), (3, 2, false), (0, 0, true)] {
+        for (token_stamp, user_stamp, ok) in [
+            (2, 2, true),
+            (1, 2, false),
+            (0, 1, false),
+            (3, 2, false),
+            (0, 0, true),
+        ] {
             let mut user = a_user();
             user.session_stamp = user_stamp;
             let id = user.id;
@@ -190,7 +194,11 @@ mod tests {
                 .times(1)
                 .returning(move |_| Ok(Some(u.clone())));
             let outcome = m.service().authenticate("t").await;
-            assert_eq!(outcome.is_ok(), ok, "token {token_stamp}, user {user_stamp}: {outcome:?}");
+            assert_eq!(
+                outcome.is_ok(),
+                ok,
+                "token {token_stamp}, user {user_stamp}: {outcome:?}"
+            );
         }
     }
 
@@ -254,7 +262,14 @@ mod tests {
     async fn what_cannot_be_an_opaque_token_is_refused_without_a_lookup() {
         // No expectation on the store: a lookup fails the test.
         let long = "a".repeat(10_000);
-        for token in ["", "é", "a b", "a.b.c", long.as_str(), &format!("{OPAQUE}x")] {
+        for token in [
+            "",
+            "é",
+            "a b",
+            "a.b.c",
+            long.as_str(),
+            &format!("{OPAQUE}x"),
+        ] {
             let mut m = Mocks::new();
             database(&mut m);
             assert_matches!(

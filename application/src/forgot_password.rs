@@ -56,7 +56,9 @@ mod tests {
         m.tokens
             .expect_issue_reset()
             .withf(move |u, f, s| {
-                *u == id && f == "$fgpt" && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
+                *u == id
+                    && f == "$fgpt"
+                    && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
             })
             .returning(|_, _, _| Ok("reset-tok".into()));
         m.events

@@ -38,11 +38,7 @@ mod tests {
     #[tokio::test]
     async fn a_jwt_logout_touches_nothing() {
         // No expectation: any store call fails the test.
-        Mocks::new()
-            .service()
-            .logout(&a_user(), "t")
-            .await
-            .unwrap();
+        Mocks::new().service().logout(&a_user(), "t").await.unwrap();
     }
 
     #[tokio::test]

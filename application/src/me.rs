@@ -151,8 +151,8 @@ impl UserService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_domain::UserId;
     use crate::test_support::*;
+    use portcullis_domain::UserId;
 
     /// After the new hash: `id`'s stamp raised (with no other column),
     /// the user as stored then returned, their opaque tokens deleted.
@@ -217,7 +217,10 @@ mod tests {
             .await
             .unwrap();
         stored.session_stamp = 1;
-        assert_eq!(updated, stored, "the stored user, concurrent changes kept, sessions ended");
+        assert_eq!(
+            updated, stored,
+            "the stored user, concurrent changes kept, sessions ended"
+        );
     }
 
     #[tokio::test]

@@ -218,9 +218,7 @@ mod tests {
             .expect_replace_password_hash()
             .returning(|_, _, _| Ok(true));
         ends_sessions(&mut m, id);
-        m.events
-            .expect_on_after_reset_password()
-            .return_const(());
+        m.events.expect_on_after_reset_password().return_const(());
         assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Ok(())

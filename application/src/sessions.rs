@@ -81,7 +81,9 @@ impl UserService {
     pub(crate) async fn new_access_token(&self, user: &User) -> Result<Option<String>, InfraError> {
         match self.policy.auth_strategy {
             AuthStrategy::Jwt => Ok(Some(
-                self.ports.tokens.issue_access(user.id, user.session_stamp)?,
+                self.ports
+                    .tokens
+                    .issue_access(user.id, user.session_stamp)?,
             )),
             AuthStrategy::Database => {
                 let record = AccessTokenRecord {
@@ -102,7 +104,10 @@ impl UserService {
     /// belongs to, if it exists and has not expired. Anything that cannot
     /// be a token of ours (too long, not URL-safe base64) is refused
     /// without a store call.
-    pub(crate) async fn opaque_token_owner(&self, token: &str) -> Result<Option<UserId>, InfraError> {
+    pub(crate) async fn opaque_token_owner(
+        &self,
+        token: &str,
+    ) -> Result<Option<UserId>, InfraError> {
         if token.is_empty()
             || token.len() > MAX_OPAQUE_TOKEN_LEN
             || !token

@@ -14,9 +14,9 @@ use secrecy::ExposeSecret as _;
 
 use crate::builder::{BuildError, PortcullisBuilder};
 use crate::config::Config;
+use crate::purge::{PURGE_INTERVAL, spawn_purge};
 use crate::store::open_store_with_fields;
 use crate::superuser::{SuperuserError, SuperuserOutcome, create_superuser, with_causes};
-use crate::purge::{PURGE_INTERVAL, spawn_purge};
 
 /// Why the server cannot start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]

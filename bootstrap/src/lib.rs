@@ -81,14 +81,14 @@ pub use config::{
 pub use portcullis_application::{AuthStrategy, UserService};
 #[doc(no_inline)]
 pub use portcullis_http_actix::{configure, mount};
-pub use store::{
-    migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
-};
-pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 pub use purge::{
     PURGE_INTERVAL, purge_expired, purge_expired_access_tokens, purge_throttle_windows,
     spawn_purge, throttle_retention,
 };
+pub use store::{
+    migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
+};
+pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 pub use user_fields::{fields_of, parse_user_fields, user_fields_of};
 
 /// The HTTP side: `mount` and `configure`,

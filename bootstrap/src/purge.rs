@@ -299,7 +299,10 @@ mod tests {
             ["t1", "t2", "t3"]
         );
         let later = now + Duration::from_secs(2);
-        assert_eq!(purge_expired_access_tokens(&store, later, lifetime).await, 2);
+        assert_eq!(
+            purge_expired_access_tokens(&store, later, lifetime).await,
+            2
+        );
         assert_eq!(tokens_kept(&store, &["t1", "t2", "t3"]).await, ["t3"]);
     }
 

@@ -354,7 +354,11 @@ mod tests {
             .await;
         assert_eq!(ann.fields.get("credits"), Some(&FieldValue::Integer(9)));
         assert_eq!(ann.fields.get("nickname"), Some(&FieldValue::Null));
-        let stored = kit.service().authenticate(&kit.token(&ann).await).await.unwrap();
+        let stored = kit
+            .service()
+            .authenticate(&kit.token(&ann).await)
+            .await
+            .unwrap();
         assert_eq!(stored.fields, ann.fields);
     }
 }

@@ -204,9 +204,13 @@ async fn a_jwt_carries_the_stamp_once_sessions_were_ended_and_a_stampless_one_di
     let foreign = access_token_for(&id, 600);
     assert_works(&app, &foreign, "ann@example.com").await;
 
-    app.patch_json("/users/me", Some(&token), &json!({ "password": NEW_PASSWORD }))
-        .await
-        .expect_json(200);
+    app.patch_json(
+        "/users/me",
+        Some(&token),
+        &json!({ "password": NEW_PASSWORD }),
+    )
+    .await
+    .expect_json(200);
     app.me(&foreign).await.expect_401();
     let fresh = app.login_token("ann@example.com", NEW_PASSWORD).await;
     let (_, claims) = decode_jwt(&fresh);

@@ -173,8 +173,7 @@ async fn tokens_are_byte_compatible_with_fastapi_users() {
         payload_text(&reset),
         format!(
             r#"{{"sub":"{id}","password_fgpt":"{fingerprint}","state":{},"aud":"fastapi-users:reset","exp":{}}}"#,
-            claims["state"],
-            claims["exp"]
+            claims["state"], claims["exp"]
         )
     );
 }

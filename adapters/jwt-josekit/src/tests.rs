@@ -211,7 +211,10 @@ fn lifetimes_come_from_settings() {
     let (codec, _) = codec_with(s, NOW);
     let exp = |token: String| payload_of(&token).1["exp"].as_i64().unwrap();
     assert_eq!(exp(codec.issue_access(user(), 0).unwrap()), NOW + 60);
-    assert_eq!(exp(codec.issue_reset(user(), "fp", None).unwrap()), NOW + 120);
+    assert_eq!(
+        exp(codec.issue_reset(user(), "fp", None).unwrap()),
+        NOW + 120
+    );
     assert_eq!(
         exp(codec.issue_verify(user(), &email(), None).unwrap()),
         NOW + 86_400
@@ -224,10 +227,7 @@ fn lifetimes_come_from_settings() {
 fn pyjwt_tokens_verify() {
     let (codec, _) = codec_at(NOW);
     assert_eq!(codec.verify_access(PY_ACCESS), Ok(access(USER)));
-    assert_eq!(
-        codec.verify_access(PY_ACCESS_STRING_AUD),
-        Ok(access(USER))
-    );
+    assert_eq!(codec.verify_access(PY_ACCESS_STRING_AUD), Ok(access(USER)));
     let reset = codec.verify_reset(PY_RESET).unwrap();
     assert_eq!(
         (reset.subject.as_str(), reset.password_fingerprint.as_str()),
@@ -256,8 +256,14 @@ fn our_tokens_are_byte_identical_to_pyjwts() {
     // same order, so the bytes (and signatures) must match exactly.
     let (codec, _) = codec_at(PY_EXP - 3600);
     assert_eq!(codec.issue_access(user(), 0).unwrap(), PY_ACCESS);
-    assert_eq!(codec.issue_reset(user(), FINGERPRINT, None).unwrap(), PY_RESET);
-    assert_eq!(codec.issue_verify(user(), &email(), None).unwrap(), PY_VERIFY);
+    assert_eq!(
+        codec.issue_reset(user(), FINGERPRINT, None).unwrap(),
+        PY_RESET
+    );
+    assert_eq!(
+        codec.issue_verify(user(), &email(), None).unwrap(),
+        PY_VERIFY
+    );
     let unicode = EmailAddress::parse("josé.ünï@example.com").unwrap();
     assert_eq!(
         codec.issue_verify(user(), &unicode, None).unwrap(),
@@ -538,10 +544,7 @@ fn nbf_in_the_future_is_refused() {
         codec.verify_access(&with_nbf(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(
-        codec.verify_access(&with_nbf(json!(NOW))),
-        Ok(access(USER))
-    );
+    assert_eq!(codec.verify_access(&with_nbf(json!(NOW))), Ok(access(USER)));
     assert_eq!(
         codec.verify_access(&with_nbf(json!(NOW - 1))),
         Ok(access(USER))
@@ -568,10 +571,7 @@ fn iat_in_the_future_is_refused_as_pyjwt_does() {
         codec.verify_access(&with_iat(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(
-        codec.verify_access(&with_iat(json!(NOW))),
-        Ok(access(USER))
-    );
+    assert_eq!(codec.verify_access(&with_iat(json!(NOW))), Ok(access(USER)));
     assert_eq!(
         codec.verify_access(&with_iat(json!("now"))),
         Err(TokenError::Invalid)
@@ -1032,7 +1032,8 @@ fn a_stamp_is_carried_after_aud_and_left_out_when_zero() {
 fn a_stamp_that_is_no_integer_is_refused() {
     let (codec, _) = codec_at(NOW);
     for stamp in [json!("1"), json!(1.5), json!(null), json!([1])] {
-        let claims = json!({"sub": USER, "aud": ["fastapi-users:auth"], "stamp": stamp, "exp": NOW + 10});
+        let claims =
+            json!({"sub": USER, "aud": ["fastapi-users:auth"], "stamp": stamp, "exp": NOW + 10});
         assert_eq!(
             codec.verify_access(&access_with(&claims)),
             Err(TokenError::Invalid),
@@ -1068,7 +1069,13 @@ fn a_state_is_carried_before_aud_and_read_back() {
         Some("s2")
     );
     // FastAPI Users' tokens have none.
-    assert_eq!(codec.verify_reset(&codec.issue_reset(user(), "fp", None).unwrap()).unwrap().state, None);
+    assert_eq!(
+        codec
+            .verify_reset(&codec.issue_reset(user(), "fp", None).unwrap())
+            .unwrap()
+            .state,
+        None
+    );
 }
 
 #[test]

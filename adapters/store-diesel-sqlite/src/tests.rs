@@ -252,7 +252,10 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
         ]
     );
     // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it.
-    assert_eq!(access_token_schema(&mut conn), access_token_schema(&mut fastapi_users_made()));
+    assert_eq!(
+        access_token_schema(&mut conn),
+        access_token_schema(&mut fastapi_users_made())
+    );
     let indexes = text(
         &mut conn,
         "SELECT sql AS v FROM sqlite_master WHERE type = 'index' AND tbl_name = 'user' \

@@ -307,10 +307,8 @@ fn parse_parts(text: &str) -> Option<SystemTime> {
     {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * SECONDS_PER_DAY
-        + hour * 3600
-        + minute * 60
-        + second;
+    let seconds =
+        days_from_civil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second;
     let micros = seconds * MICROS_PER_SECOND + fraction;
     let magnitude = Duration::from_micros(micros.unsigned_abs());
     Some(if micros >= 0 {
@@ -391,7 +389,10 @@ mod tests {
                 assert_eq!(parse_timestamp(&format_timestamp(t)), Ok(t), "{m}");
             }
         }
-        assert_eq!(format_timestamp(at_micros(-1)), "1969-12-31 23:59:59.999999");
+        assert_eq!(
+            format_timestamp(at_micros(-1)),
+            "1969-12-31 23:59:59.999999"
+        );
         let just_before = UNIX_EPOCH - Duration::from_nanos(1);
         assert_eq!(format_timestamp(just_before), "1969-12-31 23:59:59.999999");
     }

@@ -149,7 +149,9 @@ pub async fn sessions_delete_of_a_user_deletes_only_theirs_and_counts(store: Sto
     assert_eq!(kept(&store, &["a1", "a2", "a3", "b1"]).await, set(&["b1"]));
     assert_eq!(store.delete_access_tokens_of(ann.id).await, Ok(0));
     assert_eq!(
-        store.delete_access_tokens_of(user("nobody@example.com").id).await,
+        store
+            .delete_access_tokens_of(user("nobody@example.com").id)
+            .await,
         Ok(0)
     );
 }
@@ -174,7 +176,11 @@ pub async fn sessions_deleting_the_user_cascades(store: Store) {
 pub async fn sessions_purge_removes_only_older_ones_and_counts(store: Store) {
     let ann = created_user(&store, "ann@example.com").await;
     let bob = created_user(&store, "bob@example.com").await;
-    create(&store, &record("old-a", ann.id, t0() - Duration::from_secs(7200))).await;
+    create(
+        &store,
+        &record("old-a", ann.id, t0() - Duration::from_secs(7200)),
+    )
+    .await;
     create(&store, &record("old-b", bob.id, t0() - us(1))).await;
     create(&store, &record("at", ann.id, t0())).await;
     create(&store, &record("new", bob.id, t0() + us(1))).await;
@@ -283,7 +289,9 @@ pub async fn session_stamp_end_sessions_raises_it_by_one_and_returns_it(store: S
     assert!(!both.is_active);
     assert_eq!(store.get(ann.id).await, Ok(Some(both)));
     assert_eq!(
-        store.patch(user("nobody@example.com").id, end_sessions()).await,
+        store
+            .patch(user("nobody@example.com").id, end_sessions())
+            .await,
         Err(StoreError::NotFound)
     );
 }

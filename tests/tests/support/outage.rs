@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use portcullis::PortcullisBuilder;
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, Store, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserId,
-    UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, Store, StoreError, ThrottleKind,
+    ThrottleLedger, ThrottleWindow, User, UserId, UserPatch, UserRepository,
 };
 use portcullis_tests::smtp_sink::SmtpSink;
 use portcullis_tests::test_app::{
