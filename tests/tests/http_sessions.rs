@@ -3,9 +3,16 @@
 //! reset and on deactivation, and reset and verification tokens bound to
 //! the account's state.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, test};
 use awc::http::Method;
+use portcullis::domain::Clock;
+use portcullis::{AuthStrategy, PortcullisBuilder};
 use portcullis_tests::test_app::{
-    Body, PASSWORD, TestApp, access_token_for, decode_jwt, spawn_app_with,
+    Body, PASSWORD, TestApp, access_token_for, decode_jwt, now, spawn_app_with,
 };
 use serde_json::json;
 
@@ -286,4 +293,61 @@ async fn the_database_strategy_refuses_garbage_and_jwts_with_401() {
         response.expect_401();
     }
     assert_works(&app, &token, "ann@example.com").await;
+}
+
+/// A clock the test moves.
+struct StepClock(AtomicI64);
+
+impl Clock for StepClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[actix_web::test]
+async fn a_database_token_expires_after_the_access_token_lifetime() {
+    // The server of the other tests reads the system clock: this one is
+    // built in process over a clock the test moves (the same actix stack,
+    // mounted as a host would).
+    let start = now();
+    let clock = Arc::new(StepClock(AtomicI64::new(start)));
+    let service = PortcullisBuilder::new()
+        .token_secrets([1; 32], [2; 32], [3; 32])
+        .auth_strategy(AuthStrategy::Database)
+        .access_token_lifetime(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .expect("valid settings");
+    let app = test::init_service(App::new().configure(portcullis::mount(service, "/api"))).await;
+    let register = test::TestRequest::post()
+        .uri("/api/auth/register")
+        .set_json(json!({ "email": "ann@example.com", "password": PASSWORD }))
+        .to_request();
+    assert_eq!(test::call_service(&app, register).await.status(), 201);
+    let login = test::TestRequest::post()
+        .uri("/api/auth/jwt/login")
+        .set_form([("username", "ann@example.com"), ("password", PASSWORD)])
+        .to_request();
+    let body: serde_json::Value = test::call_and_read_body_json(&app, login).await;
+    let token = body["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(token.len(), 43);
+    let me = |token: &str| {
+        test::TestRequest::get()
+            .uri("/api/users/me")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_request()
+    };
+
+    // Valid for the whole lifetime after `created_at`, to the second…
+    clock.0.store(start + 60, Ordering::SeqCst);
+    let res = test::call_service(&app, me(&token)).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = test::read_body_json(res).await;
+    assert_eq!(body["email"], "ann@example.com");
+    // …and not a second more.
+    clock.0.store(start + 61, Ordering::SeqCst);
+    let res = test::call_service(&app, me(&token)).await;
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = test::read_body_json(res).await;
+    assert_eq!(body, json!({ "detail": "Unauthorized" }));
 }

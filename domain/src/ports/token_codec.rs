@@ -61,6 +61,8 @@ pub trait TokenCodec: Send + Sync {
     fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError>;
     /// A reset-password token for `user`, bound to `password_fingerprint`
     /// and, when given, to the account's `state`.
+    // mockall needs the lifetime of `Option<&str>` named.
+    #[allow(clippy::needless_lifetimes)]
     fn issue_reset<'a>(
         &self,
         user: UserId,
@@ -71,6 +73,8 @@ pub trait TokenCodec: Send + Sync {
     fn verify_reset(&self, token: &str) -> Result<ResetClaims, TokenError>;
     /// A verify-e-mail token for `user` at `email`, bound, when given, to
     /// the account's `state`.
+    // mockall needs the lifetime of `Option<&str>` named.
+    #[allow(clippy::needless_lifetimes)]
     fn issue_verify<'a>(
         &self,
         user: UserId,
