@@ -5,6 +5,14 @@
 # stamp is checked on the user row that is loaded anyway: no extra query)
 # and gives the `database` figure (two queries: the token, then the user).
 #
+# Issue 10 (2 shared, loaded cores; curl is the client, so these are lower
+# bounds; 5000 requests, 16 at a time, 6 rounds each; base = commit 317206f):
+#   jwt before the stamp: 5176-9084 req/s, mean 7033
+#   jwt with the stamp:   4527-10525 req/s, mean 7348 (no extra query)
+#   database:             4295-6717 req/s, mean 5369 (two queries)
+# The spread between rounds (±40%, other builds on the machine) is far
+# wider than 5%: rerun on a quiet machine for a verdict.
+#
 # Usage: bench/me.sh [REQUESTS=4000] [PARALLEL=16] [STRATEGIES="jwt database"] [ROUNDS=3]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before";
 # it must understand the variables below, AUTH_STRATEGY aside).
