@@ -97,6 +97,10 @@ impl UserService {
     /// Only the columns `changes` asks for are written (a
     /// [`UserPatch`]), so a concurrent change to another column — a password
     /// reset, a verification — is kept, not undone.
+    ///
+    /// A new password or a deactivation (`is_active: false`) ends every
+    /// session of the user, in both strategies: the same write raises their
+    /// session stamp, then their opaque tokens are deleted.
     #[tracing::instrument(skip_all, fields(actor = %actor.id, user_id = %id))]
     pub async fn admin_update_user(
         &self,
@@ -147,12 +151,17 @@ impl UserService {
         patch.is_verified = changes.is_verified.or(new_address.then_some(false));
         patch.role = changes.role;
         patch.fields = self.writable_changes(&changes.fields, FieldWriter::Admin);
+        patch.end_sessions = patch.hashed_password.is_some() || changes.is_active == Some(false);
+        let end_sessions = patch.end_sessions;
         let user = match self.ports.users.patch(id, patch).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),
             Err(StoreError::NotFound) => return Err(AdminUpdateError::NotFound),
             Err(e) => return Err(e.into()),
         };
+        if end_sessions {
+            self.forget_access_tokens(user.id).await?;
+        }
         self.ports.events.on_after_update(&user, &changes).await;
         Ok(user)
     }
@@ -391,9 +400,10 @@ mod tests {
                 is_verified: Some(true),
                 role: Some(Role::Instructor),
                 fields: Default::default(),
-                end_sessions: false,
+                end_sessions: true,
             }
         });
+        tokens_deleted(&mut m, target.id);
         m.events.expect_on_after_update().times(1).return_const(());
         let changes = UserChanges {
             password: Some("brand new pw".into()),
@@ -411,6 +421,76 @@ mod tests {
         assert_eq!(u.hashed_password, "$new");
         assert!(!u.is_active && u.is_superuser && u.is_verified);
         assert_eq!(u.role, Role::Instructor);
+        assert_eq!(u.session_stamp, 1);
+    }
+
+    /// `id`'s opaque tokens are deleted, once.
+    fn tokens_deleted(m: &mut Mocks, id: UserId) {
+        m.sessions
+            .expect_delete_access_tokens_of()
+            .withf(move |u| *u == id)
+            .times(1)
+            .returning(|_| Ok(3));
+    }
+
+    #[tokio::test]
+    async fn a_new_password_alone_or_a_deactivation_alone_ends_the_sessions() {
+        for deactivate in [false, true] {
+            let target = a_user();
+            let mut m = Mocks::new();
+            stored(&mut m, target.clone());
+            m.hasher.expect_hash().returning(|_| Ok("$new".into()));
+            patched(&mut m, target.clone(), move |p| {
+                *p == UserPatch {
+                    hashed_password: (!deactivate).then(|| "$new".into()),
+                    is_active: deactivate.then_some(false),
+                    end_sessions: true,
+                    ..UserPatch::default()
+                }
+            });
+            tokens_deleted(&mut m, target.id);
+            m.events.expect_on_after_update().return_const(());
+            let changes = if deactivate {
+                UserChanges {
+                    is_active: Some(false),
+                    ..UserChanges::default()
+                }
+            } else {
+                UserChanges {
+                    password: Some("brand new pw".into()),
+                    ..UserChanges::default()
+                }
+            };
+            m.service()
+                .admin_update_user(&admin(), target.id, changes)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_activation_or_a_role_change_keeps_the_sessions() {
+        let target = a_user();
+        let mut m = Mocks::new();
+        stored(&mut m, target.clone());
+        patched(&mut m, target.clone(), |p| {
+            *p == UserPatch {
+                is_active: Some(true),
+                role: Some(Role::Instructor),
+                ..UserPatch::default()
+            }
+        });
+        // No expectation on the sessions: a deletion fails the test.
+        m.events.expect_on_after_update().return_const(());
+        let changes = UserChanges {
+            is_active: Some(true),
+            role: Some(Role::Instructor),
+            ..UserChanges::default()
+        };
+        m.service()
+            .admin_update_user(&admin(), target.id, changes)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

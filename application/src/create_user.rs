@@ -4,7 +4,7 @@
 
 use portcullis_domain::{
     EmailAddress, FieldValues, FieldWriter, PasswordOwner, PasswordPolicyViolation, Role,
-    StoreError, User, UserId,
+    StoreError, User,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -96,13 +96,21 @@ impl UserService {
         }
     }
 
-    /// An access token for `user`, as login would issue, without a
-    /// password: for hosts' tests and operator tooling that already trust
-    /// the caller. The token is judged like any other when used (an
-    /// inactive or deleted user's is refused).
-    #[tracing::instrument(skip_all, fields(user_id = %user))]
-    pub fn issue_access_token(&self, user: UserId) -> Result<SecretString, InfraError> {
-        Ok(self.ports.tokens.issue_access(user)?.into())
+    /// An access token for `user`, as login would issue by the strategy in
+    /// force, without a password: for hosts' tests and operator tooling
+    /// that already trust the caller. A JWT carries `user`'s session stamp
+    /// as given (pass the user as stored); an opaque token is stored. The
+    /// token is judged like any other when used (an inactive or deleted
+    /// user's is refused, and so is one issued before the user's sessions
+    /// were ended).
+    #[tracing::instrument(skip_all, fields(user_id = %user.id))]
+    pub async fn issue_access_token(&self, user: &User) -> Result<SecretString, InfraError> {
+        match self.new_access_token(user).await? {
+            Some(token) => Ok(token.into()),
+            None => Err(InfraError::Internal(
+                format!("no access token for {}: no such user", user.id).into(),
+            )),
+        }
     }
 }
 
@@ -204,27 +212,44 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_access_token_is_issued_for_the_given_user() {
+    #[tokio::test]
+    async fn an_access_token_is_issued_for_the_given_user_with_its_stamp() {
         let mut m = Mocks::new();
-        let id = a_user().id;
+        let mut user = a_user();
+        user.session_stamp = 4;
+        let id = user.id;
         m.tokens
             .expect_issue_access()
-            .withf(move |u| *u == id)
+            .withf(move |u, stamp| *u == id && *stamp == 4)
             .times(1)
-            .returning(|_| Ok("tok".into()));
-        let token = m.service().issue_access_token(id).unwrap();
+            .returning(|_, _| Ok("tok".into()));
+        let token = m.service().issue_access_token(&user).await.unwrap();
         assert_eq!(token.expose_secret(), "tok");
     }
 
-    #[test]
-    fn a_token_that_cannot_be_issued_is_internal() {
+    #[tokio::test]
+    async fn the_database_strategy_stores_the_token() {
+        let mut m = Mocks::new();
+        m.policy.auth_strategy = crate::AuthStrategy::Database;
+        let user = a_user();
+        let id = user.id;
+        m.sessions
+            .expect_create_access_token()
+            .withf(move |r| r.user_id == id && r.token.len() == 43)
+            .times(1)
+            .returning(|_| Ok(()));
+        let token = m.service().issue_access_token(&user).await.unwrap();
+        assert_eq!(token.expose_secret().len(), 43);
+    }
+
+    #[tokio::test]
+    async fn a_token_that_cannot_be_issued_is_internal() {
         let mut m = Mocks::new();
         m.tokens
             .expect_issue_access()
-            .returning(|_| Err(TokenError::Issue("overflow".into())));
+            .returning(|_, _| Err(TokenError::Issue("overflow".into())));
         assert_matches!(
-            m.service().issue_access_token(a_user().id),
+            m.service().issue_access_token(&a_user()).await,
             Err(InfraError::Internal(_))
         );
     }

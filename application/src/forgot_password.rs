@@ -9,8 +9,10 @@ impl UserService {
     /// active user, and at most [`Policy::mail_per_address_per_hour`] reset
     /// and verification mails an hour to one address (past that the hook
     /// is not called, and an INFO line with the user's id says so). The
-    /// token carries a fingerprint of the current password hash, so it dies
-    /// when the password changes.
+    /// token carries a fingerprint of the current password hash (FastAPI
+    /// Users' `password_fgpt`) and the account's state (see
+    /// [`reset_password`](Self::reset_password)), so it dies when the
+    /// password, the address, a flag or the session stamp changes.
     ///
     /// Every path costs the same: one lookup, one count of the request in
     /// the mail ledger, one hash (the fingerprint, or a dummy of the same
@@ -37,7 +39,11 @@ impl UserService {
             return Ok(());
         }
         let fingerprint = self.ports.hasher.hash(&user.hashed_password).await?;
-        let token = self.ports.tokens.issue_reset(user.id, &fingerprint)?;
+        let token = self.ports.tokens.issue_reset(
+            user.id,
+            &fingerprint,
+            Some(&crate::sessions::account_state(&user)),
+        )?;
         self.ports
             .events
             .on_after_forgot_password(&user, &token)
@@ -69,8 +75,12 @@ mod tests {
             .returning(|_| Ok("$fgpt".into()));
         m.tokens
             .expect_issue_reset()
-            .withf(move |u, f| *u == id && f == "$fgpt")
-            .returning(|_, _| Ok("reset-tok".into()));
+            .withf(move |u, f, s| {
+                *u == id
+                    && f == "$fgpt"
+                    && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
+            })
+            .returning(|_, _, _| Ok("reset-tok".into()));
         m.events
             .expect_on_after_forgot_password()
             .withf(|_, t| t == "reset-tok")
@@ -135,7 +145,7 @@ mod tests {
         m.tokens
             .expect_issue_reset()
             .times(1)
-            .returning(|_, _| Ok("reset-tok".into()));
+            .returning(|_, _, _| Ok("reset-tok".into()));
         m.events
             .expect_on_after_forgot_password()
             .times(1)

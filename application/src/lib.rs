@@ -60,6 +60,7 @@ pub use me::UpdateMeError;
 pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
+pub use sessions::{AuthStrategy, InvalidAuthStrategy};
 pub use trusted_proxies::{InvalidTrustedProxy, TrustedProxies};
 pub use verify::VerifyError;
 
@@ -118,6 +119,13 @@ pub struct Policy {
     /// The most reset and verification mails sent to one address per hour,
     /// together (`MAIL_PER_ADDRESS_PER_HOUR`); `0`: no cap.
     pub mail_per_address_per_hour: u32,
+    /// What an access token is (`AUTH_STRATEGY`, default [`AuthStrategy::Jwt`]).
+    pub auth_strategy: AuthStrategy,
+    /// How long an access token lives (`JWT_ACCESS_TOKEN_EXPIRE_MINUTES`,
+    /// default one hour). The token codec enforces it on JWTs; the
+    /// `database` strategy's opaque tokens expire this long after they were
+    /// stored.
+    pub access_token_lifetime: Duration,
 }
 
 impl Policy {
@@ -130,12 +138,14 @@ impl Policy {
 impl Default for Policy {
     /// No verification required, [`LoginLockout::default`], at most
     /// [`Policy::DEFAULT_MAIL_PER_ADDRESS_PER_HOUR`] mails per address per
-    /// hour.
+    /// hour, the `jwt` strategy, one-hour access tokens.
     fn default() -> Self {
         Self {
             login_requires_verification: false,
             login_lockout: LoginLockout::default(),
             mail_per_address_per_hour: Self::DEFAULT_MAIL_PER_ADDRESS_PER_HOUR,
+            auth_strategy: AuthStrategy::default(),
+            access_token_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -240,6 +250,14 @@ impl UserService {
             session_cookie: SessionCookie::default(),
             allowed_origins: AllowedOrigins::none(),
         }
+    }
+
+    /// The same use cases, reading the time from `clock` (default the
+    /// system's) where they judge it themselves: the expiry of the
+    /// `database` strategy's tokens and their `created_at`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.ports.clock = clock;
+        self
     }
 
     /// The same use cases, for a deployment behind these proxies: the HTTP

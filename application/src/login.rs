@@ -31,7 +31,10 @@ pub enum LoginError {
 }
 
 impl UserService {
-    /// Checks credentials and returns an access token. `username` is the
+    /// Checks credentials and returns an access token of the strategy in
+    /// force ([`AuthStrategy`](crate::AuthStrategy)): a JWT carrying the
+    /// user's session stamp, or a new opaque token stored with the time it
+    /// was issued. `username` is the
     /// e-mail address as typed; something that is not an address is simply
     /// bad credentials. An unknown user costs the same hash as a known one,
     /// so timing reveals nothing. A hash made with older parameters is
@@ -95,7 +98,10 @@ impl UserService {
         if self.policy.login_requires_verification && !user.is_verified {
             return Err(LoginError::NotVerified);
         }
-        let token = self.ports.tokens.issue_access(user.id)?;
+        let Some(token) = self.new_access_token(&user).await? else {
+            // Deleted between the check and the token.
+            return Err(LoginError::BadCredentials);
+        };
         self.ports.events.on_after_login(&user).await;
         Ok(token)
     }
@@ -173,7 +179,8 @@ mod tests {
     async fn issues_a_token_for_good_credentials() {
         let mut m = Mocks::new();
         m.login_failures("ann@example.com", None);
-        let user = a_user();
+        let mut user = a_user();
+        user.session_stamp = 3;
         let id = user.id;
         known_user(&mut m, "ann@EXAMPLE.com", user);
         m.hasher
@@ -182,8 +189,8 @@ mod tests {
             .returning(|_, _| valid(None));
         m.tokens
             .expect_issue_access()
-            .withf(move |u| *u == id)
-            .returning(|_| Ok("tok".into()));
+            .withf(move |u, stamp| *u == id && *stamp == 3)
+            .returning(|_, _| Ok("tok".into()));
         m.events.expect_on_after_login().times(1).return_const(());
         assert_eq!(
             m.service()
@@ -209,7 +216,7 @@ mod tests {
             .returning(|_, _, _| Ok(true));
         m.tokens
             .expect_issue_access()
-            .returning(|_| Ok("tok".into()));
+            .returning(|_, _| Ok("tok".into()));
         m.events.expect_on_after_login().return_const(());
         assert!(
             m.service()
@@ -235,7 +242,7 @@ mod tests {
             .returning(|_, _, _| Ok(false));
         m.tokens
             .expect_issue_access()
-            .returning(|_| Ok("tok".into()));
+            .returning(|_, _| Ok("tok".into()));
         m.events.expect_on_after_login().return_const(());
         assert_eq!(
             m.service()
@@ -353,7 +360,7 @@ mod tests {
             .returning(|_, _| valid(None));
         m.tokens
             .expect_issue_access()
-            .returning(|_| Ok("tok".into()));
+            .returning(|_, _| Ok("tok".into()));
         m.events.expect_on_after_login().return_const(());
         assert!(
             m.service()
@@ -456,7 +463,7 @@ mod tests {
             .returning(|_, _| valid(None));
         m.tokens
             .expect_issue_access()
-            .returning(|_| Ok("tok".into()));
+            .returning(|_, _| Ok("tok".into()));
         m.events.expect_on_after_login().return_const(());
         assert_eq!(
             m.service()
@@ -518,6 +525,57 @@ mod tests {
         assert_matches!(
             m.service().login("who@example.com", "secret pw").await,
             Err(LoginError::Infra(InfraError::Unavailable(_)))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_database_strategy_stores_an_opaque_token_issued_now() {
+        let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
+        m.policy.auth_strategy = crate::AuthStrategy::Database;
+        let user = a_user();
+        let id = user.id;
+        known_user(&mut m, "ann@example.com", user);
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        let stored = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = stored.clone();
+        m.sessions
+            .expect_create_access_token()
+            .times(1)
+            .returning(move |r| {
+                *seen.lock().unwrap() = Some(r.clone());
+                Ok(())
+            });
+        m.events.expect_on_after_login().times(1).return_const(());
+        let token = m
+            .service()
+            .login("ann@example.com", "secret pw")
+            .await
+            .unwrap();
+        let record = stored.lock().unwrap().clone().unwrap();
+        assert_eq!(record.token, token);
+        assert_eq!(record.user_id, id);
+        assert_eq!(token.len(), 43);
+        assert_eq!(record.created_at, test_now(), "issued now, by the service's clock");
+    }
+
+    #[tokio::test]
+    async fn a_user_deleted_before_the_token_is_stored_is_bad_credentials() {
+        let mut m = Mocks::new();
+        m.login_failures("ann@example.com", None);
+        m.policy.auth_strategy = crate::AuthStrategy::Database;
+        known_user(&mut m, "ann@example.com", a_user());
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        m.sessions
+            .expect_create_access_token()
+            .returning(|_| Err(portcullis_domain::StoreError::NotFound));
+        assert_matches!(
+            m.service().login("ann@example.com", "secret pw").await,
+            Err(LoginError::BadCredentials)
         );
     }
 }

@@ -22,7 +22,10 @@ pub enum UpdateMeError {
 impl UserService {
     /// A user changes their own password. Only the password can be changed
     /// here: e-mail changes are for administrators until e-mail change with
-    /// re-verification exists. `None` changes nothing.
+    /// re-verification exists. `None` changes nothing. A new password ends
+    /// every session of the user, in both strategies (the token this
+    /// request came with included): their stamp is raised in the write
+    /// after the new hash and their opaque tokens deleted.
     pub async fn update_me(
         &self,
         user: User,
@@ -51,11 +54,13 @@ impl UserService {
                 (user, Some(checked))
             }
         };
-        let user = if fields.is_empty() {
+        let end_sessions = password.is_some();
+        let user = if fields.is_empty() && !end_sessions {
             user
         } else {
             let patch = UserPatch {
                 fields: fields.clone(),
+                end_sessions,
                 ..UserPatch::default()
             };
             match self.ports.users.patch(user.id, patch).await {
@@ -64,6 +69,9 @@ impl UserService {
                 Err(e) => return Err(e.into()),
             }
         };
+        if end_sessions {
+            self.forget_access_tokens(user.id).await?;
+        }
         let changes = UserChanges {
             password: password.map(|p| p.expose().into()),
             fields,
@@ -144,6 +152,33 @@ impl UserService {
 mod tests {
     use super::*;
     use crate::test_support::*;
+    use portcullis_domain::UserId;
+
+    /// After the new hash: `id`'s stamp raised (with no other column),
+    /// the user as stored then returned, their opaque tokens deleted.
+    fn ends_sessions(m: &mut Mocks, id: UserId, stored: User) {
+        m.users
+            .expect_patch()
+            .withf(move |i, p| {
+                *i == id
+                    && *p
+                        == UserPatch {
+                            end_sessions: true,
+                            ..UserPatch::default()
+                        }
+            })
+            .times(1)
+            .returning(move |_, p| {
+                let mut u = stored.clone();
+                p.apply_to(&mut u);
+                Ok(u)
+            });
+        m.sessions
+            .expect_delete_access_tokens_of()
+            .withf(move |u| *u == id)
+            .times(1)
+            .returning(|_| Ok(0));
+    }
 
     #[tokio::test]
     async fn no_password_changes_nothing() {
@@ -174,13 +209,18 @@ mod tests {
             .expect_get()
             .withf(id_is(id))
             .returning(move |_| Ok(Some(returned.clone())));
+        ends_sessions(&mut m, id, stored.clone());
         m.events.expect_on_after_update().times(1).return_const(());
         let updated = m
             .service()
             .update_me(user, Some("brand new pw"))
             .await
             .unwrap();
-        assert_eq!(updated, stored, "the stored user, concurrent changes kept");
+        stored.session_stamp = 1;
+        assert_eq!(
+            updated, stored,
+            "the stored user, concurrent changes kept, sessions ended"
+        );
     }
 
     #[tokio::test]
@@ -220,7 +260,9 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(move |_| Ok(Some(stored.clone())));
+        ends_sessions(&mut m, id, done.clone());
         m.events.expect_on_after_update().return_const(());
+        done.session_stamp = 1;
         assert_eq!(
             m.service()
                 .update_me(user, Some("brand new pw"))

@@ -5,7 +5,8 @@ use crate::{InfraError, UserService};
 impl UserService {
     /// Sends a verification token (through the `on_after_request_verify`
     /// hook) to an existing, active, unverified user; does nothing otherwise.
-    /// The caller answers the same either way. At most
+    /// The caller answers the same either way. The token is bound to the
+    /// account's state (see [`verify`](Self::verify)). At most
     /// [`Policy::mail_per_address_per_hour`] reset and verification mails
     /// an hour go to one address: past that the hook is not called, and an
     /// INFO line with the user's id says so.
@@ -29,7 +30,11 @@ impl UserService {
             tracing::info!(user_id = %user.id, "mail cap reached for the address: no verification mail");
             return Ok(());
         }
-        let token = self.ports.tokens.issue_verify(user.id, &user.email)?;
+        let token = self.ports.tokens.issue_verify(
+            user.id,
+            &user.email,
+            Some(&crate::sessions::account_state(&user)),
+        )?;
         self.ports
             .events
             .on_after_request_verify(&user, &token)
@@ -47,14 +52,18 @@ mod tests {
         let mut m = Mocks::new();
         m.mail_counted("ann@example.com", 1);
         let user = a_user();
+        let id = user.id;
         m.users
             .expect_get_by_email()
             .withf(email_is("ann@example.com"))
             .returning(move |_| Ok(Some(user.clone())));
         m.tokens
             .expect_issue_verify()
-            .withf(|_, e| e.as_str() == "Ann@example.com")
-            .returning(|_, _| Ok("v-tok".into()));
+            .withf(move |_, e, s| {
+                e.as_str() == "Ann@example.com"
+                    && *s == Some(crate::sessions::account_state(&a_user_with(id)).as_str())
+            })
+            .returning(|_, _, _| Ok("v-tok".into()));
         m.events
             .expect_on_after_request_verify()
             .withf(|_, t| t == "v-tok")
@@ -121,7 +130,7 @@ mod tests {
             .returning(move |_| Ok(Some(user.clone())));
         m.tokens
             .expect_issue_verify()
-            .returning(|_, _| Ok("v-tok".into()));
+            .returning(|_, _, _| Ok("v-tok".into()));
         m.events
             .expect_on_after_request_verify()
             .times(1)

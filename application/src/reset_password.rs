@@ -1,4 +1,4 @@
-use portcullis_domain::{PasswordOwner, PasswordPolicyViolation, UserId};
+use portcullis_domain::{PasswordOwner, PasswordPolicyViolation, StoreError, UserId, UserPatch};
 
 use crate::{InfraError, UserService};
 
@@ -23,6 +23,16 @@ impl UserService {
     /// the new hash replaces exactly that hash in one conditional update, so
     /// of two concurrent resets with one token only one can win (in any
     /// number of server processes).
+    ///
+    /// A token of Portcullis' is also bound to the account's state (address,
+    /// password hash, active and verified flags, session stamp): it dies
+    /// when any of them changed after it was issued, deactivation then
+    /// reactivation included (deactivation raises the stamp). A token
+    /// without that claim (minted by FastAPI Users) has FastAPI Users'
+    /// checks only: the fingerprint and an active user.
+    ///
+    /// A reset ends every session of the user (both strategies): their
+    /// stamp is raised and their opaque tokens deleted.
     #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn reset_password(
         &self,
@@ -38,6 +48,13 @@ impl UserService {
         let id = UserId::parse(&claims.subject).map_err(|_| BadToken)?;
         tracing::Span::current().record("user_id", tracing::field::display(id));
         let mut user = self.ports.users.get(id).await?.ok_or(BadToken)?;
+        if claims
+            .state
+            .as_ref()
+            .is_some_and(|state| *state != crate::sessions::account_state(&user))
+        {
+            return Err(BadToken);
+        }
         let bound = self
             .ports
             .hasher
@@ -67,6 +84,18 @@ impl UserService {
             return Err(BadToken);
         }
         user.hashed_password = new_hash;
+        // The hash alone was replaced, conditionally; the sessions end
+        // right after (a store has no conditional patch with a stamp).
+        let patch = UserPatch {
+            end_sessions: true,
+            ..UserPatch::default()
+        };
+        match self.ports.users.patch(user.id, patch).await {
+            Ok(stored) => user = stored,
+            Err(StoreError::NotFound) => return Err(BadToken),
+            Err(e) => return Err(e.into()),
+        }
+        self.forget_access_tokens(user.id).await?;
         self.ports.events.on_after_reset_password(&user).await;
         Ok(())
     }
@@ -88,6 +117,7 @@ mod tests {
                 Ok(ResetClaims {
                     subject: subject.clone(),
                     password_fingerprint: "$fgpt".into(),
+                    state: None,
                 })
             });
     }
@@ -115,14 +145,110 @@ mod tests {
             .withf(move |i, current, new| *i == id && current == "$argon2id$old" && new == "$new")
             .times(1)
             .returning(|_, _, _| Ok(true));
+        ends_sessions(&mut m, id);
         m.events
             .expect_on_after_reset_password()
+            .withf(|u| u.session_stamp == 1)
             .times(1)
             .return_const(());
         assert_matches!(
             m.service().reset_password("t", "brand new pw").await,
             Ok(())
         );
+    }
+
+    /// The write after the new hash: `id`'s stamp raised, then their opaque
+    /// tokens deleted.
+    fn ends_sessions(m: &mut Mocks, id: UserId) {
+        let mut seq = mockall::Sequence::new();
+        m.users
+            .expect_patch()
+            .withf(move |i, p| {
+                *i == id
+                    && *p
+                        == UserPatch {
+                            end_sessions: true,
+                            ..UserPatch::default()
+                        }
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|id, _| {
+                let mut user = a_user_with(id);
+                user.hashed_password = "$new".into();
+                user.session_stamp = 1;
+                Ok(user)
+            });
+        m.sessions
+            .expect_delete_access_tokens_of()
+            .withf(move |u| *u == id)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(1));
+    }
+
+    /// The token given (`t`) is a reset token of Portcullis' for `user`
+    /// in the state `state_of` was in.
+    fn stated_token_for(m: &mut Mocks, user: &User, state_of: &User) {
+        let subject = user.id.to_string();
+        let state = crate::sessions::account_state(state_of);
+        m.tokens.expect_verify_reset().returning(move |_| {
+            Ok(ResetClaims {
+                subject: subject.clone(),
+                password_fingerprint: "$fgpt".into(),
+                state: Some(state.clone()),
+            })
+        });
+    }
+
+    #[tokio::test]
+    async fn a_token_of_the_current_state_works() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        let id = user.id;
+        stated_token_for(&mut m, &user, &user);
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        m.hasher
+            .expect_verify_and_update()
+            .returning(|_, _| valid(None));
+        m.hasher.expect_hash().returning(|_| Ok("$new".into()));
+        m.users
+            .expect_replace_password_hash()
+            .returning(|_, _, _| Ok(true));
+        ends_sessions(&mut m, id);
+        m.events.expect_on_after_reset_password().return_const(());
+        assert_matches!(
+            m.service().reset_password("t", "brand new pw").await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_state_is_bad_before_any_hashing() {
+        // Each change the state covers: deactivated and reactivated (the
+        // stamp was raised), verified, another address.
+        let changes: [fn(&mut User); 3] = [
+            |u| u.session_stamp += 1,
+            |u| u.is_verified = true,
+            |u| u.email = email("ann2@example.com"),
+        ];
+        for change in changes {
+            let mut m = Mocks::new();
+            let then = a_user();
+            let mut now = then.clone();
+            change(&mut now);
+            stated_token_for(&mut m, &then, &then);
+            m.users
+                .expect_get()
+                .returning(move |_| Ok(Some(now.clone())));
+            // No hasher expectation: a hash fails the test.
+            assert_matches!(
+                m.service().reset_password("t", "brand new pw").await,
+                Err(ResetPasswordError::BadToken)
+            );
+        }
     }
 
     #[tokio::test]
@@ -193,6 +319,7 @@ mod tests {
             Ok(ResetClaims {
                 subject: "nope".into(),
                 password_fingerprint: "$f".into(),
+                state: None,
             })
         });
         assert_matches!(

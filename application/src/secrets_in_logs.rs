@@ -79,14 +79,21 @@ async fn spans_name_the_user_and_never_show_a_secret() {
     m.hasher.expect_hash().returning(|_| Ok(HASH.into()));
     m.tokens
         .expect_issue_access()
-        .returning(|_| Ok(TOKEN.into()));
-    m.tokens
-        .expect_verify_access()
-        .returning(move |_| Ok(id.to_string()));
+        .returning(|_, _| Ok(TOKEN.into()));
+    m.tokens.expect_verify_access().returning(move |_| {
+        Ok(portcullis_domain::AccessClaims {
+            subject: id.to_string(),
+            stamp: 0,
+        })
+    });
+    m.sessions
+        .expect_delete_access_tokens_of()
+        .returning(|_| Ok(0));
     m.tokens.expect_verify_reset().returning(move |_| {
         Ok(ResetClaims {
             subject: id.to_string(),
             password_fingerprint: HASH.into(),
+            state: None,
         })
     });
     m.events.expect_on_after_login().return_const(());
@@ -103,7 +110,7 @@ async fn spans_name_the_user_and_never_show_a_secret() {
         ..UserChanges::default()
     };
     s.admin_update_user(&admin, id, changes).await.unwrap();
-    s.logout(&user).await;
+    s.logout(&user, TOKEN).await.unwrap();
 
     let text = log.text();
     for use_case in [

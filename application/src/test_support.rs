@@ -186,6 +186,13 @@ pub fn a_user() -> User {
     User::new(email("Ann@example.com"), "$argon2id$old".into())
 }
 
+/// [`a_user`] with this id (to compare states of the same account).
+pub fn a_user_with(id: UserId) -> User {
+    let mut user = a_user();
+    user.id = id;
+    user
+}
+
 /// The store cannot be reached.
 pub fn outage() -> StoreError {
     StoreError::Unavailable("down".into())

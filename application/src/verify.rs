@@ -19,7 +19,13 @@ pub enum VerifyError {
 impl UserService {
     /// Marks the user a verify token was issued for as verified. The token
     /// is checked first (including that its e-mail is still the user's),
-    /// then whether there is anything left to do.
+    /// then whether there is anything left to do, then — for a token of
+    /// Portcullis' — that the account's state is still the one the token
+    /// was issued against (address, password hash, active and verified
+    /// flags, session stamp): a token issued before a deactivation, a
+    /// password change or the end of the user's sessions is dead. A token
+    /// without that claim (minted by FastAPI Users) has FastAPI Users'
+    /// checks only: its user and its address.
     #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn verify(&self, token: &str) -> Result<User, VerifyError> {
         use VerifyError::BadToken;
@@ -42,6 +48,12 @@ impl UserService {
         }
         if user.is_verified {
             return Err(VerifyError::AlreadyVerified);
+        }
+        if claims
+            .state
+            .is_some_and(|state| state != crate::sessions::account_state(&user))
+        {
+            return Err(BadToken);
         }
         // Only `is_verified` is written: a concurrent change to another
         // column (an administrator deactivating the user, say) is kept.
@@ -74,8 +86,62 @@ mod tests {
                 Ok(VerifyClaims {
                     subject: subject.clone(),
                     email: email.clone(),
+                    state: None,
                 })
             });
+    }
+
+    /// The token given is Portcullis' for `user` in the state of `state_of`.
+    fn stated_token(m: &mut Mocks, user: &User, state_of: &User) {
+        let subject = user.id.to_string();
+        let email = user.email.as_str().to_owned();
+        let state = crate::sessions::account_state(state_of);
+        m.tokens.expect_verify_verify().returning(move |_| {
+            Ok(VerifyClaims {
+                subject: subject.clone(),
+                email: email.clone(),
+                state: Some(state.clone()),
+            })
+        });
+    }
+
+    #[tokio::test]
+    async fn a_token_of_the_current_state_verifies() {
+        let mut m = Mocks::new();
+        let user = a_user();
+        stated_token(&mut m, &user, &user);
+        let read = user.clone();
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(read.clone())));
+        m.users.expect_patch().times(1).returning(move |_, p| {
+            let mut u = user.clone();
+            p.apply_to(&mut u);
+            Ok(u)
+        });
+        m.events.expect_on_after_verify().times(1).return_const(());
+        assert!(m.service().verify("t").await.unwrap().is_verified);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_state_is_bad() {
+        // Deactivated then reactivated (stamp raised), or a new password.
+        let changes: [fn(&mut User); 2] = [
+            |u| u.session_stamp += 1,
+            |u| u.hashed_password = "$argon2id$other".into(),
+        ];
+        for change in changes {
+            let mut m = Mocks::new();
+            let then = a_user();
+            let mut now = then.clone();
+            change(&mut now);
+            stated_token(&mut m, &then, &then);
+            m.users
+                .expect_get_by_email()
+                .returning(move |_| Ok(Some(now.clone())));
+            // No patch expected.
+            assert_matches!(m.service().verify("t").await, Err(VerifyError::BadToken));
+        }
     }
 
     #[tokio::test]

@@ -102,6 +102,7 @@ async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
             Duration::from_secs(u64::from(config.login_lockout_minutes) * 60),
         )
         .mail_per_address_per_hour(config.mail_per_address_per_hour)
+        .auth_strategy(config.auth_strategy)
         .password_min_length(config.password_min_length)
         .user_fields(config.user_fields.clone())
         .auth_rate_limit_per_minute(config.rate_limit_auth_per_minute)

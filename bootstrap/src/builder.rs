@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_application::{
-    AllowedOrigins, AuthRateLimit, DEFAULT_COOKIE_NAME, HookChain, InvalidCookieSetting,
-    LoginLockout, PasswordRules, Policy, Ports, SessionCookie, TrustedProxies, UserService,
-    origin_of,
+    AllowedOrigins, AuthRateLimit, AuthStrategy, DEFAULT_COOKIE_NAME, HookChain,
+    InvalidCookieSetting, LoginLockout, PasswordRules, Policy, Ports, SessionCookie,
+    TrustedProxies, UserService, origin_of,
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
@@ -234,6 +234,18 @@ impl PortcullisBuilder {
     /// true). Turn it off when your own hooks deliver the tokens.
     pub fn send_default_mails(mut self, send: bool) -> Self {
         self.default_mails = send;
+        self
+    }
+
+    /// What an access token is (`AUTH_STRATEGY`): [`AuthStrategy::Jwt`]
+    /// (default), a signed token checked with no store call beyond loading
+    /// its user, or [`AuthStrategy::Database`], an opaque token stored in
+    /// FastAPI Users' `accesstoken` table (a real logout; one more store
+    /// call per authenticated request). Both revoke every session of a user
+    /// on a password reset or change, a deactivation and
+    /// `end_all_sessions`.
+    pub fn auth_strategy(mut self, strategy: AuthStrategy) -> Self {
+        self.policy.auth_strategy = strategy;
         self
     }
 
@@ -485,7 +497,10 @@ impl PortcullisBuilder {
                 events: Arc::new(hooks),
                 clock: self.clock,
             },
-            self.policy,
+            Policy {
+                access_token_lifetime: self.access_lifetime,
+                ..self.policy
+            },
         )
         .with_password_rules(self.password_rules)
         .with_user_fields(user_fields)

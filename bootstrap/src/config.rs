@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use portcullis_application::{
-    AllowedOrigins, DEFAULT_AUTH_REQUESTS_PER_MINUTE, DEFAULT_COOKIE_NAME, InvalidCookieSetting,
-    LoginLockout, PasswordRules, Policy, SessionCookie, TrustedProxies,
+    AllowedOrigins, AuthStrategy, DEFAULT_AUTH_REQUESTS_PER_MINUTE, DEFAULT_COOKIE_NAME,
+    InvalidCookieSetting, LoginLockout, PasswordRules, Policy, SessionCookie, TrustedProxies,
 };
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
@@ -94,6 +94,8 @@ pub struct Config {
     pub verify_secret: Secret,
     /// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`: how long an access token lives.
     pub access_token_minutes: i64,
+    /// `AUTH_STRATEGY`: `jwt` (default) or `database`, what an access token is.
+    pub auth_strategy: AuthStrategy,
     /// `PASSWORD_HASHER` and `ARGON2_*`: how new password hashes are made.
     pub hasher: HasherConfig,
     /// `PASSWORD_MIN_LENGTH`: the fewest characters a new password may have
@@ -427,6 +429,7 @@ impl Config {
             reset_secret: vars.secret("AUTH_RESET_PASSWORD_TOKEN_SECRET", production)?,
             verify_secret: vars.secret("AUTH_VERIFICATION_TOKEN_SECRET", production)?,
             access_token_minutes,
+            auth_strategy: vars.parse("AUTH_STRATEGY", AuthStrategy::Jwt)?,
             hasher,
             password_min_length,
             user_fields,
@@ -467,6 +470,7 @@ mod tests {
             ("127.0.0.1", 8000, "/api")
         );
         assert_eq!(c.access_token_minutes, 60);
+        assert_eq!(c.auth_strategy, AuthStrategy::Jwt);
         assert!(!c.login_requires_verification);
         assert!(c.jwt_secret.generated && c.reset_secret.generated && c.verify_secret.generated);
         assert_ne!(
@@ -723,6 +727,7 @@ mod tests {
             ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
             ("PASSWORD_HASHER", "md5"),
             ("LOGIN_REQUIRES_VERIFICATION", "maybe"),
+            ("AUTH_STRATEGY", "cookie"),
             ("SMTP_TLS", "ssl"),
         ] {
             let mut vars = vec![(var, value)];
@@ -760,6 +765,19 @@ mod tests {
             );
             assert!(e.to_string().starts_with(var), "{var}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn the_auth_strategy_is_read() {
+        let c = Config::from_vars([("AUTH_STRATEGY", "database")]).unwrap();
+        assert_eq!(c.auth_strategy, AuthStrategy::Database);
+        let c = Config::from_vars([("AUTH_STRATEGY", "JWT")]).unwrap();
+        assert_eq!(c.auth_strategy, AuthStrategy::Jwt);
+        let e = Config::from_vars([("AUTH_STRATEGY", "redis")]).unwrap_err();
+        assert!(
+            e.to_string().contains("AUTH_STRATEGY") && e.to_string().contains("jwt or database"),
+            "{e}"
+        );
     }
 
     #[test]

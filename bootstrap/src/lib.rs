@@ -78,7 +78,7 @@ pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
 #[doc(no_inline)]
-pub use portcullis_application::UserService;
+pub use portcullis_application::{AuthStrategy, UserService};
 #[doc(no_inline)]
 pub use portcullis_http_actix::{configure, mount};
 pub use purge::{

@@ -233,8 +233,8 @@ impl TestKit {
     ///
     /// # Panics
     /// When no token can be issued (cannot happen with the kit's settings).
-    pub fn token(&self, user: &User) -> String {
-        match self.service.issue_access_token(user.id) {
+    pub async fn token(&self, user: &User) -> String {
+        match self.service.issue_access_token(user).await {
             Ok(token) => token.expose_secret().to_owned(),
             Err(e) => panic!("no token for {}: {e}", user.email),
         }
@@ -243,7 +243,7 @@ impl TestKit {
     /// [`user`](Self::user), then [`token`](Self::token) for them.
     pub async fn user_with_token(&self, user: TestUser) -> (User, String) {
         let user = self.user(user).await;
-        let token = self.token(&user);
+        let token = self.token(&user).await;
         (user, token)
     }
 
@@ -359,7 +359,11 @@ mod tests {
             .await;
         assert_eq!(ann.fields.get("credits"), Some(&FieldValue::Integer(9)));
         assert_eq!(ann.fields.get("nickname"), Some(&FieldValue::Null));
-        let stored = kit.service().authenticate(&kit.token(&ann)).await.unwrap();
+        let stored = kit
+            .service()
+            .authenticate(&kit.token(&ann).await)
+            .await
+            .unwrap();
         assert_eq!(stored.fields, ann.fields);
     }
 }

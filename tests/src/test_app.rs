@@ -467,6 +467,14 @@ where
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    // `PORTCULLIS_TEST_AUTH_STRATEGY=database` runs a suite on the
+    // `database` strategy (scripts/test does, once); a suite's own
+    // `AUTH_STRATEGY` wins.
+    if let Ok(strategy) = std::env::var("PORTCULLIS_TEST_AUTH_STRATEGY")
+        && !strategy.is_empty()
+    {
+        vars.push(("AUTH_STRATEGY".to_owned(), strategy));
+    }
     for (k, v) in extra_vars {
         let (k, v) = (k.into(), v.into());
         vars.retain(|(key, _)| *key != k);

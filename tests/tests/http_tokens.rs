@@ -4,9 +4,23 @@
 use portcullis_tests::test_app::{
     AUTH_AUDIENCE, JWT_SECRET, PASSWORD, RESET_AUDIENCE, RESET_SECRET, Signing, TestApp,
     VERIFY_AUDIENCE, VERIFY_SECRET, access_token_for, b64url_decode, decode_jwt, forge_jwt,
-    hs256_jwt, hs256_signed_with, now, spawn_app, spawn_app_with,
+    hs256_jwt, hs256_signed_with, now,
 };
 use serde_json::{Value, json};
+
+/// This suite is about JWTs: its apps run `AUTH_STRATEGY=jwt` whatever
+/// `PORTCULLIS_TEST_AUTH_STRATEGY` says (the `database` strategy's opaque
+/// tokens: tests/http_sessions.rs).
+async fn spawn_app() -> TestApp {
+    spawn_app_with(Vec::<(&str, &str)>::new()).await
+}
+
+/// [`spawn_app`] with more variables.
+async fn spawn_app_with<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> TestApp {
+    let mut all = vec![("AUTH_STRATEGY", "jwt")];
+    all.extend(vars);
+    portcullis_tests::test_app::spawn_app_with(all).await
+}
 
 const OTHER_SECRET: &str = "not-the-secret-0123456789abcdef-0123456789";
 
@@ -81,7 +95,9 @@ async fn reset_token_carries_sub_password_fingerprint_and_the_reset_audience() {
     let token = app.reset_token_for("ann@example.com").await;
     let (header, claims) = decode_jwt(&token);
     assert_eq!(header["alg"], "HS256", "{header}");
-    assert_keys(&claims, &["sub", "password_fgpt", "aud", "exp"]);
+    // `state` is Portcullis' own (the account's state, shared/API.md
+    // "Sessions"); FastAPI Users ignores it.
+    assert_keys(&claims, &["sub", "password_fgpt", "state", "aud", "exp"]);
     assert_eq!(claims["sub"], json!(id));
     assert_eq!(claims["aud"], json!(RESET_AUDIENCE));
     let fingerprint = claims["password_fgpt"].as_str().expect("a string");
@@ -100,7 +116,7 @@ async fn verify_token_carries_sub_email_and_the_verify_audience() {
     let token = app.verify_token_for("ann.smith@example.com").await;
     let (header, claims) = decode_jwt(&token);
     assert_eq!(header["alg"], "HS256", "{header}");
-    assert_keys(&claims, &["sub", "email", "aud", "exp"]);
+    assert_keys(&claims, &["sub", "email", "state", "aud", "exp"]);
     assert_eq!(claims["sub"], user["id"]);
     assert_eq!(claims["email"], "Ann.Smith@example.com");
     assert_eq!(claims["aud"], json!(VERIFY_AUDIENCE));
@@ -136,11 +152,12 @@ async fn tokens_are_byte_compatible_with_fastapi_users() {
 
     let verify = app.verify_token_for("ännä@exämple.com").await;
     assert!(verify.starts_with(&format!("{PYJWT_HEADER}.")), "{verify}");
-    let exp = decode_jwt(&verify).1["exp"].clone();
+    let claims = decode_jwt(&verify).1;
+    let (exp, state) = (&claims["exp"], claims["state"].as_str().expect("a state"));
     assert_eq!(
         payload_text(&verify),
         format!(
-            r#"{{"sub":"{id}","email":"\u00e4nn\u00e4@ex\u00e4mple.com","aud":"fastapi-users:verify","exp":{exp}}}"#
+            r#"{{"sub":"{id}","email":"\u00e4nn\u00e4@ex\u00e4mple.com","state":"{state}","aud":"fastapi-users:verify","exp":{exp}}}"#
         )
     );
 
@@ -155,8 +172,8 @@ async fn tokens_are_byte_compatible_with_fastapi_users() {
     assert_eq!(
         payload_text(&reset),
         format!(
-            r#"{{"sub":"{id}","password_fgpt":"{fingerprint}","aud":"fastapi-users:reset","exp":{}}}"#,
-            claims["exp"]
+            r#"{{"sub":"{id}","password_fgpt":"{fingerprint}","state":{},"aud":"fastapi-users:reset","exp":{}}}"#,
+            claims["state"], claims["exp"]
         )
     );
 }
@@ -377,7 +394,10 @@ async fn extra_claims_in_a_token_grant_no_rights() {
 async fn reset_and_verify_tokens_are_not_access_tokens() {
     let app = spawn_app().await;
     ann(&app).await;
-    let reset = app.reset_token_for("ann@example.com").await;
+    app.register_ok("bob@example.com", PASSWORD).await;
+    // Two users: a verification would kill a reset token of the same
+    // account (its state changed), and the reverse.
+    let reset = app.reset_token_for("bob@example.com").await;
     let verify = app.verify_token_for("ann@example.com").await;
     app.me(&reset).await.expect_401();
     app.me(&verify).await.expect_401();

@@ -73,11 +73,14 @@ async fn get_me_of_an_inactive_user_is_401() {
         .await
         .expect_json(200);
     app.me(&token).await.expect_401();
-    // Reactivated: the same token works again.
+    // Reactivated: the deactivation ended the session for good (shared/
+    // API.md, "Sessions"); a new login works.
     app.admin_patch(&TestApp::id_of(&user), &json!({"is_active": true}))
         .await
         .expect_json(200);
-    app.me(&token).await.expect_json(200);
+    app.me(&token).await.expect_401();
+    let fresh = app.login_token("ann@example.com", PASSWORD).await;
+    assert_eq!(app.me(&fresh).await.expect_json(200), user);
 }
 
 #[actix_web::test]
@@ -111,8 +114,9 @@ async fn patch_me_changes_the_password() {
         .expect_code("LOGIN_BAD_CREDENTIALS");
     app.login_token("ann@example.com", "a brand new password")
         .await;
-    // The token in hand stays valid.
-    app.me(&token).await.expect_json(200);
+    // The change ended every session, the token in hand included
+    // (shared/API.md, "Sessions").
+    app.me(&token).await.expect_401();
 }
 
 #[actix_web::test]

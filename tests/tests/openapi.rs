@@ -583,6 +583,11 @@ async fn answers_of_every_route_match_the_documented_responses() {
     r.get(me, Some("not.a.token"), "bad token").await;
     let change = json!({"password": "bob's new password", "is_superuser": true});
     r.patch(me, bob, change, "changed").await;
+    // The change ended bob's sessions (shared/API.md, "Sessions").
+    let bob_again = app
+        .login_token("bob@example.com", "bob's new password")
+        .await;
+    let bob = Some(bob_again.as_str());
     r.patch(me, bob, json!({"password": "bob"}), "weak password")
         .await;
     r.patch(me, None, json!({}), "no token").await;

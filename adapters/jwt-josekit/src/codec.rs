@@ -6,7 +6,7 @@ use josekit::jws::alg::hmac::HmacJwsSigner;
 use josekit::jws::{self, HS256, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
 use portcullis_domain::{
-    Clock, EmailAddress, ResetClaims, TokenCodec, TokenError, UserId, VerifyClaims,
+    AccessClaims, Clock, EmailAddress, ResetClaims, TokenCodec, TokenError, UserId, VerifyClaims,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
@@ -249,24 +249,62 @@ fn sub_member(user: UserId) -> String {
     out
 }
 
+/// The optional string claim `name`: `None` when absent, `Invalid` when it
+/// is there but not a string.
+fn optional_string_claim(
+    claims: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, TokenError> {
+    match claims.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(TokenError::Invalid),
+    }
+}
+
+/// `,"state":"<digest>"` when a state is given.
+fn push_state(claims: &mut String, state: Option<&str>) {
+    if let Some(state) = state {
+        claims.push_str(",\"state\":");
+        push_python_json_str(claims, state);
+    }
+}
+
 impl TokenCodec for JosekitTokenCodec {
-    fn issue_access(&self, user: UserId) -> Result<String, TokenError> {
+    fn issue_access(&self, user: UserId, stamp: i64) -> Result<String, TokenError> {
         let mut claims = sub_member(user);
         claims.push_str(",\"aud\":[");
         push_python_json_str(&mut claims, ACCESS_AUDIENCE);
         claims.push(']');
+        if stamp != 0 {
+            claims.push_str(&format!(",\"stamp\":{stamp}"));
+        }
         self.mint(TokenKind::Access, &claims)
     }
 
-    fn verify_access(&self, token: &str) -> Result<String, TokenError> {
+    fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let mut claims = self.open(TokenKind::Access, token)?;
-        string_claim(&mut claims, "sub")
+        let stamp = match claims.remove("stamp") {
+            None => 0,
+            Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Invalid)?,
+            Some(_) => return Err(TokenError::Invalid),
+        };
+        Ok(AccessClaims {
+            subject: string_claim(&mut claims, "sub")?,
+            stamp,
+        })
     }
 
-    fn issue_reset(&self, user: UserId, password_fingerprint: &str) -> Result<String, TokenError> {
+    fn issue_reset(
+        &self,
+        user: UserId,
+        password_fingerprint: &str,
+        state: Option<&str>,
+    ) -> Result<String, TokenError> {
         let mut claims = sub_member(user);
         claims.push_str(",\"password_fgpt\":");
         push_python_json_str(&mut claims, password_fingerprint);
+        push_state(&mut claims, state);
         claims.push_str(",\"aud\":");
         push_python_json_str(&mut claims, RESET_AUDIENCE);
         self.mint(TokenKind::Reset, &claims)
@@ -277,13 +315,20 @@ impl TokenCodec for JosekitTokenCodec {
         Ok(ResetClaims {
             subject: string_claim(&mut claims, "sub")?,
             password_fingerprint: string_claim(&mut claims, "password_fgpt")?,
+            state: optional_string_claim(&mut claims, "state")?,
         })
     }
 
-    fn issue_verify(&self, user: UserId, email: &EmailAddress) -> Result<String, TokenError> {
+    fn issue_verify(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        state: Option<&str>,
+    ) -> Result<String, TokenError> {
         let mut claims = sub_member(user);
         claims.push_str(",\"email\":");
         push_python_json_str(&mut claims, email.as_str());
+        push_state(&mut claims, state);
         claims.push_str(",\"aud\":");
         push_python_json_str(&mut claims, VERIFY_AUDIENCE);
         self.mint(TokenKind::Verify, &claims)
@@ -294,6 +339,7 @@ impl TokenCodec for JosekitTokenCodec {
         Ok(VerifyClaims {
             subject: string_claim(&mut claims, "sub")?,
             email: string_claim(&mut claims, "email")?,
+            state: optional_string_claim(&mut claims, "state")?,
         })
     }
 }

@@ -8,9 +8,18 @@
 //!
 //! | kind | claims, in this order | `aud` |
 //! |---|---|---|
-//! | access | `sub`, `aud`, `exp` | `["fastapi-users:auth"]` (an array) |
-//! | reset | `sub`, `password_fgpt`, `aud`, `exp` | `"fastapi-users:reset"` |
-//! | verify | `sub`, `email`, `aud`, `exp` | `"fastapi-users:verify"` |
+//! | access | `sub`, `aud`, (`stamp`), `exp` | `["fastapi-users:auth"]` (an array) |
+//! | reset | `sub`, `password_fgpt`, (`state`), `aud`, `exp` | `"fastapi-users:reset"` |
+//! | verify | `sub`, `email`, (`state`), `aud`, `exp` | `"fastapi-users:verify"` |
+//!
+//! Two claims are Portcullis' own, for revocation (`../shared/API.md`,
+//! "Sessions"): an access token's `stamp`, an integer, the user's session
+//! stamp when it was issued — left out while that is 0, so the token is then
+//! FastAPI Users' exactly, and read as 0 when absent (any other type is
+//! refused); a reset or verify token's `state`, a string digest of the
+//! account's state, written when the caller gives one and read as `None` when
+//! absent. PyJWT ignores claims it does not know, so FastAPI Users accepts
+//! both.
 //!
 //! The header is always `{"alg":"HS256","typ":"JWT"}`, `exp` an integer
 //! number of seconds, and strings are escaped as Python's `json.dumps` does

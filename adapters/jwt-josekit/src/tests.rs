@@ -6,7 +6,7 @@ use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use josekit::jws::{HS256, JwsSigner as _};
-use portcullis_domain::{Clock, EmailAddress, TokenCodec, TokenError, UserId};
+use portcullis_domain::{AccessClaims, Clock, EmailAddress, TokenCodec, TokenError, UserId};
 use serde_json::{Value, json};
 
 use crate::{JosekitTokenCodec, MAX_TOKEN_LEN, TokenConfigError, TokenKind, TokenSettings};
@@ -115,14 +115,14 @@ fn header_of(token: &str) -> String {
 #[test]
 fn access_round_trip() {
     let (codec, _) = codec_at(NOW);
-    let token = codec.issue_access(user()).unwrap();
-    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+    let token = codec.issue_access(user(), 0).unwrap();
+    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
 }
 
 #[test]
 fn reset_round_trip() {
     let (codec, _) = codec_at(NOW);
-    let token = codec.issue_reset(user(), FINGERPRINT).unwrap();
+    let token = codec.issue_reset(user(), FINGERPRINT, None).unwrap();
     let claims = codec.verify_reset(&token).unwrap();
     assert_eq!(claims.subject, USER);
     assert_eq!(claims.password_fingerprint, FINGERPRINT);
@@ -131,7 +131,7 @@ fn reset_round_trip() {
 #[test]
 fn verify_round_trip() {
     let (codec, _) = codec_at(NOW);
-    let token = codec.issue_verify(user(), &email()).unwrap();
+    let token = codec.issue_verify(user(), &email(), None).unwrap();
     let claims = codec.verify_verify(&token).unwrap();
     assert_eq!(claims.subject, USER);
     assert_eq!(claims.email, "Mixed.Case@example.com");
@@ -141,13 +141,13 @@ fn verify_round_trip() {
 fn round_trip_of_awkward_strings() {
     let (codec, _) = codec_at(NOW);
     let fingerprint = "quote\" backslash\\ newline\n nul\u{0} é 😀 </script>";
-    let token = codec.issue_reset(user(), fingerprint).unwrap();
+    let token = codec.issue_reset(user(), fingerprint, None).unwrap();
     assert_eq!(
         codec.verify_reset(&token).unwrap().password_fingerprint,
         fingerprint
     );
     let email = EmailAddress::parse("josé.ünï@example.com").unwrap();
-    let token = codec.issue_verify(user(), &email).unwrap();
+    let token = codec.issue_verify(user(), &email, None).unwrap();
     assert_eq!(codec.verify_verify(&token).unwrap().email, email.as_str());
 }
 
@@ -155,9 +155,9 @@ fn round_trip_of_awkward_strings() {
 fn header_is_pyjwts() {
     let (codec, _) = codec_at(NOW);
     for token in [
-        codec.issue_access(user()).unwrap(),
-        codec.issue_reset(user(), FINGERPRINT).unwrap(),
-        codec.issue_verify(user(), &email()).unwrap(),
+        codec.issue_access(user(), 0).unwrap(),
+        codec.issue_reset(user(), FINGERPRINT, None).unwrap(),
+        codec.issue_verify(user(), &email(), None).unwrap(),
     ] {
         assert_eq!(header_of(&token), r#"{"alg":"HS256","typ":"JWT"}"#);
     }
@@ -166,7 +166,7 @@ fn header_is_pyjwts() {
 #[test]
 fn exp_is_an_integer_and_access_aud_an_array() {
     let (codec, _) = codec_at(NOW);
-    let (text, payload) = payload_of(&codec.issue_access(user()).unwrap());
+    let (text, payload) = payload_of(&codec.issue_access(user(), 0).unwrap());
     assert_eq!(
         text,
         format!(
@@ -182,7 +182,7 @@ fn exp_is_an_integer_and_access_aud_an_array() {
 #[test]
 fn reset_and_verify_payloads_have_string_aud_and_integer_exp() {
     let (codec, _) = codec_at(NOW);
-    let (text, payload) = payload_of(&codec.issue_reset(user(), "fp").unwrap());
+    let (text, payload) = payload_of(&codec.issue_reset(user(), "fp", None).unwrap());
     assert_eq!(
         text,
         format!(
@@ -191,7 +191,7 @@ fn reset_and_verify_payloads_have_string_aud_and_integer_exp() {
         )
     );
     assert!(payload["exp"].is_i64());
-    let (text, payload) = payload_of(&codec.issue_verify(user(), &email()).unwrap());
+    let (text, payload) = payload_of(&codec.issue_verify(user(), &email(), None).unwrap());
     assert_eq!(
         text,
         format!(
@@ -210,10 +210,13 @@ fn lifetimes_come_from_settings() {
     s.verify_lifetime_secs = 86_400;
     let (codec, _) = codec_with(s, NOW);
     let exp = |token: String| payload_of(&token).1["exp"].as_i64().unwrap();
-    assert_eq!(exp(codec.issue_access(user()).unwrap()), NOW + 60);
-    assert_eq!(exp(codec.issue_reset(user(), "fp").unwrap()), NOW + 120);
+    assert_eq!(exp(codec.issue_access(user(), 0).unwrap()), NOW + 60);
     assert_eq!(
-        exp(codec.issue_verify(user(), &email()).unwrap()),
+        exp(codec.issue_reset(user(), "fp", None).unwrap()),
+        NOW + 120
+    );
+    assert_eq!(
+        exp(codec.issue_verify(user(), &email(), None).unwrap()),
         NOW + 86_400
     );
 }
@@ -223,11 +226,8 @@ fn lifetimes_come_from_settings() {
 #[test]
 fn pyjwt_tokens_verify() {
     let (codec, _) = codec_at(NOW);
-    assert_eq!(codec.verify_access(PY_ACCESS), Ok(USER.to_owned()));
-    assert_eq!(
-        codec.verify_access(PY_ACCESS_STRING_AUD),
-        Ok(USER.to_owned())
-    );
+    assert_eq!(codec.verify_access(PY_ACCESS), Ok(access(USER)));
+    assert_eq!(codec.verify_access(PY_ACCESS_STRING_AUD), Ok(access(USER)));
     let reset = codec.verify_reset(PY_RESET).unwrap();
     assert_eq!(
         (reset.subject.as_str(), reset.password_fingerprint.as_str()),
@@ -255,12 +255,18 @@ fn our_tokens_are_byte_identical_to_pyjwts() {
     // Issued one lifetime before PY_EXP, ours carry the same claims in the
     // same order, so the bytes (and signatures) must match exactly.
     let (codec, _) = codec_at(PY_EXP - 3600);
-    assert_eq!(codec.issue_access(user()).unwrap(), PY_ACCESS);
-    assert_eq!(codec.issue_reset(user(), FINGERPRINT).unwrap(), PY_RESET);
-    assert_eq!(codec.issue_verify(user(), &email()).unwrap(), PY_VERIFY);
+    assert_eq!(codec.issue_access(user(), 0).unwrap(), PY_ACCESS);
+    assert_eq!(
+        codec.issue_reset(user(), FINGERPRINT, None).unwrap(),
+        PY_RESET
+    );
+    assert_eq!(
+        codec.issue_verify(user(), &email(), None).unwrap(),
+        PY_VERIFY
+    );
     let unicode = EmailAddress::parse("josé.ünï@example.com").unwrap();
     assert_eq!(
-        codec.issue_verify(user(), &unicode).unwrap(),
+        codec.issue_verify(user(), &unicode, None).unwrap(),
         PY_VERIFY_UNICODE
     );
 }
@@ -268,9 +274,9 @@ fn our_tokens_are_byte_identical_to_pyjwts() {
 // ---- kinds do not mix ---------------------------------------------------------
 
 fn assert_kinds_do_not_mix(codec: &JosekitTokenCodec) {
-    let access = codec.issue_access(user()).unwrap();
-    let reset = codec.issue_reset(user(), FINGERPRINT).unwrap();
-    let verify = codec.issue_verify(user(), &email()).unwrap();
+    let access = codec.issue_access(user(), 0).unwrap();
+    let reset = codec.issue_reset(user(), FINGERPRINT, None).unwrap();
+    let verify = codec.issue_verify(user(), &email(), None).unwrap();
     assert_eq!(codec.verify_reset(&access), Err(TokenError::Invalid));
     assert_eq!(codec.verify_verify(&access), Err(TokenError::Invalid));
     assert_eq!(codec.verify_access(&reset), Err(TokenError::Invalid));
@@ -374,7 +380,7 @@ fn any_other_alg_header_is_refused_even_over_a_valid_hs256_signature() {
     }
     // The same with alg HS256 is fine: only the header made the difference.
     let token = forge(HEADER, &claims, ACCESS_SECRET);
-    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
 }
 
 #[test]
@@ -400,7 +406,7 @@ fn crit_and_non_string_kid_headers_are_refused() {
         &claims,
         ACCESS_SECRET,
     );
-    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
 }
 
 #[test]
@@ -412,18 +418,18 @@ fn wrong_secret_is_refused() {
     assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
 
     let (foreign, _) = codec_with(TokenSettings::new(other, other, other), NOW);
-    let token = foreign.issue_access(user()).unwrap();
+    let token = foreign.issue_access(user(), 0).unwrap();
     assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
-    let token = foreign.issue_reset(user(), "fp").unwrap();
+    let token = foreign.issue_reset(user(), "fp", None).unwrap();
     assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
-    let token = foreign.issue_verify(user(), &email()).unwrap();
+    let token = foreign.issue_verify(user(), &email(), None).unwrap();
     assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
 }
 
 #[test]
 fn tampered_payload_is_refused() {
     let (codec, _) = codec_at(NOW);
-    let token = codec.issue_access(user()).unwrap();
+    let token = codec.issue_access(user(), 0).unwrap();
     let mut parts: Vec<&str> = token.split('.').collect();
     let payload = format!(
         r#"{{"sub":"00000000-0000-4000-8000-000000000000","aud":["fastapi-users:auth"],"exp":{}}}"#,
@@ -440,7 +446,7 @@ fn tampered_payload_is_refused() {
 #[test]
 fn every_single_character_change_is_refused() {
     let (codec, _) = codec_at(NOW);
-    let token = codec.issue_access(user()).unwrap();
+    let token = codec.issue_access(user(), 0).unwrap();
     for (i, original) in token.char_indices() {
         for replacement in ['A', 'B', 'Q', 'g', 'w', '-', '_', '.', '='] {
             if replacement == original {
@@ -462,9 +468,9 @@ fn every_single_character_change_is_refused() {
 #[test]
 fn expiry_has_no_leeway() {
     let (codec, clock) = codec_at(NOW);
-    let access = codec.issue_access(user()).unwrap();
-    let reset = codec.issue_reset(user(), "fp").unwrap();
-    let verify = codec.issue_verify(user(), &email()).unwrap();
+    let access = codec.issue_access(user(), 0).unwrap();
+    let reset = codec.issue_reset(user(), "fp", None).unwrap();
+    let verify = codec.issue_verify(user(), &email(), None).unwrap();
     let exp = NOW + 3600;
     let check = |expected_ok: bool| {
         assert_eq!(codec.verify_access(&access).is_ok(), expected_ok);
@@ -538,13 +544,10 @@ fn nbf_in_the_future_is_refused() {
         codec.verify_access(&with_nbf(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(
-        codec.verify_access(&with_nbf(json!(NOW))),
-        Ok(USER.to_owned())
-    );
+    assert_eq!(codec.verify_access(&with_nbf(json!(NOW))), Ok(access(USER)));
     assert_eq!(
         codec.verify_access(&with_nbf(json!(NOW - 1))),
-        Ok(USER.to_owned())
+        Ok(access(USER))
     );
     assert_eq!(
         codec.verify_access(&with_nbf(json!(NOW.to_string()))),
@@ -568,10 +571,7 @@ fn iat_in_the_future_is_refused_as_pyjwt_does() {
         codec.verify_access(&with_iat(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(
-        codec.verify_access(&with_iat(json!(NOW))),
-        Ok(USER.to_owned())
-    );
+    assert_eq!(codec.verify_access(&with_iat(json!(NOW))), Ok(access(USER)));
     assert_eq!(
         codec.verify_access(&with_iat(json!("now"))),
         Err(TokenError::Invalid)
@@ -633,7 +633,7 @@ fn aud_may_be_a_string_or_an_array_naming_the_audience() {
         json!(["other", "fastapi-users:auth"]),
     ] {
         let token = access_with(&json!({"sub": USER, "aud": aud, "exp": NOW + 60}));
-        assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()), "{aud}");
+        assert_eq!(codec.verify_access(&token), Ok(access(USER)), "{aud}");
     }
     let token = forge(
         HEADER,
@@ -693,7 +693,7 @@ fn sub_is_returned_unparsed() {
     let (codec, _) = codec_at(NOW);
     let token =
         access_with(&json!({"sub": "not-a-uuid", "aud": ["fastapi-users:auth"], "exp": NOW + 60}));
-    assert_eq!(codec.verify_access(&token), Ok("not-a-uuid".to_owned()));
+    assert_eq!(codec.verify_access(&token), Ok(access("not-a-uuid")));
 }
 
 #[test]
@@ -735,7 +735,7 @@ fn non_string_jti_is_refused_as_pyjwt_does() {
     let token = access_with(
         &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "jti": "x"}),
     );
-    assert_eq!(codec.verify_access(&token), Ok(USER.to_owned()));
+    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
 }
 
 // ---- malformed input ------------------------------------------------------------
@@ -835,7 +835,7 @@ fn other_base64_spellings_of_a_valid_token_are_refused() {
             "{token}"
         );
     }
-    assert_eq!(codec.verify_access(PY_ACCESS), Ok(USER.to_owned()));
+    assert_eq!(codec.verify_access(PY_ACCESS), Ok(access(USER)));
 }
 
 #[test]
@@ -883,15 +883,15 @@ fn payloads_that_are_not_json_objects_are_refused_even_when_signed() {
 fn issuing_when_expiry_would_overflow_is_an_error_not_a_panic() {
     let (codec, _) = codec_at(i64::MAX - 10);
     assert!(matches!(
-        codec.issue_access(user()),
+        codec.issue_access(user(), 0),
         Err(TokenError::Issue(_))
     ));
     assert!(matches!(
-        codec.issue_reset(user(), "fp"),
+        codec.issue_reset(user(), "fp", None),
         Err(TokenError::Issue(_))
     ));
     assert!(matches!(
-        codec.issue_verify(user(), &email()),
+        codec.issue_verify(user(), &email(), None),
         Err(TokenError::Issue(_))
     ));
 }
@@ -992,6 +992,96 @@ fn debug_output_never_shows_secrets() {
 fn codec_is_usable_as_a_shared_port() {
     let (codec, _) = codec_at(NOW);
     let port: Arc<dyn TokenCodec> = Arc::new(codec);
-    let token = port.issue_access(user()).unwrap();
-    assert_eq!(port.verify_access(&token), Ok(USER.to_owned()));
+    let token = port.issue_access(user(), 0).unwrap();
+    assert_eq!(port.verify_access(&token), Ok(access(USER)));
+}
+
+fn access(subject: &str) -> AccessClaims {
+    AccessClaims {
+        subject: subject.to_owned(),
+        stamp: 0,
+    }
+}
+
+// ---- Portcullis' own claims: the access stamp, the reset/verify state -------
+
+#[test]
+fn a_stamp_is_carried_after_aud_and_left_out_when_zero() {
+    let (codec, _) = codec_at(NOW);
+    let token = codec.issue_access(user(), 7).unwrap();
+    let (text, _) = payload_of(&token);
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"stamp":7,"exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    assert_eq!(
+        codec.verify_access(&token),
+        Ok(AccessClaims {
+            subject: USER.to_owned(),
+            stamp: 7
+        })
+    );
+    let (text, _) = payload_of(&codec.issue_access(user(), 0).unwrap());
+    assert!(!text.contains("stamp"), "{text}");
+}
+
+#[test]
+fn a_stamp_that_is_no_integer_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    for stamp in [json!("1"), json!(1.5), json!(null), json!([1])] {
+        let claims =
+            json!({"sub": USER, "aud": ["fastapi-users:auth"], "stamp": stamp, "exp": NOW + 10});
+        assert_eq!(
+            codec.verify_access(&access_with(&claims)),
+            Err(TokenError::Invalid),
+            "{stamp}"
+        );
+    }
+}
+
+#[test]
+fn a_state_is_carried_before_aud_and_read_back() {
+    let (codec, _) = codec_at(NOW);
+    let reset = codec.issue_reset(user(), "fp", Some("s1")).unwrap();
+    let (text, _) = payload_of(&reset);
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"sub":"{USER}","password_fgpt":"fp","state":"s1","aud":"fastapi-users:reset","exp":{}}}"#,
+            NOW + 3600
+        )
+    );
+    assert_eq!(
+        codec.verify_reset(&reset).unwrap().state.as_deref(),
+        Some("s1")
+    );
+    let verify = codec.issue_verify(user(), &email(), Some("s2")).unwrap();
+    let (text, _) = payload_of(&verify);
+    assert!(
+        text.contains(r#""email":"Mixed.Case@example.com","state":"s2","aud""#),
+        "{text}"
+    );
+    assert_eq!(
+        codec.verify_verify(&verify).unwrap().state.as_deref(),
+        Some("s2")
+    );
+    // FastAPI Users' tokens have none.
+    assert_eq!(
+        codec
+            .verify_reset(&codec.issue_reset(user(), "fp", None).unwrap())
+            .unwrap()
+            .state,
+        None
+    );
+}
+
+#[test]
+fn a_state_that_is_no_string_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    let claims = json!({"sub": USER, "password_fgpt": "fp", "state": 1, "aud": "fastapi-users:reset", "exp": NOW + 10});
+    let token = forge(HEADER, &claims.to_string(), RESET_SECRET);
+    assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
 }

@@ -19,7 +19,7 @@ pub use password_hasher::{HashError, PasswordHasher, Verification};
 pub use password_validator::{PasswordOwner, PasswordValidator};
 pub use store::Store;
 pub use throttle_ledger::{ThrottleKind, ThrottleLedger, ThrottleWindow};
-pub use token_codec::{ResetClaims, TokenCodec, TokenError, VerifyClaims};
+pub use token_codec::{AccessClaims, ResetClaims, TokenCodec, TokenError, VerifyClaims};
 pub use user_events::{NoEvents, UserEvents};
 pub use user_repository::{StoreError, UserRepository};
 

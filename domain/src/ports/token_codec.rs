@@ -14,6 +14,17 @@ pub enum TokenError {
     Issue(String),
 }
 
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// The `sub` claim, not yet parsed: a token may carry anything there.
+    pub subject: String,
+    /// The `stamp` claim: the user's [`session_stamp`](crate::User::session_stamp)
+    /// when the token was issued. A token without it (every token FastAPI
+    /// Users mints, and Portcullis' own while the stamp is 0) reads as 0.
+    pub stamp: i64,
+}
+
 /// What a valid reset-password token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetClaims {
@@ -22,6 +33,10 @@ pub struct ResetClaims {
     /// `password_fgpt`: a password hash of the `hashed_password` the token
     /// was issued against.
     pub password_fingerprint: String,
+    /// The `state` claim: a digest of the account's state when the token was
+    /// issued (see `UserService` in `portcullis-application`). `None` for a
+    /// token without it (minted by FastAPI Users).
+    pub state: Option<String>,
 }
 
 /// What a valid verify-e-mail token says.
@@ -31,22 +46,41 @@ pub struct VerifyClaims {
     pub subject: String,
     /// The `email` claim, not yet validated.
     pub email: String,
+    /// The `state` claim, as in [`ResetClaims::state`].
+    pub state: Option<String>,
 }
 
 /// Issues and checks the three kinds of token. A token of one kind is never
 /// accepted as another (each has its own secret and audience).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait TokenCodec: Send + Sync {
-    /// An access token for `user`.
-    fn issue_access(&self, user: UserId) -> Result<String, TokenError>;
-    /// The subject of a valid access token.
-    fn verify_access(&self, token: &str) -> Result<String, TokenError>;
-    /// A reset-password token for `user`, bound to `password_fingerprint`.
-    fn issue_reset(&self, user: UserId, password_fingerprint: &str) -> Result<String, TokenError>;
+    /// An access token for `user`, carrying `stamp` (the claim is left out
+    /// when it is 0, so the token is then exactly FastAPI Users').
+    fn issue_access(&self, user: UserId, stamp: i64) -> Result<String, TokenError>;
+    /// The claims of a valid access token.
+    fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError>;
+    /// A reset-password token for `user`, bound to `password_fingerprint`
+    /// and, when given, to the account's `state`.
+    // mockall needs the lifetime of `Option<&str>` named.
+    #[allow(clippy::needless_lifetimes)]
+    fn issue_reset<'a>(
+        &self,
+        user: UserId,
+        password_fingerprint: &str,
+        state: Option<&'a str>,
+    ) -> Result<String, TokenError>;
     /// The claims of a valid reset-password token.
     fn verify_reset(&self, token: &str) -> Result<ResetClaims, TokenError>;
-    /// A verify-e-mail token for `user` at `email`.
-    fn issue_verify(&self, user: UserId, email: &EmailAddress) -> Result<String, TokenError>;
+    /// A verify-e-mail token for `user` at `email`, bound, when given, to
+    /// the account's `state`.
+    // mockall needs the lifetime of `Option<&str>` named.
+    #[allow(clippy::needless_lifetimes)]
+    fn issue_verify<'a>(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        state: Option<&'a str>,
+    ) -> Result<String, TokenError>;
     /// The claims of a valid verify-e-mail token.
     fn verify_verify(&self, token: &str) -> Result<VerifyClaims, TokenError>;
 }

@@ -78,11 +78,12 @@ pub async fn cookie_login(
 pub async fn cookie_logout(
     service: Data<UserService>,
     session: AuthenticatedSession,
-) -> HttpResponse {
-    // TODO(h10 → lead at merge): c10's logout takes the token:
-    // `service.logout(session.token.expose_secret())`.
-    service.logout(&session.user).await;
-    cleared(HttpResponse::NoContent(), service.session_cookie())
+) -> Result<HttpResponse, ApiError> {
+    // With the database strategy this deletes the session's token.
+    service
+        .logout(&session.user, session.token.expose_secret())
+        .await?;
+    Ok(cleared(HttpResponse::NoContent(), service.session_cookie()))
 }
 
 /// `response` with the session cookie cleared.

@@ -4,13 +4,17 @@ use actix_web::HttpResponse;
 use actix_web::web::Data;
 use portcullis_application::UserService;
 
-use crate::extractors::CurrentUser;
+use crate::error::ApiError;
+use secrecy::ExposeSecret;
+
+use crate::extractors::AuthenticatedSession;
 use crate::openapi::responses::Authenticated;
 
 /// Log out
 ///
-/// A stateless JWT cannot be revoked: the token keeps working until it
-/// expires.
+/// With `AUTH_STRATEGY=database` the token is deleted: it is refused from
+/// now on. A JWT (`AUTH_STRATEGY=jwt`) cannot be revoked alone: it keeps
+/// working until it expires (`DELETE /users/me/sessions` ends them all).
 #[utoipa::path(
     post,
     path = "/auth/jwt/logout",
@@ -22,7 +26,13 @@ use crate::openapi::responses::Authenticated;
         Authenticated,
     )
 )]
-pub async fn logout(service: Data<UserService>, CurrentUser(user): CurrentUser) -> HttpResponse {
-    service.logout(&user).await;
-    HttpResponse::NoContent().finish()
+pub async fn logout(
+    service: Data<UserService>,
+    session: AuthenticatedSession,
+) -> Result<HttpResponse, ApiError> {
+    // The token the request was authenticated with (bearer or cookie).
+    service
+        .logout(&session.user, session.token.expose_secret())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
