@@ -558,7 +558,11 @@ mod tests {
         assert_eq!(record.token, token);
         assert_eq!(record.user_id, id);
         assert_eq!(token.len(), 43);
-        assert_eq!(record.created_at, test_now(), "issued now, by the service's clock");
+        assert_eq!(
+            record.created_at,
+            test_now(),
+            "issued now, by the service's clock"
+        );
     }
 
     #[tokio::test]
