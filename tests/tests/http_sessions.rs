@@ -441,7 +441,9 @@ async fn cookie_logout_clears_the_cookie_as_fastapi_users_does() {
         Some(recorded("logout_set_cookie"))
     );
 
-    // With a bearer token, as FastAPI Users' logout accepts it too.
+    // With a bearer token, as FastAPI Users' logout accepts it too (a new
+    // one: with AUTH_STRATEGY=database the logout above deleted the first).
+    let token = app.login_token("ann@example.com", PASSWORD).await;
     let bearer = format!("Bearer {token}");
     let res = app
         .send_with(
