@@ -481,9 +481,8 @@ async fn answers_of_every_route_match_the_documented_responses() {
     r.send("POST", logout, None, Body::Empty, "no token").await;
     // With AUTH_STRATEGY=database the logout deleted bob's token: a new one.
     let bob_relogged = app.login_token("bob@example.com", PASSWORD).await;
-    let bob = Some(bob_relogged.as_str());
+    let bob_token = bob_relogged.as_str();
     let evil = Some("https://evil.example.net");
-    let bob_token = bob.unwrap_or_default();
     r.with_cookie(
         "POST",
         logout,
@@ -520,8 +519,8 @@ async fn answers_of_every_route_match_the_documented_responses() {
     .await;
     // Again: with AUTH_STRATEGY=database the cookie logout deleted it.
     let bob_relogged = app.login_token("bob@example.com", PASSWORD).await;
-    let bob = Some(bob_relogged.as_str());
-    let bob_token = bob.unwrap_or_default();
+    let bob_token = bob_relogged.as_str();
+    let bob = Some(bob_token);
     r.with_cookie(
         "POST",
         cookie_logout,
