@@ -60,20 +60,28 @@ for strategy in $strategies; do
   # Warm-up, then the rounds.
   curl -s --no-progress-meter --parallel --parallel-max "$parallel" -K "$config" >/dev/null
   for round in $(seq "$rounds"); do
+    # The server's own CPU time (utime + stime, in clock ticks) around the
+    # round: CPU per request is what the stamp could add, and unlike req/s
+    # it hardly moves with what else the machine runs (curl included).
+    cpu_before=$(awk '{print $14 + $15}' /proc/$pid/stat)
     start=$(date +%s.%N)
     curl -s --no-progress-meter --parallel --parallel-max "$parallel" -K "$config" >"$work/results.txt"
     end=$(date +%s.%N)
-    python3 - "$work/results.txt" "$start" "$end" "$strategy" "$round" "$parallel" <<'PY'
+    cpu_after=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    python3 - "$work/results.txt" "$start" "$end" "$strategy" "$round" "$parallel" \
+      "$(( cpu_after - cpu_before ))" "$(getconf CLK_TCK)" <<'PY'
 import sys
-path, start, end, strategy, round_, par = sys.argv[1:]
+path, start, end, strategy, round_, par, ticks, hz = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 codes = {}
 for code, _ in rows: codes[code] = codes.get(code, 0) + 1
 lat = sorted(float(t) * 1000 for _, t in rows)
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 wall = float(end) - float(start)
+cpu_us = int(ticks) / int(hz) * 1e6 / len(rows)
 print(f"me [{strategy}] round {round_}: {len(rows)} requests, {par} at a time, "
-      f"{len(rows)/wall:.0f} req/s, p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, codes {dict(sorted(codes.items()))}")
+      f"{len(rows)/wall:.0f} req/s, p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, "
+      f"server CPU {cpu_us:.1f} us/request, codes {dict(sorted(codes.items()))}")
 sys.exit(0 if set(codes) == {"200"} else 1)
 PY
   done

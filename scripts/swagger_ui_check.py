@@ -49,8 +49,8 @@ driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options
 wait = WebDriverWait(driver, 20)
 
 
-def click(css):
-    element = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, css)))
+def click(css, by=By.CSS_SELECTOR):
+    element = wait.until(ec.element_to_be_clickable((by, css)))
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
     element.click()
     return element
@@ -121,11 +121,14 @@ try:
     click("button.btn.authorize")
     wait.until(ec.visibility_of_element_located((By.ID, "oauth_username"))).send_keys(email)
     driver.find_element(By.ID, "oauth_password").send_keys(password)
-    click(".auth-container .auth-btn-wrapper button.authorize")
+    # The dialog lists the cookie scheme too: the OAuth2 section is the one
+    # named after the password flow's scheme.
+    oauth2 = "//div[contains(@class,'auth-container')][.//h4[contains(., 'OAuth2PasswordBearer')]]"
+    click(f"{oauth2}//div[contains(@class,'auth-btn-wrapper')]//button[contains(@class,'authorize')]", By.XPATH)
     # Logged in: the dialog offers "Logout" instead of "Authorize".
     wait.until(
         ec.presence_of_element_located(
-            (By.XPATH, "//div[contains(@class,'auth-container')]//button[normalize-space()='Logout']")
+            (By.XPATH, f"{oauth2}//button[normalize-space()='Logout']")
         )
     )
     step("authorized")
