@@ -5,14 +5,19 @@
 # stamp is checked on the user row that is loaded anyway: no extra query)
 # and gives the `database` figure (two queries: the token, then the user).
 #
-# Issue 10 (2 shared, loaded cores; curl is the client, so these are lower
-# bounds; 5000 requests, 16 at a time, 6 rounds each; base = commit 317206f):
-#   jwt before the stamp: 5176-9084 req/s, mean 7033
-#   jwt with the stamp:   4527-10525 req/s, mean 7348 (no extra query)
-#   database:             4295-6717 req/s, mean 5369 (two queries)
-# The spread between rounds (±40%, other builds on the machine) is far
-# wider than 5%: rerun on a quiet machine for a verdict.
-#
+# Issue 10, measured 2026-12-02 on the 2-core machine (curl is the client
+# and shares the cores, so req/s are lower bounds; 5000 requests, 16 at a
+# time; before = commit 71a523d: issue 9 done, nothing of issue 10 yet;
+# 24 rounds each, before and after alternating, 3 rounds a run):
+#   jwt before the stamp: mean 8721 req/s (median 8476, sd 1016),
+#                         server CPU 122.2 us/request (sd 15.4)
+#   jwt with the stamp:   mean 8799 req/s (median 8719, sd 844),
+#                         server CPU 120.9 us/request (sd 14.9)
+#   -> +0.9% req/s, -1.1% CPU: within 5% (the stamp is read with the row)
+#   database:             mean 7150 req/s over 6 rounds, server CPU
+#                         177 us/request (two queries: the token, then the user)
+# A round varies by about +-15% with what else the machine runs: compare
+# means over many alternating rounds, not single runs.
 # Usage: bench/me.sh [REQUESTS=4000] [PARALLEL=16] [STRATEGIES="jwt database"] [ROUNDS=3]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before";
 # it must understand the variables below, AUTH_STRATEGY aside).
