@@ -252,14 +252,6 @@ impl UserService {
         }
     }
 
-    /// The same use cases, reading the time from `clock` (default the
-    /// system's) where they judge it themselves: the expiry of the
-    /// `database` strategy's tokens and their `created_at`.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.ports.clock = clock;
-        self
-    }
-
     /// The same use cases, for a deployment behind these proxies: the HTTP
     /// adapter takes the client's address from `X-Forwarded-For` when the
     /// peer is one of them (default: none).

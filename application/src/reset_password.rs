@@ -160,31 +160,10 @@ mod tests {
     /// The write after the new hash: `id`'s stamp raised, then their opaque
     /// tokens deleted.
     fn ends_sessions(m: &mut Mocks, id: UserId) {
-        let mut seq = mockall::Sequence::new();
-        m.users
-            .expect_patch()
-            .withf(move |i, p| {
-                *i == id
-                    && *p
-                        == UserPatch {
-                            end_sessions: true,
-                            ..UserPatch::default()
-                        }
-            })
-            .times(1)
-            .in_sequence(&mut seq)
-            .returning(|id, _| {
-                let mut user = a_user_with(id);
-                user.hashed_password = "$new".into();
-                user.session_stamp = 1;
-                Ok(user)
-            });
-        m.sessions
-            .expect_delete_access_tokens_of()
-            .withf(move |u| *u == id)
-            .times(1)
-            .in_sequence(&mut seq)
-            .returning(|_| Ok(1));
+        let mut stored = a_user_with(id);
+        stored.hashed_password = "$new".into();
+        stored.session_stamp = 1;
+        m.expect_sessions_ended(id, stored, 1);
     }
 
     /// The token given (`t`) is a reset token of Portcullis' for `user`

@@ -246,27 +246,7 @@ mod tests {
     async fn ending_all_sessions_raises_the_stamp_and_deletes_the_tokens() {
         let mut m = Mocks::new();
         let user = a_user();
-        let id = user.id;
-        let mut seq = mockall::Sequence::new();
-        m.users
-            .expect_patch()
-            .withf(move |i, p| {
-                *i == id
-                    && *p
-                        == UserPatch {
-                            end_sessions: true,
-                            ..UserPatch::default()
-                        }
-            })
-            .times(1)
-            .in_sequence(&mut seq)
-            .returning(|_, _| Ok(a_user()));
-        m.sessions
-            .expect_delete_access_tokens_of()
-            .withf(move |u| *u == id)
-            .times(1)
-            .in_sequence(&mut seq)
-            .returning(|_| Ok(2));
+        m.expect_sessions_ended(user.id, a_user(), 2);
         m.service().end_all_sessions(&user).await.unwrap();
     }
 

@@ -12,6 +12,7 @@ use portcullis_domain::{
 };
 
 use crate::{PasswordRules, Policy, Ports, UserService};
+use portcullis_domain::UserPatch;
 
 /// One mock per port; set expectations, then call [`Mocks::service`].
 /// A call nobody expected fails the test.
@@ -210,4 +211,32 @@ pub fn invalid() -> Result<Verification, HashError> {
         valid: false,
         new_hash: None,
     })
+}
+
+impl Mocks {
+    /// Expects the writes that end `id`'s sessions, in this order: a patch
+    /// that raises the stamp and changes nothing else (answering `stored`),
+    /// then the deletion of their opaque tokens (answering `deleted`).
+    pub fn expect_sessions_ended(&mut self, id: UserId, stored: User, deleted: u64) {
+        let mut seq = mockall::Sequence::new();
+        self.users
+            .expect_patch()
+            .withf(move |i, p| {
+                *i == id
+                    && *p
+                        == UserPatch {
+                            end_sessions: true,
+                            ..UserPatch::default()
+                        }
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _| Ok(stored.clone()));
+        self.sessions
+            .expect_delete_access_tokens_of()
+            .withf(move |u| *u == id)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_| Ok(deleted));
+    }
 }

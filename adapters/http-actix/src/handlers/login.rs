@@ -90,9 +90,6 @@ impl From<LoginError> for ApiError {
             ("LOGIN_USER_NOT_VERIFIED" = (summary = "The user is not verified (when the server requires it).",
                 value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
         )),
-        (status = 429, description = "Too many failed logins for this address: retry after `Retry-After` seconds.", body = ErrorModel,
-            headers(("Retry-After" = u64, description = "Seconds until logins for the address are checked again.")),
-            example = json!({"detail": "LOGIN_TOO_MANY_ATTEMPTS"})),
         Malformed,
         Busy,
     )
