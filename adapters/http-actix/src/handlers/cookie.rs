@@ -10,10 +10,10 @@ use portcullis_application::{SessionCookie, UserService};
 use secrecy::ExposeSecret;
 
 use crate::client_watch::while_connected;
-use crate::error::{ApiError, ErrorModel};
+use crate::error::ApiError;
 use crate::extractors::AuthenticatedSession;
 use crate::handlers::login::LoginForm;
-use crate::openapi::responses::{Authenticated, Busy, Malformed};
+use crate::openapi::responses::{Authenticated, Busy, LoginRefused, Malformed};
 use crate::request::Form;
 use crate::session_cookie::{clear_cookie, set_cookie};
 
@@ -33,12 +33,7 @@ use crate::session_cookie::{clear_cookie, set_cookie};
         (status = 204, description = "Logged in: the access token is in the session cookie (empty body).",
             headers(("Set-Cookie" = String,
                 description = "`fastapiusersauth=<token>; HttpOnly; Max-Age=3600; Path=/; SameSite=lax; Secure`"))),
-        (status = 400, description = "Bad credentials, or an unverified user where verification is required.", body = ErrorModel, examples(
-            ("LOGIN_BAD_CREDENTIALS" = (summary = "Unknown e-mail address, wrong password, or inactive user.",
-                value = json!({"detail": "LOGIN_BAD_CREDENTIALS"}))),
-            ("LOGIN_USER_NOT_VERIFIED" = (summary = "The user is not verified (when the server requires it).",
-                value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
-        )),
+        LoginRefused,
         Malformed,
         Busy,
     )

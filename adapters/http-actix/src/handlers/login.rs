@@ -8,9 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::client_watch::while_connected;
-use crate::error::{ApiError, ErrorModel, Limit};
+use crate::error::{ApiError, Limit};
 use crate::error_code::ErrorCode;
-use crate::openapi::responses::{Busy, Malformed};
+use crate::openapi::responses::{Busy, LoginRefused, Malformed};
 use crate::request::{Form, GrantType, form_body};
 
 form_body! {
@@ -84,12 +84,7 @@ impl From<LoginError> for ApiError {
             "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI5MjIxZmZjOS02NDBmLTQzNzItODZkMy1jZTY0MmNiYTU2MDMiLCJhdWQiOlsiZmFzdGFwaS11c2VyczphdXRoIl0sImV4cCI6MTU3MTUwNDE5M30.M10bjOe45I5Ncu_uXvOmVV8QxnL-nZfcH96U90JaocI",
             "token_type": "bearer"
         })),
-        (status = 400, description = "Bad credentials, or an unverified user where verification is required.", body = ErrorModel, examples(
-            ("LOGIN_BAD_CREDENTIALS" = (summary = "Unknown e-mail address, wrong password, or inactive user.",
-                value = json!({"detail": "LOGIN_BAD_CREDENTIALS"}))),
-            ("LOGIN_USER_NOT_VERIFIED" = (summary = "The user is not verified (when the server requires it).",
-                value = json!({"detail": "LOGIN_USER_NOT_VERIFIED"}))),
-        )),
+        LoginRefused,
         Malformed,
         Busy,
     )

@@ -67,6 +67,45 @@ impl IntoResponses for SuperuserOnly {
     }
 }
 
+/// The `400` of both logins (bearer and cookie): bad credentials, or an
+/// unverified user where verification is required.
+pub(crate) struct LoginRefused;
+
+impl IntoResponses for LoginRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let example = |summary: &str, code: &str| {
+            utoipa::openapi::example::ExampleBuilder::new()
+                .summary(summary)
+                .value(Some(serde_json::json!({ "detail": code })))
+                .build()
+        };
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorModel")))
+            .examples_from_iter([
+                (
+                    "LOGIN_BAD_CREDENTIALS",
+                    example(
+                        "Unknown e-mail address, wrong password, or inactive user.",
+                        "LOGIN_BAD_CREDENTIALS",
+                    ),
+                ),
+                (
+                    "LOGIN_USER_NOT_VERIFIED",
+                    example(
+                        "The user is not verified (when the server requires it).",
+                        "LOGIN_USER_NOT_VERIFIED",
+                    ),
+                ),
+            ])
+            .build();
+        let refused = ResponseBuilder::new()
+            .description("Bad credentials, or an unverified user where verification is required.")
+            .content("application/json", content)
+            .build();
+        responses(vec![("400", refused)])
+    }
+}
+
 /// A body that does not parse: `422`, one entry per problem.
 pub(crate) struct Malformed;
 
