@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -69,11 +69,6 @@ impl FromStr for AuthStrategy {
 const MAX_OPAQUE_TOKEN_LEN: usize = 43;
 
 impl UserService {
-    /// The current time by the service's clock.
-    pub(crate) fn now(&self) -> SystemTime {
-        self.ports.clock.now()
-    }
-
     /// A new access token for `user` by the strategy in force: a JWT
     /// carrying the user's session stamp, or an opaque token stored with
     /// `created_at` now. `None` if the user was deleted meanwhile.
@@ -88,7 +83,7 @@ impl UserService {
                 let record = AccessTokenRecord {
                     token: opaque_token()?,
                     user_id: user.id,
-                    created_at: self.now(),
+                    created_at: self.ports.clock.now(),
                 };
                 match self.ports.sessions.create_access_token(&record).await {
                     Ok(()) => Ok(Some(record.token)),
@@ -116,6 +111,8 @@ impl UserService {
             return Ok(None);
         }
         let not_before = self
+            .ports
+            .clock
             .now()
             .checked_sub(self.policy.access_token_lifetime)
             .unwrap_or(UNIX_EPOCH);
