@@ -14,7 +14,7 @@
 #
 # Needs: Python 3 with venv and pip (the reference's venv,
 # /tmp/portcullis-reference-venv or $REFERENCE_VENV, is created as its run.sh
-# does; passlib and bcrypt are added to it for the bcrypt user), PostgreSQL's
+# does; bcrypt is added to it for the bcrypt user), PostgreSQL's
 # initdb/pg_ctl (scripts/with-postgres makes a throwaway cluster) unless
 # SIDE_BY_SIDE_PG_URL names a server (postgres://USER@HOST:PORT/DB, a
 # database that may be dropped and created), and free ports
@@ -36,8 +36,8 @@ if [ ! -x "$venv/bin/uvicorn" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r "$reference/requirements.txt"
 fi
-if ! "$venv/bin/python" -c 'import passlib.hash, bcrypt' 2>/dev/null; then
-    "$venv/bin/pip" install -q passlib bcrypt
+if ! "$venv/bin/python" -c 'import bcrypt' 2>/dev/null; then
+    "$venv/bin/pip" install -q bcrypt
 fi
 
 bin=${PORTCULLIS_BIN:-}
@@ -47,7 +47,6 @@ if [ -z "$bin" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/side-by-side.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 
 # The server URL (postgres://USER@HOST:PORT/DB[?QUERY]) with another
 # database name, the query kept.
@@ -57,17 +56,23 @@ database_url() {
     echo "${base%/*}/$1$query"
 }
 pg_db=side_by_side_$$
-psql_url=$(database_url postgres)
-"$venv/bin/python" - "$psql_url" "$pg_db" <<'EOF'
+# `database CREATE` makes the PostgreSQL round's database, `database DROP`
+# drops it.
+database() {
+    "$venv/bin/python" - "$(database_url postgres)" "$pg_db" "$1" <<'EOF'
 import asyncio, sys
 import asyncpg
-async def main(url, name):
+async def main(url, name, what):
     conn = await asyncpg.connect(url)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if what == "CREATE":
+        await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
     await conn.close()
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(*sys.argv[1:]))
 EOF
+}
+trap 'rm -rf "$work"; database DROP || true' EXIT
+database CREATE
 pg=$(database_url "$pg_db")
 
 status=0
