@@ -453,6 +453,10 @@ def bcrypt_user(A, P, tag):
     status, _ = login(A, address, password)
     report(status == 200 and rehashed, "the rehashed user logs in on FastAPI Users",
            f"{status}" + ("" if rehashed else ", but the stored hash is not Portcullis' argon2id"))
+    after = db_hash(address) or ""
+    if after != stored and after.startswith("$argon2id$v=19$m=65536,t=3,p=4$"):
+        report("known", "FastAPI Users rewrote it with pwdlib's argon2 parameters "
+               "(m=65536,t=3,p=4) at that login")
     status, _ = login(P, address, password)
     report(status == 200, "and again on Portcullis", str(status))
 
