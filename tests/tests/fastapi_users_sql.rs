@@ -642,11 +642,9 @@ async fn sqlite_fastapi_users_runs_on_a_database_portcullis_created() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_portcullis_migrates_fastapi_users_schema_keeping_its_columns_and_index() {
-    let (_file, mut raw, _store) = sqlite_database(true).await;
-    let Raw::Sqlite(conn) = &mut raw else {
-        unreachable!()
-    };
     use diesel::prelude::*;
+    let (file, _raw, _store) = sqlite_database(true).await;
+    let conn = &mut sqlite::connect(&file.0.display().to_string());
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Column {
         #[diesel(sql_type = diesel::sql_types::Text)]
