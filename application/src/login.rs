@@ -208,6 +208,28 @@ mod tests {
             .returning(move |_| Ok(Some(user.clone())));
     }
 
+    #[test]
+    fn each_refusal_has_its_outcome_label() {
+        for (error, label) in [
+            (LoginError::BadCredentials, "bad_credentials"),
+            (LoginError::NotVerified, "not_verified"),
+            (
+                LoginError::TooManyAttempts {
+                    retry_after: Duration::from_secs(1),
+                },
+                "locked",
+            ),
+            (LoginError::Infra(InfraError::Busy), "busy"),
+            (LoginError::Infra(InfraError::from(outage())), "error"),
+            (
+                LoginError::Infra(InfraError::Internal("bug".into())),
+                "error",
+            ),
+        ] {
+            assert_eq!(error.outcome(), label, "{error:?}");
+        }
+    }
+
     #[tokio::test]
     async fn issues_a_token_for_good_credentials() {
         let mut m = Mocks::new();

@@ -155,18 +155,205 @@ impl AccessTokenStore for MeteredStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
     use portcullis_store_memory::MemoryUserStore;
 
-    #[tokio::test]
-    async fn answers_and_refusals_pass_through_unchanged() {
+    use super::*;
+
+    /// Counters by `name{label=value,…}`; gauges and histograms dropped.
+    #[derive(Default)]
+    struct Counters(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
+
+    impl Counters {
+        fn get(&self) -> BTreeMap<String, u64> {
+            let counters = self.0.lock().unwrap();
+            counters
+                .iter()
+                .map(|(k, v)| (k.clone(), v.load(Ordering::SeqCst)))
+                .collect()
+        }
+    }
+
+    impl Recorder for Counters {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::clone(self.0.lock().unwrap().entry(name).or_default()))
+        }
+
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// Runs `work` on this thread with `recorder` as the recorder.
+    fn recorded<F: std::future::Future>(recorder: &Counters, work: F) -> F::Output {
+        metrics::with_local_recorder(recorder, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(work)
+        })
+    }
+
+    /// A store that is down: every call fails as unavailable.
+    struct Down;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
+
+    #[async_trait]
+    impl UserRepository for Down {
+        async fn get(&self, _: UserId) -> Result<Option<User>, StoreError> {
+            down()
+        }
+        async fn get_by_email(&self, _: &EmailAddress) -> Result<Option<User>, StoreError> {
+            down()
+        }
+        async fn create(&self, _: User) -> Result<User, StoreError> {
+            down()
+        }
+        async fn patch(&self, _: UserId, _: UserPatch) -> Result<User, StoreError> {
+            down()
+        }
+        async fn replace_password_hash(
+            &self,
+            _: UserId,
+            _: &str,
+            _: &str,
+        ) -> Result<bool, StoreError> {
+            down()
+        }
+        async fn delete(&self, _: UserId) -> Result<(), StoreError> {
+            down()
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl ThrottleLedger for Down {
+        async fn hit(
+            &self,
+            _: ThrottleKind,
+            _: &str,
+            _: SystemTime,
+            _: Duration,
+        ) -> Result<ThrottleWindow, StoreError> {
+            down()
+        }
+        async fn current(
+            &self,
+            _: ThrottleKind,
+            _: &str,
+            _: SystemTime,
+            _: Duration,
+        ) -> Result<Option<ThrottleWindow>, StoreError> {
+            down()
+        }
+        async fn clear(&self, _: ThrottleKind, _: &str) -> Result<(), StoreError> {
+            down()
+        }
+        async fn purge(&self, _: ThrottleKind, _: SystemTime) -> Result<u64, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl AccessTokenStore for Down {
+        async fn create_access_token(&self, _: &AccessTokenRecord) -> Result<(), StoreError> {
+            down()
+        }
+        async fn get_access_token(
+            &self,
+            _: &str,
+            _: SystemTime,
+        ) -> Result<Option<AccessTokenRecord>, StoreError> {
+            down()
+        }
+        async fn delete_access_token(&self, _: &str) -> Result<(), StoreError> {
+            down()
+        }
+        async fn delete_access_tokens_of(&self, _: UserId) -> Result<u64, StoreError> {
+            down()
+        }
+        async fn purge_access_tokens(&self, _: SystemTime) -> Result<u64, StoreError> {
+            down()
+        }
+    }
+
+    #[test]
+    fn an_outage_counts_by_operation_and_passes_through() {
+        let counters = Counters::default();
+        let store = metered(Arc::new(Down));
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        recorded(&counters, async {
+            assert!(matches!(
+                store.get_by_email(&email).await,
+                Err(StoreError::Unavailable(_))
+            ));
+            assert!(store.get_by_email(&email).await.is_err());
+            assert!(store.ping().await.is_err());
+            let now = SystemTime::now();
+            assert!(
+                store
+                    .hit(
+                        ThrottleKind::LoginFailure,
+                        "k",
+                        now,
+                        Duration::from_secs(60)
+                    )
+                    .await
+                    .is_err()
+            );
+            assert!(store.purge_access_tokens(now).await.is_err());
+        });
+        assert_eq!(
+            counters.get(),
+            BTreeMap::from([
+                (format!("{STORE_ERRORS}{{operation=get_by_email}}"), 2),
+                (format!("{STORE_ERRORS}{{operation=ping}}"), 1),
+                (
+                    format!("{STORE_ERRORS}{{operation=purge_access_tokens}}"),
+                    1
+                ),
+                (format!("{STORE_ERRORS}{{operation=throttle_hit}}"), 1),
+            ])
+        );
+    }
+
+    #[test]
+    fn answers_and_refusals_pass_through_uncounted() {
+        let counters = Counters::default();
         let store = metered(Arc::new(MemoryUserStore::new()));
         let email = EmailAddress::parse("ann@example.com").unwrap();
-        assert_eq!(store.get_by_email(&email).await, Ok(None));
-        assert_eq!(store.ping().await, Ok(()));
-        assert_eq!(
-            store.delete(UserId::random()).await,
-            Err(StoreError::NotFound)
-        );
+        recorded(&counters, async {
+            assert_eq!(store.get_by_email(&email).await, Ok(None));
+            assert_eq!(store.ping().await, Ok(()));
+            assert_eq!(
+                store.delete(UserId::random()).await,
+                Err(StoreError::NotFound)
+            );
+        });
+        assert_eq!(counters.get(), BTreeMap::new(), "NotFound is an answer");
     }
 }
