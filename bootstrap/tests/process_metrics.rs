@@ -181,8 +181,9 @@ async fn metrics_count_requests_logins_and_sheds_on_metrics_addr_only() {
     let (port, metrics_port) = (free_port(), free_port());
     let mut cmd = portcullis(port);
     cmd.env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-        // A burst of 4 POSTs under /auth/, then one every 15 s.
-        .env("RATE_LIMIT_AUTH_PER_MINUTE", "4");
+        // A burst of 5 POSTs under /auth/, then one every 12 s.
+        .env("RATE_LIMIT_AUTH_PER_MINUTE", "5")
+        .env("LOGIN_LOCKOUT_FAILURES", "2");
     let server = start(cmd, port).await;
     let base = server.base.clone();
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
@@ -206,8 +207,17 @@ async fn metrics_count_requests_logins_and_sheds_on_metrics_addr_only() {
     let (status, body) = login(&base, "ann@example.com", PASSWORD).await;
     assert_eq!(
         (status, body),
+        (
+            429,
+            serde_json::json!({"detail": "LOGIN_TOO_MANY_ATTEMPTS"})
+        ),
+        "two failures lock the address"
+    );
+    let (status, body) = login(&base, "ann@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, body),
         (429, serde_json::json!({"detail": "TOO_MANY_REQUESTS"})),
-        "the fifth POST under /auth/ is over the budget"
+        "the sixth POST under /auth/ is over the budget"
     );
     let client = awc::Client::default();
     let mut res = client
@@ -248,6 +258,17 @@ async fn metrics_count_requests_logins_and_sheds_on_metrics_addr_only() {
         ),
         1.0
     );
+    assert_eq!(
+        sample(&samples, r#"portcullis_logins_total{outcome="locked"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"portcullis_requests_shed_total{reason="login_locked"}"#
+        ),
+        1.0
+    );
     let h = "portcullis_http_request_duration_seconds";
     for (labels, count) in [
         (
@@ -263,8 +284,9 @@ async fn metrics_count_requests_logins_and_sheds_on_metrics_addr_only() {
             2.0,
         ),
         (
+            // The lockout and the rate limit.
             r#"route="/api/auth/jwt/login",method="POST",status="429""#,
-            1.0,
+            2.0,
         ),
         // The unknown path and /metrics on the API's address.
         (r#"route="unmatched",method="GET",status="404""#, 2.0),
@@ -302,7 +324,7 @@ async fn metrics_count_requests_logins_and_sheds_on_metrics_addr_only() {
                 r#"{h}_bucket{{route="/api/auth/jwt/login",method="POST",status="429",le="10"}}"#
             )
         ),
-        1.0
+        2.0
     );
     assert!(
         sample(
