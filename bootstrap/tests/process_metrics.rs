@@ -444,6 +444,19 @@ async fn without_metrics_addr_nothing_listens_but_the_api() {
     assert!(!log.contains("metrics"), "{log}");
 }
 
+/// The output of `child` once it exits; kills it and panics after 20 s.
+fn exit_within_20s(mut child: Child) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("portcullis did not stop within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn a_metrics_addr_in_use_stops_start_up_naming_the_variable() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -452,8 +465,9 @@ fn a_metrics_addr_in_use_stops_start_up_naming_the_variable() {
     let out = portcullis(port)
         .env("METRICS_ADDR", format!("127.0.0.1:{taken_port}"))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .unwrap();
+    let out = exit_within_20s(out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -466,8 +480,9 @@ fn a_metrics_addr_in_use_stops_start_up_naming_the_variable() {
     let out = portcullis(port)
         .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .unwrap();
+    let out = exit_within_20s(out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
