@@ -491,3 +491,89 @@ fn a_metrics_addr_in_use_stops_start_up_naming_the_variable() {
         "{stderr}"
     );
 }
+
+/// Polls the scrape at `url` until `done` holds for it; panics after 20 s
+/// with the last scrape.
+async fn wait_for_metrics(url: &str, what: &str, done: impl Fn(&BTreeMap<String, f64>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, samples) = scrape(url).await;
+        if done(&samples) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}: {samples:#?}");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_client_that_leaves_while_queued_for_a_hash_is_shed_as_client_gone() {
+    use std::io::Write as _;
+
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut cmd = portcullis(port);
+    cmd.env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+        // Seconds a hash: the slots stay busy while the client comes and goes.
+        .env("ARGON2_MEMORY_KIB", "65536")
+        .env("ARGON2_ITERATIONS", "16")
+        .env("HASH_QUEUE_MAX", "4")
+        .env("HASH_QUEUE_TIMEOUT_MS", "60000");
+    let server = start(cmd, port).await;
+    let base = server.base.clone();
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    register(&base, "ann@example.com").await;
+    let (_, samples) = scrape(&metrics_url).await;
+    let slots = sample(&samples, "portcullis_hashing_slots");
+
+    let logins: Vec<_> = (0..slots as usize)
+        .map(|_| {
+            let base = base.clone();
+            actix_web::rt::spawn(async move { login(&base, "ann@example.com", PASSWORD).await })
+        })
+        .collect();
+    wait_for_metrics(&metrics_url, "every slot busy", |s| {
+        sample(s, "portcullis_hashing_slots_busy") == slots
+    })
+    .await;
+
+    let form = format!(
+        "username=ann%40example.com&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        client,
+        "POST /api/auth/jwt/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    wait_for_metrics(&metrics_url, "the login queued", |s| {
+        sample(s, "portcullis_hashing_queue_length") == 1.0
+    })
+    .await;
+    drop(client);
+    wait_for_metrics(&metrics_url, "the client gone and out of the queue", |s| {
+        s.get(r#"portcullis_requests_shed_total{reason="client_gone"}"#) == Some(&1.0)
+            && sample(s, "portcullis_hashing_queue_length") == 0.0
+    })
+    .await;
+
+    for login in logins {
+        assert_eq!(login.await.unwrap().0, 200);
+    }
+    let (_, samples) = scrape(&metrics_url).await;
+    assert_eq!(
+        sample(
+            &samples,
+            r#"portcullis_http_request_duration_seconds_count{route="/api/auth/jwt/login",method="POST",status="499"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, r#"portcullis_logins_total{outcome="ok"}"#),
+        slots,
+        "the login dropped with its client is no outcome"
+    );
+    assert_eq!(sample(&samples, "portcullis_hashing_slots_busy"), 0.0);
+}
