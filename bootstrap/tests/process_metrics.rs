@@ -154,8 +154,15 @@ fn listening_ports(pid: u32) -> BTreeSet<u16> {
     ports
 }
 
+/// A client that waits for slow hashes (a busy machine, costly settings).
+fn patient_client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish()
+}
+
 async fn register(base: &str, email: &str) {
-    let res = awc::Client::default()
+    let res = patient_client()
         .post(format!("{base}/api/auth/register"))
         .send_json(&serde_json::json!({"email": email, "password": PASSWORD}))
         .await
@@ -165,9 +172,7 @@ async fn register(base: &str, email: &str) {
 
 /// A bearer login: its status and JSON body.
 async fn login(base: &str, email: &str, password: &str) -> (u16, serde_json::Value) {
-    let mut res = awc::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .finish()
+    let mut res = patient_client()
         .post(format!("{base}/api/auth/jwt/login"))
         .send_form(&[("username", email), ("password", password)])
         .await
