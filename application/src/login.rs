@@ -56,8 +56,25 @@ impl UserService {
     ///
     /// [`LoginLockout`]: crate::LoginLockout
     /// [`LoginLockout::failures`]: crate::LoginLockout::failures
+    ///
+    /// Each outcome counts in `portcullis_logins_total` (label `outcome`:
+    /// [`LoginError::outcome`], `ok` for a token); a lockout counts in
+    /// `portcullis_requests_shed_total{reason="login_locked"}` too. A login
+    /// dropped before its end (its client gone) counts in neither.
     #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
+        let result = self.attempt_login(username, password).await;
+        let outcome = result.as_ref().err().map_or("ok", LoginError::outcome);
+        metrics::counter!("portcullis_logins_total", "outcome" => outcome).increment(1);
+        if let Err(LoginError::TooManyAttempts { .. }) = result {
+            metrics::counter!("portcullis_requests_shed_total", "reason" => "login_locked")
+                .increment(1);
+        }
+        result
+    }
+
+    /// [`login`](Self::login), uncounted.
+    async fn attempt_login(&self, username: &str, password: &str) -> Result<String, LoginError> {
         let lockout = self.policy.login_lockout;
         let key = lockout.is_on().then(|| lockout_key(username)).flatten();
         let mut failures = None;
@@ -151,6 +168,22 @@ impl UserService {
     }
 }
 
+impl LoginError {
+    /// The `outcome` label of `portcullis_logins_total` for this refusal:
+    /// `bad_credentials`, `not_verified`, `locked`, `busy` (the password
+    /// hasher refused the work) or `error` (the store or another adapter
+    /// failed).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LoginError::BadCredentials => "bad_credentials",
+            LoginError::NotVerified => "not_verified",
+            LoginError::TooManyAttempts { .. } => "locked",
+            LoginError::Infra(InfraError::Busy) => "busy",
+            LoginError::Infra(InfraError::Unavailable(_) | InfraError::Internal(_)) => "error",
+        }
+    }
+}
+
 /// The key failed logins of `username` are counted under: its
 /// [`throttle_key`], when `username` is an address as the user lookup takes
 /// it (any letter case, nothing around it); `None` otherwise.
@@ -173,6 +206,28 @@ mod tests {
             .expect_get_by_email()
             .withf(email_is(address))
             .returning(move |_| Ok(Some(user.clone())));
+    }
+
+    #[test]
+    fn each_refusal_has_its_outcome_label() {
+        for (error, label) in [
+            (LoginError::BadCredentials, "bad_credentials"),
+            (LoginError::NotVerified, "not_verified"),
+            (
+                LoginError::TooManyAttempts {
+                    retry_after: Duration::from_secs(1),
+                },
+                "locked",
+            ),
+            (LoginError::Infra(InfraError::Busy), "busy"),
+            (LoginError::Infra(InfraError::from(outage())), "error"),
+            (
+                LoginError::Infra(InfraError::Internal("bug".into())),
+                "error",
+            ),
+        ] {
+            assert_eq!(error.outcome(), label, "{error:?}");
+        }
     }
 
     #[tokio::test]

@@ -41,6 +41,10 @@ pub enum StartError {
     /// The HTTP server cannot listen on the socket it was given.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    /// The metrics endpoint cannot be served (a recorder is installed
+    /// already, or its socket cannot be listened on).
+    #[error("METRICS_ADDR: {0}")]
+    Metrics(String),
 }
 
 /// Assembles every use case over the adapters the configuration names.
@@ -49,14 +53,19 @@ pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
 }
 
 /// The store `DATABASE_URL` names, migrated, with the configured pool size
-/// and user fields.
+/// and user fields; its failures counted when metrics are recorded.
 async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    open_store_with_fields(
+    let store = open_store_with_fields(
         &config.database_url,
         config.database_max_connections,
         &config.user_fields,
     )
-    .await
+    .await?;
+    Ok(if crate::metrics_endpoint::enabled() {
+        crate::metered_store::metered(store)
+    } else {
+        store
+    })
 }
 
 /// Every use case over `store` and the other adapters the configuration
@@ -172,6 +181,10 @@ pub fn serve(
         App::new()
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
+            .wrap(middleware::Condition::new(
+                crate::metrics_endpoint::enabled(),
+                middleware::from_fn(portcullis_http_actix::record_request_metrics),
+            ))
     })
     .on_connect(portcullis_http_actix::on_connect)
     .shutdown_timeout(10)

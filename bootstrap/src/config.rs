@@ -135,6 +135,9 @@ pub struct Config {
     /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests besides the
     /// API's own and `FRONTEND_URL`'s; none by default.
     pub cors_origins: AllowedOrigins,
+    /// `METRICS_ADDR`: `HOST:PORT` where Prometheus metrics are served at
+    /// `/metrics`, never the API's address; `None` (unset): no metrics.
+    pub metrics_addr: Option<String>,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -412,14 +415,21 @@ impl Config {
             });
         }
 
+        let host = vars.get("HOST").unwrap_or("127.0.0.1").to_owned();
+        let port = vars.parse("PORT", 8000)?;
+        let metrics_addr = match vars.get("METRICS_ADDR") {
+            None => None,
+            Some(addr) => Some(metrics_addr(addr, &host, port)?),
+        };
+
         Ok(Self {
             database_url: vars
                 .get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
                 .to_owned(),
             database_max_connections,
-            host: vars.get("HOST").unwrap_or("127.0.0.1").to_owned(),
-            port: vars.parse("PORT", 8000)?,
+            host,
+            port,
             api_prefix: vars.get("API_PREFIX").unwrap_or("/api").to_owned(),
             login_requires_verification: vars.flag("LOGIN_REQUIRES_VERIFICATION")?,
             login_lockout_failures,
@@ -450,8 +460,33 @@ impl Config {
             cookie_secure: vars.flag_or("COOKIE_SECURE", true)?,
             cookie_domain,
             cors_origins: vars.parse("CORS_ORIGINS", AllowedOrigins::none())?,
+            metrics_addr,
         })
     }
+}
+
+/// `METRICS_ADDR` checked: `HOST:PORT` (`[v6]:PORT` for an IPv6 address),
+/// not the API's own `HOST:PORT`.
+fn metrics_addr(addr: &str, host: &str, port: u16) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        var: "METRICS_ADDR",
+        reason,
+    };
+    let (metrics_host, metrics_port) = addr
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| invalid(format!("expected HOST:PORT, got {addr:?}")))?;
+    let metrics_port: u16 = metrics_port
+        .parse()
+        .map_err(|e| invalid(format!("cannot read the port of {addr:?}: {e}")))?;
+    if metrics_port == port
+        && metrics_host.trim_matches(['[', ']']) == host.trim_matches(['[', ']'])
+    {
+        return Err(invalid(format!(
+            "{addr:?} is the API's own address (HOST:PORT): metrics are served on an address of their own"
+        )));
+    }
+    Ok(addr.to_owned())
 }
 
 #[cfg(test)]
@@ -497,6 +532,39 @@ mod tests {
         assert!(c.cookie_secure);
         assert_eq!(c.cookie_domain, None);
         assert!(c.cors_origins.is_empty());
+        assert_eq!(c.metrics_addr, None);
+    }
+
+    #[test]
+    fn metrics_addr_is_read_and_checked() {
+        let c = Config::from_vars([("METRICS_ADDR", " 127.0.0.1:9100 ")]).unwrap();
+        assert_eq!(c.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+        let c = Config::from_vars([("METRICS_ADDR", "[::1]:9100")]).unwrap();
+        assert_eq!(c.metrics_addr.as_deref(), Some("[::1]:9100"));
+        for (vars, words) in [
+            (vec![("METRICS_ADDR", "9100")], "expected HOST:PORT"),
+            (vec![("METRICS_ADDR", ":9100")], "expected HOST:PORT"),
+            (vec![("METRICS_ADDR", "localhost:metrics")], "port"),
+            (vec![("METRICS_ADDR", "127.0.0.1:70000")], "port"),
+            (
+                vec![("METRICS_ADDR", "127.0.0.1:8000")],
+                "the API's own address",
+            ),
+            (
+                vec![
+                    ("HOST", "0.0.0.0"),
+                    ("PORT", "9000"),
+                    ("METRICS_ADDR", "0.0.0.0:9000"),
+                ],
+                "the API's own address",
+            ),
+        ] {
+            let e = Config::from_vars(vars.clone()).unwrap_err().to_string();
+            assert!(
+                e.starts_with("METRICS_ADDR: ") && e.contains(words),
+                "{vars:?}: {e}"
+            );
+        }
     }
 
     #[test]

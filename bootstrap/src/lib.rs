@@ -61,6 +61,8 @@
 mod app;
 mod builder;
 mod config;
+mod metered_store;
+mod metrics_endpoint;
 mod purge;
 pub mod store;
 mod superuser;
@@ -77,6 +79,9 @@ pub use builder::{BuildError, PortcullisBuilder};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
+pub use metrics_endpoint::METRICS;
+#[cfg(feature = "cli")]
+pub use metrics_endpoint::serve_metrics;
 #[doc(no_inline)]
 pub use portcullis_application::{AuthStrategy, UserService};
 #[doc(no_inline)]

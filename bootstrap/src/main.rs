@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::{
-    Config, SuperuserOutcome, build_service, create_superuser, migrate_with_fields, start,
+    Config, SuperuserOutcome, build_service, create_superuser, migrate_with_fields, serve_metrics,
+    start,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +19,7 @@ COOKIE_NAME, COOKIE_SECURE, COOKIE_DOMAIN, CORS_ORIGINS, \
 JWT_SECRET_KEY, AUTH_RESET_PASSWORD_TOKEN_SECRET, AUTH_VERIFICATION_TOKEN_SECRET, \
 JWT_ACCESS_TOKEN_EXPIRE_MINUTES, AUTH_STRATEGY, ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, \
 PASSWORD_HASHER, HASH_QUEUE_MAX, HASH_QUEUE_TIMEOUT_MS, PASSWORD_MIN_LENGTH, USER_FIELDS, SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS, SMTP_CA_FILE, MAIL_FROM, \
-FRONTEND_URL, FIRST_SUPERUSER_EMAIL, FIRST_SUPERUSER_PASSWORD, PORTCULLIS_ENV and RUST_LOG, \
+FRONTEND_URL, FIRST_SUPERUSER_EMAIL, FIRST_SUPERUSER_PASSWORD, PORTCULLIS_ENV, METRICS_ADDR and RUST_LOG, \
 from the environment or a .env file in the working directory.";
 
 #[derive(Parser)]
@@ -102,6 +103,16 @@ async fn serve(config: Config) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(format!("cannot listen on {}:{}: {e}", address.0, address.1)),
     };
+    // Before `start`: the service's gauges and counters land in its recorder.
+    let metrics = match config
+        .metrics_addr
+        .as_deref()
+        .map(serve_metrics_on)
+        .transpose()
+    {
+        Ok(metrics) => metrics,
+        Err(e) => return fail(e),
+    };
     let server = match start(config.clone(), listener).await {
         Ok(server) => server,
         Err(e) => return fail(format!("cannot start: {e}")),
@@ -112,10 +123,28 @@ async fn serve(config: Config) -> ExitCode {
         address.1,
         config.api_prefix
     );
-    match server.await {
+    let metrics = metrics.map(|metrics| {
+        let handle = metrics.handle();
+        actix_web::rt::spawn(metrics);
+        handle
+    });
+    let stopped = server.await;
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(format!("server stopped: {e}")),
     }
+}
+
+/// Serves the metrics on `METRICS_ADDR` (see [`serve_metrics`]).
+fn serve_metrics_on(addr: &str) -> Result<actix_web::dev::Server, String> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| format!("cannot start: METRICS_ADDR: cannot listen on {addr}: {e}"))?;
+    let server = serve_metrics(listener).map_err(|e| format!("cannot start: {e}"))?;
+    tracing::info!("Prometheus metrics on http://{addr}/metrics");
+    Ok(server)
 }
 
 fn read_password(promote: bool) -> Result<Option<String>, String> {

@@ -98,7 +98,8 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
 
 /// Runs `work` unless the client of `req` goes away first: then `work` is
 /// dropped (a wait for a hashing slot ends there, and nothing is hashed) and
-/// the answer, which nobody reads, is [`ApiError::ClientGone`]. Without
+/// the answer, which nobody reads, is [`ApiError::ClientGone`], counted in
+/// `portcullis_requests_shed_total{reason="client_gone"}`. Without
 /// [`on_connect`] on the server, just `work`.
 pub(crate) async fn while_connected<T, E>(
     req: &HttpRequest,
@@ -114,6 +115,8 @@ where
         Either::Left((outcome, _)) => outcome.map_err(Into::into),
         Either::Right(((), _)) => {
             tracing::debug!(path = %req.path(), "client gone: request dropped before its answer");
+            metrics::counter!("portcullis_requests_shed_total", "reason" => "client_gone")
+                .increment(1);
             Err(ApiError::ClientGone)
         }
     }

@@ -54,6 +54,7 @@ mod openapi;
 mod pydantic;
 mod rate_limit;
 mod request;
+mod request_metrics;
 mod session_cookie;
 mod user_body;
 
@@ -81,6 +82,7 @@ pub use portcullis_application::{
 };
 pub use pydantic::ValidationError;
 pub use request::MAX_BODY_BYTES;
+pub use request_metrics::{REQUEST_DURATION, record_request_metrics};
 pub use user_body::UserBody;
 
 /// Mounts Portcullis in a host's `App` (via `App::configure`): the service as

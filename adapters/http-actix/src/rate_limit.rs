@@ -2,7 +2,8 @@
 //! (`RATE_LIMIT_AUTH_PER_MINUTE`), as a middleware on each `/auth/`
 //! resource of the route table: it answers `429 {"detail":
 //! "TOO_MANY_REQUESTS"}` with `Retry-After` before the body is read, so a
-//! refused request costs neither parsing nor hashing.
+//! refused request costs neither parsing nor hashing. Each refusal counts in
+//! `portcullis_requests_shed_total{reason="rate_limited"}`.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -32,6 +33,8 @@ pub(crate) async fn limit_auth_posts(
         && let Err(refused) =
             service.admit_auth_request(client_address(req.request(), service.trusted_proxies()))
     {
+        metrics::counter!("portcullis_requests_shed_total", "reason" => "rate_limited")
+            .increment(1);
         let error = ApiError::TooMany(Limit::TooManyRequests, refused.retry_after);
         return Ok(req.error_response(error).map_into_right_body());
     }

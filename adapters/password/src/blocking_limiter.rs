@@ -10,6 +10,12 @@
 //! ([`HashError::Busy`]), so a flood is shed in microseconds instead of
 //! queueing for seconds. A caller that stops waiting (its future dropped:
 //! the client went away) leaves the queue, and its job never starts.
+//!
+//! It reports through the `metrics` facade (a no-op until a recorder is
+//! installed): the gauges `portcullis_hashing_slots`,
+//! `portcullis_hashing_slots_busy` and `portcullis_hashing_queue_length`,
+//! and `portcullis_requests_shed_total` with `reason` `hashing_queue_full`
+//! or `hashing_queue_timeout` for each caller refused as busy.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -20,6 +26,15 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use portcullis_domain::HashError;
+
+/// Gauge: the hashing slots (jobs that may run at once).
+const SLOTS: &str = "portcullis_hashing_slots";
+/// Gauge: slots held by a job right now.
+const SLOTS_BUSY: &str = "portcullis_hashing_slots_busy";
+/// Gauge: callers waiting for a slot right now.
+const QUEUE_LENGTH: &str = "portcullis_hashing_queue_length";
+/// Counter (label `reason`): requests refused rather than served.
+const SHED: &str = "portcullis_requests_shed_total";
 
 /// A bounded gate in front of `spawn_blocking`. Clones share the bound and
 /// the queue.
@@ -55,13 +70,37 @@ impl<'a> QueuePlace<'a> {
                 (n < queue.max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Self(queue))
+            .map(|_| {
+                metrics::gauge!(QUEUE_LENGTH).increment(1.0);
+                Self(queue)
+            })
     }
 }
 
 impl Drop for QueuePlace<'_> {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!(QUEUE_LENGTH).decrement(1.0);
+    }
+}
+
+/// A slot held by a job: counted in `portcullis_hashing_slots_busy` from
+/// the moment the permit is taken until the job ends (or, never run, is
+/// dropped).
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        metrics::gauge!(SLOTS_BUSY).increment(1.0);
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics::gauge!(SLOTS_BUSY).decrement(1.0);
     }
 }
 
@@ -70,6 +109,11 @@ impl BlockingLimiter {
     /// one of them, each for at most `queue_timeout`.
     pub(crate) fn new(limit: NonZeroUsize, queue_max: usize, queue_timeout: Duration) -> Self {
         let limit = limit.get().min(Semaphore::MAX_PERMITS);
+        #[allow(clippy::cast_precision_loss)] // a count of cores
+        metrics::gauge!(SLOTS).set(limit as f64);
+        // Present from the start (at 0), not from the first hash on.
+        metrics::gauge!(SLOTS_BUSY).increment(0.0);
+        metrics::gauge!(QUEUE_LENGTH).increment(0.0);
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
@@ -134,17 +178,17 @@ impl BlockingLimiter {
         let failed = |what: &str| HashError::Failed(what.to_owned());
         let runtime =
             Handle::try_current().map_err(|_| failed("password hashing needs a Tokio runtime"))?;
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+        let slot = Slot::new(match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(TryAcquireError::NoPermits) => self.wait_for_permit().await?,
             Err(TryAcquireError::Closed) => return Err(failed("the password hasher is shut down")),
-        };
+        });
         let started = Arc::clone(&self.started);
         #[cfg(test)]
         let probe = Arc::clone(&self.probe);
         runtime
             .spawn_blocking(move || {
-                let _permit = permit;
+                let _slot = slot;
                 started.fetch_add(1, Ordering::Relaxed);
                 #[cfg(test)]
                 let _in_flight = probe.enter();
@@ -163,14 +207,20 @@ impl BlockingLimiter {
     /// Waits in the queue for a permit; a fair semaphore serves waiters in
     /// order, and a newcomer's `try_acquire` cannot overtake them.
     async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, HashError> {
-        let _place = QueuePlace::join(&self.queue).ok_or(HashError::Busy)?;
+        let Some(_place) = QueuePlace::join(&self.queue) else {
+            metrics::counter!(SHED, "reason" => "hashing_queue_full").increment(1);
+            return Err(HashError::Busy);
+        };
         let acquire = Arc::clone(&self.permits).acquire_owned();
         match tokio::time::timeout(self.queue.timeout, acquire).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(HashError::Failed(
                 "the password hasher is shut down".to_owned(),
             )),
-            Err(_elapsed) => Err(HashError::Busy),
+            Err(_elapsed) => {
+                metrics::counter!(SHED, "reason" => "hashing_queue_timeout").increment(1);
+                Err(HashError::Busy)
+            }
         }
     }
 }
