@@ -80,9 +80,28 @@ fn id_of(user: &Value) -> UserId {
     UserId::parse(text(user, "id")).expect("a UUID")
 }
 
-/// A server on `store` with FastAPI Users' secrets, cheap argon2id
-/// parameters ([`CONFIGURED_PREFIX`]) and a mail sink.
-async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase) -> TestApp {
+/// Cheap argon2id parameters ([`CONFIGURED_PREFIX`]).
+fn cheap() -> HasherConfig {
+    HasherConfig {
+        argon2_memory_kib: 8192,
+        argon2_iterations: 1,
+        ..HasherConfig::default()
+    }
+}
+
+/// pwdlib's parameters, which FastAPI Users hashes with.
+fn pwdlib_parameters() -> HasherConfig {
+    HasherConfig {
+        argon2_memory_kib: 65_536,
+        argon2_iterations: 3,
+        argon2_parallelism: 4,
+        ..HasherConfig::default()
+    }
+}
+
+/// A server on `store` with FastAPI Users' secrets, `hasher` and a mail
+/// sink.
+async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase, hasher: HasherConfig) -> TestApp {
     let sink = SmtpSink::start().await;
     let smtp = SmtpSettings::new(
         "127.0.0.1",
@@ -93,11 +112,7 @@ async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase) -> TestApp {
     let mailer = SmtpMailer::new(smtp).expect("the SMTP settings are valid");
     let service = PortcullisBuilder::new()
         .store(store)
-        .hasher_config(HasherConfig {
-            argon2_memory_kib: 8192,
-            argon2_iterations: 1,
-            ..HasherConfig::default()
-        })
+        .hasher_config(hasher)
         .token_secrets(
             secret("JWT_SECRET_KEY"),
             secret("AUTH_RESET_PASSWORD_TOKEN_SECRET"),
@@ -126,8 +141,14 @@ async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase) -> TestApp {
 
 /// An app on a fresh database of the store `PORTCULLIS_TEST_STORE` names,
 /// holding the fixture's users with their ids, hashes and flags, written
-/// through the store port; and that store, to look at what is stored.
+/// through the store port, hashing with [`cheap`] parameters; and that
+/// store, to look at what is stored.
 async fn spawn_adopted() -> (TestApp, Arc<dyn Store>) {
+    spawn_adopted_with(cheap()).await
+}
+
+/// [`spawn_adopted`], hashing with `hasher`.
+async fn spawn_adopted_with(hasher: HasherConfig) -> (TestApp, Arc<dyn Store>) {
     let database = TestDatabase::fresh();
     let store = portcullis::open_store(&database.url)
         .await
@@ -146,7 +167,7 @@ async fn spawn_adopted() -> (TestApp, Arc<dyn Store>) {
         };
         store.create(seeded).await.expect("the user is seeded");
     }
-    let app = spawn_on(Arc::clone(&store), database).await;
+    let app = spawn_on(Arc::clone(&store), database, hasher).await;
     app.database.assert_named_store();
     (app, store)
 }
@@ -270,6 +291,55 @@ async fn a_reset_token_fastapi_users_mailed_resets_the_password_once() {
     }
 }
 
+/// alice's reset token, which FastAPI Users mailed.
+fn alices_reset_token() -> (Value, String) {
+    tokens("reset")
+        .into_iter()
+        .find(|(u, _)| u["email"] == "alice@example.com")
+        .expect("alice's reset token")
+}
+
+#[actix_web::test]
+async fn a_login_that_re_hashes_ends_the_reset_link_fastapi_users_mailed_as_fastapi_users_does() {
+    // Portcullis' parameters are not pwdlib's: the login re-hashes alice's
+    // hash, and the link FastAPI Users mailed her is bound to the old hash
+    // (`password_fgpt`), as it is on FastAPI Users after its own re-hash
+    // (of a bcrypt hash, say).
+    let (app, store) = spawn_adopted().await;
+    let (alice, token) = alices_reset_token();
+    logs_in(&app, &alice, text(&alice, "password")).await;
+    assert!(
+        stored_hash(&store, &alice)
+            .await
+            .starts_with(CONFIGURED_PREFIX)
+    );
+    app.reset_password(&token, "a brand new password")
+        .await
+        .expect_code("RESET_PASSWORD_BAD_TOKEN");
+    logs_in(&app, &alice, text(&alice, "password")).await;
+}
+
+#[actix_web::test]
+async fn with_pwdlib_parameters_a_login_keeps_the_hash_and_the_reset_link_fastapi_users_mailed() {
+    let (app, store) = spawn_adopted_with(pwdlib_parameters()).await;
+    let (alice, token) = alices_reset_token();
+    logs_in(&app, &alice, text(&alice, "password")).await;
+    assert_eq!(
+        stored_hash(&store, &alice).await,
+        text(&alice, "hashed_password"),
+        "a pwdlib hash is current under pwdlib's parameters"
+    );
+    app.reset_password(&token, "a brand new password")
+        .await
+        .expect_null(200);
+    assert!(
+        stored_hash(&store, &alice)
+            .await
+            .starts_with("$argon2id$v=19$m=65536,t=3,p=4$")
+    );
+    logs_in(&app, &alice, "a brand new password").await;
+}
+
 #[actix_web::test]
 async fn a_verify_token_fastapi_users_mailed_verifies_the_user() {
     let (app, store) = spawn_adopted().await;
@@ -310,7 +380,7 @@ async fn portcullis_opens_the_sqlite_database_fastapi_users_created_and_logs_its
     let store = portcullis::open_store(&url)
         .await
         .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
-    let app = spawn_on(Arc::clone(&store), TestDatabase::external(url)).await;
+    let app = spawn_on(Arc::clone(&store), TestDatabase::external(url), cheap()).await;
 
     // Its own token first (the hashes are still FastAPI Users').
     let (alice, token) = tokens("access")
