@@ -389,8 +389,29 @@ async fn portcullis_opens_the_sqlite_database_fastapi_users_created_and_logs_its
         .expect("alice's access token");
     let me = app.me(&token).await.expect_json(200);
     assert_eq!((&me["id"], &me["role"]), (&alice["id"], &json!("student")));
+    // Its reset and verify links, on its own rows.
+    let (bruno, reset) = tokens("reset")
+        .into_iter()
+        .find(|(u, _)| u["email"] == "bruno@example.com")
+        .expect("bruno's reset token");
+    app.reset_password(&reset, "bruno's new password")
+        .await
+        .expect_null(200);
+    logs_in(&app, &bruno, "bruno's new password").await;
+    let (carol, verify) = tokens("verify")
+        .into_iter()
+        .find(|(u, _)| u["email"] == "carol@example.com")
+        .expect("carol's verify token");
+    let verified = app.verify(&verify).await.expect_json(200);
+    assert_eq!(
+        (&verified["id"], &verified["is_verified"]),
+        (&carol["id"], &json!(true))
+    );
 
-    for user in users() {
+    for user in users()
+        .into_iter()
+        .filter(|u| u["email"] != "bruno@example.com")
+    {
         let (email, password) = (text(&user, "email"), text(&user, "password"));
         assert_eq!(
             stored_hash(&store, &user).await,
