@@ -11,8 +11,8 @@ pub struct User {
     /// The address the user logs in with; no other user has it, in any letter
     /// case.
     pub email: EmailAddress,
-    /// The password as a PHC string (argon2 or PBKDF2), never the password
-    /// itself.
+    /// The password as a hash string (argon2 or PBKDF2 PHC, or an adopted
+    /// bcrypt hash), never the password itself.
     pub hashed_password: String,
     /// Whether the user may log in at all: an inactive user's credentials
     /// and tokens are refused as if the user did not exist.

@@ -14,6 +14,8 @@ use portcullis_password::{Algorithm, HasherConfig, PhcPasswordHasher};
 
 /// What FastAPI Users (pwdlib) stores: argon2id m=65536, t=3, p=4.
 const PWDLIB_ARGON2ID: &str = "$argon2id$v=19$m=65536,t=3,p=4$G4IAIla6mV4Az1oEhrDIvw$6bnG+8+ia0+tSuMqAYMaO5S6MJL/zo+dtxUkxmoRjJ0";
+/// What pwdlib's `BcryptHasher()` stores (cost 12) for [`SECRET`].
+const PWDLIB_BCRYPT: &str = "$2b$12$tJrT8td6ecJo0a8D8qj.UeO/hNUxZS0wZZ89I8RH.fgeLiBstf4Lm";
 const SECRET: &str = "correct horse battery";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => n.parse()?,
         None => 20,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
     runtime.block_on(async {
         for algorithm in [Algorithm::Argon2id, Algorithm::Pbkdf2Sha256] {
             let hasher = PhcPasswordHasher::new(HasherConfig {
@@ -45,6 +49,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{:<40} verify  {:>7.1} ms",
             "$argon2id$v=19$m=65536,t=3,p=4 (pwdlib)",
             millis(per_verify)
+        );
+        // A wrong password: no re-hash, and padded to the slowest set met,
+        // which is this one (the hasher has met no other).
+        let hasher = PhcPasswordHasher::new(HasherConfig::default())?;
+        let per_check = time(rounds, || hasher.verify_and_update("wrong", PWDLIB_BCRYPT)).await?;
+        println!(
+            "{:<40} verify  {:>7.1} ms (wrong password)",
+            "$2b$12 (pwdlib bcrypt)",
+            millis(per_check)
         );
         Ok(())
     })

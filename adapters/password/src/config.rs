@@ -19,6 +19,15 @@ pub const MIN_PBKDF2_ROUNDS: u32 = 1_000;
 /// Most PBKDF2 rounds accepted (new and stored hashes), about a second of work.
 pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
 
+/// Highest bcrypt cost accepted for stored hashes (bcrypt is verified, never
+/// written): 2^14 rounds, about a second of work, like the PBKDF2 maximum.
+/// pwdlib and passlib write 12 by default; a stored hash asking for more is
+/// treated as unsupported rather than allowed to stall every failed login
+/// (failures are padded to the slowest parameter set met).
+pub const MAX_BCRYPT_COST: u32 = 14;
+/// Lowest bcrypt cost accepted for stored hashes: bcrypt's own floor.
+pub const MIN_BCRYPT_COST: u32 = 4;
+
 /// Most callers allowed to wait for a hashing slot (`HASH_QUEUE_MAX`).
 pub const MAX_HASH_QUEUE: usize = 100_000;
 /// Longest wait for a hashing slot accepted (`HASH_QUEUE_TIMEOUT_MS`): a

@@ -27,8 +27,8 @@ use std::time::Duration;
 pub(crate) const WINDOW: usize = 15;
 
 /// Recent compute times per parameter set (keyed by the part of a hash
-/// string before the salt, e.g. `$argon2id$v=19$m=65536,t=3,p=4`). Shared by
-/// the clones of a hasher.
+/// string before the salt, e.g. `$argon2id$v=19$m=65536,t=3,p=4`, or
+/// bcrypt's ident and cost, `$2b$12`). Shared by the clones of a hasher.
 #[derive(Debug, Default)]
 pub(crate) struct CostBook {
     samples: Mutex<HashMap<String, VecDeque<Duration>>>,

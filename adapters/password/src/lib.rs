@@ -5,8 +5,10 @@
 //! or PBKDF2-SHA256 (`$pbkdf2-sha256$i=600000,l=32$…`) PHC strings with a
 //! 16-byte random salt, as [`HasherConfig`] says. Any argon2 or PBKDF2 hash
 //! verifies, among them those FastAPI Users writes through pwdlib
-//! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`; one made
-//! another way than configured comes back re-hashed. Hashing runs on Tokio's
+//! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`, and
+//! bcrypt hashes (`$2a$`, `$2b$`, `$2y$`, as pwdlib and passlib wrote them for
+//! FastAPI Users; only the first 72 bytes of a secret count, as there); one
+//! made another way than configured comes back re-hashed. Hashing runs on Tokio's
 //! blocking pool, one job per core at most, behind a bounded queue (callers past
 //! it are refused as busy), and argon2 jobs reuse one memory buffer per such
 //! job instead of allocating `m` KiB for every hash. Failed verifications are
@@ -14,7 +16,7 @@
 //! tell which addresses have accounts.
 //!
 //! This crate depends only on the domain port and the hashing crates
-//! (`argon2`, `pbkdf2`, `password-hash`, `getrandom`), `tracing`, plus Tokio for the
+//! (`argon2`, `pbkdf2`, `password-hash`, `bcrypt`, `getrandom`), `tracing`, plus Tokio for the
 //! blocking pool: never on a web framework, a store or a token library.
 #![warn(missing_docs)]
 
@@ -28,7 +30,7 @@ mod stored_hash;
 
 pub use config::{
     Algorithm, ConfigError, HasherConfig, MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB,
-    MAX_ARGON2_PARALLELISM, MAX_HASH_QUEUE, MAX_HASH_QUEUE_TIMEOUT, MAX_PBKDF2_ROUNDS,
-    MIN_PBKDF2_ROUNDS,
+    MAX_ARGON2_PARALLELISM, MAX_BCRYPT_COST, MAX_HASH_QUEUE, MAX_HASH_QUEUE_TIMEOUT,
+    MAX_PBKDF2_ROUNDS, MIN_BCRYPT_COST, MIN_PBKDF2_ROUNDS,
 };
 pub use phc_password_hasher::PhcPasswordHasher;

@@ -18,7 +18,10 @@ use crate::scheme::Scheme;
 /// Hashes secrets into PHC strings (argon2id or PBKDF2-SHA256, per
 /// [`HasherConfig`]) and verifies any argon2 (`argon2id`, `argon2i`,
 /// `argon2d`, any parameters) or PBKDF2 hash, including Python pwdlib's
-/// argon2id hashes and passlib's `$pbkdf2-sha256$<rounds>$…` strings.
+/// argon2id hashes and passlib's `$pbkdf2-sha256$<rounds>$…` strings, and
+/// bcrypt hashes (`$2a$`, `$2b$`, `$2y$`, cost up to
+/// [`MAX_BCRYPT_COST`](crate::MAX_BCRYPT_COST)) as pwdlib and passlib wrote
+/// them for FastAPI Users (the first 72 bytes of a secret count).
 ///
 /// A hash that verifies but was made with another algorithm, version,
 /// parameters or format than the configured ones comes back re-hashed in

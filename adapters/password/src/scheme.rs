@@ -37,8 +37,14 @@ pub(crate) struct Scheme {
 
 /// The parameter set of a hash string, as [`CostBook`] keys it: everything
 /// before the salt and the hash (`$argon2id$v=19$m=65536,t=3,p=4`,
-/// `$pbkdf2-sha256$i=600000,l=32`, passlib's `$pbkdf2-sha256$29000`).
+/// `$pbkdf2-sha256$i=600000,l=32`, passlib's `$pbkdf2-sha256$29000`,
+/// bcrypt's `$2b$12`).
 fn cost_key(hash: &str) -> &str {
+    let bytes = hash.as_bytes();
+    // bcrypt has no `$` between its salt and its hash: `$2b$12$` + 53.
+    if bytes.len() == 60 && bytes.starts_with(b"$2") && bytes[3] == b'$' && bytes[6] == b'$' {
+        return hash.get(..6).unwrap_or(hash);
+    }
     hash.rsplitn(3, '$').nth(2).unwrap_or(hash)
 }
 
@@ -127,7 +133,7 @@ impl Scheme {
         let stored_text = stored;
         let Some(stored) = StoredHash::parse(stored) else {
             // Spend what a real check costs, so that an account whose hash
-            // this hasher cannot read (bcrypt, a foreign format) does not
+            // this hasher cannot read (a foreign format, a cost over the limits) does not
             // answer measurably faster than a wrong password.
             self.hash(secret)?;
             return Ok(not_valid);
@@ -235,6 +241,86 @@ mod tests {
             ),
             "$pbkdf2-sha256$29000"
         );
+    }
+
+    /// passlib 1.7.4 `bcrypt.using(rounds=4, ident="2y").hash("pw")`.
+    const BCRYPT_2Y_COST_4: &str = "$2y$04$SuZ/16FSomfmb4/oIzUJle6zptmysh/0/OXfm8XXiVSylwmIWVyTS";
+    /// pwdlib 0.3 `BcryptHasher(rounds=8).hash("pw")`.
+    const BCRYPT_2B_COST_8: &str = "$2b$08$iVewKHuDTb6mg8uEv4S93.EcQu9fzEJWkuEczHz9Wgc9Gv9k3FYxe";
+
+    #[test]
+    fn a_bcrypt_cost_key_names_its_cost() {
+        assert_eq!(cost_key(BCRYPT_2Y_COST_4), "$2y$04");
+        assert_eq!(cost_key(BCRYPT_2B_COST_8), "$2b$08");
+    }
+
+    #[test]
+    fn a_bcrypt_hash_that_verifies_is_replaced_by_the_configured_argon2id() {
+        let config = HasherConfig {
+            argon2_memory_kib: 256,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        };
+        let scheme = Scheme::new(&config, 1).expect("valid");
+        for stored in [BCRYPT_2Y_COST_4, BCRYPT_2B_COST_8] {
+            let check = scheme.verify_and_update(b"pw", stored).expect("verify");
+            assert!(check.valid, "{stored}");
+            let new_hash = check.new_hash.expect("re-hashed");
+            assert!(
+                new_hash.starts_with("$argon2id$v=19$m=256,t=1,p=1$"),
+                "{new_hash}"
+            );
+            let again = scheme.verify_and_update(b"pw", &new_hash).expect("verify");
+            assert_eq!((again.valid, again.new_hash), (true, None));
+
+            let wrong = scheme.verify_and_update(b"pW", stored).expect("verify");
+            assert_eq!((wrong.valid, wrong.new_hash), (false, None));
+        }
+        let pbkdf2 = Scheme::new(
+            &HasherConfig {
+                algorithm: Algorithm::Pbkdf2Sha256,
+                pbkdf2_rounds: 1_000,
+                ..config
+            },
+            1,
+        )
+        .expect("valid");
+        let check = pbkdf2
+            .verify_and_update(b"pw", BCRYPT_2Y_COST_4)
+            .expect("verify");
+        let new_hash = check.new_hash.expect("re-hashed");
+        assert!(
+            new_hash.starts_with("$pbkdf2-sha256$i=1000,l=32$"),
+            "{new_hash}"
+        );
+    }
+
+    #[test]
+    fn bcrypt_checks_are_counted_per_cost() {
+        let config = HasherConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        };
+        let scheme = Scheme::new(&config, 1).expect("valid");
+        let check = scheme
+            .verify_and_update(b"wrong", BCRYPT_2Y_COST_4)
+            .expect("verify");
+        assert!(!check.valid);
+        assert!(
+            scheme.costs.estimate("$2y$04").is_some(),
+            "a failure is measured"
+        );
+        assert!(scheme.costs.estimate("$2b$08").is_none());
+        scheme
+            .verify_and_update(b"wrong", BCRYPT_2B_COST_8)
+            .expect("verify");
+        // Cost 8 is 16 times the rounds of cost 4: the slowest, whatever
+        // the machine.
+        let four = scheme.costs.estimate("$2y$04").expect("met");
+        let eight = scheme.costs.estimate("$2b$08").expect("met");
+        assert!(eight > four, "cost 8 {eight:?} <= cost 4 {four:?}");
+        assert_eq!(scheme.costs.slowest(), eight);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use portcullis_domain::HashError;
 
 use crate::block_pool::BlockPool;
 use crate::config::{
-    MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_PARALLELISM, MAX_PBKDF2_ROUNDS,
-    MIN_PBKDF2_ROUNDS,
+    MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB, MAX_ARGON2_PARALLELISM, MAX_BCRYPT_COST,
+    MAX_PBKDF2_ROUNDS, MIN_BCRYPT_COST, MIN_PBKDF2_ROUNDS,
 };
 
 /// Fewest hash bytes a stored hash may carry (80 bits, as the PHC format asks):
@@ -37,7 +37,15 @@ pub(crate) enum StoredHash<'a> {
     },
     /// passlib's `$pbkdf2-sha256$<rounds>$<ab64 salt>$<ab64 hash>` (MCF).
     Pbkdf2Mcf(&'a PasswordHashRef),
+    /// bcrypt, `$2a$`, `$2b$` or `$2y$` (pwdlib's `BcryptHasher`, passlib's
+    /// `bcrypt`): `$2b$12$` then 22 characters of salt and 31 of hash.
+    /// The whole 60-character string, checked well formed, its cost within
+    /// the limits.
+    Bcrypt(&'a str),
 }
+
+/// Length of a bcrypt hash string: `$2b$12$`, 22 salt and 31 hash characters.
+const BCRYPT_LENGTH: usize = 60;
 
 impl<'a> StoredHash<'a> {
     /// Reads `stored`, or `None` when it is no hash this crate supports.
@@ -53,8 +61,29 @@ impl<'a> StoredHash<'a> {
                     Self::parse_pbkdf2_mcf(stored)
                 }
             }
+            // `$2x$` (crypt_blowfish's buggy-8-bit mode) is no hash pwdlib
+            // or passlib writes, and the bcrypt crate would compute it as
+            // `$2b$`: not supported.
+            "2a" | "2b" | "2y" => Self::parse_bcrypt(stored),
             _ => None,
         }
+    }
+
+    fn parse_bcrypt(stored: &'a str) -> Option<Self> {
+        let bytes = stored.as_bytes();
+        let cost: u32 = stored.get(4..6)?.parse().ok()?;
+        // bcrypt's alphabet: `./A-Za-z0-9`.
+        let well_formed = bytes.len() == BCRYPT_LENGTH
+            && bytes.get(3..4) == Some(b"$".as_slice())
+            && bytes
+                .get(4..6)
+                .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+            && bytes.get(6..7) == Some(b"$".as_slice())
+            && bytes[7..]
+                .iter()
+                .all(|&c| c == b'.' || c == b'/' || c.is_ascii_alphanumeric());
+        (well_formed && (MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&cost))
+            .then_some(Self::Bcrypt(stored))
     }
 
     fn parse_argon2(stored: &str) -> Option<Self> {
@@ -119,6 +148,11 @@ impl<'a> StoredHash<'a> {
             } => verify_argon2(secret, phc, *algorithm, *version, params, memory),
             Self::Pbkdf2Phc { phc, .. } => Pbkdf2::default().verify_password(secret, phc),
             Self::Pbkdf2Mcf(hash) => Pbkdf2::default().verify_password(secret, *hash),
+            // Only the first 72 bytes of `secret` count (the crate's
+            // `verify` truncates), as with pwdlib before bcrypt 5 and passlib.
+            // The comparison is constant-time (`subtle`). A hash the crate
+            // still refuses (non-canonical base64) is simply no match.
+            Self::Bcrypt(hash) => return Ok(bcrypt::verify(secret, hash).unwrap_or(false)),
         };
         match outcome {
             Ok(()) => Ok(true),
@@ -209,6 +243,68 @@ mod tests {
         assert!(StoredHash::parse(huge).is_none());
         let slow = "$pbkdf2-sha256$4000000000$4TxHSCnFWEspRQihFAIghA$32.PPVKyz0GwsOk2INiBEjWcRjTpXehXSQzXWKvpABc";
         assert!(StoredHash::parse(slow).is_none());
+    }
+
+    /// passlib 1.7.4 `bcrypt.using(rounds=4, ident=…).hash("pw")` (os_crypt
+    /// backend), one per ident.
+    const PASSLIB_2A: &str = "$2a$04$56N5QLTC./KX0ImJpfsrke/jPV7YI4.lmfpve1vnIhjhwtgDjPPAy";
+    const PASSLIB_2B: &str = "$2b$04$A8W6/OEOlu/TXfy7Uls.meoKAVNkJhqY0nU8iqPIeL5Ls3Hh0iHsG";
+    const PASSLIB_2Y: &str = "$2y$04$SuZ/16FSomfmb4/oIzUJle6zptmysh/0/OXfm8XXiVSylwmIWVyTS";
+
+    fn check(secret: &str, stored: &str) -> bool {
+        let hash = StoredHash::parse(stored).expect("supported");
+        hash.verify(secret.as_bytes(), &BlockPool::new(8, 1))
+            .expect("no machine failure")
+    }
+
+    #[test]
+    fn verifies_bcrypt_of_each_ident_passlib_wrote() {
+        for stored in [PASSLIB_2A, PASSLIB_2B, PASSLIB_2Y] {
+            assert!(
+                matches!(StoredHash::parse(stored), Some(StoredHash::Bcrypt(_))),
+                "{stored}"
+            );
+            assert!(check("pw", stored), "{stored}");
+            assert!(!check("pW", stored), "{stored}");
+            assert!(!check("", stored), "{stored}");
+        }
+    }
+
+    #[test]
+    fn bcrypt_reads_only_the_first_72_bytes_of_a_secret() {
+        // passlib `bcrypt.using(rounds=4).hash("x" * 80)`: the 72 first count.
+        let stored = "$2b$04$Q3a8/bsnDiygBppu8IK0Aevq3i4lCuagDdCU0dSjkDg5/weYqMlSS";
+        assert!(check(&"x".repeat(80), stored));
+        assert!(check(&"x".repeat(72), stored));
+        assert!(!check(&"x".repeat(71), stored));
+    }
+
+    #[test]
+    fn refuses_bcrypt_hashes_that_are_malformed_unsupported_or_too_costly() {
+        let ok = PASSLIB_2B;
+        let cases = [
+            // crypt_blowfish's `$2x$`, and the original `$2$`.
+            ok.replacen("$2b$", "$2x$", 1),
+            ok.replacen("$2b$04$", "$2$04$", 1),
+            // Costs outside 4..=MAX_BCRYPT_COST (15 would be 2 s a check; 31 days).
+            ok.replacen("$04$", "$03$", 1),
+            ok.replacen("$04$", &format!("${:02}$", MAX_BCRYPT_COST + 1), 1),
+            ok.replacen("$04$", "$31$", 1),
+            ok.replacen("$04$", "$4a$", 1),
+            // Too short, too long, a character outside bcrypt's alphabet.
+            ok[..59].to_owned(),
+            format!("{ok}A"),
+            ok.replacen('/', "+", 1),
+            ok.replacen("$04$", "$04!", 1),
+        ];
+        for stored in &cases {
+            assert!(StoredHash::parse(stored).is_none(), "{stored}");
+        }
+        let highest = ok.replacen("$04$", &format!("${MAX_BCRYPT_COST:02}$"), 1);
+        assert!(matches!(
+            StoredHash::parse(&highest),
+            Some(StoredHash::Bcrypt(_))
+        ));
     }
 
     #[test]

@@ -32,6 +32,14 @@ const CFFI_ARGON2ID_V16: &str = "$argon2id$v=16$m=4096,t=1,p=1$c2FsdHNhbHRzYWx0c
 const CFFI_ARGON2ID_NO_VERSION: &str =
     "$argon2id$m=4096,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$GgbtLs5JZ7AX3GAjmU/jHaMgumncH5pb3eXH0C0jEXw";
 
+/// `BcryptHasher().hash(SECRET)` (pwdlib: cost 12, `$2b$`), which FastAPI
+/// Users 15 still verifies.
+const PWDLIB_BCRYPT: &str = "$2b$12$tJrT8td6ecJo0a8D8qj.UeO/hNUxZS0wZZ89I8RH.fgeLiBstf4Lm";
+/// `bcrypt.using(ident="2a").hash(SECRET)` and `ident="2y"` (passlib 1.7.4,
+/// cost 12; what FastAPI Users < 13 wrote).
+const PASSLIB_BCRYPT_2A: &str = "$2a$12$dUOLPc/CeCT4b/4L3UkW8O8v4CN/mbIpyE.K1S9XW7kHx/TaS7DC.";
+const PASSLIB_BCRYPT_2Y: &str = "$2y$12$xD03pF/SFLqMS.mpWPNeFO.G498EFtwQtcaz9c.SxogaTA.695.Tu";
+
 const NOT_VALID: Verification = Verification {
     valid: false,
     new_hash: None,
@@ -201,8 +209,10 @@ async fn malformed_or_unsupported_hashes_are_not_valid_and_not_errors() {
         genuine.replace("m=19456", "m=4294967295"),
         genuine.replace("$argon2id$", "$argon2x$"),
         genuine.replace("$argon2id$", "$scrypt$"),
-        // bcrypt, which FastAPI Users' pwdlib can also write: unsupported here.
-        "$2b$12$LQv3c1yqBWVHxkd0LHAkCOYz6TtxMQJqhN8/LewdBPj/RK.s5uO9G".to_owned(),
+        // bcrypt forms nobody of FastAPI Users' wrote, or too costly to check.
+        PWDLIB_BCRYPT.replace("$2b$", "$2x$"),
+        PWDLIB_BCRYPT.replace("$2b$12$", "$2b$31$"),
+        PWDLIB_BCRYPT[..59].to_owned(),
         "$pbkdf2-sha256$i=600000,l=32$c2FsdA$".to_owned(),
         "$pbkdf2-sha256$29000$4TxHSCnFWEspRQihFAIghA".to_owned(),
         "$pbkdf2-sha256$29000$4TxHSCnFWEspRQihFAIghA$MA".to_owned(),
@@ -214,6 +224,18 @@ async fn malformed_or_unsupported_hashes_are_not_valid_and_not_errors() {
     for stored in &cases {
         let check = hasher.verify_and_update(SECRET, stored).await;
         assert_eq!(check, Ok(NOT_VALID), "{stored:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pwdlib_and_passlib_bcrypt_hashes_verify_and_are_upgraded_to_the_configured_scheme() {
+    for stored in [PWDLIB_BCRYPT, PASSLIB_BCRYPT_2A, PASSLIB_BCRYPT_2Y] {
+        assert_upgraded(&argon2_hasher(), stored, "$argon2id$v=19$m=19456,t=2,p=1$").await;
+        assert_upgraded(&pbkdf2_hasher(), stored, "$pbkdf2-sha256$i=600000,l=32$").await;
+        let wrong = argon2_hasher()
+            .verify_and_update("correct horse batterY", stored)
+            .await;
+        assert_eq!(wrong, Ok(NOT_VALID), "{stored}");
     }
 }
 

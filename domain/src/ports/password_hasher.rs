@@ -34,9 +34,9 @@ pub struct Verification {
 pub trait PasswordHasher: Send + Sync {
     /// A fresh salted hash of `secret` with the configured algorithm.
     async fn hash(&self, secret: &str) -> Result<String, HashError>;
-    /// Checks `secret` against `hash`, which may be any supported PHC string
-    /// (argon2 or pbkdf2). A malformed or unsupported hash is simply not
-    /// valid.
+    /// Checks `secret` against `hash`, which may be any supported hash string
+    /// (argon2 or pbkdf2 PHC, bcrypt, as the implementation documents). A
+    /// malformed or unsupported hash is simply not valid.
     async fn verify_and_update(&self, secret: &str, hash: &str) -> Result<Verification, HashError>;
     /// Spends what a failed [`verify_and_update`](Self::verify_and_update)
     /// costs, for a login whose address has no account, so that the answer
