@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware};
+use actix_web::{App, HttpServer};
 use portcullis_application::UserService;
 use portcullis_domain::{Mailer, Store};
 use portcullis_mail::{BackgroundMailer, LogMailer, SmtpMailer};
@@ -161,7 +161,9 @@ async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
 /// Starts serving `service` on `listener`. The returned server runs when
 /// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT. It watches its
 /// connections ([`on_connect`](portcullis_http_actix::on_connect)), so a
-/// request whose client has gone leaves the hashing queue.
+/// request whose client has gone leaves the hashing queue. Every request is
+/// logged ([`RequestLog`](portcullis_http_actix::RequestLog): one line,
+/// and its id echoed as `X-Request-Id`).
 pub fn serve(
     service: UserService,
     api_prefix: &str,
@@ -170,8 +172,9 @@ pub fn serve(
     let prefix = api_prefix.to_owned();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
+            // Outermost: one line per request, X-Request-Id on every answer.
+            .wrap(portcullis_http_actix::RequestLog)
     })
     .on_connect(portcullis_http_actix::on_connect)
     .shutdown_timeout(10)

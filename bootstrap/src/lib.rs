@@ -61,6 +61,7 @@
 mod app;
 mod builder;
 mod config;
+mod log_format;
 mod purge;
 pub mod store;
 mod superuser;
@@ -74,6 +75,7 @@ pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve,
 /// `#[portcullis::async_trait]`.
 pub use async_trait::async_trait;
 pub use builder::{BuildError, PortcullisBuilder};
+pub use log_format::{InvalidLogFormat, LogFormat};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
