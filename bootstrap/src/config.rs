@@ -852,9 +852,6 @@ mod tests {
         let e = Config::from_vars([("LOG_FORMAT", "yaml")])
             .unwrap_err()
             .to_string();
-        assert_eq!(
-            e,
-            "LOG_FORMAT: cannot read \"yaml\": expected text or json"
-        );
+        assert_eq!(e, "LOG_FORMAT: cannot read \"yaml\": expected text or json");
     }
 }

@@ -75,10 +75,10 @@ pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve,
 /// `#[portcullis::async_trait]`.
 pub use async_trait::async_trait;
 pub use builder::{BuildError, PortcullisBuilder};
-pub use log_format::{InvalidLogFormat, LogFormat};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
+pub use log_format::{InvalidLogFormat, LogFormat};
 #[doc(no_inline)]
 pub use portcullis_application::{AuthStrategy, UserService};
 #[doc(no_inline)]

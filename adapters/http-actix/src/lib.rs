@@ -83,8 +83,7 @@ pub use portcullis_application::{
 pub use pydantic::ValidationError;
 pub use request::MAX_BODY_BYTES;
 pub use request_log::{
-    MAX_REQUEST_ID_LEN, RequestId, RequestLog, RequestSpan, UNMATCHED_ROUTE,
-    X_REQUEST_ID,
+    MAX_REQUEST_ID_LEN, RequestId, RequestLog, RequestSpan, UNMATCHED_ROUTE, X_REQUEST_ID,
 };
 pub use user_body::UserBody;
 

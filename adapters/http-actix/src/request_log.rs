@@ -247,7 +247,12 @@ mod tests {
 
     #[test]
     fn a_sane_incoming_id_is_kept() {
-        for id in ["a", "req-1.2_3", "0f8fad5b-d9cb-469f-a165-70867728950e", &"x".repeat(64)] {
+        for id in [
+            "a",
+            "req-1.2_3",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            &"x".repeat(64),
+        ] {
             assert_eq!(incoming(id).as_str(), id);
         }
     }
