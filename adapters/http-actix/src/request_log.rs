@@ -279,4 +279,106 @@ mod tests {
         assert_ne!(a, b);
         assert!(RequestId::is_sane(a.as_str()));
     }
+
+    /// Everything logged while it is alive, as text.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn each_request_has_one_line_and_its_id_on_the_response() {
+        use actix_web::{App, HttpResponse, test, web};
+
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = test::init_service(
+            App::new()
+                .route("/courses/{id}", web::get().to(HttpResponse::Ok))
+                // A middleware that fails instead of answering on /fail.
+                .wrap_fn(|req, srv| {
+                    let fail = req.path() == "/fail";
+                    let answer = srv.call(req);
+                    async move {
+                        if fail {
+                            Err(actix_web::error::ErrorConflict("refused"))
+                        } else {
+                            answer.await
+                        }
+                    }
+                })
+                .wrap(RequestLog),
+        )
+        .await;
+
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/courses/7?token=secret-in-query")
+                .insert_header(("X-Request-Id", "abc.1"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers().get(&X_REQUEST_ID).unwrap(), "abc.1");
+
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/nowhere").to_request()).await;
+        assert_eq!(res.status(), 404);
+        let unmatched_id = res.headers().get(&X_REQUEST_ID).unwrap().to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(unmatched_id).is_ok());
+        let unmatched_id = unmatched_id.to_owned();
+
+        let res =
+            test::try_call_service(&app, test::TestRequest::get().uri("/fail").to_request()).await;
+        let error = res
+            .err()
+            .expect("the inner middleware's error passes through");
+        assert_eq!(error.as_response_error().status_code(), 409);
+
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("portcullis::request"))
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, fields) in lines.iter().zip([
+            vec![
+                "INFO",
+                "method=GET",
+                "route=\"/courses/{id}\"",
+                "status=200",
+                "latency_ms=",
+                "client_address=0.0.0.0",
+                "request_id=abc.1",
+            ],
+            vec![
+                "route=\"unmatched\"",
+                "status=404",
+                &format!("request_id={unmatched_id}"),
+            ],
+            vec!["route=\"unmatched\"", "status=409", "request_id="],
+        ]) {
+            for field in fields {
+                assert!(line.contains(field), "{field} in {line}");
+            }
+        }
+        assert!(
+            !text.contains("secret-in-query") && !text.contains("/courses/7"),
+            "{text}"
+        );
+    }
 }
