@@ -599,7 +599,9 @@ async fn the_text_format_has_request_lines_too() {
     assert!(!text.contains('\u{1b}'), "no colours in a file: {text}");
     let health = text
         .lines()
-        .find(|l| l.contains(&format!("request_id={SANE_ID}")) && l.contains("portcullis::request"))
+        .find(|l| {
+            l.contains(&format!(" request_id={SANE_ID}")) && l.contains("portcullis::request")
+        })
         .unwrap_or_else(|| panic!("no request line for {SANE_ID}: {text}"));
     for field in [
         "INFO",
@@ -613,7 +615,7 @@ async fn the_text_format_has_request_lines_too() {
     }
     let register = text
         .lines()
-        .find(|l| l.contains("portcullis::request") && l.contains(&format!("request_id={id}")))
+        .find(|l| l.contains("portcullis::request") && l.contains(&format!(" request_id={id}")))
         .unwrap_or_else(|| panic!("no request line for {id}: {text}"));
     assert!(
         register.contains("method=POST")
@@ -624,7 +626,7 @@ async fn the_text_format_has_request_lines_too() {
     assert!(
         text.lines().any(|l| l.contains("portcullis::auth")
             && l.contains("auth_event=\"register\"")
-            && l.contains(&format!("request_id={id}"))),
+            && l.contains(&format!("request{{request_id={id}}}"))),
         "the register event in its request: {text}"
     );
     assert!(!text.contains(PASSWORD));

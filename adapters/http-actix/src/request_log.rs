@@ -225,7 +225,7 @@ where
                 status = status.as_u16(),
                 latency_ms,
                 client_address = %client,
-                request_id = id.as_ref().map(RequestId::as_str),
+                request_id = id.as_ref().map(tracing::field::display),
                 "request"
             );
             let mut response = outcome?;
@@ -363,12 +363,12 @@ mod tests {
                 "status=200",
                 "latency_ms=",
                 "client_address=0.0.0.0",
-                "request_id=abc.1",
+                " request_id=abc.1",
             ],
             vec![
                 "route=\"unmatched\"",
                 "status=404",
-                &format!("request_id={unmatched_id}"),
+                &format!(" request_id={unmatched_id}"),
             ],
             vec!["route=\"unmatched\"", "status=409", "request_id="],
         ]) {
