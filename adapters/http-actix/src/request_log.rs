@@ -344,9 +344,9 @@ mod tests {
 
         let res =
             test::try_call_service(&app, test::TestRequest::get().uri("/fail").to_request()).await;
-        let error = res
-            .err()
-            .expect("the inner middleware's error passes through");
+        let Err(error) = res else {
+            panic!("the inner middleware's error passes through");
+        };
         assert_eq!(error.as_response_error().status_code(), 409);
 
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
