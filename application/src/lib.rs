@@ -17,6 +17,7 @@ use portcullis_domain::{
 };
 
 mod admin;
+mod auth_log;
 mod auth_rate_limit;
 mod authenticate;
 mod cookie_transport;
@@ -45,6 +46,7 @@ mod secrets_in_logs;
 mod test_support;
 
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
+pub use auth_log::AUTH_LOG_TARGET;
 pub use auth_rate_limit::{AuthRateLimit, DEFAULT_AUTH_REQUESTS_PER_MINUTE, TooManyRequests};
 pub use authenticate::AuthError;
 pub use cookie_transport::{

@@ -170,7 +170,9 @@ async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
 /// Starts serving `service` on `listener`. The returned server runs when
 /// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT. It watches its
 /// connections ([`on_connect`](portcullis_http_actix::on_connect)), so a
-/// request whose client has gone leaves the hashing queue.
+/// request whose client has gone leaves the hashing queue. Every request is
+/// logged ([`RequestLog`](portcullis_http_actix::RequestLog): one line,
+/// and its id echoed as `X-Request-Id`).
 pub fn serve(
     service: UserService,
     api_prefix: &str,
@@ -179,12 +181,13 @@ pub fn serve(
     let prefix = api_prefix.to_owned();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
             .wrap(middleware::Condition::new(
                 crate::metrics_endpoint::enabled(),
                 middleware::from_fn(portcullis_http_actix::record_request_metrics),
             ))
+            // Outermost: one line per request, X-Request-Id on every answer.
+            .wrap(portcullis_http_actix::RequestLog)
     })
     .on_connect(portcullis_http_actix::on_connect)
     .shutdown_timeout(10)

@@ -15,6 +15,8 @@ use portcullis_password::{Algorithm, ConfigError as HasherConfigError, HasherCon
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
 
+use crate::log_format::LogFormat;
+
 /// Why the configuration cannot be used. Each message names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -138,6 +140,8 @@ pub struct Config {
     /// `METRICS_ADDR`: `HOST:PORT` where Prometheus metrics are served at
     /// `/metrics`, never the API's address; `None` (unset): no metrics.
     pub metrics_addr: Option<String>,
+    /// `LOG_FORMAT`: `text` (the default) or `json`, one object a line.
+    pub log_format: LogFormat,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -461,6 +465,7 @@ impl Config {
             cookie_domain,
             cors_origins: vars.parse("CORS_ORIGINS", AllowedOrigins::none())?,
             metrics_addr,
+            log_format: vars.parse("LOG_FORMAT", LogFormat::Text)?,
         })
     }
 }
@@ -902,5 +907,19 @@ mod tests {
             e.starts_with("SMTP_CA_FILE: cannot read \"/nonexistent/ca.pem\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_log_format_is_text_by_default_json_on_request_and_nothing_else() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let c = Config::from_vars([("LOG_FORMAT", "json")]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = Config::from_vars([("LOG_FORMAT", " Text ")]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let e = Config::from_vars([("LOG_FORMAT", "yaml")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "LOG_FORMAT: cannot read \"yaml\": expected text or json");
     }
 }

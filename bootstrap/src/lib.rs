@@ -61,6 +61,7 @@
 mod app;
 mod builder;
 mod config;
+mod log_format;
 mod metered_store;
 mod metrics_endpoint;
 mod purge;
@@ -79,6 +80,7 @@ pub use builder::{BuildError, PortcullisBuilder};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
+pub use log_format::{InvalidLogFormat, LogFormat};
 pub use metrics_endpoint::METRICS;
 #[cfg(feature = "cli")]
 pub use metrics_endpoint::serve_metrics;

@@ -54,6 +54,7 @@ mod openapi;
 mod pydantic;
 mod rate_limit;
 mod request;
+mod request_log;
 mod request_metrics;
 mod session_cookie;
 mod user_body;
@@ -82,6 +83,9 @@ pub use portcullis_application::{
 };
 pub use pydantic::ValidationError;
 pub use request::MAX_BODY_BYTES;
+pub use request_log::{
+    MAX_REQUEST_ID_LEN, RequestId, RequestLog, RequestSpan, UNMATCHED_ROUTE, X_REQUEST_ID,
+};
 pub use request_metrics::{REQUEST_DURATION, record_request_metrics};
 pub use user_body::UserBody;
 
@@ -95,6 +99,10 @@ pub use user_body::UserBody;
 /// ([`UserService::auth_rate_limit`], 30 a minute unless the builder says
 /// otherwise) comes with the routes; the client address is the peer's, or
 /// what the service's [`TrustedProxies`] report (see [`client_address`]).
+///
+/// The request log is the app's, not the routes': wrap the `App` in
+/// [`RequestLog`] (last, so it is outermost) for the standalone server's
+/// line per request and `X-Request-Id`, for the host's routes too.
 pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let prefix = normalise_prefix(prefix);
     move |cfg: &mut ServiceConfig| {
@@ -115,7 +123,8 @@ pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConf
 /// Everything the standalone Portcullis server serves: [`mount`] at
 /// `prefix`, `GET /health`, the OpenAPI document at `GET /openapi.json`,
 /// Swagger UI at `GET /docs`, and `404 {"detail": "Not Found"}` for unknown
-/// paths.
+/// paths. Like [`mount`], it leaves the request log to the `App`
+/// ([`RequestLog`]); the standalone server wraps its `App` in it.
 pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let document = standalone_document_for(prefix, &service);
     let mount = mount(service, prefix);
