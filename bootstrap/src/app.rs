@@ -171,6 +171,8 @@ pub fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            // Security headers on every answer, /health and 404s included.
+            .wrap(portcullis_http_actix::SecurityHeaders::for_prefix(&prefix))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
     })
     .on_connect(portcullis_http_actix::on_connect)
