@@ -207,6 +207,93 @@ async fn at_the_root_every_route_carries_the_headers_and_cors() {
     assert_no_store(&res);
 }
 
+/// A host's app: Portcullis mounted with `portcullis::mount` at `prefix`
+/// (CORS for [`ALLOWED`]) next to the host's own `GET /host`, with no
+/// middleware of the host's. Returns the base URL.
+async fn spawn_host(prefix: &str) -> String {
+    let service = portcullis::PortcullisBuilder::new()
+        .token_secrets([1; 32], [2; 32], [3; 32])
+        .cors_origins(ALLOWED.parse().expect("an origin"))
+        .build()
+        .expect("builds");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let prefix = prefix.to_owned();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .configure(portcullis::mount(service.clone(), &prefix))
+            .route(
+                "/host",
+                actix_web::web::get().to(|| async { actix_web::HttpResponse::Ok().body("host") }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listens")
+    .run();
+    actix_web::rt::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// `method url` with `headers`, the whole answer.
+async fn fetch(method: Method, url: &str, headers: &[(&str, &str)]) -> TestResponse {
+    let mut req = awc::Client::default().request(method, url);
+    for header in headers {
+        req = req.insert_header(*header);
+    }
+    let mut res = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let body = res.body().await.expect("a body").to_vec();
+    TestResponse {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body,
+    }
+}
+
+#[actix_web::test]
+async fn a_host_mounting_portcullis_gets_the_headers_and_cors_on_its_routes_only() {
+    for prefix in ["/api", ""] {
+        let base = spawn_host(prefix).await;
+        let me = fetch(Method::GET, &format!("{base}{prefix}/users/me"), &[]).await;
+        me.expect_401();
+        assert_no_store(&me);
+        let login = fetch(
+            Method::POST,
+            &format!("{base}{prefix}/auth/jwt/login"),
+            &[("origin", ALLOWED)],
+        )
+        .await;
+        login.expect_422();
+        assert_no_store(&login);
+        assert_granted(&login, ALLOWED);
+        let preflight = fetch(
+            Method::OPTIONS,
+            &format!("{base}{prefix}/users/me"),
+            &[
+                ("origin", ALLOWED),
+                ("access-control-request-method", "PATCH"),
+            ],
+        )
+        .await;
+        assert_eq!(preflight.status, 200, "{prefix}: {preflight:?}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin").as_deref(),
+            Some(ALLOWED)
+        );
+        assert_security_headers(&preflight);
+        // The host's own route stays the host's.
+        let host = fetch(Method::GET, &format!("{base}/host"), &[("origin", ALLOWED)]).await;
+        assert_eq!(host.text(), "host");
+        assert_eq!(host.header("x-content-type-options"), None, "{host:?}");
+        assert_no_grant(&host);
+    }
+    // Under a prefix, its 404s are the API's too.
+    let base = spawn_host("/api").await;
+    let unknown = fetch(Method::GET, &format!("{base}/api/nothing-here"), &[]).await;
+    unknown.expect_404();
+    assert_security_headers(&unknown);
+}
+
 // ------------------------------------------------------------------- CORS
 
 #[actix_web::test]
