@@ -291,6 +291,23 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_stalled_body_is_408_request_timeout_closing_the_connection() {
+        let response = ApiError::RequestTimeout.error_response();
+        assert_eq!(
+            response.head().connection_type(),
+            actix_web::http::ConnectionType::Close
+        );
+        assert_eq!(
+            answer(ApiError::RequestTimeout).await,
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                json!({"detail": "Request Timeout"})
+            )
+        );
+    }
+
+    #[actix_web::test]
     async fn busy_is_503_service_busy_retry_after_1() {
         assert_eq!(
             answer(ApiError::Busy).await,
