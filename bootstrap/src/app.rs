@@ -181,6 +181,8 @@ pub fn serve(
     let prefix = api_prefix.to_owned();
     let server = HttpServer::new(move || {
         App::new()
+            // Security headers on every answer, /health and 404s included.
+            .wrap(portcullis_http_actix::SecurityHeaders::for_prefix(&prefix))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
             .wrap(middleware::Condition::new(
                 crate::metrics_endpoint::enabled(),

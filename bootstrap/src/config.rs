@@ -133,9 +133,10 @@ pub struct Config {
     pub cookie_secure: bool,
     /// `COOKIE_DOMAIN`: the session cookie's `Domain`; unset by default.
     pub cookie_domain: Option<String>,
-    /// `CORS_ORIGINS`: origins (comma-separated) whose pages may send
-    /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests besides the
-    /// API's own and `FRONTEND_URL`'s; none by default.
+    /// `CORS_ORIGINS`: origins (comma-separated) allowed to call the API
+    /// from a browser, credentials included (CORS); they may also send
+    /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests, as the API's
+    /// own and `FRONTEND_URL`'s may. None by default: no CORS.
     pub cors_origins: AllowedOrigins,
     /// `METRICS_ADDR`: `HOST:PORT` where Prometheus metrics are served at
     /// `/metrics`, never the API's address; `None` (unset): no metrics.
