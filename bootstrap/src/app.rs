@@ -61,7 +61,10 @@ async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartE
 
 /// Every use case over `store` and the other adapters the configuration
 /// names.
-async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn service_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),

@@ -178,6 +178,96 @@ fn not_built(store: &str, feature: &str) -> StartError {
     ))
 }
 
+/// Where a database is and what its schema lacks: [`schema_status`]'s
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The database, as logs name it: a path, `user@host:port/database`
+    /// (never a password) or `memory://`.
+    pub location: String,
+    /// What `migrate` would apply, in order: migration names, then
+    /// `column NAME (user field)`. Empty when the schema is up to date.
+    pub pending: Vec<String>,
+}
+
+/// Connects to the store `url` names and says which migrations it lacks,
+/// changing nothing: an SQLite file that does not exist is an error, not
+/// created; PostgreSQL is asked within its connect timeout. For
+/// `portcullis check-config`.
+pub async fn schema_status(
+    url: &str,
+    max_connections: u32,
+    fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    let scheme = url
+        .split_once(':')
+        .map_or(url, |(s, _)| s)
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "memory" => Ok(SchemaStatus {
+            location: "memory://".into(),
+            pending: Vec::new(),
+        }),
+        "sqlite" => sqlite_schema_status(url, fields).await,
+        "postgres" | "postgresql" => postgres_schema_status(url, max_connections, fields).await,
+        _ => Err(StartError::Database(format!(
+            "unsupported DATABASE_URL {url:?}: expected {}",
+            supported_schemes()
+        ))),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_schema_status(url: &str, fields: &UserFields) -> Result<SchemaStatus, StartError> {
+    use portcullis_store_diesel_sqlite::{SqliteStoreOptions, SqliteUserStore};
+    let store = SqliteUserStore::open_existing(url, SqliteStoreOptions::default())
+        .await
+        .map_err(database)?
+        .with_user_fields(fields.clone());
+    Ok(SchemaStatus {
+        location: store.location(),
+        pending: store.pending_migrations().await.map_err(database)?,
+    })
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite_schema_status(
+    _url: &str,
+    _fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    Err(not_built("SQLite", "sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_schema_status(
+    url: &str,
+    max_connections: u32,
+    fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
+    let options = PostgresStoreOptions {
+        max_connections: max_connections.min(2),
+        ..PostgresStoreOptions::default()
+    };
+    let store = PostgresUserStore::open_with(url, options)
+        .await
+        .map_err(database)?
+        .with_user_fields(fields.clone());
+    Ok(SchemaStatus {
+        location: store.location(),
+        pending: store.pending_migrations().await.map_err(database)?,
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_schema_status(
+    _url: &str,
+    _max_connections: u32,
+    _fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    Err(not_built("PostgreSQL", "postgres"))
+}
+
 /// Applies the migrations of the store `url` names; says what it did.
 pub async fn migrate(url: &str) -> Result<String, StartError> {
     migrate_with_fields(url, &UserFields::none()).await
