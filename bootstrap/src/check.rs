@@ -13,16 +13,13 @@ use secrecy::ExposeSecret as _;
 
 use crate::app::service_on;
 use crate::config::{Config, Secret};
-use crate::store::schema_status;
+use crate::store::{MASK, mask_url_password, schema_status};
 
 /// How long each SMTP step (connect, TLS handshake, each command) may take
 /// during the check.
 pub const SMTP_CHECK_STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The bound on each of the database and mail checks as a whole.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What a masked secret shows.
-const MASK: &str = "********";
 
 /// How one check went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,41 +398,6 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ]),
     }
     shown
-}
-
-/// `url` with the password of its user part (`scheme://user:PASSWORD@host`)
-/// and any `password=` query parameter replaced by `********`.
-fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest
-        .find(['/', '?', '#'])
-        .map_or((rest, ""), |i| rest.split_at(i));
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{user}:{MASK}@{host}"),
-            None => authority.to_owned(),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}={MASK}")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("&");
-            format!("{path}?{query}")
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]

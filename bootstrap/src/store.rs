@@ -51,6 +51,44 @@ pub async fn open_store_with_fields(
     Ok(open_and_migrate(url, max_connections, fields).await?.0)
 }
 
+/// What a masked secret shows.
+pub(crate) const MASK: &str = "********";
+
+/// `url` with the password of its user part (`scheme://user:PASSWORD@host`)
+/// and any `password=` query parameter replaced by `********`.
+pub(crate) fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:{MASK}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}={MASK}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// The schemes of the stores compiled in, for error messages.
 fn supported_schemes() -> String {
     let mut schemes = Vec::new();
@@ -87,7 +125,8 @@ async fn open_and_migrate(
         "sqlite" => open_sqlite(url, fields).await,
         "postgres" | "postgresql" => open_postgres(url, max_connections, fields).await,
         _ => Err(StartError::Database(format!(
-            "unsupported DATABASE_URL {url:?}: expected {}",
+            "unsupported DATABASE_URL {:?}: expected {}",
+            mask_url_password(url),
             supported_schemes()
         ))),
     }
@@ -211,7 +250,8 @@ pub async fn schema_status(
         "sqlite" => sqlite_schema_status(url, fields).await,
         "postgres" | "postgresql" => postgres_schema_status(url, max_connections, fields).await,
         _ => Err(StartError::Database(format!(
-            "unsupported DATABASE_URL {url:?}: expected {}",
+            "unsupported DATABASE_URL {:?}: expected {}",
+            mask_url_password(url),
             supported_schemes()
         ))),
     }

@@ -149,7 +149,10 @@ impl SqliteUserStore {
         url: &str,
         options: SqliteStoreOptions,
     ) -> Result<Self, SqliteStoreError> {
-        if let Location::File(path) = Location::parse(url)?
+        let location = Location::parse(url)?;
+        // A missing folder is named as such first.
+        location.check()?;
+        if let Location::File(path) = location
             && !path.exists()
         {
             return Err(SqliteStoreError::Open {
