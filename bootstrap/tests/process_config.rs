@@ -2,7 +2,12 @@
 //! check-config`, as processes: each production refusal names its
 //! variable, and check-config passes on a good environment (showing no
 //! secret), fails with one clear line for an unreachable or unmigrated
-//! database and for an unreachable mail server, and changes nothing.
+//! database and for an unreachable mail server, and changes nothing. With
+//! the `postgres` feature, also on a fresh PostgreSQL database
+//! (scripts/with-postgres).
+
+#[cfg(feature = "postgres")]
+mod pg_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -525,4 +530,57 @@ fn check_config_says_what_it_checks() {
     }
     let out = run_to_end(production(&["--help"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("check-config"));
+}
+
+/// check-config on a real PostgreSQL database (scripts/with-postgres).
+#[cfg(feature = "postgres")]
+mod on_postgres {
+    use super::*;
+    use crate::pg_support::{connect, count, create_database, drop_database};
+
+    #[actix_web::test]
+    async fn check_config_reports_pending_migrations_then_passes_once_migrated() {
+        let (name, url) = create_database().await;
+        let peer = SmtpPeer::start();
+        let check = || {
+            let mut cmd = production(&["check-config"]);
+            cmd.env("DATABASE_URL", &url)
+                .env("SMTP_PORT", peer.port.to_string());
+            run_to_end(cmd)
+        };
+
+        let out = check();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let line = check_line(&stdout, "database");
+        assert!(
+            line.starts_with("  FAIL  database: ")
+                && line.contains(
+                    "reachable, but 4 migration(s) pending: m20250101_000001_create_user, "
+                ),
+            "{stdout}"
+        );
+        // Nothing was applied: not even SeaORM's bookkeeping table.
+        let db = connect(&url).await;
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            )
+            .await,
+            0
+        );
+
+        migrate(&url);
+        let out = check();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            check_line(&stdout, "database").ends_with("reachable, schema up to date"),
+            "{stdout}"
+        );
+        assert_no_secret(&text(&out));
+        drop(db);
+        drop_database(&name).await;
+    }
 }
