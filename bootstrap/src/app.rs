@@ -153,7 +153,10 @@ pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
 }
 
 /// [`prepare`] over `store`.
-async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn prepare_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     let service = service_on(config, store).await?;
     if let Some((email, password)) = &config.first_superuser {
         ensure_first_superuser(&service, email, password.expose_secret()).await?;

@@ -10,8 +10,10 @@ use std::time::Duration;
 use portcullis_mail::{SmtpMailer, SmtpTls};
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret as _;
+use tracing::instrument::WithSubscriber as _;
+use tracing::subscriber::NoSubscriber;
 
-use crate::app::service_on;
+use crate::app::prepare_on;
 use crate::config::{Config, Secret};
 use crate::store::{MASK, mask_url_password, schema_status};
 
@@ -118,7 +120,8 @@ impl fmt::Display for CheckReport {
 /// Checks `config` as `serve` would use it, changing nothing:
 ///
 /// 1. the use cases assemble (token secrets, hasher, mail settings, cookie
-///    and user field settings), as at start-up;
+///    and user field settings) and the first superuser's address and
+///    password are accepted, as at start-up (on a throwaway memory store);
 /// 2. warnings a deployment should heed (a generated secret, mail to the
 ///    log, plain-text SMTP, an insecure cookie or a memory store in
 ///    production);
@@ -135,8 +138,15 @@ pub async fn check_config(config: &Config) -> CheckReport {
         settings: settings(config),
         checks: Vec::new(),
     };
+    // Everything `serve` does before listening, on a throwaway memory store:
+    // the first superuser's address and password are checked by creating it
+    // there. Its log lines ("first superuser created", the warnings this
+    // report repeats) would describe a server that does not exist: muted.
     let memory = MemoryUserStore::new().with_user_fields(config.user_fields.clone());
-    match service_on(config, Arc::new(memory)).await {
+    let prepared = prepare_on(config, Arc::new(memory))
+        .with_subscriber(NoSubscriber::default())
+        .await;
+    match prepared {
         Ok(_) => report.push(
             "configuration",
             Outcome::Ok(if config.production {
@@ -191,9 +201,8 @@ async fn check_database(config: &Config) -> Outcome {
 
 async fn check_smtp(config: &Config) -> Outcome {
     let Some(settings) = &config.smtp else {
-        return Outcome::Warning(
-            "SMTP_HOST is not set: nothing to reach; mails go to the log".into(),
-        );
+        // The SMTP_HOST warning says what that means.
+        return Outcome::Ok("not configured (SMTP_HOST is not set): nothing to reach".into());
     };
     let mailer = match SmtpMailer::new(settings.clone()) {
         Ok(m) => m.with_timeout(SMTP_CHECK_STEP_TIMEOUT),
