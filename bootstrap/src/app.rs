@@ -70,7 +70,10 @@ async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartE
 
 /// Every use case over `store` and the other adapters the configuration
 /// names.
-async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn service_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -159,7 +162,10 @@ pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
 }
 
 /// [`prepare`] over `store`.
-async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn prepare_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     let service = service_on(config, store).await?;
     if let Some((email, password)) = &config.first_superuser {
         ensure_first_superuser(&service, email, password.expose_secret()).await?;

@@ -86,11 +86,11 @@ pub use portcullis_application::{
     TrustedProxies, UserService,
 };
 pub use pydantic::ValidationError;
+pub use request::{BODY_STALL_TIMEOUT, BODY_TOTAL_TIMEOUT, MAX_BODY_BYTES};
 pub use request_log::{
     MAX_REQUEST_ID_LEN, RequestId, RequestLog, RequestSpan, UNMATCHED_ROUTE, X_REQUEST_ID,
 };
 pub use request_metrics::{REQUEST_DURATION, record_request_metrics};
-pub use request::{BODY_STALL_TIMEOUT, BODY_TOTAL_TIMEOUT, MAX_BODY_BYTES};
 pub use user_body::UserBody;
 
 /// Mounts Portcullis in a host's `App` (via `App::configure`): the service as
