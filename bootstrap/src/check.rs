@@ -373,6 +373,14 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("COOKIE_DOMAIN", or_unset(config.cookie_domain.as_deref())),
         ("CORS_ORIGINS", listed(config.cors_origins.to_string())),
         ("FRONTEND_URL", config.frontend_url.clone()),
+        ("LOG_FORMAT", config.log_format.to_string()),
+        (
+            "METRICS_ADDR",
+            config
+                .metrics_addr
+                .clone()
+                .unwrap_or_else(|| "(unset: no metrics)".to_owned()),
+        ),
     ]);
     match &config.smtp {
         None => shown.push(("SMTP_HOST", "(unset: mails go to the log)".to_owned())),

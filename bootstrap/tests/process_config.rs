@@ -329,6 +329,8 @@ fn check_config_passes_on_a_migrated_sqlite_database_and_a_real_smtp_peer_showin
         "JWT_SECRET_KEY",
         "SMTP_PASSWORD",
         "FIRST_SUPERUSER_PASSWORD",
+        "LOG_FORMAT",
+        "METRICS_ADDR",
     ] {
         assert!(
             stdout.lines().any(|l| l.trim_start().starts_with(line)),
