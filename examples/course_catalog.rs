@@ -198,10 +198,15 @@ async fn main() -> std::io::Result<()> {
         .map_err(std::io::Error::other)?;
     let catalogue = Data::new(Catalogue::default());
     println!("course catalogue on http://127.0.0.1:8080 (Portcullis at /api)");
-    HttpServer::new(move || App::new().configure(configure_app(service.clone(), catalogue.clone())))
-        // A request whose client has gone leaves the password-hashing queue.
-        .on_connect(portcullis::http::on_connect)
-        .bind(("127.0.0.1", 8080))?
-        .run()
-        .await
+    HttpServer::new(move || {
+        App::new()
+            .configure(configure_app(service.clone(), catalogue.clone()))
+            // Outermost: a log line per request (yours too), X-Request-Id.
+            .wrap(portcullis::http::RequestLog)
+    })
+    // A request whose client has gone leaves the password-hashing queue.
+    .on_connect(portcullis::http::on_connect)
+    .bind(("127.0.0.1", 8080))?
+    .run()
+    .await
 }

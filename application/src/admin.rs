@@ -6,6 +6,7 @@ use portcullis_domain::{
 };
 use secrecy::ExposeSecret;
 
+use crate::auth_log::Revocation;
 use crate::{InfraError, UserService};
 
 /// Why an administrator could not read a user.
@@ -153,6 +154,11 @@ impl UserService {
         patch.fields = self.writable_changes(&changes.fields, FieldWriter::Admin);
         patch.end_sessions = patch.hashed_password.is_some() || changes.is_active == Some(false);
         let end_sessions = patch.end_sessions;
+        let revocation = if patch.hashed_password.is_some() {
+            Revocation::PasswordChange
+        } else {
+            Revocation::Deactivation
+        };
         let user = match self.ports.users.patch(id, patch).await {
             Ok(user) => user,
             Err(StoreError::Conflict) => return Err(AdminUpdateError::EmailAlreadyExists),
@@ -160,7 +166,7 @@ impl UserService {
             Err(e) => return Err(e.into()),
         };
         if end_sessions {
-            self.forget_access_tokens(user.id).await?;
+            self.forget_access_tokens(user.id, revocation).await?;
         }
         self.ports.events.on_after_update(&user, &changes).await;
         Ok(user)

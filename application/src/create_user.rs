@@ -66,7 +66,7 @@ impl UserService {
     /// [`register`](UserService::register). The password is checked against
     /// the policy; the store's unique index decides a clash. No hook runs:
     /// nobody registered.
-    #[tracing::instrument(skip_all, fields(email = %new.email, user_id = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn create_user(&self, new: NewUser) -> Result<User, CreateUserError> {
         let initial = self.initial_fields(&new.fields, FieldWriter::Admin);
         let owner = PasswordOwner {

@@ -19,7 +19,7 @@ impl UserService {
     /// cost).
     ///
     /// [`Policy::mail_per_address_per_hour`]: crate::Policy::mail_per_address_per_hour
-    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn forgot_password(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let allowed = self.mail_allowed(email).await?;
         let user = match self.ports.users.get_by_email(email).await? {
@@ -44,6 +44,12 @@ impl UserService {
             &fingerprint,
             Some(&crate::sessions::account_state(&user)),
         )?;
+        tracing::info!(
+            target: crate::AUTH_LOG_TARGET,
+            auth_event = "reset_requested",
+            user_id = %user.id,
+            "password reset requested"
+        );
         self.ports
             .events
             .on_after_forgot_password(&user, &token)

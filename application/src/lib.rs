@@ -17,6 +17,7 @@ use portcullis_domain::{
 };
 
 mod admin;
+mod auth_log;
 mod auth_rate_limit;
 mod authenticate;
 mod cookie_transport;
@@ -45,6 +46,7 @@ mod secrets_in_logs;
 mod test_support;
 
 pub use admin::{AdminDeleteError, AdminError, AdminUpdateError};
+pub use auth_log::AUTH_LOG_TARGET;
 pub use auth_rate_limit::{AuthRateLimit, DEFAULT_AUTH_REQUESTS_PER_MINUTE, TooManyRequests};
 pub use authenticate::AuthError;
 pub use cookie_transport::{
@@ -231,6 +233,7 @@ pub struct UserService {
     trusted_proxies: TrustedProxies,
     session_cookie: SessionCookie,
     allowed_origins: AllowedOrigins,
+    cors_origins: AllowedOrigins,
 }
 
 impl UserService {
@@ -249,6 +252,7 @@ impl UserService {
             trusted_proxies: TrustedProxies::none(),
             session_cookie: SessionCookie::default(),
             allowed_origins: AllowedOrigins::none(),
+            cors_origins: AllowedOrigins::none(),
         }
     }
 
@@ -289,6 +293,21 @@ impl UserService {
     /// besides the API's own.
     pub fn allowed_origins(&self) -> &AllowedOrigins {
         &self.allowed_origins
+    }
+
+    /// The same use cases, with these origins allowed to call the API from a
+    /// browser, credentials included (`CORS_ORIGINS`; default: none, no
+    /// CORS). The HTTP adapter answers their preflights and grants their
+    /// responses; they are meant to be among the
+    /// [`allowed_origins`](Self::allowed_origins) too.
+    pub fn with_cors_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
+    /// The origins allowed to call the API from a browser (CORS).
+    pub fn cors_origins(&self) -> &AllowedOrigins {
+        &self.cors_origins
     }
 
     /// The same use cases, with `rules` for every new password.

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use portcullis_domain::{EmailAddress, ThrottleKind, User};
 
+use crate::auth_log::AUTH_LOG_TARGET;
 use crate::throttle::{throttle_key, time_left};
 use crate::{InfraError, UserService};
 
@@ -52,7 +53,9 @@ impl UserService {
     /// (written only when there is one, so a normal login writes nothing).
     ///
     /// The username is not logged (people type their password there by
-    /// mistake); the user's id is, once known.
+    /// mistake); the user's id is, once known. Every outcome but an outage
+    /// is an auth event (`login_ok`, `login_failed`, `login_locked`: see
+    /// [`AUTH_LOG_TARGET`]).
     ///
     /// [`LoginLockout`]: crate::LoginLockout
     /// [`LoginLockout::failures`]: crate::LoginLockout::failures
@@ -86,7 +89,11 @@ impl UserService {
                 .current(ThrottleKind::LoginFailure, key, now, lockout.window)
                 .await?;
             if let Some(open) = failures.filter(|w| w.count >= lockout.failures) {
-                tracing::info!("login refused: too many failed logins for the address");
+                tracing::info!(
+                    target: AUTH_LOG_TARGET,
+                    auth_event = "login_locked",
+                    "login refused: too many failed logins for the address"
+                );
                 return Err(LoginError::TooManyAttempts {
                     retry_after: time_left(open, lockout.window, now),
                 });
@@ -113,12 +120,25 @@ impl UserService {
                 .await?;
         }
         if self.policy.login_requires_verification && !user.is_verified {
+            tracing::info!(
+                target: AUTH_LOG_TARGET,
+                auth_event = "login_failed",
+                reason = "not_verified",
+                user_id = %user.id,
+                "login failed"
+            );
             return Err(LoginError::NotVerified);
         }
         let Some(token) = self.new_access_token(&user).await? else {
             // Deleted between the check and the token.
             return Err(LoginError::BadCredentials);
         };
+        tracing::info!(
+            target: AUTH_LOG_TARGET,
+            auth_event = "login_ok",
+            user_id = %user.id,
+            "login"
+        );
         self.ports.events.on_after_login(&user).await;
         Ok(token)
     }
@@ -139,6 +159,12 @@ impl UserService {
         let Some(mut user) = found else {
             // Same cost, and answer time, as a failed check.
             self.ports.hasher.verify_unknown(password).await?;
+            tracing::info!(
+                target: AUTH_LOG_TARGET,
+                auth_event = "login_failed",
+                reason = "bad_credentials",
+                "login failed: no such user"
+            );
             return Err(LoginError::BadCredentials);
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
@@ -148,6 +174,13 @@ impl UserService {
             .verify_and_update(password, &user.hashed_password)
             .await?;
         if !check.valid || !user.is_active {
+            tracing::info!(
+                target: AUTH_LOG_TARGET,
+                auth_event = "login_failed",
+                reason = "bad_credentials",
+                user_id = %user.id,
+                "login failed"
+            );
             return Err(LoginError::BadCredentials);
         }
         if let Some(new_hash) = check.new_hash {

@@ -70,7 +70,8 @@ impl UserService {
             }
         };
         if end_sessions {
-            self.forget_access_tokens(user.id).await?;
+            self.forget_access_tokens(user.id, crate::auth_log::Revocation::PasswordChange)
+                .await?;
         }
         let changes = UserChanges {
             password: password.map(|p| p.expose().into()),

@@ -39,7 +39,7 @@ impl UserService {
     #[tracing::instrument(
         name = "register",
         skip_all,
-        fields(email = %email, user_id = tracing::field::Empty)
+        fields(user_id = tracing::field::Empty)
     )]
     pub async fn register_with_fields(
         &self,
@@ -71,6 +71,12 @@ impl UserService {
             Err(e) => return Err(e.into()),
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        tracing::info!(
+            target: crate::AUTH_LOG_TARGET,
+            auth_event = "register",
+            user_id = %user.id,
+            "user registered"
+        );
         self.ports.events.on_after_register(&user).await;
         Ok(user)
     }

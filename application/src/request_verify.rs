@@ -16,7 +16,7 @@ impl UserService {
     /// must not wait for the mail server (the built-in one queues it).
     ///
     /// [`Policy::mail_per_address_per_hour`]: crate::Policy::mail_per_address_per_hour
-    #[tracing::instrument(skip_all, fields(email = %email, user_id = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
     pub async fn request_verify(&self, email: &EmailAddress) -> Result<(), InfraError> {
         let allowed = self.mail_allowed(email).await?;
         let Some(user) = self.ports.users.get_by_email(email).await? else {
@@ -35,6 +35,12 @@ impl UserService {
             &user.email,
             Some(&crate::sessions::account_state(&user)),
         )?;
+        tracing::info!(
+            target: crate::AUTH_LOG_TARGET,
+            auth_event = "verify_requested",
+            user_id = %user.id,
+            "verification requested"
+        );
         self.ports
             .events
             .on_after_request_verify(&user, &token)

@@ -1,5 +1,6 @@
 use portcullis_domain::{PasswordOwner, PasswordPolicyViolation, StoreError, UserId, UserPatch};
 
+use crate::auth_log::{AUTH_LOG_TARGET, Revocation};
 use crate::{InfraError, UserService};
 
 /// Why a password reset was refused.
@@ -95,7 +96,14 @@ impl UserService {
             Err(StoreError::NotFound) => return Err(BadToken),
             Err(e) => return Err(e.into()),
         }
-        self.forget_access_tokens(user.id).await?;
+        self.forget_access_tokens(user.id, Revocation::PasswordReset)
+            .await?;
+        tracing::info!(
+            target: AUTH_LOG_TARGET,
+            auth_event = "password_reset",
+            user_id = %user.id,
+            "password reset"
+        );
         self.ports.events.on_after_reset_password(&user).await;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The use cases' spans and events, at every level, name users by id and
-//! never show a password, a token or a hash.
+//! never show a password, a token, a hash or the address; the auth events
+//! are there.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -113,6 +114,18 @@ async fn spans_name_the_user_and_never_show_a_secret() {
     s.logout(&user, TOKEN).await.unwrap();
 
     let text = log.text();
+    for event in [
+        "auth_event=\"login_ok\"",
+        "auth_event=\"password_reset\"",
+        "auth_event=\"sessions_revoked\" cause=\"password_reset\"",
+        "auth_event=\"sessions_revoked\" cause=\"password_change\"",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.contains(event) && line.contains(&format!("user_id={id}"))),
+            "{event} with the user's id: {text}"
+        );
+    }
     for use_case in [
         "login",
         "authenticate",
@@ -126,7 +139,88 @@ async fn spans_name_the_user_and_never_show_a_secret() {
             "{use_case} has a span naming the user: {text}"
         );
     }
-    for secret in [PASSWORD, NEW_PASSWORD, HASH, TOKEN] {
-        assert!(!text.contains(secret), "{secret:?} logged: {text}");
+    for secret in [PASSWORD, NEW_PASSWORD, HASH, TOKEN, "ann@example.com"] {
+        assert!(
+            !text.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret:?} logged: {text}"
+        );
+    }
+}
+
+/// The log of `run`, at every level, spans opened and closed included.
+async fn logged<F: Future<Output = ()>>(run: F) -> String {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    run.await;
+    log.text()
+}
+
+#[tokio::test]
+async fn failed_and_locked_logins_are_auth_events_without_username_or_password() {
+    let user = a_user();
+    let id = user.id;
+    let mut m = Mocks::new();
+    m.login_failures("ann@example.com", None);
+    m.failure_counted("ann@example.com");
+    m.users
+        .expect_get_by_email()
+        .withf(email_is("ann@example.com"))
+        .returning(move |_| Ok(Some(user.clone())));
+    m.hasher
+        .expect_verify_and_update()
+        .returning(|_, _| invalid());
+    let s = m.service();
+    let text = logged(async {
+        s.login("ann@example.com", PASSWORD).await.unwrap_err();
+    })
+    .await;
+    assert!(
+        text.lines().any(|line| line
+            .contains("auth_event=\"login_failed\" reason=\"bad_credentials\" user_id=")
+            && line.contains(&id.to_string())),
+        "{text}"
+    );
+
+    let mut m = Mocks::new();
+    m.login_failures("who@example.com", None);
+    m.failure_counted("who@example.com");
+    m.users.expect_get_by_email().returning(|_| Ok(None));
+    m.hasher.expect_verify_unknown().returning(|_| Ok(()));
+    let s = m.service();
+    let unknown = logged(async {
+        s.login("who@example.com", PASSWORD).await.unwrap_err();
+    })
+    .await;
+    assert!(
+        unknown.contains("auth_event=\"login_failed\" reason=\"bad_credentials\""),
+        "{unknown}"
+    );
+
+    let mut m = Mocks::new();
+    m.login_failures(
+        "ann@example.com",
+        Some(window_of(
+            test_now() - std::time::Duration::from_secs(1),
+            10,
+        )),
+    );
+    let s = m.service();
+    let locked = logged(async {
+        s.login("ann@example.com", PASSWORD).await.unwrap_err();
+    })
+    .await;
+    assert!(locked.contains("auth_event=\"login_locked\""), "{locked}");
+
+    for text in [text, unknown, locked] {
+        for secret in [PASSWORD, "ann@example.com", "who@example.com"] {
+            assert!(!text.contains(secret), "{secret:?} logged: {text}");
+        }
     }
 }

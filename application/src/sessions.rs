@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_domain::{AccessTokenRecord, StoreError, User, UserId, UserPatch};
 use sha2::{Digest as _, Sha256};
 
+use crate::auth_log::{AUTH_LOG_TARGET, Revocation};
 use crate::{InfraError, UserService};
 
 /// What an access token is (`AUTH_STRATEGY`).
@@ -140,16 +141,28 @@ impl UserService {
             Ok(_) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        self.forget_access_tokens(user.id).await
+        self.forget_access_tokens(user.id, Revocation::EndAllSessions)
+            .await
     }
 
     /// Deletes every opaque token of `user` (the `database` strategy's
     /// rows; in the `jwt` strategy there are normally none, but a store
     /// shared with a service that used the other strategy may hold some),
-    /// after a write that raised their stamp.
-    pub(crate) async fn forget_access_tokens(&self, user: UserId) -> Result<(), InfraError> {
+    /// after a write that raised their stamp, and logs the revocation.
+    pub(crate) async fn forget_access_tokens(
+        &self,
+        user: UserId,
+        cause: Revocation,
+    ) -> Result<(), InfraError> {
         let deleted = self.ports.sessions.delete_access_tokens_of(user).await?;
-        tracing::info!(user_id = %user, access_tokens_deleted = deleted, "sessions revoked");
+        tracing::info!(
+            target: AUTH_LOG_TARGET,
+            auth_event = "sessions_revoked",
+            cause = cause.as_str(),
+            user_id = %user,
+            access_tokens_deleted = deleted,
+            "sessions revoked"
+        );
         Ok(())
     }
 }

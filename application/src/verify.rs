@@ -66,6 +66,12 @@ impl UserService {
             Err(StoreError::NotFound) => return Err(BadToken),
             Err(e) => return Err(e.into()),
         };
+        tracing::info!(
+            target: crate::AUTH_LOG_TARGET,
+            auth_event = "verify",
+            user_id = %user.id,
+            "address verified"
+        );
         self.ports.events.on_after_verify(&user).await;
         Ok(user)
     }

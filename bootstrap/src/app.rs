@@ -70,7 +70,10 @@ async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartE
 
 /// Every use case over `store` and the other adapters the configuration
 /// names.
-async fn service_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn service_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -159,7 +162,10 @@ pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
 }
 
 /// [`prepare`] over `store`.
-async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserService, StartError> {
+pub(crate) async fn prepare_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<UserService, StartError> {
     let service = service_on(config, store).await?;
     if let Some((email, password)) = &config.first_superuser {
         ensure_first_superuser(&service, email, password.expose_secret()).await?;
@@ -170,7 +176,9 @@ async fn prepare_on(config: &Config, store: Arc<dyn Store>) -> Result<UserServic
 /// Starts serving `service` on `listener`. The returned server runs when
 /// awaited (or spawned) and stops cleanly on SIGTERM/SIGINT. It watches its
 /// connections ([`on_connect`](portcullis_http_actix::on_connect)), so a
-/// request whose client has gone leaves the hashing queue.
+/// request whose client has gone leaves the hashing queue. Every request is
+/// logged ([`RequestLog`](portcullis_http_actix::RequestLog): one line,
+/// and its id echoed as `X-Request-Id`).
 pub fn serve(
     service: UserService,
     api_prefix: &str,
@@ -179,12 +187,15 @@ pub fn serve(
     let prefix = api_prefix.to_owned();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms"))
+            // Security headers on every answer, /health and 404s included.
+            .wrap(portcullis_http_actix::SecurityHeaders::for_prefix(&prefix))
             .configure(portcullis_http_actix::configure(service.clone(), &prefix))
             .wrap(middleware::Condition::new(
                 crate::metrics_endpoint::enabled(),
                 middleware::from_fn(portcullis_http_actix::record_request_metrics),
             ))
+            // Outermost: one line per request, X-Request-Id on every answer.
+            .wrap(portcullis_http_actix::RequestLog)
     })
     .on_connect(portcullis_http_actix::on_connect)
     .shutdown_timeout(10)

@@ -402,9 +402,12 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Origins whose pages may send cookie-authenticated `POST`, `PATCH`
-    /// and `DELETE` requests (`CORS_ORIGINS`), besides the API's own and
-    /// [`frontend_url`](Self::frontend_url)'s, which always may.
+    /// Origins whose pages may call the API from a browser, credentials
+    /// included (`CORS_ORIGINS`): the HTTP adapter answers their CORS
+    /// preflights and grants their responses. They, and
+    /// [`frontend_url`](Self::frontend_url)'s origin, may also send
+    /// cookie-authenticated `POST`, `PATCH` and `DELETE` requests, besides
+    /// the API's own origin, which always may.
     ///
     /// ```
     /// use portcullis::PortcullisBuilder;
@@ -420,6 +423,8 @@ impl PortcullisBuilder {
     /// assert!(service.allowed_origins().allows("https://app.example.com"));
     /// assert!(service.allowed_origins().allows("https://admin.example.com"));
     /// assert!(!service.allowed_origins().allows("https://evil.example.com"));
+    /// assert!(service.cors_origins().allows("https://admin.example.com"));
+    /// assert!(!service.cors_origins().allows("https://app.example.com"));
     /// assert_eq!(service.session_cookie().name(), "sid");
     /// ```
     pub fn cors_origins(mut self, origins: AllowedOrigins) -> Self {
@@ -453,6 +458,7 @@ impl PortcullisBuilder {
             self.cookie_domain,
             self.access_lifetime,
         )?;
+        let cors_origins = self.cors_origins.clone();
         let allowed_origins = match origin_of(&self.frontend_url) {
             Ok(origin) => self.cors_origins.with(origin),
             Err(why) => {
@@ -507,7 +513,8 @@ impl PortcullisBuilder {
         .with_auth_rate_limit(AuthRateLimit::per_minute(self.auth_rate_limit))
         .with_trusted_proxies(self.trusted_proxies)
         .with_session_cookie(session_cookie)
-        .with_allowed_origins(allowed_origins))
+        .with_allowed_origins(allowed_origins)
+        .with_cors_origins(cors_origins))
     }
 }
 

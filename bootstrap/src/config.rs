@@ -12,8 +12,10 @@ use portcullis_application::{
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
 use portcullis_password::{Algorithm, ConfigError as HasherConfigError, HasherConfig};
-use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::log_format::LogFormat;
 
 /// Why the configuration cannot be used. Each message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,25 @@ pub enum ConfigError {
         /// The secret's length, in bytes.
         len: usize,
     },
+    /// Two token secrets hold the same value while
+    /// `PORTCULLIS_ENV=production`: a token of one kind could then pass as
+    /// another.
+    #[error(
+        "{first} and {second} hold the same value and PORTCULLIS_ENV=production: give each its own random secret (e.g. `openssl rand -hex 32`)"
+    )]
+    SameSecret {
+        /// The first of the two variables, e.g. `JWT_SECRET_KEY`.
+        first: &'static str,
+        /// The second one, e.g. `AUTH_RESET_PASSWORD_TOKEN_SECRET`.
+        second: &'static str,
+    },
+    /// `SMTP_HOST` is unset while `PORTCULLIS_ENV=production`: the log
+    /// mailer would write reset and verification links, tokens included, to
+    /// the log.
+    #[error(
+        "SMTP_HOST is not set and PORTCULLIS_ENV=production: mails would be written to the log, reset and verification links (tokens included) with them; set SMTP_HOST (and SMTP_PORT, SMTP_TLS, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM)"
+    )]
+    NoMailServer,
 }
 
 /// A signing secret and whether it was generated for this process only.
@@ -113,8 +134,8 @@ pub struct Config {
     /// `FIRST_SUPERUSER_EMAIL` and `FIRST_SUPERUSER_PASSWORD`, when set: the
     /// superuser created at start if no user has that address.
     pub first_superuser: Option<(String, SecretString)>,
-    /// `PORTCULLIS_ENV=production`: an unset token secret is refused
-    /// instead of made up at random.
+    /// `PORTCULLIS_ENV=production`: an unset token secret, two equal token
+    /// secrets and an unset `SMTP_HOST` (the log mailer) are refused.
     pub production: bool,
     /// `TRUSTED_PROXIES`: the peers (IPs and CIDRs, comma-separated) whose
     /// `X-Forwarded-For` names the client; none by default.
@@ -131,13 +152,16 @@ pub struct Config {
     pub cookie_secure: bool,
     /// `COOKIE_DOMAIN`: the session cookie's `Domain`; unset by default.
     pub cookie_domain: Option<String>,
-    /// `CORS_ORIGINS`: origins (comma-separated) whose pages may send
-    /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests besides the
-    /// API's own and `FRONTEND_URL`'s; none by default.
+    /// `CORS_ORIGINS`: origins (comma-separated) allowed to call the API
+    /// from a browser, credentials included (CORS); they may also send
+    /// cookie-authenticated `POST`/`PATCH`/`DELETE` requests, as the API's
+    /// own and `FRONTEND_URL`'s may. None by default: no CORS.
     pub cors_origins: AllowedOrigins,
     /// `METRICS_ADDR`: `HOST:PORT` where Prometheus metrics are served at
     /// `/metrics`, never the API's address; `None` (unset): no metrics.
     pub metrics_addr: Option<String>,
+    /// `LOG_FORMAT`: `text` (the default) or `json`, one object a line.
+    pub log_format: LogFormat,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -262,9 +286,19 @@ impl Config {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         );
-        let production = vars
-            .get("PORTCULLIS_ENV")
-            .is_some_and(|v| v.eq_ignore_ascii_case("production"));
+        let production = match vars.get("PORTCULLIS_ENV").map(str::to_ascii_lowercase) {
+            None => false,
+            Some(env) if env == "production" => true,
+            Some(env) if env == "development" => false,
+            // `prod` silently meaning "not production" would skip every
+            // production check.
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "PORTCULLIS_ENV",
+                    reason: format!("expected production or development, got {other:?}"),
+                });
+            }
+        };
 
         let hasher = HasherConfig {
             algorithm: vars.parse::<Algorithm>("PASSWORD_HASHER", Algorithm::Argon2id)?,
@@ -350,7 +384,8 @@ impl Config {
         let smtp = match vars.get("SMTP_HOST") {
             None => None,
             Some(host) => {
-                let tls: SmtpTls = vars.parse("SMTP_TLS", SmtpTls::None)?;
+                // STARTTLS unless plain text is asked for by name.
+                let tls: SmtpTls = vars.parse("SMTP_TLS", SmtpTls::StartTls)?;
                 let port = match vars.get("SMTP_PORT") {
                     None => None,
                     Some(_) => Some(vars.parse::<u16>("SMTP_PORT", 0)?),
@@ -422,7 +457,7 @@ impl Config {
             Some(addr) => Some(metrics_addr(addr, &host, port)?),
         };
 
-        Ok(Self {
+        let config = Self {
             database_url: vars
                 .get("DATABASE_URL")
                 .unwrap_or(DEFAULT_DATABASE_URL)
@@ -461,7 +496,38 @@ impl Config {
             cookie_domain,
             cors_origins: vars.parse("CORS_ORIGINS", AllowedOrigins::none())?,
             metrics_addr,
-        })
+            log_format: vars.parse("LOG_FORMAT", LogFormat::Text)?,
+        };
+        if production {
+            config.refuse_equal_secrets()?;
+            if config.smtp.is_none() {
+                return Err(ConfigError::NoMailServer);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The three token secrets with their variables.
+    fn secrets(&self) -> [(&'static str, &Secret); 3] {
+        [
+            ("JWT_SECRET_KEY", &self.jwt_secret),
+            ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &self.reset_secret),
+            ("AUTH_VERIFICATION_TOKEN_SECRET", &self.verify_secret),
+        ]
+    }
+
+    /// [`ConfigError::SameSecret`] for the first two token secrets that are
+    /// equal.
+    fn refuse_equal_secrets(&self) -> Result<(), ConfigError> {
+        let secrets = self.secrets();
+        for (i, (first, a)) in secrets.iter().enumerate() {
+            for (second, b) in &secrets[i + 1..] {
+                if a.value.expose_secret() == b.value.expose_secret() {
+                    return Err(ConfigError::SameSecret { first, second });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -494,8 +560,6 @@ mod tests {
     use secrecy::ExposeSecret as _;
 
     use super::*;
-
-    const S: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
     fn defaults_follow_the_contract() {
@@ -732,23 +796,148 @@ mod tests {
         );
     }
 
-    #[test]
-    fn production_refuses_missing_secrets() {
-        let e = Config::from_vars([("PORTCULLIS_ENV", "production"), ("JWT_SECRET_KEY", S)])
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("AUTH_RESET_PASSWORD_TOKEN_SECRET"),
-            "{e}"
-        );
-        let ok = Config::from_vars([
+    /// A production environment that passes every production check.
+    fn production() -> Vec<(&'static str, &'static str)> {
+        vec![
             ("PORTCULLIS_ENV", "production"),
-            ("JWT_SECRET_KEY", S),
-            ("AUTH_RESET_PASSWORD_TOKEN_SECRET", S),
-            ("AUTH_VERIFICATION_TOKEN_SECRET", S),
-        ])
-        .unwrap();
+            ("JWT_SECRET_KEY", "jwt-secret-0123456789abcdef-0123456"),
+            (
+                "AUTH_RESET_PASSWORD_TOKEN_SECRET",
+                "reset-secret-0123456789abcdef-01234",
+            ),
+            (
+                "AUTH_VERIFICATION_TOKEN_SECRET",
+                "verify-secret-0123456789abcdef-0123",
+            ),
+            ("SMTP_HOST", "mail.example.com"),
+        ]
+    }
+
+    fn without(
+        vars: &[(&'static str, &'static str)],
+        var: &str,
+    ) -> Vec<(&'static str, &'static str)> {
+        vars.iter().copied().filter(|(k, _)| *k != var).collect()
+    }
+
+    fn with(
+        vars: &[(&'static str, &'static str)],
+        var: &'static str,
+        value: &'static str,
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut vars = without(vars, var);
+        vars.push((var, value));
+        vars
+    }
+
+    #[test]
+    fn production_starts_with_distinct_secrets_and_a_mail_server() {
+        let ok = Config::from_vars(production()).unwrap();
+        assert!(ok.production);
         assert!(!ok.jwt_secret.generated);
-        assert_eq!(ok.jwt_secret.value.expose_secret(), S);
+        assert_eq!(
+            ok.jwt_secret.value.expose_secret(),
+            "jwt-secret-0123456789abcdef-0123456"
+        );
+        assert_eq!(ok.smtp.unwrap().tls, SmtpTls::StartTls);
+        let dev = Config::from_vars([("PORTCULLIS_ENV", "Development")]).unwrap();
+        assert!(!dev.production);
+    }
+
+    #[test]
+    fn production_refuses_each_missing_secret_naming_it() {
+        for var in [
+            "JWT_SECRET_KEY",
+            "AUTH_RESET_PASSWORD_TOKEN_SECRET",
+            "AUTH_VERIFICATION_TOKEN_SECRET",
+        ] {
+            let e = Config::from_vars(without(&production(), var)).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::MissingSecret { var: v } if v == var),
+                "{var}: {e}"
+            );
+            assert!(
+                e.to_string().starts_with(&format!("{var} is not set")),
+                "{e}"
+            );
+            // Outside production the same environment starts.
+            let dev = with(
+                &without(&production(), var),
+                "PORTCULLIS_ENV",
+                "development",
+            );
+            assert!(Config::from_vars(dev).is_ok(), "{var}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_two_equal_secrets_naming_both() {
+        const SAME: &str = "the-same-secret-0123456789abcdef-01";
+        for (first, second) in [
+            ("JWT_SECRET_KEY", "AUTH_RESET_PASSWORD_TOKEN_SECRET"),
+            ("JWT_SECRET_KEY", "AUTH_VERIFICATION_TOKEN_SECRET"),
+            (
+                "AUTH_RESET_PASSWORD_TOKEN_SECRET",
+                "AUTH_VERIFICATION_TOKEN_SECRET",
+            ),
+        ] {
+            let vars = with(&with(&production(), first, SAME), second, SAME);
+            let e = Config::from_vars(vars.clone()).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::SameSecret { first: f, second: s } if f == first && s == second),
+                "{first}/{second}: {e}"
+            );
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!("{first} and {second} hold the same value")),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains(SAME),
+                "the secret itself is never shown: {shown}"
+            );
+            // Equal secrets are refused in production only.
+            assert!(Config::from_vars(with(&vars, "PORTCULLIS_ENV", "development")).is_ok());
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_log_mailer_naming_smtp_host() {
+        let e = Config::from_vars(without(&production(), "SMTP_HOST")).unwrap_err();
+        assert!(matches!(e, ConfigError::NoMailServer), "{e}");
+        assert!(e.to_string().starts_with("SMTP_HOST is not set"), "{e}");
+        assert!(
+            Config::from_vars(with(&production(), "SMTP_HOST", "  ")).is_err(),
+            "a blank SMTP_HOST is unset"
+        );
+    }
+
+    #[test]
+    fn an_unknown_portcullis_env_is_refused_rather_than_taken_for_development() {
+        for value in ["prod", "staging", "production!"] {
+            let e = Config::from_vars(with(&production(), "PORTCULLIS_ENV", value)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("PORTCULLIS_ENV: "),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn smtp_tls_defaults_to_starttls_and_plain_text_must_be_named() {
+        let smtp = |vars: &[(&'static str, &'static str)]| {
+            Config::from_vars(vars.to_vec()).unwrap().smtp.unwrap()
+        };
+        let default = smtp(&[("SMTP_HOST", "mail.example.com")]);
+        assert_eq!((default.tls, default.port), (SmtpTls::StartTls, 587));
+        for (value, tls, port) in [
+            ("starttls", SmtpTls::StartTls, 587),
+            ("tls", SmtpTls::Tls, 465),
+            ("none", SmtpTls::None, 25),
+        ] {
+            let s = smtp(&[("SMTP_HOST", "mail.example.com"), ("SMTP_TLS", value)]);
+            assert_eq!((s.tls, s.port), (tls, port), "{value}");
+        }
     }
 
     #[test]
@@ -902,5 +1091,19 @@ mod tests {
             e.starts_with("SMTP_CA_FILE: cannot read \"/nonexistent/ca.pem\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_log_format_is_text_by_default_json_on_request_and_nothing_else() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let c = Config::from_vars([("LOG_FORMAT", "json")]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = Config::from_vars([("LOG_FORMAT", " Text ")]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let e = Config::from_vars([("LOG_FORMAT", "yaml")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "LOG_FORMAT: cannot read \"yaml\": expected text or json");
     }
 }

@@ -52,7 +52,8 @@
 //! # }
 //! ```
 //!
-//! The `portcullis` binary (`serve`, `migrate`, `create-superuser`) is one
+//! The `portcullis` binary (`serve`, `migrate`, `create-superuser`,
+//! `check-config` ([`check_config`])) is one
 //! caller of this library: configuration from the environment
 //! ([`Config`]), the adapters it names ([`build_service`]), the server
 //! ([`start`]).
@@ -60,7 +61,9 @@
 
 mod app;
 mod builder;
+mod check;
 mod config;
+mod log_format;
 mod metered_store;
 mod metrics_endpoint;
 mod purge;
@@ -76,9 +79,13 @@ pub use app::{StartError, build_service, ensure_first_superuser, prepare, serve,
 /// `#[portcullis::async_trait]`.
 pub use async_trait::async_trait;
 pub use builder::{BuildError, PortcullisBuilder};
+pub use check::{
+    CHECK_TIMEOUT, Check, CheckReport, Outcome, SMTP_CHECK_STEP_TIMEOUT, check_config,
+};
 pub use config::{
     Config, ConfigError, DEFAULT_DATABASE_MAX_CONNECTIONS, DEFAULT_DATABASE_URL, Secret,
 };
+pub use log_format::{InvalidLogFormat, LogFormat};
 pub use metrics_endpoint::METRICS;
 #[cfg(feature = "cli")]
 pub use metrics_endpoint::serve_metrics;
@@ -91,7 +98,8 @@ pub use purge::{
     spawn_purge, throttle_retention,
 };
 pub use store::{
-    migrate, migrate_with_fields, open_store, open_store_with, open_store_with_fields,
+    SchemaStatus, migrate, migrate_with_fields, open_store, open_store_with,
+    open_store_with_fields, schema_status,
 };
 pub use superuser::{SuperuserError, SuperuserOutcome, create_superuser};
 pub use user_fields::{fields_of, parse_user_fields, user_fields_of};

@@ -51,6 +51,44 @@ pub async fn open_store_with_fields(
     Ok(open_and_migrate(url, max_connections, fields).await?.0)
 }
 
+/// What a masked secret shows.
+pub(crate) const MASK: &str = "********";
+
+/// `url` with the password of its user part (`scheme://user:PASSWORD@host`)
+/// and any `password=` query parameter replaced by `********`.
+pub(crate) fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:{MASK}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}={MASK}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{path}?{query}")
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// The schemes of the stores compiled in, for error messages.
 fn supported_schemes() -> String {
     let mut schemes = Vec::new();
@@ -87,7 +125,8 @@ async fn open_and_migrate(
         "sqlite" => open_sqlite(url, fields).await,
         "postgres" | "postgresql" => open_postgres(url, max_connections, fields).await,
         _ => Err(StartError::Database(format!(
-            "unsupported DATABASE_URL {url:?}: expected {}",
+            "unsupported DATABASE_URL {:?}: expected {}",
+            mask_url_password(url),
             supported_schemes()
         ))),
     }
@@ -176,6 +215,97 @@ fn not_built(store: &str, feature: &str) -> StartError {
          `cargo build --release -p portcullis --features {feature}`, or use {}",
         supported_schemes()
     ))
+}
+
+/// Where a database is and what its schema lacks: [`schema_status`]'s
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The database, as logs name it: a path, `user@host:port/database`
+    /// (never a password) or `memory://`.
+    pub location: String,
+    /// What `migrate` would apply, in order: migration names, then
+    /// `column NAME (user field)`. Empty when the schema is up to date.
+    pub pending: Vec<String>,
+}
+
+/// Connects to the store `url` names and says which migrations it lacks,
+/// changing nothing: an SQLite file that does not exist is an error, not
+/// created; PostgreSQL is asked within its connect timeout. For
+/// `portcullis check-config`.
+pub async fn schema_status(
+    url: &str,
+    max_connections: u32,
+    fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    let scheme = url
+        .split_once(':')
+        .map_or(url, |(s, _)| s)
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "memory" => Ok(SchemaStatus {
+            location: "memory://".into(),
+            pending: Vec::new(),
+        }),
+        "sqlite" => sqlite_schema_status(url, fields).await,
+        "postgres" | "postgresql" => postgres_schema_status(url, max_connections, fields).await,
+        _ => Err(StartError::Database(format!(
+            "unsupported DATABASE_URL {:?}: expected {}",
+            mask_url_password(url),
+            supported_schemes()
+        ))),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_schema_status(url: &str, fields: &UserFields) -> Result<SchemaStatus, StartError> {
+    use portcullis_store_diesel_sqlite::{SqliteStoreOptions, SqliteUserStore};
+    let store = SqliteUserStore::open_existing(url, SqliteStoreOptions::default())
+        .await
+        .map_err(database)?
+        .with_user_fields(fields.clone());
+    Ok(SchemaStatus {
+        location: store.location(),
+        pending: store.pending_migrations().await.map_err(database)?,
+    })
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite_schema_status(
+    _url: &str,
+    _fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    Err(not_built("SQLite", "sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_schema_status(
+    url: &str,
+    max_connections: u32,
+    fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    use portcullis_store_sea_orm_postgres::{PostgresStoreOptions, PostgresUserStore};
+    let options = PostgresStoreOptions {
+        max_connections: max_connections.min(2),
+        ..PostgresStoreOptions::default()
+    };
+    let store = PostgresUserStore::open_with(url, options)
+        .await
+        .map_err(database)?
+        .with_user_fields(fields.clone());
+    Ok(SchemaStatus {
+        location: store.location(),
+        pending: store.pending_migrations().await.map_err(database)?,
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_schema_status(
+    _url: &str,
+    _max_connections: u32,
+    _fields: &UserFields,
+) -> Result<SchemaStatus, StartError> {
+    Err(not_built("PostgreSQL", "postgres"))
 }
 
 /// Applies the migrations of the store `url` names; says what it did.

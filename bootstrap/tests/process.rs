@@ -935,3 +935,100 @@ fn migrate_adds_user_field_columns_and_refuses_a_column_of_another_type() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"credits\""));
 }
+
+/// The binary's HTTP hardening: CORS for `CORS_ORIGINS`, the security
+/// headers on every answer (`no-store` under `/auth/`), and a stalled body
+/// cut off with 408 and the connection closed.
+#[actix_web::test]
+async fn the_binary_grants_cors_sends_the_security_headers_and_cuts_off_a_stalled_body() {
+    use std::io::{Read as _, Write as _};
+
+    let dir = TempDir::new();
+    let port = free_port();
+    let mut cmd = portcullis(&sqlite_url(&dir.0.join("hardening.db")), port);
+    cmd.env("CORS_ORIGINS", "https://app.example.com");
+    let server = start_logged(cmd, port, &dir.0.join("stderr.log")).await;
+    let client = awc::Client::default();
+
+    let preflight = client
+        .request(
+            awc::http::Method::OPTIONS,
+            format!("{}/api/auth/jwt/login", server.base),
+        )
+        .insert_header(("origin", "https://app.example.com"))
+        .insert_header(("access-control-request-method", "POST"))
+        .send()
+        .await
+        .unwrap();
+    let header = |res: &awc::ClientResponse<_>, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+
+    let health = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&health, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        header(&health, "referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    let login = client
+        .post(format!("{}/api/auth/jwt/login", server.base))
+        .insert_header(("origin", "https://app.example.com"))
+        .send_form(&[("username", "nobody@example.com"), ("password", "wrong")])
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 400);
+    assert_eq!(header(&login, "cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        header(&login, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+
+    // Headers and half a body, then nothing.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(
+            b"POST /api/auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 60\r\n\r\n{\"email\": \"half",
+        )
+        .unwrap();
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the server answers and closes within 30 s");
+    assert!(
+        answer.starts_with("HTTP/1.1 408 "),
+        "after {:?}: {answer:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.ends_with(r#"{"detail":"Request Timeout"}"#),
+        "{answer:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+}

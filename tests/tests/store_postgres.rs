@@ -219,6 +219,55 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    let all = [
+        "m20250101_000001_create_user",
+        "m20250101_000002_email_case_insensitive_index",
+        "m20250101_000003_create_throttle",
+        "m20250101_000004_sessions",
+    ];
+    assert_eq!(store.pending_migrations().await.unwrap(), all);
+    // SeaORM's bookkeeping table was created in a transaction rolled back.
+    assert_eq!(
+        texts(
+            db(&store),
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()"
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(store.pending_migrations().await.unwrap(), all);
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    let nickname = UserFields::new(vec![portcullis_domain::FieldSpec {
+        name: "nickname".into(),
+        ty: portcullis_domain::FieldType::String {
+            max_length: Some(50),
+        },
+        nullable: true,
+        default: FieldValue::Null,
+        writable_by: portcullis_domain::FieldWriter::User,
+    }])
+    .unwrap();
+    let with_field = open(&database).await.with_user_fields(nickname);
+    assert_eq!(
+        with_field.pending_migrations().await.unwrap(),
+        ["column nickname (user field)"]
+    );
+    with_field.migrate().await.unwrap();
+    assert_eq!(
+        with_field.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fastapi_users_table_is_adopted_in_place() {
     let database = PgDatabase::create();
     let store = open(&database).await;

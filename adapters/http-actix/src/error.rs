@@ -66,6 +66,9 @@ pub enum ApiError {
     MethodNotAllowed,
     /// `413`: the body is larger than any request of the contract needs.
     PayloadTooLarge,
+    /// `408 {"detail": "Request Timeout"}` with `Connection: close`: the
+    /// body stalled (no data for [`BODY_STALL_TIMEOUT`](crate::BODY_STALL_TIMEOUT)).
+    RequestTimeout,
     /// `422 {"detail": [...]}`.
     Validation(Vec<ValidationError>),
     /// `429 {"detail": "<code>"}` with `Retry-After: <seconds>` (at least 1):
@@ -160,6 +163,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +198,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => json!("Not Found"),
             ApiError::MethodNotAllowed => json!("Method Not Allowed"),
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
+            ApiError::RequestTimeout => json!("Request Timeout"),
             ApiError::TooMany(limit, _) => json!(limit.as_str()),
             ApiError::Busy => json!("SERVICE_BUSY"),
             ApiError::ClientGone => json!("Client Closed Request"),
@@ -218,6 +223,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::RequestTimeout => {
+                // The rest of the body may still come: the connection is done.
+                response.force_close();
             }
             _ => {}
         }
@@ -278,6 +287,23 @@ mod tests {
             .await
             .1,
             Some("900".into())
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_stalled_body_is_408_request_timeout_closing_the_connection() {
+        let response = ApiError::RequestTimeout.error_response();
+        assert_eq!(
+            response.head().connection_type(),
+            actix_web::http::ConnectionType::Close
+        );
+        assert_eq!(
+            answer(ApiError::RequestTimeout).await,
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                json!({"detail": "Request Timeout"})
+            )
         );
     }
 

@@ -50,14 +50,17 @@ mod error;
 mod error_code;
 mod extractors;
 mod handlers;
+mod hardening;
 mod openapi;
 mod pydantic;
 mod rate_limit;
 mod request;
+mod request_log;
 mod request_metrics;
 mod session_cookie;
 mod user_body;
 
+use actix_web::middleware::Condition;
 use actix_web::web::{self, ServiceConfig};
 pub use client_address::{ClientAddress, NO_PEER_ADDRESS, client_address};
 pub use client_watch::on_connect;
@@ -71,6 +74,8 @@ pub use extractors::{
 use handlers::fallback::{method_not_allowed, not_found};
 use handlers::health;
 pub use handlers::routes;
+use hardening::Hardening;
+pub use hardening::SecurityHeaders;
 pub use openapi::{
     DOCS_PATH, OPENAPI_PATH, openapi_document, openapi_document_for, openapi_document_with,
     openapi_resource, standalone_document, standalone_document_for, standalone_document_with,
@@ -81,7 +86,10 @@ pub use portcullis_application::{
     TrustedProxies, UserService,
 };
 pub use pydantic::ValidationError;
-pub use request::MAX_BODY_BYTES;
+pub use request::{BODY_STALL_TIMEOUT, BODY_TOTAL_TIMEOUT, MAX_BODY_BYTES};
+pub use request_log::{
+    MAX_REQUEST_ID_LEN, RequestId, RequestLog, RequestSpan, UNMATCHED_ROUTE, X_REQUEST_ID,
+};
 pub use request_metrics::{REQUEST_DURATION, record_request_metrics};
 pub use user_body::UserBody;
 
@@ -95,18 +103,34 @@ pub use user_body::UserBody;
 /// ([`UserService::auth_rate_limit`], 30 a minute unless the builder says
 /// otherwise) comes with the routes; the client address is the peer's, or
 /// what the service's [`TrustedProxies`] report (see [`client_address`]).
+///
+/// The request log is the app's, not the routes': wrap the `App` in
+/// [`RequestLog`] (last, so it is outermost) for the standalone server's
+/// line per request and `X-Request-Id`, for the host's routes too.
+/// So do CORS for the service's [`cors_origins`](UserService::cors_origins)
+/// (`CORS_ORIGINS`, credentials allowed; none: no CORS) and the
+/// [`SecurityHeaders`] on every answer of the routes (and, under a prefix,
+/// on the prefix's 404s).
 pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let prefix = normalise_prefix(prefix);
     move |cfg: &mut ServiceConfig| {
+        let cors_origins = service.cors_origins().clone();
+        let hardening = Hardening {
+            cors_origins: &cors_origins,
+            prefix: &prefix,
+        };
         cfg.app_data(web::Data::new(service));
         if prefix.is_empty() {
-            // At the root a scope would swallow the host's own routes.
-            routes(cfg);
+            // At the root a scope would swallow the host's own routes: each
+            // route is wrapped by itself.
+            handlers::resources(cfg, Some(&hardening));
         } else {
             cfg.service(
                 web::scope(&prefix)
                     .configure(routes)
-                    .default_service(web::to(not_found)),
+                    .default_service(web::to(not_found))
+                    .wrap(Condition::new(hardening.cors_on(), hardening.cors()))
+                    .wrap(hardening.headers()),
             );
         }
     }
@@ -115,7 +139,8 @@ pub fn mount(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConf
 /// Everything the standalone Portcullis server serves: [`mount`] at
 /// `prefix`, `GET /health`, the OpenAPI document at `GET /openapi.json`,
 /// Swagger UI at `GET /docs`, and `404 {"detail": "Not Found"}` for unknown
-/// paths.
+/// paths. Like [`mount`], it leaves the request log to the `App`
+/// ([`RequestLog`]); the standalone server wraps its `App` in it.
 pub fn configure(service: UserService, prefix: &str) -> impl FnOnce(&mut ServiceConfig) + Clone {
     let document = standalone_document_for(prefix, &service);
     let mount = mount(service, prefix);

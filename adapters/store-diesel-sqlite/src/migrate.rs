@@ -72,6 +72,60 @@ pub(crate) fn run(
     })
 }
 
+/// What [`run`] would do, without doing it: the versions of the migrations
+/// not yet applied, then `column NAME (user field)` for each field of
+/// `fields` whose column `user` lacks. An existing column that cannot hold
+/// its field is an error, as in [`run`]. Diesel creates its bookkeeping
+/// table to list what is applied; that happens in a transaction rolled
+/// back here, so the database is left as it was.
+pub(crate) fn pending(
+    conn: &mut SqliteConnection,
+    fields: &UserFields,
+) -> Result<Vec<String>, MigrateError> {
+    let mut found = None;
+    // Always rolled back; the answer leaves through `found`.
+    let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        found = Some(pending_in(conn, fields));
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    found.unwrap_or_else(|| Err(MigrateError("the transaction could not begin".into())))
+}
+
+fn pending_in(
+    conn: &mut SqliteConnection,
+    fields: &UserFields,
+) -> Result<Vec<String>, MigrateError> {
+    let mut pending: Vec<String> = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|e| MigrateError(e.to_string()))?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    if fields.is_empty() {
+        return Ok(pending);
+    }
+    let columns =
+        diesel::sql_query(r#"SELECT name, type, "notnull" FROM pragma_table_info('user')"#)
+            .load::<Column>(conn)?;
+    for spec in fields.iter() {
+        match columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&spec.name))
+        {
+            Some(column) => {
+                let existing = ExistingColumn {
+                    data_type: column.r#type.clone(),
+                    nullable: !column.notnull,
+                    max_length: None,
+                };
+                check_existing_column(spec, &existing).map_err(|e| MigrateError(e.to_string()))?;
+            }
+            None => pending.push(format!("column {} (user field)", spec.name)),
+        }
+    }
+    Ok(pending)
+}
+
 /// Adds the column of each field of `fields` that `user` lacks (existing
 /// rows get the default), and checks that each one it has can hold the
 /// field (declared type of the field's kind, compared case-insensitively;

@@ -142,6 +142,27 @@ impl SqliteUserStore {
         Self::open_with(url, SqliteStoreOptions::default()).await
     }
 
+    /// [`SqliteUserStore::open`] for a database that must exist already: a
+    /// missing file is [`SqliteStoreError::Open`] ("no database file here")
+    /// instead of created. For checks that must leave the disk as it is.
+    pub async fn open_existing(
+        url: &str,
+        options: SqliteStoreOptions,
+    ) -> Result<Self, SqliteStoreError> {
+        let location = Location::parse(url)?;
+        // A missing folder is named as such first.
+        location.check()?;
+        if let Location::File(path) = location
+            && !path.exists()
+        {
+            return Err(SqliteStoreError::Open {
+                location: path.display().to_string(),
+                reason: "no database file here".into(),
+            });
+        }
+        Self::open_with(url, options).await
+    }
+
     /// [`SqliteUserStore::open`] with the given options.
     pub async fn open_with(
         url: &str,
@@ -246,6 +267,24 @@ impl SqliteUserStore {
         let result = blocking(move || {
             let mut conn = pool.get().map_err(|e| e.to_string())?;
             migrate::run(&mut conn, &fields).map_err(|e| e.0)
+        })
+        .await
+        .unwrap_or_else(|failure| Err(failure.to_string()));
+        result.map_err(|reason| SqliteStoreError::Migration { location, reason })
+    }
+
+    /// What [`SqliteUserStore::migrate`] would apply, without applying it:
+    /// the versions of the pending migrations, then `column NAME (user
+    /// field)` for each extra user field without its column. Empty when the
+    /// schema is up to date. An existing column that cannot hold its field
+    /// is an error, as with `migrate`.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, SqliteStoreError> {
+        let location = self.location.to_string();
+        let pool = self.pool.clone();
+        let fields = self.fields.spec.clone();
+        let result = blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            migrate::pending(&mut conn, &fields).map_err(|e| e.0)
         })
         .await
         .unwrap_or_else(|failure| Err(failure.to_string()));

@@ -595,6 +595,54 @@ async fn a_fresh_database_passes_the_integrity_check() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing() {
+    let db = TempDb::new();
+    assert!(
+        matches!(
+            SqliteUserStore::open_existing(&db.url(), SqliteStoreOptions::default()).await,
+            Err(SqliteStoreError::Open { ref reason, .. }) if reason == "no database file here"
+        ),
+        "a missing file is refused"
+    );
+    assert!(!db.0.exists(), "and not created");
+
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    let pending = store.pending_migrations().await.unwrap();
+    assert_eq!(
+        pending,
+        [
+            "2025-01-01-000000_create_user",
+            "2025-01-01-000001_email_case_insensitive_index",
+            "2025-01-01-000002_create_throttle",
+            "2025-01-01-000003_sessions",
+        ]
+    );
+    // Listing them twice lists the same, and left no table behind.
+    assert_eq!(store.pending_migrations().await.unwrap(), pending);
+    assert_eq!(
+        text(
+            &mut db.raw(),
+            "SELECT name AS v FROM sqlite_master WHERE type = 'table'"
+        ),
+        Vec::<String>::new()
+    );
+
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+    drop(store);
+    let existing = SqliteUserStore::open_existing(&db.url(), SqliteStoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        existing.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
 mod user_fields {
     use portcullis_domain::{FieldSpec, FieldType, FieldValue, FieldWriter, UserFields};
 
@@ -694,6 +742,25 @@ mod user_fields {
         store.migrate().await.unwrap();
         assert_eq!(super::columns_count(&mut db.raw()), columns.len());
         assert_eq!(store.get(ann.id).await.unwrap(), Some(found));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_field_column_is_a_pending_migration() {
+        let db = TempDb::new();
+        drop(migrated(&db).await);
+        let store = store_with(&db, fields(vec![nickname(), organisation_id()])).await;
+        assert_eq!(
+            store.pending_migrations().await.unwrap(),
+            [
+                "column nickname (user field)",
+                "column organisation_id (user field)"
+            ]
+        );
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store.pending_migrations().await.unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -209,6 +209,20 @@ impl PostgresUserStore {
             })
     }
 
+    /// What [`PostgresUserStore::migrate`] would apply, without applying it:
+    /// the names of the pending migrations, then `column NAME (user field)`
+    /// for each extra user field without its column. Empty when the schema is
+    /// up to date. An existing column that cannot hold its field is an
+    /// error, as with `migrate`.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, PostgresStoreError> {
+        migration::pending(&self.db, &self.fields)
+            .await
+            .map_err(|e| PostgresStoreError::Migration {
+                location: self.location.to_string(),
+                reason: migration_reason(e),
+            })
+    }
+
     /// `user@host:port/database`, for logs.
     pub fn location(&self) -> String {
         self.location.to_string()

@@ -19,6 +19,9 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use serde_json::Value;
 
+use actix_cors::Cors;
+
+use crate::hardening::{Hardening, SecurityHeaders};
 use crate::rate_limit;
 use crate::request::payload_config;
 use fallback::method_not_allowed;
@@ -37,7 +40,18 @@ macro_rules! contract_routes {
         /// `/auth/` first passes the service's per-client-address limit
         /// ([`UserService::admit_auth_request`](portcullis_application::UserService::admit_auth_request)),
         /// before its body is read.
+        ///
+        /// These routes alone carry neither CORS nor the security headers:
+        /// [`mount`](crate::mount) adds them.
         pub fn routes(cfg: &mut ServiceConfig) {
+            resources(cfg, None);
+        }
+
+        /// [`routes`], each wrapped in `hardening` when given (CORS and the
+        /// security headers; `mount` at the root, where no scope can hold
+        /// them).
+        pub(crate) fn resources(cfg: &mut ServiceConfig, hardening: Option<&Hardening<'_>>) {
+            let cors_on = hardening.is_some_and(Hardening::cors_on);
             $(
                 cfg.service(
                     web::resource($path)
@@ -50,6 +64,14 @@ macro_rules! contract_routes {
                         $( .route(web::$method().to($module::$handler)) )+
                         .default_service(method_not_allowed(
                             [$(stringify!($method)),+].join(", ").to_uppercase(),
+                        ))
+                        .wrap(Condition::new(
+                            cors_on,
+                            hardening.map_or_else(Cors::default, Hardening::cors),
+                        ))
+                        .wrap(Condition::new(
+                            hardening.is_some(),
+                            hardening.map_or_else(|| SecurityHeaders::for_prefix(""), Hardening::headers),
                         )),
                 );
             )+

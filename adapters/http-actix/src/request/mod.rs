@@ -36,8 +36,8 @@ pub(crate) use fields::to_json as field_to_json;
 pub(crate) use form::form_body;
 pub use form::{Form, FormBody, GrantType, read_form_field};
 use json::JsonInput;
-pub use payload::MAX_BODY_BYTES;
 pub(crate) use payload::payload_config;
+pub use payload::{BODY_STALL_TIMEOUT, BODY_TOTAL_TIMEOUT, MAX_BODY_BYTES};
 
 /// How FastAPI judges a JSON body that is not an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

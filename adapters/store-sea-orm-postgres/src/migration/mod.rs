@@ -78,15 +78,39 @@ pub(crate) async fn run(
     Ok(pending)
 }
 
-/// Adds the column of each field of `fields` that `user` lacks (existing
-/// rows get the default), and checks that each one it has can hold the
-/// field ([`check_existing_column`], from `information_schema.columns`),
-/// adopting it with its data. Run under the migration lock, so instances
-/// starting together add each column once.
-async fn add_field_columns<C: ConnectionTrait>(db: &C, fields: &UserFields) -> Result<(), DbErr> {
-    if fields.is_empty() {
-        return Ok(());
+/// What [`run`] would do, without doing it: the names of the migrations not
+/// yet applied, then `column NAME (user field)` for each field of `fields`
+/// whose column `user` lacks (an existing column that cannot hold its field
+/// is an error, as in [`run`]). SeaORM creates its `seaql_migrations` table
+/// to list what is applied; that happens in a transaction rolled back here,
+/// so the database is left as it was.
+pub(crate) async fn pending(
+    db: &DatabaseConnection,
+    fields: &UserFields,
+) -> Result<Vec<String>, DbErr> {
+    let txn = db.begin().await?;
+    let mut pending: Vec<String> = Migrator::get_pending_migrations(&txn)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    if !fields.is_empty() {
+        let columns = user_columns(&txn).await?;
+        for spec in fields.iter() {
+            match columns.iter().find(|(name, _)| *name == spec.name) {
+                Some((_, column)) => {
+                    check_existing_column(spec, column).map_err(|e| refuse(e.to_string()))?;
+                }
+                None => pending.push(format!("column {} (user field)", spec.name)),
+            }
+        }
     }
+    txn.rollback().await?;
+    Ok(pending)
+}
+
+/// The columns of `user` as [`check_existing_column`] reads them.
+async fn user_columns<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, ExistingColumn)>, DbErr> {
     let rows = db
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -106,6 +130,19 @@ async fn add_field_columns<C: ConnectionTrait>(db: &C, fields: &UserFields) -> R
         };
         columns.push((name, column));
     }
+    Ok(columns)
+}
+
+/// Adds the column of each field of `fields` that `user` lacks (existing
+/// rows get the default), and checks that each one it has can hold the
+/// field ([`check_existing_column`], from `information_schema.columns`),
+/// adopting it with its data. Run under the migration lock, so instances
+/// starting together add each column once.
+async fn add_field_columns<C: ConnectionTrait>(db: &C, fields: &UserFields) -> Result<(), DbErr> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let columns = user_columns(db).await?;
     for spec in fields.iter() {
         match columns.iter().find(|(name, _)| *name == spec.name) {
             Some((_, column)) => {
