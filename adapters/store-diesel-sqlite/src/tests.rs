@@ -397,7 +397,11 @@ async fn a_held_write_lock_past_the_busy_timeout_is_unavailable_not_a_panic() {
         .await
         .unwrap();
     let mut blocker = db.raw();
-    blocker.batch_execute("BEGIN IMMEDIATE").unwrap();
+    // The pool may still be setting up its connections (a brief write
+    // lock of its own): the blocker waits for that, then holds the lock.
+    blocker
+        .batch_execute("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE")
+        .unwrap();
     for email in ["busy@example.com", "bü@example.com"] {
         match store.create(user(email)).await {
             Err(err @ StoreError::Unavailable(_)) => {
