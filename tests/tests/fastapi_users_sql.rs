@@ -494,13 +494,13 @@ async fn portcullis_writes_fastapi_users_reads(
         .patch(
             created.id,
             UserPatch {
-                end_sessions: true,
+                end_sessions: Some(1_700_000_000_123),
                 ..UserPatch::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(user.session_stamp, 1);
+    assert_eq!(user.session_stamp, 1_700_000_000_123);
     assert_eq!(user.email.as_str(), "Porta.User@example.com");
 
     let by_email = statement(steps, "login", "SELECT");
