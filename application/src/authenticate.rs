@@ -86,7 +86,8 @@ impl UserService {
         if stamp < SESSION_STAMP_TIME_FLOOR {
             return false;
         }
-        let lifetime = i64::try_from(self.policy.access_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let lifetime =
+            i64::try_from(self.policy.access_token_lifetime.as_secs()).unwrap_or(i64::MAX);
         let issued = claims
             .issued_at
             .unwrap_or_else(|| claims.expires_at.saturating_sub(lifetime));
@@ -299,7 +300,10 @@ mod tests {
     #[tokio::test]
     async fn a_legacy_counter_stamp_refuses_every_stampless_jwt() {
         for user_stamp in [1, 7, SESSION_STAMP_TIME_FLOOR - 1] {
-            assert!(!accepted(0, i64::MAX, None, user_stamp).await, "{user_stamp}");
+            assert!(
+                !accepted(0, i64::MAX, None, user_stamp).await,
+                "{user_stamp}"
+            );
             assert!(!accepted(0, i64::MAX, Some(i64::MAX), user_stamp).await);
         }
         assert!(accepted(0, i64::MAX, None, SESSION_STAMP_TIME_FLOOR).await);

@@ -179,6 +179,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ending_sessions_raises_the_stamp_to_now_or_by_one() {
+        let mut user = User::new(
+            EmailAddress::parse("ann@example.com").unwrap(),
+            "$argon2id$x".into(),
+        );
+        let at = |now_ms| UserPatch {
+            end_sessions: Some(now_ms),
+            ..UserPatch::default()
+        };
+        at(1_700_000_000_123).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_123);
+        at(1_700_000_000_123).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_124, "same ms: one more");
+        at(5).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_125, "clock behind");
+        UserPatch::default().apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_125);
+        assert_eq!(raised_session_stamp(i64::MAX, 0), i64::MAX);
+        assert_eq!(raised_session_stamp(3, 0), 4, "a counter stays a counter");
+    }
+
+    #[test]
     fn user_changes_never_show_the_password_in_debug() {
         let changes = UserChanges {
             email: Some(EmailAddress::parse("ann@example.com").unwrap()),

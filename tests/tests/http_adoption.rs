@@ -17,7 +17,9 @@ use portcullis::domain::{
 use portcullis::mail::{BackgroundMailer, SmtpMailer, SmtpSettings, SmtpTls};
 use portcullis::password::HasherConfig;
 use portcullis_tests::smtp_sink::SmtpSink;
-use portcullis_tests::test_app::{AUTH_AUDIENCE, FRONTEND_URL, TestApp, TestDatabase, hs256_jwt, now};
+use portcullis_tests::test_app::{
+    AUTH_AUDIENCE, FRONTEND_URL, TestApp, TestDatabase, hs256_jwt, now,
+};
 use serde_json::{Value, json};
 
 /// What `scripts/fastapi_users_fixtures.sh` wrote.

@@ -201,7 +201,8 @@ async fn a_verify_token_dies_when_the_address_or_the_password_changes() {
 }
 
 #[actix_web::test]
-async fn a_jwt_carries_the_stamp_once_sessions_were_ended_and_a_stampless_one_from_before_dies_then() {
+async fn a_jwt_carries_the_stamp_once_sessions_were_ended_and_a_stampless_one_from_before_dies_then()
+ {
     let app = app_on("jwt").await;
     let (user, token) = app.new_user("ann@example.com").await;
     let id = TestApp::id_of(&user);

@@ -227,7 +227,10 @@ fn lifetimes_come_from_settings() {
 fn pyjwt_tokens_verify() {
     let (codec, _) = codec_at(NOW);
     assert_eq!(codec.verify_access_untimed(PY_ACCESS), Ok(access(USER)));
-    assert_eq!(codec.verify_access_untimed(PY_ACCESS_STRING_AUD), Ok(access(USER)));
+    assert_eq!(
+        codec.verify_access_untimed(PY_ACCESS_STRING_AUD),
+        Ok(access(USER))
+    );
     let reset = codec.verify_reset(PY_RESET).unwrap();
     assert_eq!(
         (reset.subject.as_str(), reset.password_fingerprint.as_str()),
@@ -544,7 +547,10 @@ fn nbf_in_the_future_is_refused() {
         codec.verify_access(&with_nbf(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(codec.verify_access_untimed(&with_nbf(json!(NOW))), Ok(access(USER)));
+    assert_eq!(
+        codec.verify_access_untimed(&with_nbf(json!(NOW))),
+        Ok(access(USER))
+    );
     assert_eq!(
         codec.verify_access_untimed(&with_nbf(json!(NOW - 1))),
         Ok(access(USER))
@@ -571,7 +577,10 @@ fn iat_in_the_future_is_refused_as_pyjwt_does() {
         codec.verify_access(&with_iat(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(codec.verify_access_untimed(&with_iat(json!(NOW))), Ok(access(USER)));
+    assert_eq!(
+        codec.verify_access_untimed(&with_iat(json!(NOW))),
+        Ok(access(USER))
+    );
     assert_eq!(
         codec.verify_access(&with_iat(json!("now"))),
         Err(TokenError::Invalid)
@@ -633,7 +642,11 @@ fn aud_may_be_a_string_or_an_array_naming_the_audience() {
         json!(["other", "fastapi-users:auth"]),
     ] {
         let token = access_with(&json!({"sub": USER, "aud": aud, "exp": NOW + 60}));
-        assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)), "{aud}");
+        assert_eq!(
+            codec.verify_access_untimed(&token),
+            Ok(access(USER)),
+            "{aud}"
+        );
     }
     let token = forge(
         HEADER,
@@ -693,7 +706,10 @@ fn sub_is_returned_unparsed() {
     let (codec, _) = codec_at(NOW);
     let token =
         access_with(&json!({"sub": "not-a-uuid", "aud": ["fastapi-users:auth"], "exp": NOW + 60}));
-    assert_eq!(codec.verify_access_untimed(&token), Ok(access("not-a-uuid")));
+    assert_eq!(
+        codec.verify_access_untimed(&token),
+        Ok(access("not-a-uuid"))
+    );
 }
 
 #[test]
@@ -1036,17 +1052,26 @@ fn the_access_times_are_read_as_pyjwt_reads_them() {
         })
     );
     assert_eq!(
-        codec.verify_access(PY_ACCESS).map(|c| (c.expires_at, c.issued_at)),
+        codec
+            .verify_access(PY_ACCESS)
+            .map(|c| (c.expires_at, c.issued_at)),
         Ok((PY_EXP, None))
     );
     for (exp, iat, read) in [
         (json!(NOW + 60), json!(NOW - 5), (NOW + 60, Some(NOW - 5))),
-        (json!(NOW as f64 + 60.9), json!(NOW as f64 - 4.5), (NOW + 60, Some(NOW - 4))),
+        (
+            json!(NOW as f64 + 60.9),
+            json!(NOW as f64 - 4.5),
+            (NOW + 60, Some(NOW - 5)),
+        ),
     ] {
-        let token =
-            access_with(&json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": exp, "iat": iat}));
+        let token = access_with(
+            &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": exp, "iat": iat}),
+        );
         assert_eq!(
-            codec.verify_access(&token).map(|c| (c.expires_at, c.issued_at)),
+            codec
+                .verify_access(&token)
+                .map(|c| (c.expires_at, c.issued_at)),
             Ok(read),
             "{exp} {iat}"
         );

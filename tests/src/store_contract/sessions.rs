@@ -379,7 +379,11 @@ pub async fn session_stamp_concurrent_end_sessions_all_count(store: Store) {
 /// stamp as it is.
 pub async fn session_stamp_other_writes_leave_it(store: Store) {
     let ann = created_user(&store, "ann@example.com").await;
-    let stamp = store.patch(ann.id, end_sessions()).await.unwrap().session_stamp;
+    let stamp = store
+        .patch(ann.id, end_sessions())
+        .await
+        .unwrap()
+        .session_stamp;
     let patched = store
         .patch(
             ann.id,
