@@ -152,8 +152,8 @@ impl UserService {
         patch.is_verified = changes.is_verified.or(new_address.then_some(false));
         patch.role = changes.role;
         patch.fields = self.writable_changes(&changes.fields, FieldWriter::Admin);
-        patch.end_sessions = patch.hashed_password.is_some() || changes.is_active == Some(false);
-        let end_sessions = patch.end_sessions;
+        let end_sessions = patch.hashed_password.is_some() || changes.is_active == Some(false);
+        patch.end_sessions = end_sessions.then(|| self.stamp_now());
         let revocation = if patch.hashed_password.is_some() {
             Revocation::PasswordChange
         } else {
@@ -406,7 +406,7 @@ mod tests {
                 is_verified: Some(true),
                 role: Some(Role::Instructor),
                 fields: Default::default(),
-                end_sessions: true,
+                end_sessions: Some(TEST_NOW_MS),
             }
         });
         tokens_deleted(&mut m, target.id);
@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(u.hashed_password, "$new");
         assert!(!u.is_active && u.is_superuser && u.is_verified);
         assert_eq!(u.role, Role::Instructor);
-        assert_eq!(u.session_stamp, 1);
+        assert_eq!(u.session_stamp, TEST_NOW_MS);
     }
 
     /// `id`'s opaque tokens are deleted, once.
@@ -450,7 +450,7 @@ mod tests {
                 *p == UserPatch {
                     hashed_password: (!deactivate).then(|| "$new".into()),
                     is_active: deactivate.then_some(false),
-                    end_sessions: true,
+                    end_sessions: Some(TEST_NOW_MS),
                     ..UserPatch::default()
                 }
             });

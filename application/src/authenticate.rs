@@ -1,4 +1,4 @@
-use portcullis_domain::{User, UserId};
+use portcullis_domain::{AccessClaims, SESSION_STAMP_TIME_FLOOR, User, UserId};
 
 use crate::{AuthStrategy, InfraError, UserService};
 
@@ -19,12 +19,24 @@ impl UserService {
     ///
     /// By the strategy in force ([`AuthStrategy`]):
     /// - `jwt`: the token is checked (signature, audience, expiry), then the
-    ///   user loaded — one store call, as without revocation: the token's
-    ///   `stamp` must equal the loaded user's
-    ///   [`session_stamp`](User::session_stamp), or the token was issued
-    ///   before the user's sessions were ended (password reset or change,
-    ///   deactivation, log out everywhere). A token without the claim (from
-    ///   FastAPI Users) counts as stamp 0.
+    ///   user loaded — one store call, as without revocation — and the
+    ///   token must not predate the last end of the user's sessions
+    ///   (password reset or change, deactivation, log out everywhere), by
+    ///   the user's [`session_stamp`](User::session_stamp):
+    ///   - a token with a `stamp` claim: it must equal the user's stamp;
+    ///   - a token without one (FastAPI Users', or ours minted while the
+    ///     stamp was 0): accepted when the user's stamp is 0, or when the
+    ///     stamp is a time (at least [`SESSION_STAMP_TIME_FLOOR`], Unix
+    ///     milliseconds) and the token's issue time, in whole seconds, times
+    ///     1000, is at or after it: `issued * 1000 >= stamp`. The issue time
+    ///     is the token's `iat` if it has one, else its `exp` minus the
+    ///     access token lifetime (FastAPI Users mints `exp = now +
+    ///     lifetime` and no `iat`). A whole second is the earliest instant
+    ///     the token can have been minted in, so a token minted in the same
+    ///     second as the revocation but before it is refused — and so is one
+    ///     minted in that second after it (the safe side: its client logs in
+    ///     again). A small non-zero stamp is a counter from before stamps
+    ///     carried time: it refuses every stampless token.
     /// - `database`: the opaque token is looked up, younger than the access
     ///   token lifetime, then its user loaded — two store calls (the token
     ///   and the user are separate rows of separate ports; a join would tie
@@ -42,7 +54,7 @@ impl UserService {
                     .verify_access(access_token)
                     .map_err(|_| AuthError::Unauthorized)?;
                 let id = UserId::parse(&claims.subject).map_err(|_| AuthError::Unauthorized)?;
-                (id, Some(claims.stamp))
+                (id, Some(claims))
             }
             AuthStrategy::Database => {
                 let id = self
@@ -54,11 +66,32 @@ impl UserService {
         };
         tracing::Span::current().record("user_id", tracing::field::display(id));
         match self.ports.users.get(id).await? {
-            Some(user) if user.is_active && stamp.is_none_or(|s| s == user.session_stamp) => {
+            Some(user)
+                if user.is_active
+                    && stamp.is_none_or(|claims| self.is_current(&claims, user.session_stamp)) =>
+            {
                 Ok(user)
             }
             _ => Err(AuthError::Unauthorized),
         }
+    }
+
+    /// Whether an access token with `claims` was issued under the session
+    /// stamp `stamp` or after it was raised (the rule in
+    /// [`authenticate`](Self::authenticate)).
+    fn is_current(&self, claims: &AccessClaims, stamp: i64) -> bool {
+        if claims.stamp != 0 || stamp == 0 {
+            return claims.stamp == stamp;
+        }
+        if stamp < SESSION_STAMP_TIME_FLOOR {
+            return false;
+        }
+        let lifetime =
+            i64::try_from(self.policy.access_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let issued = claims
+            .issued_at
+            .unwrap_or_else(|| claims.expires_at.saturating_sub(lifetime));
+        issued.saturating_mul(1000) >= stamp
     }
 }
 
@@ -104,6 +137,8 @@ mod tests {
             Ok(AccessClaims {
                 subject: "42".into(),
                 stamp: 0,
+                expires_at: i64::MAX,
+                issued_at: None,
             })
         });
         assert_matches!(
@@ -168,6 +203,8 @@ mod tests {
         AccessClaims {
             subject: id.to_string(),
             stamp,
+            expires_at: i64::MAX,
+            issued_at: None,
         }
     }
 
@@ -200,6 +237,86 @@ mod tests {
                 "token {token_stamp}, user {user_stamp}: {outcome:?}"
             );
         }
+    }
+
+    /// A revocation at 2023-11-14T22:13:20.250Z, as a time stamp.
+    const REVOKED_MS: i64 = 1_700_000_000_250;
+    const LIFETIME: i64 = 3600;
+
+    /// Whether a token with `stamp`, `exp` and `iat` is accepted for a user
+    /// whose stamp is `user_stamp` (access lifetime [`LIFETIME`]).
+    async fn accepted(stamp: i64, exp: i64, iat: Option<i64>, user_stamp: i64) -> bool {
+        let mut user = a_user();
+        user.session_stamp = user_stamp;
+        let id = user.id;
+        let mut m = Mocks::new();
+        m.policy.access_token_lifetime = std::time::Duration::from_secs(LIFETIME as u64);
+        m.tokens.expect_verify_access().returning(move |_| {
+            Ok(AccessClaims {
+                subject: id.to_string(),
+                stamp,
+                expires_at: exp,
+                issued_at: iat,
+            })
+        });
+        m.users
+            .expect_get()
+            .withf(id_is(id))
+            .times(1)
+            .returning(move |_| Ok(Some(user.clone())));
+        m.service().authenticate("t").await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_stampless_jwt_issued_at_or_after_a_time_stamp_is_accepted() {
+        let second = REVOKED_MS / 1000; // the revocation's own second
+        for (exp, iat, ok) in [
+            // issue time = exp - lifetime
+            (second + 1 + LIFETIME, None, true),
+            (second + 3000 + LIFETIME, None, true),
+            (second + LIFETIME, None, false), // same second: the safe side
+            (second - 1 + LIFETIME, None, false),
+            (second - 3000 + LIFETIME, None, false),
+            // an `iat` wins over exp - lifetime
+            (second + 1 + LIFETIME, Some(second), false),
+            (second - 10 + LIFETIME, Some(second + 1), true),
+        ] {
+            assert_eq!(
+                accepted(0, exp, iat, REVOKED_MS).await,
+                ok,
+                "exp {exp}, iat {iat:?}"
+            );
+        }
+        // A revocation on a whole second: a token of that second is at it.
+        let whole = 1_700_000_000_000;
+        assert!(accepted(0, 1_700_000_000 + LIFETIME, None, whole).await);
+        assert!(!accepted(0, 1_699_999_999 + LIFETIME, None, whole).await);
+        // Extremes neither panic nor let anything through.
+        assert!(!accepted(0, i64::MIN, None, REVOKED_MS).await);
+        assert!(!accepted(0, 0, Some(i64::MIN), REVOKED_MS).await);
+        assert!(accepted(0, i64::MAX, None, i64::MAX).await);
+    }
+
+    #[tokio::test]
+    async fn a_legacy_counter_stamp_refuses_every_stampless_jwt() {
+        for user_stamp in [1, 7, SESSION_STAMP_TIME_FLOOR - 1] {
+            assert!(
+                !accepted(0, i64::MAX, None, user_stamp).await,
+                "{user_stamp}"
+            );
+            assert!(!accepted(0, i64::MAX, Some(i64::MAX), user_stamp).await);
+        }
+        assert!(accepted(0, i64::MAX, None, SESSION_STAMP_TIME_FLOOR).await);
+    }
+
+    #[tokio::test]
+    async fn a_stamped_jwt_must_match_a_time_stamp_whatever_its_times() {
+        let now = REVOKED_MS / 1000 + 60 + LIFETIME;
+        assert!(accepted(REVOKED_MS, now, None, REVOKED_MS).await);
+        // Issued under the stamp before: refused even if "minted after".
+        assert!(!accepted(REVOKED_MS - 5000, now, None, REVOKED_MS).await);
+        assert!(!accepted(7, now, None, REVOKED_MS).await);
+        assert!(!accepted(REVOKED_MS, now, None, REVOKED_MS + 1).await);
     }
 
     fn database(m: &mut Mocks) {

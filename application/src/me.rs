@@ -60,7 +60,7 @@ impl UserService {
         } else {
             let patch = UserPatch {
                 fields: fields.clone(),
-                end_sessions,
+                end_sessions: end_sessions.then(|| self.stamp_now()),
                 ..UserPatch::default()
             };
             match self.ports.users.patch(user.id, patch).await {
@@ -164,7 +164,7 @@ mod tests {
                 *i == id
                     && *p
                         == UserPatch {
-                            end_sessions: true,
+                            end_sessions: Some(TEST_NOW_MS),
                             ..UserPatch::default()
                         }
             })
@@ -217,7 +217,7 @@ mod tests {
             .update_me(user, Some("brand new pw"))
             .await
             .unwrap();
-        stored.session_stamp = 1;
+        stored.session_stamp = TEST_NOW_MS;
         assert_eq!(
             updated, stored,
             "the stored user, concurrent changes kept, sessions ended"
@@ -263,7 +263,7 @@ mod tests {
             .returning(move |_| Ok(Some(stored.clone())));
         ends_sessions(&mut m, id, done.clone());
         m.events.expect_on_after_update().return_const(());
-        done.session_stamp = 1;
+        done.session_stamp = TEST_NOW_MS;
         assert_eq!(
             m.service()
                 .update_me(user, Some("brand new pw"))

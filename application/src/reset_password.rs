@@ -88,7 +88,7 @@ impl UserService {
         // The hash alone was replaced, conditionally; the sessions end
         // right after (a store has no conditional patch with a stamp).
         let patch = UserPatch {
-            end_sessions: true,
+            end_sessions: Some(self.stamp_now()),
             ..UserPatch::default()
         };
         match self.ports.users.patch(user.id, patch).await {

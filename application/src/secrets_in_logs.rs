@@ -85,6 +85,8 @@ async fn spans_name_the_user_and_never_show_a_secret() {
         Ok(portcullis_domain::AccessClaims {
             subject: id.to_string(),
             stamp: 0,
+            expires_at: i64::MAX,
+            issued_at: None,
         })
     });
     m.sessions

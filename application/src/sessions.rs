@@ -125,6 +125,17 @@ impl UserService {
             .map(|record| record.user_id))
     }
 
+    /// The time a raised session stamp is at least: the service clock's
+    /// now, in Unix milliseconds (see [`UserPatch::end_sessions`]).
+    pub(crate) fn stamp_now(&self) -> i64 {
+        let now = self.ports.clock.now();
+        match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            // Before 1970: no time stamp; the raise is then `old + 1`.
+            Err(_) => 0,
+        }
+    }
+
     /// Ends every session of `user`, in both strategies: raises their
     /// session stamp (every JWT issued before is refused from now on, and
     /// every reset or verification token dies with it) and deletes their
@@ -134,7 +145,7 @@ impl UserService {
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn end_all_sessions(&self, user: &User) -> Result<(), InfraError> {
         let patch = UserPatch {
-            end_sessions: true,
+            end_sessions: Some(self.stamp_now()),
             ..UserPatch::default()
         };
         match self.ports.users.patch(user.id, patch).await {

@@ -125,8 +125,12 @@ impl Mocks {
 
 /// The time [`Mocks`]' clock tells unless changed, to the millisecond.
 pub fn test_now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+    UNIX_EPOCH + Duration::from_millis(TEST_NOW_MS as u64)
 }
+
+/// [`test_now`] in Unix milliseconds: the floor of a session stamp raised
+/// at it.
+pub const TEST_NOW_MS: i64 = 1_700_000_000_123;
 
 /// A window of `count` events opened at `started`.
 pub fn window_of(started: SystemTime, count: u32) -> ThrottleWindow {
@@ -218,6 +222,7 @@ impl Mocks {
     /// that raises the stamp and changes nothing else (answering `stored`),
     /// then the deletion of their opaque tokens (answering `deleted`).
     pub fn expect_sessions_ended(&mut self, id: UserId, stored: User, deleted: u64) {
+        let now_ms = self.now.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
         let mut seq = mockall::Sequence::new();
         self.users
             .expect_patch()
@@ -225,7 +230,7 @@ impl Mocks {
                 *i == id
                     && *p
                         == UserPatch {
-                            end_sessions: true,
+                            end_sessions: Some(now_ms),
                             ..UserPatch::default()
                         }
             })

@@ -26,7 +26,7 @@ pub use email::{EmailAddress, InvalidEmail};
 pub use password::{Password, PasswordPolicyViolation};
 pub use ports::*;
 pub use role::{Role, UnknownRole};
-pub use user::{User, UserChanges, UserPatch};
+pub use user::{SESSION_STAMP_TIME_FLOOR, User, UserChanges, UserPatch, raised_session_stamp};
 pub use user_fields::{
     BUILT_IN_FIELDS, FieldSpec, FieldType, FieldValue, FieldValues, FieldWriter, INTEGER_RANGE,
     InvalidUserField, UserFields,

@@ -27,12 +27,33 @@ pub struct User {
     /// The deployment's extra fields ([`UserFields`](crate::UserFields)):
     /// a value for each, by name.
     pub fields: FieldValues,
-    /// The session stamp: a counter raised ([`UserPatch::end_sessions`])
-    /// whenever every session of the user must end (password changed or
-    /// reset, deactivated). An access token issued under an older stamp is
-    /// refused. 0 for a new user (and the database default, so rows written
-    /// by FastAPI Users start at 0).
+    /// The session stamp, raised ([`UserPatch::end_sessions`]) whenever
+    /// every session of the user must end (password changed or reset,
+    /// deactivated, log out everywhere). 0 for a new user (and the database
+    /// default, so rows written by FastAPI Users start at 0).
+    ///
+    /// It carries time: a raise sets it to `max(old + 1, now)`, `now` in
+    /// Unix milliseconds, so a stamp of at least [`SESSION_STAMP_TIME_FLOOR`]
+    /// is (at least) the instant of the last revocation. Stamps raised
+    /// before it carried time are small counters.
+    ///
+    /// An access token that carries a stamp is accepted only under the same
+    /// stamp. One without (FastAPI Users', or Portcullis' own minted while
+    /// the stamp was 0) is accepted while the stamp is 0, or when the stamp
+    /// is a time and the token was issued at or after it (see
+    /// `UserService::authenticate` in `portcullis-application`).
     pub session_stamp: i64,
+}
+
+/// The least [`User::session_stamp`] read as a time (Unix milliseconds,
+/// 2001-09-09): a smaller non-zero stamp is a counter from before stamps
+/// carried time, and proves nothing about when a token was issued.
+pub const SESSION_STAMP_TIME_FLOOR: i64 = 1_000_000_000_000;
+
+/// The stamp a raise at `now_ms` (Unix milliseconds) turns `old` into:
+/// `max(old + 1, now_ms)`, always above `old` (saturating at `i64::MAX`).
+pub fn raised_session_stamp(old: i64, now_ms: i64) -> i64 {
+    old.saturating_add(1).max(now_ms)
 }
 
 impl User {
@@ -113,9 +134,11 @@ pub struct UserPatch {
     /// New values of extra fields (their columns); the others are left as
     /// they are.
     pub fields: FieldValues,
-    /// Raises [`User::session_stamp`] by one in the same write, ending every
-    /// session issued before it.
-    pub end_sessions: bool,
+    /// `Some(now)`, `now` the current time in Unix milliseconds: raises
+    /// [`User::session_stamp`] to `max(stamp + 1, now)` in the same write
+    /// (from the stored value, atomically), ending every session issued
+    /// before it. `None` leaves the stamp alone.
+    pub end_sessions: Option<i64>,
 }
 
 impl UserPatch {
@@ -145,8 +168,8 @@ impl UserPatch {
             user.role = v;
         }
         user.fields.apply(&self.fields);
-        if self.end_sessions {
-            user.session_stamp += 1;
+        if let Some(now) = self.end_sessions {
+            user.session_stamp = raised_session_stamp(user.session_stamp, now);
         }
     }
 }
@@ -154,6 +177,28 @@ impl UserPatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ending_sessions_raises_the_stamp_to_now_or_by_one() {
+        let mut user = User::new(
+            EmailAddress::parse("ann@example.com").unwrap(),
+            "$argon2id$x".into(),
+        );
+        let at = |now_ms| UserPatch {
+            end_sessions: Some(now_ms),
+            ..UserPatch::default()
+        };
+        at(1_700_000_000_123).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_123);
+        at(1_700_000_000_123).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_124, "same ms: one more");
+        at(5).apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_125, "clock behind");
+        UserPatch::default().apply_to(&mut user);
+        assert_eq!(user.session_stamp, 1_700_000_000_125);
+        assert_eq!(raised_session_stamp(i64::MAX, 0), i64::MAX);
+        assert_eq!(raised_session_stamp(3, 0), 4, "a counter stays a counter");
+    }
 
     #[test]
     fn user_changes_never_show_the_password_in_debug() {

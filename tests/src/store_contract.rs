@@ -154,7 +154,8 @@ macro_rules! store_contract_tests {
             sessions_duplicate_token_conflicts,
             sessions_unknown_user_is_not_found,
             session_stamp_of_a_new_user_is_0_and_create_writes_it,
-            session_stamp_end_sessions_raises_it_by_one_and_returns_it,
+            session_stamp_end_sessions_raises_it_to_now_and_returns_it,
+            session_stamp_a_counter_is_raised_to_the_time,
             session_stamp_concurrent_end_sessions_all_count,
             session_stamp_other_writes_leave_it,
             ];
@@ -375,7 +376,7 @@ fn every_column_of(user: &User) -> UserPatch {
         is_verified: Some(user.is_verified),
         role: Some(user.role),
         fields: user.fields.clone(),
-        end_sessions: false,
+        end_sessions: None,
     }
 }
 

@@ -494,13 +494,13 @@ async fn portcullis_writes_fastapi_users_reads(
         .patch(
             created.id,
             UserPatch {
-                end_sessions: true,
+                end_sessions: Some(1_700_000_000_123),
                 ..UserPatch::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(user.session_stamp, 1);
+    assert_eq!(user.session_stamp, 1_700_000_000_123);
     assert_eq!(user.email.as_str(), "Porta.User@example.com");
 
     let by_email = statement(steps, "login", "SELECT");
@@ -557,7 +557,7 @@ async fn portcullis_writes_fastapi_users_reads(
     assert_eq!(seen.role, Role::Admin);
     assert_eq!(seen.email.as_str(), "Porta.Renamed@example.com");
     assert_eq!(
-        seen.session_stamp, 1,
+        seen.session_stamp, 1_700_000_000_123,
         "FastAPI Users' writes keep the stamp"
     );
     assert_eq!(seen.fields, user.fields, "and the extra fields");

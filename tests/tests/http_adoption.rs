@@ -11,11 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis::PortcullisBuilder;
-use portcullis::domain::{EmailAddress, Role, Store, User, UserId};
+use portcullis::domain::{
+    EmailAddress, Role, SESSION_STAMP_TIME_FLOOR, Store, User, UserId, UserPatch,
+};
 use portcullis::mail::{BackgroundMailer, SmtpMailer, SmtpSettings, SmtpTls};
 use portcullis::password::HasherConfig;
 use portcullis_tests::smtp_sink::SmtpSink;
-use portcullis_tests::test_app::{FRONTEND_URL, TestApp, TestDatabase};
+use portcullis_tests::test_app::{
+    AUTH_AUDIENCE, FRONTEND_URL, TestApp, TestDatabase, hs256_jwt, now,
+};
 use serde_json::{Value, json};
 
 /// What `scripts/fastapi_users_fixtures.sh` wrote.
@@ -25,6 +29,11 @@ const FASTAPI_USERS_DB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/fixtures/fastapi_users/fastapi_users.db"
 );
+
+/// `JWT_ACCESS_TOKEN_EXPIRE_MINUTES` of these apps, in seconds: FastAPI
+/// Users' default, and what the tokens minted here as FastAPI Users mints
+/// them assume.
+const ACCESS_LIFETIME: u64 = 3600;
 
 /// The configured scheme of these apps: what every adopted hash becomes.
 const CONFIGURED_PREFIX: &str = "$argon2id$v=19$m=8192,t=1,p=1$";
@@ -113,6 +122,10 @@ async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase, hasher: HasherC
     let service = PortcullisBuilder::new()
         .store(store)
         .hasher_config(hasher)
+        .access_token_lifetime(Duration::from_secs(ACCESS_LIFETIME))
+        // Every fixture user logs in and resets several times from one
+        // address: more than the default 30 auth requests a minute.
+        .auth_rate_limit_per_minute(0)
         .token_secrets(
             secret("JWT_SECRET_KEY"),
             secret("AUTH_RESET_PASSWORD_TOKEN_SECRET"),
@@ -432,4 +445,148 @@ async fn portcullis_opens_the_sqlite_database_fastapi_users_created_and_logs_its
         );
         logs_in(&app, &user, password).await;
     }
+}
+
+// ---- A mixed fleet: FastAPI Users' stampless JWTs after a revocation ---------
+
+/// An access token exactly as FastAPI Users mints it for `user` at
+/// `issued` (Unix seconds): `sub`, `aud`, `exp = issued + lifetime`, no
+/// `iat`, HS256 with its secret.
+fn fastapi_users_access_token(user: &Value, issued: i64) -> String {
+    hs256_jwt(
+        &json!({
+            "sub": user["id"],
+            "aud": [AUTH_AUDIENCE],
+            "exp": issued + ACCESS_LIFETIME as i64,
+        }),
+        &secret("JWT_SECRET_KEY"),
+    )
+}
+
+/// The stored session stamp of `user`.
+async fn stored_stamp(store: &Arc<dyn Store>, user: &Value) -> i64 {
+    store
+        .get(id_of(user))
+        .await
+        .expect("the store answers")
+        .expect("the user is there")
+        .session_stamp
+}
+
+/// Now in Unix milliseconds.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(since.as_millis()).expect("a sane clock")
+}
+
+/// Waits until the wall clock's whole second is at or after `stamp` (Unix
+/// milliseconds): from then on, a token FastAPI Users mints is "after" it.
+async fn until_a_second_after(stamp: i64) {
+    while now().saturating_mul(1000) < stamp {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `/users/me` with `token` is 200 and names `user`.
+async fn reads_me(app: &TestApp, token: &str, user: &Value) {
+    let me = app.me(token).await.expect_json(200);
+    assert_eq!((&me["id"], &me["email"]), (&user["id"], &user["email"]));
+}
+
+#[actix_web::test]
+async fn a_token_fastapi_users_mints_after_a_password_change_works_and_one_from_before_does_not() {
+    let (app, store) = spawn_adopted().await;
+    let alice = user("alice@example.com");
+    let email = text(&alice, "email");
+    let password = text(&alice, "password");
+    let before = fastapi_users_access_token(&alice, now());
+    reads_me(&app, &before, &alice).await;
+    let own_before = app.login_token(email, password).await;
+    reads_me(&app, &own_before, &alice).await;
+
+    let started = now_ms();
+    app.patch_json(
+        "/users/me",
+        Some(&own_before),
+        &json!({ "password": "a brand new password" }),
+    )
+    .await
+    .expect_json(200);
+    let stamp = stored_stamp(&store, &alice).await;
+    assert!(
+        (started..=now_ms()).contains(&stamp),
+        "the stamp is the change's time in ms: {started} <= {stamp}"
+    );
+
+    // Minted before the change, by either side: refused.
+    app.me(&before).await.expect_401();
+    app.me(&own_before).await.expect_401();
+    let a_second_before = fastapi_users_access_token(&alice, stamp / 1000 - 1);
+    app.me(&a_second_before).await.expect_401();
+    // Minted within the change's own second: refused (the safe side),
+    // unless the change fell on the whole second.
+    let same_second = fastapi_users_access_token(&alice, stamp / 1000);
+    if stamp % 1000 != 0 {
+        app.me(&same_second).await.expect_401();
+    }
+
+    // Minted after it: accepted, as FastAPI Users accepts it.
+    until_a_second_after(stamp).await;
+    let after = fastapi_users_access_token(&alice, now());
+    reads_me(&app, &after, &alice).await;
+
+    // A stamped Portcullis token from before a later revocation: refused;
+    // FastAPI Users' minted after that one: accepted.
+    let own_stamped = app.login_token(email, "a brand new password").await;
+    reads_me(&app, &own_stamped, &alice).await;
+    app.delete("/users/me/sessions", Some(&own_stamped))
+        .await
+        .expect_empty(204);
+    let later = stored_stamp(&store, &alice).await;
+    assert!(later > stamp, "{later} > {stamp}");
+    app.me(&own_stamped).await.expect_401();
+    app.me(&after).await.expect_401();
+    until_a_second_after(later).await;
+    reads_me(&app, &fastapi_users_access_token(&alice, now()), &alice).await;
+}
+
+#[actix_web::test]
+async fn a_legacy_counter_stamp_refuses_every_stampless_token_until_the_next_revocation() {
+    let (app, store) = spawn_adopted().await;
+    let bruno = user("bruno@example.com");
+    // A stamp raised before stamps carried time: a counter.
+    let counted = store
+        .patch(
+            id_of(&bruno),
+            UserPatch {
+                end_sessions: Some(0),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("the stamp is raised");
+    assert_eq!(counted.session_stamp, 1);
+    assert!(counted.session_stamp < SESSION_STAMP_TIME_FLOOR);
+    let fresh = fastapi_users_access_token(&bruno, now());
+    app.me(&fresh).await.expect_401();
+    for (user, token) in tokens("access") {
+        if user["id"] == bruno["id"] {
+            app.me(&token).await.expect_401();
+        }
+    }
+    // Portcullis' own tokens carry the counter and work.
+    let own = app
+        .login_token(text(&bruno, "email"), text(&bruno, "password"))
+        .await;
+    reads_me(&app, &own, &bruno).await;
+    // The next revocation turns the counter into a time.
+    app.delete("/users/me/sessions", Some(&own))
+        .await
+        .expect_empty(204);
+    let stamp = stored_stamp(&store, &bruno).await;
+    assert!(stamp >= SESSION_STAMP_TIME_FLOOR, "{stamp}");
+    until_a_second_after(stamp).await;
+    reads_me(&app, &fastapi_users_access_token(&bruno, now()), &bruno).await;
 }

@@ -289,9 +289,14 @@ impl TokenCodec for JosekitTokenCodec {
             Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Invalid)?,
             Some(_) => return Err(TokenError::Invalid),
         };
+        // Both checked by `open` already (`exp` present, both numbers).
+        let expires_at = numeric_date(claims.get("exp").ok_or(TokenError::Invalid)?)?;
+        let issued_at = claims.get("iat").map(numeric_date).transpose()?;
         Ok(AccessClaims {
             subject: string_claim(&mut claims, "sub")?,
             stamp,
+            expires_at,
+            issued_at,
         })
     }
 

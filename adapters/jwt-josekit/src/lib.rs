@@ -19,7 +19,9 @@
 //! refused); a reset or verify token's `state`, a string digest of the
 //! account's state, written when the caller gives one and read as `None` when
 //! absent. PyJWT ignores claims it does not know, so FastAPI Users accepts
-//! both.
+//! both. An access token's `exp` (and `iat`, when a token has one) is handed
+//! to the caller too ([`AccessClaims`](portcullis_domain::AccessClaims)):
+//! a stampless token is judged by when it was issued.
 //!
 //! The header is always `{"alg":"HS256","typ":"JWT"}`, `exp` an integer
 //! number of seconds, and strings are escaped as Python's `json.dumps` does

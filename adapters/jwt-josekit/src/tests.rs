@@ -116,7 +116,7 @@ fn header_of(token: &str) -> String {
 fn access_round_trip() {
     let (codec, _) = codec_at(NOW);
     let token = codec.issue_access(user(), 0).unwrap();
-    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
 }
 
 #[test]
@@ -226,8 +226,11 @@ fn lifetimes_come_from_settings() {
 #[test]
 fn pyjwt_tokens_verify() {
     let (codec, _) = codec_at(NOW);
-    assert_eq!(codec.verify_access(PY_ACCESS), Ok(access(USER)));
-    assert_eq!(codec.verify_access(PY_ACCESS_STRING_AUD), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(PY_ACCESS), Ok(access(USER)));
+    assert_eq!(
+        codec.verify_access_untimed(PY_ACCESS_STRING_AUD),
+        Ok(access(USER))
+    );
     let reset = codec.verify_reset(PY_RESET).unwrap();
     assert_eq!(
         (reset.subject.as_str(), reset.password_fingerprint.as_str()),
@@ -380,7 +383,7 @@ fn any_other_alg_header_is_refused_even_over_a_valid_hs256_signature() {
     }
     // The same with alg HS256 is fine: only the header made the difference.
     let token = forge(HEADER, &claims, ACCESS_SECRET);
-    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
 }
 
 #[test]
@@ -406,7 +409,7 @@ fn crit_and_non_string_kid_headers_are_refused() {
         &claims,
         ACCESS_SECRET,
     );
-    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
 }
 
 #[test]
@@ -544,9 +547,12 @@ fn nbf_in_the_future_is_refused() {
         codec.verify_access(&with_nbf(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(codec.verify_access(&with_nbf(json!(NOW))), Ok(access(USER)));
     assert_eq!(
-        codec.verify_access(&with_nbf(json!(NOW - 1))),
+        codec.verify_access_untimed(&with_nbf(json!(NOW))),
+        Ok(access(USER))
+    );
+    assert_eq!(
+        codec.verify_access_untimed(&with_nbf(json!(NOW - 1))),
         Ok(access(USER))
     );
     assert_eq!(
@@ -571,7 +577,10 @@ fn iat_in_the_future_is_refused_as_pyjwt_does() {
         codec.verify_access(&with_iat(json!(NOW + 1))),
         Err(TokenError::Invalid)
     );
-    assert_eq!(codec.verify_access(&with_iat(json!(NOW))), Ok(access(USER)));
+    assert_eq!(
+        codec.verify_access_untimed(&with_iat(json!(NOW))),
+        Ok(access(USER))
+    );
     assert_eq!(
         codec.verify_access(&with_iat(json!("now"))),
         Err(TokenError::Invalid)
@@ -633,7 +642,11 @@ fn aud_may_be_a_string_or_an_array_naming_the_audience() {
         json!(["other", "fastapi-users:auth"]),
     ] {
         let token = access_with(&json!({"sub": USER, "aud": aud, "exp": NOW + 60}));
-        assert_eq!(codec.verify_access(&token), Ok(access(USER)), "{aud}");
+        assert_eq!(
+            codec.verify_access_untimed(&token),
+            Ok(access(USER)),
+            "{aud}"
+        );
     }
     let token = forge(
         HEADER,
@@ -693,7 +706,10 @@ fn sub_is_returned_unparsed() {
     let (codec, _) = codec_at(NOW);
     let token =
         access_with(&json!({"sub": "not-a-uuid", "aud": ["fastapi-users:auth"], "exp": NOW + 60}));
-    assert_eq!(codec.verify_access(&token), Ok(access("not-a-uuid")));
+    assert_eq!(
+        codec.verify_access_untimed(&token),
+        Ok(access("not-a-uuid"))
+    );
 }
 
 #[test]
@@ -735,7 +751,7 @@ fn non_string_jti_is_refused_as_pyjwt_does() {
     let token = access_with(
         &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": NOW + 60, "jti": "x"}),
     );
-    assert_eq!(codec.verify_access(&token), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
 }
 
 // ---- malformed input ------------------------------------------------------------
@@ -835,7 +851,7 @@ fn other_base64_spellings_of_a_valid_token_are_refused() {
             "{token}"
         );
     }
-    assert_eq!(codec.verify_access(PY_ACCESS), Ok(access(USER)));
+    assert_eq!(codec.verify_access_untimed(PY_ACCESS), Ok(access(USER)));
 }
 
 #[test]
@@ -993,13 +1009,72 @@ fn codec_is_usable_as_a_shared_port() {
     let (codec, _) = codec_at(NOW);
     let port: Arc<dyn TokenCodec> = Arc::new(codec);
     let token = port.issue_access(user(), 0).unwrap();
-    assert_eq!(port.verify_access(&token), Ok(access(USER)));
+    assert_eq!(port.verify_access_untimed(&token), Ok(access(USER)));
 }
 
+/// The claims of a stampless token for `subject`, times aside (see
+/// [`Untimed`]).
 fn access(subject: &str) -> AccessClaims {
     AccessClaims {
         subject: subject.to_owned(),
         stamp: 0,
+        expires_at: 0,
+        issued_at: None,
+    }
+}
+
+/// `verify_access` with the times (`exp`, `iat`) blanked, for the tests
+/// about everything else; [`the_access_times_are_read_as_pyjwt_reads_them`]
+/// checks them.
+trait Untimed {
+    fn verify_access_untimed(&self, token: &str) -> Result<AccessClaims, TokenError>;
+}
+
+impl<T: TokenCodec + ?Sized> Untimed for T {
+    fn verify_access_untimed(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify_access(token).map(|claims| AccessClaims {
+            expires_at: 0,
+            issued_at: None,
+            ..claims
+        })
+    }
+}
+
+#[test]
+fn the_access_times_are_read_as_pyjwt_reads_them() {
+    let (codec, _) = codec_at(NOW);
+    let own = codec.issue_access(user(), 0).unwrap();
+    assert_eq!(
+        codec.verify_access(&own),
+        Ok(AccessClaims {
+            expires_at: NOW + 3600,
+            ..access(USER)
+        })
+    );
+    assert_eq!(
+        codec
+            .verify_access(PY_ACCESS)
+            .map(|c| (c.expires_at, c.issued_at)),
+        Ok((PY_EXP, None))
+    );
+    for (exp, iat, read) in [
+        (json!(NOW + 60), json!(NOW - 5), (NOW + 60, Some(NOW - 5))),
+        (
+            json!(NOW as f64 + 60.9),
+            json!(NOW as f64 - 4.5),
+            (NOW + 60, Some(NOW - 5)),
+        ),
+    ] {
+        let token = access_with(
+            &json!({"sub": USER, "aud": ["fastapi-users:auth"], "exp": exp, "iat": iat}),
+        );
+        assert_eq!(
+            codec
+                .verify_access(&token)
+                .map(|c| (c.expires_at, c.issued_at)),
+            Ok(read),
+            "{exp} {iat}"
+        );
     }
 }
 
@@ -1021,7 +1096,9 @@ fn a_stamp_is_carried_after_aud_and_left_out_when_zero() {
         codec.verify_access(&token),
         Ok(AccessClaims {
             subject: USER.to_owned(),
-            stamp: 7
+            stamp: 7,
+            expires_at: NOW + 3600,
+            issued_at: None,
         })
     );
     let (text, _) = payload_of(&codec.issue_access(user(), 0).unwrap());

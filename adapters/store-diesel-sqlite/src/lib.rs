@@ -48,7 +48,7 @@
 //! Sessions (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)):
 //! FastAPI Users' own `accesstoken` table, as its SQLAlchemy adapter creates
 //! it (an existing one is kept with its rows), and the session stamp column
-//! above, raised in the same `UPDATE` by a patch with `end_sessions`.
+//! above, raised in the same `UPDATE` (to `max(stamp + 1, now in ms)`) by a patch with `end_sessions`.
 //! `created_at` is UTC as the text SQLAlchemy writes,
 //! `2026-12-01 23:00:52.440530`; the cascade needs `foreign_keys=ON`, which
 //! every connection sets:

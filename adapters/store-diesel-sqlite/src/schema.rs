@@ -88,7 +88,7 @@ impl TryFrom<SqliteUserRow> for User {
 
 /// The `SET` list of a patch: only the columns that are `Some` (Diesel
 /// skips `None` fields of a changeset). `end_sessions` is not a column
-/// value: the store adds `RAISE_SESSION_STAMP` to the statement.
+/// value: the store adds `raise_session_stamp` to the statement.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct UserPatchRow {

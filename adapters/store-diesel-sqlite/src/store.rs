@@ -20,7 +20,7 @@ use portcullis_store_sql_common::CorruptRow;
 use portcullis_store_sql_common::fields::{
     Dialect, fields_json_sql, quote, values_from_json, values_to_create, values_to_patch,
 };
-use portcullis_store_sql_common::sessions::{RAISE_SESSION_STAMP, SESSION_STAMP_COLUMN};
+use portcullis_store_sql_common::sessions::{SESSION_STAMP_COLUMN, raise_session_stamp};
 
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
@@ -420,14 +420,15 @@ fn insert_with_fields(row: SqliteUserRow, fields: &UserFields, values: &FieldVal
         .fold(query, |query, (_, value)| bind_field(query, value))
 }
 
-/// `UPDATE "user" SET <named columns> = ?, <named fields> = ?[, stamp + 1]
-/// WHERE "id" = ?`: with `end_sessions`, the stamp is raised from its
-/// current value in the same statement ([`RAISE_SESSION_STAMP`]).
+/// `UPDATE "user" SET <named columns> = ?, <named fields> = ?[, stamp =
+/// max(stamp + 1, now)] WHERE "id" = ?`: with `end_sessions`, the stamp is
+/// raised from its current value in the same statement
+/// ([`raise_session_stamp`]).
 fn update_with_fields(
     id: String,
     changes: UserPatchRow,
     fields: Vec<(&FieldSpec, FieldValue)>,
-    end_sessions: bool,
+    end_sessions: Option<i64>,
 ) -> Dynamic {
     let text =
         |name: &str, value: Option<String>| value.map(|v| (name.to_owned(), FieldValue::String(v)));
@@ -452,7 +453,7 @@ fn update_with_fields(
     let set: Vec<String> = columns
         .iter()
         .map(|(name, _)| format!("{} = ?", quote(name)))
-        .chain(end_sessions.then(|| RAISE_SESSION_STAMP.to_owned()))
+        .chain(end_sessions.map(raise_session_stamp))
         .collect();
     let query = diesel::sql_query(format!(
         r#"UPDATE "user" SET {} WHERE "id" = ?"#,
@@ -567,7 +568,7 @@ impl UserRepository for SqliteUserStore {
             return self.get(id).await?.ok_or(StoreError::NotFound);
         }
         let changes = UserPatchRow::from(&columns);
-        let update = if field_changes.is_empty() && !columns.end_sessions {
+        let update = if field_changes.is_empty() && columns.end_sessions.is_none() {
             None
         } else {
             Some(update_with_fields(

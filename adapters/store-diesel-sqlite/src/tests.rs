@@ -1008,7 +1008,8 @@ mod sessions {
         let db = TempDb::new();
         let store = migrated(&db).await;
         let ann = store.create(user("ann@example.com")).await.unwrap();
-        // Another program raises the stamp; the store reads it.
+        // Another program raises the stamp; the store reads it (a floor of 0:
+        // the raise is then old + 1).
         db.raw()
             .batch_execute("UPDATE user SET portcullis_session_stamp = 41")
             .unwrap();
@@ -1016,7 +1017,7 @@ mod sessions {
             .patch(
                 ann.id,
                 UserPatch {
-                    end_sessions: true,
+                    end_sessions: Some(0),
                     ..UserPatch::default()
                 },
             )

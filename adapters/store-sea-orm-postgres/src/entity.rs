@@ -75,7 +75,7 @@ impl TryFrom<Model> for User {
 
 /// Only the columns `patch` names, `Set`; every other one `NotSet`: the
 /// `SET` list of a patch. `end_sessions` is no value: the store adds the
-/// stamp's `+ 1` expression to the same `UPDATE`.
+/// stamp's `max(stamp + 1, now)` expression to the same `UPDATE`.
 pub(crate) fn patch_changes(patch: &UserPatch) -> ActiveModel {
     use sea_orm::ActiveValue::{NotSet, Set};
     fn set<T: Into<sea_orm::Value>>(value: Option<T>) -> sea_orm::ActiveValue<T> {

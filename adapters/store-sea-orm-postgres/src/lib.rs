@@ -44,7 +44,7 @@
 //! Sessions (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)):
 //! FastAPI Users' own `accesstoken` table, as its SQLAlchemy adapter creates
 //! it (an existing one is kept with its rows), and the session stamp column
-//! above, raised in the same `UPDATE` by a patch with `end_sessions`:
+//! above, raised in the same `UPDATE` (to `max(stamp + 1, now in ms)`) by a patch with `end_sessions`:
 //!
 //! ```sql
 //! CREATE TABLE accesstoken (

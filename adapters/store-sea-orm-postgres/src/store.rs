@@ -13,6 +13,7 @@ use portcullis_domain::{
 use portcullis_store_sql_common::fields::{
     Dialect, FIELDS_COLUMN, fields_json_sql, values_to_create, values_to_patch,
 };
+use portcullis_store_sql_common::sessions::raised_session_stamp_sql;
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
@@ -366,12 +367,12 @@ impl UserRepository for PostgresUserStore {
         let mut update = Users::update_many()
             .set(entity::patch_changes(&columns))
             .filter(Column::Id.eq(*id.as_uuid()));
-        if columns.end_sessions {
-            // Raised from the row's current value in this same UPDATE:
-            // concurrent patches each count.
+        if let Some(now_ms) = columns.end_sessions {
+            // max(stamp + 1, now), from the row's current value in this same
+            // UPDATE: concurrent patches each count.
             update = update.col_expr(
                 Column::PortcullisSessionStamp,
-                sea_orm::sea_query::ExprTrait::add(Expr::col(Column::PortcullisSessionStamp), 1),
+                Expr::cust(raised_session_stamp_sql(now_ms)),
             );
         }
         for (spec, value) in field_changes {

@@ -35,7 +35,10 @@
 //! The session stamp: `portcullis_session_stamp BIGINT NOT NULL DEFAULT 0`
 //! on `user` ([`SESSION_STAMP_COLUMN`]). The default matters: FastAPI Users
 //! inserts users without the column, and they start at 0. FastAPI Users
-//! ignores it (its JWTs carry no stamp).
+//! ignores it (its JWTs carry no stamp). A raise sets it to the time of the
+//! revocation in Unix milliseconds (or the old value + 1, whichever is
+//! more), which is how Portcullis judges FastAPI Users' stampless tokens by
+//! when they were issued.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,11 +56,26 @@ pub const ACCESS_TOKEN_INDEX: &str = "ix_accesstoken_created_at";
 /// The column of `user` that holds [`User::session_stamp`](portcullis_domain::User::session_stamp).
 pub const SESSION_STAMP_COLUMN: &str = "portcullis_session_stamp";
 
-/// The `SET` item of a patch with `end_sessions`: raises the stamp by one
-/// in the same `UPDATE`, from the row's current value (atomic against
-/// concurrent patches).
-pub const RAISE_SESSION_STAMP: &str =
-    r#""portcullis_session_stamp" = "portcullis_session_stamp" + 1"#;
+/// The value a patch with `end_sessions: Some(now_ms)` sets the stamp to,
+/// on both dialects: `max(stamp + 1, now_ms)` from the row's current value,
+/// in the same `UPDATE` (atomic against concurrent patches; see
+/// [`UserPatch::end_sessions`](portcullis_domain::UserPatch::end_sessions)).
+/// `now_ms` is written as an integer literal (an `i64`, so nothing but
+/// digits and a sign), which keeps the statement's bind list unchanged.
+pub fn raised_session_stamp_sql(now_ms: i64) -> String {
+    format!(
+        r#"CASE WHEN "portcullis_session_stamp" + 1 > {now_ms} THEN "portcullis_session_stamp" + 1 ELSE {now_ms} END"#
+    )
+}
+
+/// The `SET` item of a patch with `end_sessions: Some(now_ms)`:
+/// `"portcullis_session_stamp" = ` [`raised_session_stamp_sql`].
+pub fn raise_session_stamp(now_ms: i64) -> String {
+    format!(
+        r#""portcullis_session_stamp" = {}"#,
+        raised_session_stamp_sql(now_ms)
+    )
+}
 
 /// Adds the stamp column to `user` (existing users get 0), on both
 /// dialects. PostgreSQL runs it with `IF NOT EXISTS`

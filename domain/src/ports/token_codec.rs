@@ -23,6 +23,11 @@ pub struct AccessClaims {
     /// when the token was issued. A token without it (every token FastAPI
     /// Users mints, and Portcullis' own while the stamp is 0) reads as 0.
     pub stamp: i64,
+    /// The `exp` claim, in Unix seconds (as PyJWT reads it).
+    pub expires_at: i64,
+    /// The `iat` claim, in Unix seconds, when the token has one (FastAPI
+    /// Users' and Portcullis' own have none).
+    pub issued_at: Option<i64>,
 }
 
 /// What a valid reset-password token says.

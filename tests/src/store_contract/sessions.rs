@@ -240,11 +240,23 @@ pub async fn sessions_a_second_instance_sees_created_and_deleted_tokens(
     assert_eq!(kept(&first, &["a", "b"]).await, set(&[]));
 }
 
-fn end_sessions() -> UserPatch {
+/// A patch ending the sessions at `now_ms` (Unix milliseconds).
+fn end_sessions_at(now_ms: i64) -> UserPatch {
     UserPatch {
-        end_sessions: true,
+        end_sessions: Some(now_ms),
         ..UserPatch::default()
     }
+}
+
+/// A patch ending the sessions now, by the system's clock.
+fn end_sessions() -> UserPatch {
+    end_sessions_at(now_ms())
+}
+
+/// The system's time in Unix milliseconds.
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
 }
 
 /// A new user's stamp is 0; `create` stores the stamp it is given.
@@ -260,31 +272,51 @@ pub async fn session_stamp_of_a_new_user_is_0_and_create_writes_it(store: Store)
     assert_eq!(store.get(bob.id).await, Ok(Some(bob)));
 }
 
-/// `end_sessions` raises the stamp by one and the patch returns the user
-/// with it; along with other changes, in the same write.
-pub async fn session_stamp_end_sessions_raises_it_by_one_and_returns_it(store: Store) {
+/// `end_sessions: Some(now)` raises the stamp to `max(stamp + 1, now)`
+/// (so at least now in milliseconds, and above the old one) and the patch
+/// returns the user with it; along with other changes, in the same write.
+pub async fn session_stamp_end_sessions_raises_it_to_now_and_returns_it(store: Store) {
     let ann = created_user(&store, "ann@example.com").await;
+    let before = now_ms();
     let patched = store.patch(ann.id, end_sessions()).await.unwrap();
+    assert!(
+        (before..=now_ms()).contains(&patched.session_stamp),
+        "{before} <= {} <= now",
+        patched.session_stamp
+    );
     assert_eq!(
         patched,
         User {
-            session_stamp: 1,
+            session_stamp: patched.session_stamp,
             ..ann.clone()
         }
     );
-    assert_eq!(store.get(ann.id).await, Ok(Some(patched)));
+    assert_eq!(store.get(ann.id).await, Ok(Some(patched.clone())));
+    // A floor at or below the stamp (a clock behind, or several raises in
+    // one millisecond): one above the old stamp.
+    let behind = store
+        .patch(ann.id, end_sessions_at(patched.session_stamp - 5000))
+        .await
+        .unwrap();
+    assert_eq!(behind.session_stamp, patched.session_stamp + 1);
+    let same = store
+        .patch(ann.id, end_sessions_at(behind.session_stamp))
+        .await
+        .unwrap();
+    assert_eq!(same.session_stamp, behind.session_stamp + 1);
+    let later = same.session_stamp + 60_000;
     let both = store
         .patch(
             ann.id,
             UserPatch {
                 hashed_password: Some("$argon2id$new".into()),
                 is_active: Some(false),
-                ..end_sessions()
+                ..end_sessions_at(later)
             },
         )
         .await
         .unwrap();
-    assert_eq!(both.session_stamp, 2);
+    assert_eq!(both.session_stamp, later);
     assert_eq!(both.hashed_password, "$argon2id$new");
     assert!(!both.is_active);
     assert_eq!(store.get(ann.id).await, Ok(Some(both)));
@@ -296,10 +328,28 @@ pub async fn session_stamp_end_sessions_raises_it_by_one_and_returns_it(store: S
     );
 }
 
+/// A legacy counter stamp (from before stamps carried time) is raised to
+/// the time like any other; with a floor below it, by one.
+pub async fn session_stamp_a_counter_is_raised_to_the_time(store: Store) {
+    let bob = User {
+        session_stamp: 5,
+        ..user("bob@example.com")
+    };
+    store.create(bob.clone()).await.unwrap();
+    let counted = store.patch(bob.id, end_sessions_at(0)).await.unwrap();
+    assert_eq!(counted.session_stamp, 6);
+    let before = now_ms();
+    let timed = store.patch(bob.id, end_sessions()).await.unwrap();
+    assert!(timed.session_stamp >= before, "{}", timed.session_stamp);
+    assert_eq!(store.get(bob.id).await, Ok(Some(timed)));
+}
+
 /// Concurrent `end_sessions` patches are each counted: the stamp is raised
-/// in the database, not from a copy read before.
+/// in the database, not from a copy read before. All at one floor `F`, the
+/// first sets `F` and each other one more.
 pub async fn session_stamp_concurrent_end_sessions_all_count(store: Store) {
     const PATCHES: usize = 20;
+    const FLOOR: i64 = 1_800_000_000_000;
     let ann = created_user(&store, "ann@example.com").await;
     let barrier = Arc::new(Barrier::new(PATCHES));
     let tasks: Vec<_> = (0..PATCHES)
@@ -307,7 +357,7 @@ pub async fn session_stamp_concurrent_end_sessions_all_count(store: Store) {
             let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.patch(ann.id, end_sessions()).await
+                store.patch(ann.id, end_sessions_at(FLOOR)).await
             })
         })
         .collect();
@@ -318,18 +368,22 @@ pub async fn session_stamp_concurrent_end_sessions_all_count(store: Store) {
     }
     assert_eq!(
         seen,
-        (1..=PATCHES as i64).collect::<BTreeSet<_>>(),
+        (FLOOR..FLOOR + PATCHES as i64).collect::<BTreeSet<_>>(),
         "each patch returned its own new stamp"
     );
     let stamp = store.get(ann.id).await.unwrap().unwrap().session_stamp;
-    assert_eq!(stamp, PATCHES as i64);
+    assert_eq!(stamp, FLOOR + PATCHES as i64 - 1);
 }
 
 /// Patches without `end_sessions`, and `replace_password_hash`, leave the
 /// stamp as it is.
 pub async fn session_stamp_other_writes_leave_it(store: Store) {
     let ann = created_user(&store, "ann@example.com").await;
-    store.patch(ann.id, end_sessions()).await.unwrap();
+    let stamp = store
+        .patch(ann.id, end_sessions())
+        .await
+        .unwrap()
+        .session_stamp;
     let patched = store
         .patch(
             ann.id,
@@ -344,7 +398,7 @@ pub async fn session_stamp_other_writes_leave_it(store: Store) {
         )
         .await
         .unwrap();
-    assert_eq!(patched.session_stamp, 1);
+    assert_eq!(patched.session_stamp, stamp);
     assert_eq!(
         store
             .replace_password_hash(ann.id, "$argon2id$other", "$argon2id$rehashed")
@@ -352,7 +406,7 @@ pub async fn session_stamp_other_writes_leave_it(store: Store) {
         Ok(true)
     );
     let now = store.get(ann.id).await.unwrap().unwrap();
-    assert_eq!(now.session_stamp, 1);
+    assert_eq!(now.session_stamp, stamp);
     assert_eq!(now.hashed_password, "$argon2id$rehashed");
     assert_eq!(store.patch(ann.id, UserPatch::default()).await, Ok(now));
 }
