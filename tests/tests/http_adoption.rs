@@ -133,9 +133,6 @@ async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase, hasher: HasherC
         )
         .frontend_url(FRONTEND_URL)
         .mailer(Arc::new(BackgroundMailer::new(Arc::new(mailer))))
-        // These tests send more than the default 30 auth requests a
-        // minute from one address (tests/http_rate_limit.rs tests the limit).
-        .auth_rate_limit_per_minute(0)
         .build()
         .expect("the service builds");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
