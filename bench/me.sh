@@ -16,9 +16,21 @@
 #   -> +0.9% req/s, -1.1% CPU: within 5% (the stamp is read with the row)
 #   database:             mean 7150 req/s over 6 rounds, server CPU
 #                         177 us/request (two queries: the token, then the user)
+# Issue 13 (request log, security headers, CORS, metrics off), measured
+# 2026-12-02 at commit e3e93c0, jwt, 4000 requests, 16 at a time, 12 rounds
+# each, warn and info alternating (`BENCH_RUST_LOG=warn|info bench/me.sh
+# 4000 16 jwt 3`, 4 times each):
+#   RUST_LOG=warn (no request line): mean 8458 req/s (sd 1129), server CPU
+#                                    125.4 us/request (sd 16.3)
+#   RUST_LOG=info (a line a request): mean 7996 req/s (sd 867), server CPU
+#                                    139.8 us/request (sd 17.0)
+#   -> the request line costs about 14 us of CPU a request (+11%), -5% req/s;
+#      warn is within 4% of issue 10's figure above.
 # A round varies by about +-15% with what else the machine runs: compare
 # means over many alternating rounds, not single runs.
 # Usage: bench/me.sh [REQUESTS=4000] [PARALLEL=16] [STRATEGIES="jwt database"] [ROUNDS=3]
+# BENCH_RUST_LOG sets the server's RUST_LOG (default warn: no request
+# lines; `info` writes one line per request, as a default deployment does).
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before";
 # it must understand the variables below, AUTH_STRATEGY aside).
 set -euo pipefail
@@ -41,7 +53,7 @@ for strategy in $strategies; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   base="http://127.0.0.1:$port"
   rm -f "$work/bench.db"
-  AUTH_STRATEGY=$strategy DATABASE_URL="sqlite://$work/bench.db" PORT=$port RUST_LOG=warn \
+  AUTH_STRATEGY=$strategy DATABASE_URL="sqlite://$work/bench.db" PORT=$port RUST_LOG="${BENCH_RUST_LOG:-warn}" \
   RATE_LIMIT_AUTH_PER_MINUTE=0 ARGON2_MEMORY_KIB=8192 ARGON2_ITERATIONS=1 \
   JWT_SECRET_KEY=bench-jwt-secret-0123456789abcdef0123 \
   AUTH_RESET_PASSWORD_TOKEN_SECRET=bench-reset-secret-0123456789abcdef01 \
