@@ -5,34 +5,21 @@
 //! configure it (the environment winning), mails go to the log without
 //! SMTP, and the CLI promotes users.
 
+mod process_support;
+
 use std::cell::Cell;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use portcullis_domain::UserRepository;
 use portcullis_store_diesel_sqlite::SqliteUserStore;
+use process_support::{TempDir, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const PASSWORD: &str = "a long enough password";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("portcullis-process-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn portcullis(database_url: &str, port: u16) -> Command {
     let mut cmd = Command::new(BIN);
@@ -74,14 +61,6 @@ fn run_to_end(mut cmd: Command) -> Output {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_database_in_a_missing_folder_stops_start_up_with_a_clear_message() {
     let out = run_to_end(portcullis("sqlite:///no/such/folder/users.db", free_port()));
@@ -96,7 +75,7 @@ fn a_database_in_a_missing_folder_stops_start_up_with_a_clear_message() {
 
 #[test]
 fn a_file_that_is_not_a_database_stops_start_up_with_a_clear_message() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let file = dir.0.join("users.db");
     std::fs::write(&file, b"these bytes are not an SQLite database, not at all").unwrap();
     let out = run_to_end(portcullis(
@@ -116,7 +95,7 @@ fn a_file_that_is_not_a_database_stops_start_up_with_a_clear_message() {
 
 #[test]
 fn a_folder_given_as_database_and_an_unknown_scheme_are_refused_clearly() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let out = run_to_end(portcullis(
         &format!("sqlite://{}", dir.0.display()),
         free_port(),
@@ -270,7 +249,7 @@ async fn wait_healthy(server: Server) -> Server {
 
 #[actix_web::test]
 async fn sigkill_during_a_registration_load_loses_no_acknowledged_user() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let database = dir.0.join("users.db");
     let mut server = start(&database).await;
 
@@ -392,7 +371,7 @@ fn cli(database_url: &str, args: &[&str]) -> Command {
 
 #[test]
 fn the_cli_migrates_and_creates_and_promotes_superusers_on_sqlite() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let url = format!("sqlite://{}", dir.0.join("users.db").display());
 
     let out = run_to_end(cli(&url, &["migrate"]));
@@ -578,7 +557,7 @@ fn read_head(stream: &mut std::net::TcpStream) -> String {
 #[actix_web::test]
 async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     use std::io::{Read, Write};
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let database = dir.0.join("users.db");
     let log = dir.0.join("stderr.log");
     let port = free_port();
@@ -683,7 +662,7 @@ async fn login_status(base: &str, email: &str, password: &str) -> u16 {
 /// it works.
 #[actix_web::test]
 async fn without_smtp_the_reset_mail_is_logged_with_a_working_link() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let log = dir.0.join("stderr.log");
     let port = free_port();
     let mut cmd = portcullis("memory://", port);
@@ -719,7 +698,7 @@ async fn without_smtp_the_reset_mail_is_logged_with_a_working_link() {
 /// the real environment wins over the same one in `.env`.
 #[actix_web::test]
 async fn dot_env_is_read_and_the_real_environment_wins() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let database = dir.0.join("from-dotenv.db");
     let log = dir.0.join("stderr.log");
     let (port, dotenv_port) = (free_port(), free_port());
@@ -776,7 +755,7 @@ async fn dot_env_is_read_and_the_real_environment_wins() {
 /// server: the stored hashes say so.
 #[actix_web::test]
 async fn the_hasher_settings_of_the_environment_shape_the_stored_hashes() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     type Case = (&'static str, &'static str, fn(&str) -> bool);
     let cases: [Case; 2] = [
         ("PASSWORD_HASHER", "pbkdf2", |h| {
@@ -817,7 +796,7 @@ async fn the_hasher_settings_of_the_environment_shape_the_stored_hashes() {
 /// as it was).
 #[test]
 fn promoting_an_inactive_user_makes_an_active_superuser() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let url = sqlite_url(&dir.0.join("users.db"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -898,7 +877,7 @@ fn a_bad_user_fields_declaration_stops_start_up_naming_the_field() {
 
 #[test]
 fn migrate_adds_user_field_columns_and_refuses_a_column_of_another_type() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let url = format!("sqlite://{}", dir.0.join("users.db").display());
     let mut cmd = cli(&url, &["migrate"]);
     cmd.env(
@@ -943,7 +922,7 @@ fn migrate_adds_user_field_columns_and_refuses_a_column_of_another_type() {
 async fn the_binary_grants_cors_sends_the_security_headers_and_cuts_off_a_stalled_body() {
     use std::io::{Read as _, Write as _};
 
-    let dir = TempDir::new();
+    let dir = TempDir::new("process");
     let port = free_port();
     let mut cmd = portcullis(&sqlite_url(&dir.0.join("hardening.db")), port);
     cmd.env("CORS_ORIGINS", "https://app.example.com");

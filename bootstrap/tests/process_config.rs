@@ -9,14 +9,16 @@
 #[cfg(feature = "postgres")]
 mod pg_support;
 
+mod process_support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis_store_diesel_sqlite::SqliteUserStore;
+use process_support::{TempDir, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -27,24 +29,9 @@ const SMTP_PASSWORD: &str = "config-test-smtp-password-hunter2";
 const SUPERUSER_PASSWORD: &str = "config-test-superuser-password-hunter3";
 const DB_PASSWORD: &str = "config-test-db-password-hunter4";
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("portcullis-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn database_url(&self) -> String {
-        format!("sqlite://{}", self.0.join("users.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The SQLite database in `dir`.
+fn database_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.0.join("users.db").display())
 }
 
 /// `portcullis ARGS` in a production environment that passes every
@@ -99,14 +86,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A port nothing listens on: bound, then let go.
@@ -293,8 +272,8 @@ fn production_refuses_the_log_mailer_naming_smtp_host() {
 
 #[test]
 fn check_config_passes_on_a_migrated_sqlite_database_and_a_real_smtp_peer_showing_no_secret() {
-    let dir = TempDir::new();
-    let url = dir.database_url();
+    let dir = TempDir::new("config");
+    let url = database_url(&dir);
     migrate(&url);
     let peer = SmtpPeer::start();
     let mut cmd = production(&["check-config"]);
@@ -347,8 +326,8 @@ fn check_config_passes_on_a_migrated_sqlite_database_and_a_real_smtp_peer_showin
 
 #[test]
 fn check_config_fails_on_pending_migrations_and_applies_none() {
-    let dir = TempDir::new();
-    let url = dir.database_url();
+    let dir = TempDir::new("config");
+    let url = database_url(&dir);
     // An existing, empty database file.
     std::fs::write(dir.0.join("users.db"), b"").unwrap();
     let peer = SmtpPeer::start();

@@ -6,14 +6,16 @@
 //! the log. The text format has its request lines too; a bad `LOG_FORMAT`
 //! is refused naming the variable.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+mod process_support;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_domain::UserRepository;
 use portcullis_store_diesel_sqlite::SqliteUserStore;
 use portcullis_tests::smtp_sink::SmtpSink;
+use process_support::{TempDir, free_port};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -29,22 +31,6 @@ const LOCKED_PASSWORD: &str = "guessing at who 88b1";
 const SANE_ID: &str = "trace-4f9a.01_Z";
 const INSANE_ID: &str = "two words;{\"x\":1}";
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("portcullis-logs-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Server {
     child: Child,
     base: String,
@@ -55,14 +41,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn portcullis(database_url: &str, port: u16) -> Command {
@@ -261,7 +239,7 @@ fn request_id_of(event: &Value) -> &str {
 
 #[actix_web::test]
 async fn a_full_run_logs_json_lines_one_per_request_with_auth_events_and_no_secret() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("logs");
     let database = format!("sqlite://{}", dir.0.join("users.db").display());
     let sink = SmtpSink::start().await;
     let port = free_port();
@@ -567,7 +545,7 @@ async fn a_full_run_logs_json_lines_one_per_request_with_auth_events_and_no_secr
 
 #[actix_web::test]
 async fn the_text_format_has_request_lines_too() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("logs");
     let port = free_port();
     // LOG_FORMAT unset: text.
     let child = spawn(portcullis("memory://", port), &dir.0);
