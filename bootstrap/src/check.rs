@@ -14,7 +14,7 @@ use tracing::instrument::WithSubscriber as _;
 use tracing::subscriber::NoSubscriber;
 
 use crate::app::prepare_on;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::store::{MASK, mask_url_password, schema_status};
 
 /// How long each SMTP step (connect, TLS handshake, each command) may take
@@ -225,7 +225,7 @@ async fn check_smtp(config: &Config) -> Outcome {
 /// What a deployment should know about `config` without it being wrong.
 fn warnings(config: &Config) -> Vec<(&'static str, String)> {
     let mut warnings = Vec::new();
-    for (var, secret) in secrets(config) {
+    for (var, secret) in config.secrets() {
         if secret.generated {
             warnings.push((
                 var,
@@ -266,14 +266,6 @@ fn warnings(config: &Config) -> Vec<(&'static str, String)> {
     warnings
 }
 
-fn secrets(config: &Config) -> [(&'static str, &Secret); 3] {
-    [
-        ("JWT_SECRET_KEY", &config.jwt_secret),
-        ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
-        ("AUTH_VERIFICATION_TOKEN_SECRET", &config.verify_secret),
-    ]
-}
-
 /// Each variable and the value `serve` would use; secrets and passwords
 /// masked.
 fn settings(config: &Config) -> Vec<(&'static str, String)> {
@@ -305,7 +297,7 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
         ("PORT", config.port.to_string()),
         ("API_PREFIX", config.api_prefix.clone()),
     ];
-    for (var, secret) in secrets(config) {
+    for (var, secret) in config.secrets() {
         let value = if secret.generated {
             "(unset: random for this process only)".to_owned()
         } else {

@@ -508,7 +508,7 @@ impl Config {
     }
 
     /// The three token secrets with their variables.
-    fn secrets(&self) -> [(&'static str, &Secret); 3] {
+    pub(crate) fn secrets(&self) -> [(&'static str, &Secret); 3] {
         [
             ("JWT_SECRET_KEY", &self.jwt_secret),
             ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &self.reset_secret),

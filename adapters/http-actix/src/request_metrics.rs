@@ -35,7 +35,7 @@ pub async fn record_request_metrics(
     let started = Instant::now();
     let route = req
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| crate::UNMATCHED_ROUTE.to_owned());
     let method = method_label(req.method());
     let outcome = next.call(req).await;
     let status = match &outcome {
