@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use portcullis_domain::UserFields;
+use portcullis_domain::{FieldSpec, UserFields};
 use portcullis_store_sql_common::fields::{
     Dialect, ExistingColumn, add_column_sql, check_existing_column,
 };
@@ -101,28 +101,11 @@ fn pending_in(
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    if fields.is_empty() {
-        return Ok(pending);
-    }
-    let columns =
-        diesel::sql_query(r#"SELECT name, type, "notnull" FROM pragma_table_info('user')"#)
-            .load::<Column>(conn)?;
-    for spec in fields.iter() {
-        match columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(&spec.name))
-        {
-            Some(column) => {
-                let existing = ExistingColumn {
-                    data_type: column.r#type.clone(),
-                    nullable: !column.notnull,
-                    max_length: None,
-                };
-                check_existing_column(spec, &existing).map_err(|e| MigrateError(e.to_string()))?;
-            }
-            None => pending.push(format!("column {} (user field)", spec.name)),
-        }
-    }
+    pending.extend(
+        missing_field_columns(conn, fields)?
+            .into_iter()
+            .map(|spec| format!("column {} (user field)", spec.name)),
+    );
     Ok(pending)
 }
 
@@ -131,12 +114,25 @@ fn pending_in(
 /// field (declared type of the field's kind, compared case-insensitively;
 /// not `NOT NULL` for a nullable field), adopting it with its data.
 fn add_field_columns(conn: &mut SqliteConnection, fields: &UserFields) -> Result<(), MigrateError> {
+    for spec in missing_field_columns(conn, fields)? {
+        diesel::sql_query(add_column_sql(spec, Dialect::Sqlite)).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The fields of `fields` whose column `user` lacks, after checking that
+/// each column it has can hold its field (an error otherwise).
+fn missing_field_columns<'a>(
+    conn: &mut SqliteConnection,
+    fields: &'a UserFields,
+) -> Result<Vec<&'a FieldSpec>, MigrateError> {
     if fields.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let columns =
         diesel::sql_query(r#"SELECT name, type, "notnull" FROM pragma_table_info('user')"#)
             .load::<Column>(conn)?;
+    let mut missing = Vec::new();
     for spec in fields.iter() {
         match columns
             .iter()
@@ -151,12 +147,10 @@ fn add_field_columns(conn: &mut SqliteConnection, fields: &UserFields) -> Result
                 };
                 check_existing_column(spec, &existing).map_err(|e| MigrateError(e.to_string()))?;
             }
-            None => {
-                diesel::sql_query(add_column_sql(spec, Dialect::Sqlite)).execute(conn)?;
-            }
+            None => missing.push(spec),
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 /// A `user` table that exists already (FastAPI Users made it, or an earlier
