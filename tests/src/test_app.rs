@@ -25,7 +25,10 @@ use awc::http::header::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jws::{HS256, HS384, HS512, JwsSigner, JwsVerifier};
-use portcullis::Config;
+use std::sync::Arc;
+
+use portcullis::mail::{BackgroundMailer, SmtpMailer, SmtpSettings, SmtpTls};
+use portcullis::{Config, UserService};
 use serde_json::{Value, json};
 
 use crate::smtp_sink::{ReceivedMail, SmtpSink};
@@ -499,6 +502,41 @@ where
         api_prefix,
         sink,
         client,
+        database,
+    }
+}
+
+/// The harness's mail for a service a test assembles in code (as a host
+/// does, with `PortcullisBuilder`): a sink, and a mailer sending to it over
+/// plain SMTP, off the request path. Hand the sink to [`serve_built`].
+pub async fn sink_and_mailer() -> (SmtpSink, Arc<dyn portcullis::domain::Mailer>) {
+    let sink = SmtpSink::start().await;
+    let smtp = SmtpSettings::new(
+        "127.0.0.1",
+        Some(sink.port()),
+        SmtpTls::None,
+        "Portcullis <noreply@example.com>",
+    );
+    let mailer = SmtpMailer::new(smtp).expect("the SMTP settings are valid");
+    (sink, Arc::new(BackgroundMailer::new(Arc::new(mailer))))
+}
+
+/// Serves `service` (built around [`sink_and_mailer`]'s mailer) under
+/// `/api` on a free port, as [`spawn_app_on`] serves its own.
+pub fn serve_built(service: UserService, sink: SmtpSink, database: TestDatabase) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+    let server = portcullis::serve(service, "/api", listener).expect("the server starts");
+    actix_web::rt::spawn(server);
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        api_prefix: "/api".into(),
+        sink,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .disable_redirects()
+            .finish(),
         database,
     }
 }

@@ -14,11 +14,10 @@ use portcullis::PortcullisBuilder;
 use portcullis::domain::{
     EmailAddress, Role, SESSION_STAMP_TIME_FLOOR, Store, User, UserId, UserPatch,
 };
-use portcullis::mail::{BackgroundMailer, SmtpMailer, SmtpSettings, SmtpTls};
 use portcullis::password::HasherConfig;
-use portcullis_tests::smtp_sink::SmtpSink;
 use portcullis_tests::test_app::{
-    AUTH_AUDIENCE, FRONTEND_URL, TestApp, TestDatabase, hs256_jwt, now,
+    AUTH_AUDIENCE, FRONTEND_URL, TestApp, TestDatabase, hs256_jwt, now, serve_built,
+    sink_and_mailer,
 };
 use serde_json::{Value, json};
 
@@ -111,14 +110,7 @@ fn pwdlib_parameters() -> HasherConfig {
 /// A server on `store` with FastAPI Users' secrets, `hasher` and a mail
 /// sink.
 async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase, hasher: HasherConfig) -> TestApp {
-    let sink = SmtpSink::start().await;
-    let smtp = SmtpSettings::new(
-        "127.0.0.1",
-        Some(sink.port()),
-        SmtpTls::None,
-        "Portcullis <noreply@example.com>",
-    );
-    let mailer = SmtpMailer::new(smtp).expect("the SMTP settings are valid");
+    let (sink, mailer) = sink_and_mailer().await;
     let service = PortcullisBuilder::new()
         .store(store)
         .hasher_config(hasher)
@@ -132,24 +124,10 @@ async fn spawn_on(store: Arc<dyn Store>, database: TestDatabase, hasher: HasherC
             secret("AUTH_VERIFICATION_TOKEN_SECRET"),
         )
         .frontend_url(FRONTEND_URL)
-        .mailer(Arc::new(BackgroundMailer::new(Arc::new(mailer))))
+        .mailer(mailer)
         .build()
         .expect("the service builds");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let port = listener.local_addr().expect("local address").port();
-    let server = portcullis::serve(service, "/api", listener).expect("the server starts");
-    actix_web::rt::spawn(server);
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        api_prefix: "/api".into(),
-        sink,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .disable_redirects()
-            .finish(),
-        database,
-    }
+    serve_built(service, sink, database)
 }
 
 /// An app on a fresh database of the store `PORTCULLIS_TEST_STORE` names,

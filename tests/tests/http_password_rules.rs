@@ -5,16 +5,13 @@
 //! `InvalidPasswordException(reason=…)`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use portcullis::domain::{PasswordOwner, PasswordValidator};
-use portcullis::mail::{BackgroundMailer, SmtpMailer, SmtpSettings, SmtpTls};
 use portcullis::password::HasherConfig;
 use portcullis::{PortcullisBuilder, SuperuserOutcome, async_trait, create_superuser};
-use portcullis_tests::smtp_sink::SmtpSink;
 use portcullis_tests::test_app::{
     FRONTEND_URL, JWT_SECRET, PASSWORD, RESET_SECRET, SUPERUSER_EMAIL, SUPERUSER_PASSWORD, TestApp,
-    TestDatabase, VERIFY_SECRET, spawn_app_with,
+    TestDatabase, VERIFY_SECRET, serve_built, sink_and_mailer, spawn_app_with,
 };
 use serde_json::json;
 
@@ -47,14 +44,7 @@ async fn spawn_app_with_validator(validator: Arc<dyn PasswordValidator>) -> Test
     let store = portcullis::open_store(&database.url)
         .await
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", database.url));
-    let sink = SmtpSink::start().await;
-    let smtp = SmtpSettings::new(
-        "127.0.0.1",
-        Some(sink.port()),
-        SmtpTls::None,
-        "Portcullis <noreply@example.com>",
-    );
-    let mailer = SmtpMailer::new(smtp).expect("the SMTP settings are valid");
+    let (sink, mailer) = sink_and_mailer().await;
     let service = PortcullisBuilder::new()
         .store(store)
         .hasher_config(HasherConfig {
@@ -64,28 +54,14 @@ async fn spawn_app_with_validator(validator: Arc<dyn PasswordValidator>) -> Test
         })
         .token_secrets(JWT_SECRET, RESET_SECRET, VERIFY_SECRET)
         .frontend_url(FRONTEND_URL)
-        .mailer(Arc::new(BackgroundMailer::new(Arc::new(mailer))))
+        .mailer(mailer)
         .password_validator(validator)
         .build()
         .expect("the service builds");
     let root = create_superuser(&service, SUPERUSER_EMAIL, Some(SUPERUSER_PASSWORD), false).await;
     assert!(matches!(root, Ok(SuperuserOutcome::Created(_))), "{root:?}");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let port = listener.local_addr().expect("local address").port();
-    let server = portcullis::serve(service, "/api", listener).expect("the server starts");
-    actix_web::rt::spawn(server);
     database.assert_named_store();
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        api_prefix: "/api".into(),
-        sink,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .disable_redirects()
-            .finish(),
-        database,
-    }
+    serve_built(service, sink, database)
 }
 
 #[actix_web::test]
