@@ -4,6 +4,7 @@
 mod access_token_store;
 mod clock;
 mod mailer;
+mod oauth_account_store;
 mod password_hasher;
 mod password_validator;
 mod store;
@@ -15,6 +16,7 @@ mod user_repository;
 pub use access_token_store::{AccessTokenRecord, AccessTokenStore};
 pub use clock::{Clock, SystemClock};
 pub use mailer::{Mail, MailError, Mailer};
+pub use oauth_account_store::{OAuthAccount, OAuthAccountStore};
 pub use password_hasher::{HashError, PasswordHasher, Verification};
 pub use password_validator::{PasswordOwner, PasswordValidator};
 pub use store::Store;
@@ -29,6 +31,8 @@ pub use access_token_store::MockAccessTokenStore;
 pub use clock::MockClock;
 #[cfg(feature = "mocks")]
 pub use mailer::MockMailer;
+#[cfg(feature = "mocks")]
+pub use oauth_account_store::MockOAuthAccountStore;
 #[cfg(feature = "mocks")]
 pub use password_hasher::MockPasswordHasher;
 #[cfg(feature = "mocks")]
