@@ -2,8 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use josekit::JoseHeader as _;
-use josekit::jws::alg::hmac::HmacJwsSigner;
-use josekit::jws::{self, HS256, JwsHeader};
+use josekit::jws::{self, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
 use portcullis_domain::{
     AccessClaims, Clock, EmailAddress, ResetClaims, TokenCodec, TokenError, UserId, VerifyClaims,
@@ -11,7 +10,7 @@ use portcullis_domain::{
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 
-use crate::hs256_verifier::Hs256Verifier;
+use crate::hs256::Hs256Key;
 use crate::python_json::push_python_json_str;
 use crate::settings::{MIN_SECRET_LEN, TokenConfigError, TokenKind, TokenSettings};
 
@@ -39,14 +38,14 @@ impl TokenKind {
 
 /// One kind's signing key and lifetime.
 struct KindKey {
-    signer: HmacJwsSigner,
-    verifier: Hs256Verifier,
+    /// Signs and checks (in constant time) this kind's tokens.
+    key: Hs256Key,
     lifetime_secs: i64,
 }
 
 impl KindKey {
     fn new(settings: &TokenSettings, kind: TokenKind) -> Result<Self, TokenConfigError> {
-        // Exposed only to hand it to josekit (OpenSSL keeps its own copy).
+        // Exposed only to key the HMAC (which keeps its own keyed state).
         let secret = settings.secret(kind).expose_secret();
         if secret.len() < MIN_SECRET_LEN {
             return Err(TokenConfigError::SecretTooShort {
@@ -61,18 +60,11 @@ impl KindKey {
                 secs: lifetime_secs,
             });
         }
-        let signer =
-            HS256
-                .signer_from_bytes(secret)
-                .map_err(|err| TokenConfigError::KeyRejected {
-                    kind,
-                    reason: err.to_string(),
-                })?;
-        Ok(Self {
-            verifier: Hs256Verifier::new(signer.clone()),
-            signer,
-            lifetime_secs,
-        })
+        let key = Hs256Key::new(secret).map_err(|err| TokenConfigError::KeyRejected {
+            kind,
+            reason: err.to_string(),
+        })?;
+        Ok(Self { key, lifetime_secs })
     }
 }
 
@@ -141,8 +133,8 @@ impl JosekitTokenCodec {
     /// which josekit serialises with, writes raw UTF-8), a one-element `aud`
     /// array for access tokens (josekit's `set_audience` writes a string) and
     /// an integer `exp` (josekit's `set_expires_at` may write a float), in
-    /// FastAPI Users' claim order. josekit writes the header, the base64url
-    /// segments and the HMAC.
+    /// FastAPI Users' claim order. josekit writes the header and the
+    /// base64url segments, [`Hs256Key`] the HMAC.
     fn mint(&self, kind: TokenKind, claims: &str) -> Result<String, TokenError> {
         let key = self.key(kind);
         let exp = self
@@ -151,7 +143,7 @@ impl JosekitTokenCodec {
             .checked_add(key.lifetime_secs)
             .ok_or_else(|| TokenError::Issue(format!("{kind} token expiry overflows")))?;
         let payload = format!("{{{claims},\"exp\":{exp}}}");
-        jws::serialize_compact(payload.as_bytes(), &self.header, &key.signer)
+        jws::serialize_compact(payload.as_bytes(), &self.header, &key.key)
             .map_err(|err| TokenError::Issue(format!("could not sign {kind} token: {err}")))
     }
 
@@ -161,7 +153,7 @@ impl JosekitTokenCodec {
     /// josekit splits the compact form, decodes it (strict unpadded
     /// base64url), insists on `alg` exactly `HS256` (so never `none`),
     /// refuses any `crit` extension it was not told of, checks the MAC
-    /// (through [`Hs256Verifier`], in constant time) before reading the
+    /// (through [`Hs256Key`], in constant time) before reading the
     /// payload, and checks the types of the registered claims (`sub`, `jti`
     /// strings; `aud` a string or strings; `exp`, `nbf`, `iat` non-negative
     /// numbers; a `kid` header a string). What josekit leaves to us is in
@@ -170,7 +162,7 @@ impl JosekitTokenCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
-        let (payload, header) = jwt::decode_with_verifier(token, &self.key(kind).verifier)
+        let (payload, header) = jwt::decode_with_verifier(token, &self.key(kind).key)
             .map_err(|_| TokenError::Invalid)?;
         // We understand no extension, and josekit lets an empty `crit` by.
         if header.claim("crit").is_some() {

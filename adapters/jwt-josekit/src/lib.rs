@@ -1,5 +1,6 @@
 //! Portcullis JWT adapter: the [`TokenCodec`](portcullis_domain::TokenCodec)
-//! port implemented with [`josekit`] (HMAC-SHA-256 over OpenSSL).
+//! port implemented with [`josekit`] for the JWS framing and a pure-Rust
+//! HMAC-SHA-256 ([`hmac`] + [`sha2`]; no OpenSSL on the request path).
 //!
 //! It issues and checks the three kinds of token FastAPI Users uses — access,
 //! reset-password and verify-e-mail — byte for byte as FastAPI Users (through
@@ -38,25 +39,26 @@
 //! else, malformed input included, is [`TokenError::Invalid`](portcullis_domain::TokenError),
 //! never a panic.
 //!
-//! josekit does the JWS work: it writes the header, the base64url segments
-//! and the HMAC, and on the way in splits and decodes the token, insists on
-//! `HS256`, refuses unknown `crit` extensions, checks the MAC before the
-//! payload is read and checks the registered claims' types. Three things
-//! stay here, each for a reason given where it is done: the payload bytes
-//! (PyJWT's claim order and `\uXXXX` escapes, an `aud` array, an integer
-//! `exp`), the MAC comparison (josekit's is not constant-time; ours uses
+//! josekit does the JWS work: it writes the header and the base64url
+//! segments, and on the way in splits and decodes the token, insists on
+//! `HS256`, refuses unknown `crit` extensions, checks the MAC (through our
+//! key) before the payload is read and checks the registered claims' types.
+//! Four things stay here, each for a reason given where it is done: the
+//! payload bytes (PyJWT's claim order and `\uXXXX` escapes, an `aud` array,
+//! an integer `exp`), the HMAC itself (pure Rust, so that no request thread
+//! touches OpenSSL, whose exit-time cleanup races threads still exiting; and
+//! faster), the MAC comparison (josekit's is not constant-time; ours uses
 //! [`subtle`]), and the `aud`/`exp`/`nbf`/`iat` checks (josekit lets a
 //! missing `aud` pass and panics on huge times; PyJWT truncates float times).
 //!
-//! Secrets are held in [`secrecy`] types and exposed only to hand them to
-//! josekit.
+//! Secrets are held in [`secrecy`] types and exposed only to key the HMAC.
 //!
 //! This crate depends only on `portcullis-domain`, `josekit`, `serde_json`,
-//! `secrecy` and `subtle`.
+//! `secrecy`, `subtle`, `hmac` and `sha2`.
 #![warn(missing_docs)]
 
 mod codec;
-mod hs256_verifier;
+mod hs256;
 mod python_json;
 mod settings;
 

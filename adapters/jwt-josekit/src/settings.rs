@@ -138,13 +138,14 @@ pub enum TokenConfigError {
         /// The value given.
         secs: i64,
     },
-    /// josekit refused a secret for another reason (not expected to happen).
+    /// The HMAC refused a secret for another reason (not expected to happen:
+    /// HMAC takes keys of any length).
     ///
-    /// Message: `the verify token secret was refused by josekit: <reason>`.
+    /// Message: `the verify token secret was refused by the HMAC: <reason>`.
     KeyRejected {
         /// Whose secret.
         kind: TokenKind,
-        /// josekit's explanation.
+        /// The HMAC's explanation.
         reason: String,
     },
 }
@@ -174,7 +175,7 @@ impl fmt::Display for TokenConfigError {
             Self::KeyRejected { kind, reason } => {
                 write!(
                     f,
-                    "the {kind} token secret was refused by josekit: {reason}"
+                    "the {kind} token secret was refused by the HMAC: {reason}"
                 )
             }
         }
