@@ -351,7 +351,7 @@ fn check_config_fails_on_pending_migrations_and_applies_none() {
             .ends_with("check-config: FAILED (1 failed)"),
         "{stdout}"
     );
-    assert_eq!(pending_migrations(&url).len(), 4, "nothing was applied");
+    assert_eq!(pending_migrations(&url).len(), 5, "nothing was applied");
 }
 
 #[test]
