@@ -13,6 +13,15 @@
 # given back when idle); the peak <= base + slots x m (slots = cores).
 # MB here are 10^6 bytes.
 #
+# Issue 16, measured 2026-12-02 on the 2-core machine (load 15-30 from other
+# builds; memory figures hardly depend on it), `bench/memory.sh 120 16 65`:
+#   before (commit 3d2799b): base 19.9, one hash 87.0, two at once 154.2,
+#     flood peak 154.7 (bound 154.1), 65 s after the last hash 153.2 MB
+#   after (buffers freed 10 s idle): base 20.1, one hash 87.4, two at once
+#     154.5, flood peak 155.5 (bound 154.4), 10 s after 21.3, 65 s after 21.2 MB
+#   The ~1 MB over the bound is not the argon2 buffers (exactly slots x m),
+#   presumably connection and thread memory.
+#
 # Usage: bench/memory.sh [FLOOD=120] [PARALLEL=16] [IDLE=65]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");
 # PORT=n picks the port (default: a free one).
