@@ -8,8 +8,7 @@
 //! than there are slots — instead of rayon's global pool.
 //!
 //! At light load the lanes of the one running hash spread over the idle
-//! threads (m=64 MiB, t=3, p=4 on 2 cores: about half the single-thread
-//! time). Under a flood every slot's job occupies one thread, computing its
+//! threads. Under a flood every slot's job occupies one thread, computing its
 //! own lanes one after the other, as without the feature: the throughput
 //! stays what the slots allow. The job that holds the slot waits on its
 //! blocking-pool thread meanwhile, using no CPU.
