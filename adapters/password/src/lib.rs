@@ -10,20 +10,23 @@
 //! FastAPI Users; only the first 72 bytes of a secret count, as there); one
 //! made another way than configured comes back re-hashed. Hashing runs on Tokio's
 //! blocking pool, one job per core at most, behind a bounded queue (callers past
-//! it are refused as busy), and argon2 jobs reuse one memory buffer per such
-//! job instead of allocating `m` KiB for every hash. Failed verifications are
+//! it are refused as busy); an argon2 job's lanes run side by side on the
+//! hashing threads that are free (one per slot), and argon2 jobs reuse one
+//! memory buffer per slot instead of allocating `m` KiB for every hash,
+//! given back to the system once unused for a few seconds. Failed verifications are
 //! padded to the slowest parameter set's time, so a login's duration does not
 //! tell which addresses have accounts.
 //!
 //! This crate depends only on the domain port and the hashing crates
 //! (`argon2`, `pbkdf2`, `password-hash`, `bcrypt`, `getrandom`), `tracing`, plus Tokio for the
-//! blocking pool: never on a web framework, a store or a token library.
+//! blocking pool and rayon for argon2's lanes: never on a web framework, a store or a token library.
 #![warn(missing_docs)]
 
 mod block_pool;
 mod blocking_limiter;
 mod config;
 mod cost_book;
+mod lanes;
 mod phc_password_hasher;
 mod scheme;
 mod stored_hash;

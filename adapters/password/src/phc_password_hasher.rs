@@ -34,7 +34,10 @@ use crate::scheme::Scheme;
 /// wait their turn, each at most [`HasherConfig::queue_timeout`]; the others
 /// fail at once with [`HashError::Busy`]. A call dropped while it waits
 /// leaves the queue and computes nothing. Clones share the slots and the
-/// queue.
+/// queue. An argon2 hash's lanes (its parallelism) run side by side on
+/// threads of the hasher's own, one per slot: at light load a hash with
+/// several lanes uses the idle slots' cores, under load each job computes
+/// its lanes on one thread.
 ///
 /// Timing: every computation is timed per parameter set, and a failed
 /// verification (and [`verify_unknown`](PasswordHasher::verify_unknown))
@@ -83,12 +86,14 @@ impl PhcPasswordHasher {
         Self::with_max_concurrency(config, cores)
     }
 
-    /// A hasher for `config` running at most `max_jobs` jobs at a time. Each
-    /// running argon2 job works in one of at most `max_jobs` buffers of
-    /// `argon2_memory_kib` KiB, made when first needed and then reused, so
-    /// this also bounds the memory used by hashing. A stored hash asking for
-    /// more memory than that (pwdlib's 64 MiB, say) gets a buffer of its own
-    /// for its job, freed when the job ends.
+    /// A hasher for `config` running at most `max_jobs` jobs at a time, on
+    /// at most `max_jobs` threads (argon2's lanes included). Each running
+    /// argon2 job works in one of at most `max_jobs` buffers of
+    /// `argon2_memory_kib` KiB, made when first needed, reused while jobs
+    /// keep coming and freed once unused for 10 s, so this also bounds the
+    /// memory used by hashing, and an idle hasher holds none. A stored hash
+    /// asking for more memory than that (pwdlib's 64 MiB, say) gets a buffer
+    /// of its own for its job, freed when the job ends.
     ///
     /// # Errors
     /// A setting of `config` is out of range; see [`HasherConfig::validate`].
@@ -498,5 +503,50 @@ mod tests {
         assert!((1..=2).contains(&idle.len()), "{memory:?}");
         assert_eq!(idle.len(), memory.made(), "{memory:?}");
         assert!(idle.contains(&first[0]), "the first buffer is still in use");
+    }
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_idle_hasher_gives_its_argon2_memory_back_and_hashes_on_afterwards() {
+        let limit = NonZeroUsize::new(2).expect("non-zero");
+        let hasher = PhcPasswordHasher::with_max_concurrency(fast(), limit).expect("valid");
+        let memory = &hasher.scheme.memory;
+        let stored = hasher.hash("pw").await.expect("hash");
+        assert_eq!(memory.made(), 1);
+        // The explicit trigger, with the time the buffer would be due:
+        // no waiting, whatever the machine's speed.
+        let due = Instant::now() + crate::block_pool::KEEP_IDLE;
+        assert_eq!(memory.release_idle(due), None, "{memory:?}");
+        assert_eq!(memory.made(), 0, "the idle buffer was freed");
+
+        let check = hasher.verify_and_update("pw", &stored).await;
+        assert_eq!(check.map(|c| (c.valid, c.new_hash)), Ok((true, None)));
+        assert_eq!(memory.made(), 1, "made again for the next job");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn argon2_lanes_run_on_one_thread_per_slot_and_hash_as_the_crate_does() {
+        let config = HasherConfig {
+            argon2_memory_kib: 256,
+            argon2_iterations: 2,
+            argon2_parallelism: 4,
+            ..HasherConfig::default()
+        };
+        let limit = NonZeroUsize::new(3).expect("non-zero");
+        let hasher = PhcPasswordHasher::with_max_concurrency(config, limit).expect("valid");
+        let stored = hasher.hash("correct horse battery").await.expect("hash");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=256,t=2,p=4$"),
+            "{stored}"
+        );
+        let lanes = hasher.scheme.memory.lanes();
+        assert!(lanes.started());
+        assert_eq!(lanes.threads(), 3);
+        // The argon2 crate's own check agrees with the lanes' result.
+        let phc = password_hash::phc::PasswordHash::new(&stored).expect("PHC");
+        use password_hash::PasswordVerifier as _;
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"correct horse battery", &phc)
+                .is_ok()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! scheme, and checking a secret against a stored hash, re-hashing it when the
 //! stored hash is not what the configuration would make today.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use argon2::Argon2;
@@ -29,8 +30,8 @@ pub(crate) struct Scheme {
     argon2: argon2::Params,
     pbkdf2: pbkdf2::Params,
     /// Argon2 block buffers of the configured memory cost, one per job that
-    /// may run at once.
-    pub(crate) memory: BlockPool,
+    /// may run at once, and the threads argon2 runs on.
+    pub(crate) memory: Arc<BlockPool>,
     /// What each parameter set met so far costs to compute.
     pub(crate) costs: CostBook,
 }
