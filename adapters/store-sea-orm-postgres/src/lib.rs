@@ -56,6 +56,11 @@
 //! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
+//! plus Portcullis' own index on its user, which FastAPI Users' table lacks
+//! (ending a user's sessions and the cascade of a user's deletion find the
+//! user's tokens through it instead of reading them all):
+//! `CREATE INDEX ix_portcullis_accesstoken_user_id ON accesstoken (user_id)`.
+//!
 //! Beside it, Portcullis' own table of failed-login and mail windows (the
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), shared by every
 //! instance on the database; FastAPI Users ignores it), whose statements
@@ -77,7 +82,7 @@
 //! [`PostgresUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
 //! students), `portcullis_session_stamp` (0 for them), `accesstoken` if
-//! missing and `ix_user_email_lower`, after checking that no two stored
+//! missing, `ix_portcullis_accesstoken_user_id` and `ix_user_email_lower`, after checking that no two stored
 //! addresses are the same account (it names them if some are). Applied
 //! migrations are recorded in SeaORM's `seaql_migrations` table.
 //!
