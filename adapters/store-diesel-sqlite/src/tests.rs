@@ -128,10 +128,8 @@ fn access_token_schema(conn: &mut SqliteConnection) -> Vec<String> {
 /// and the cascade of a user's deletion).
 fn fastapi_users_made_and_indexed() -> SqliteConnection {
     let mut conn = fastapi_users_made();
-    conn.batch_execute(
-        "CREATE INDEX ix_portcullis_accesstoken_user_id ON accesstoken (user_id);",
-    )
-    .unwrap();
+    conn.batch_execute("CREATE INDEX ix_portcullis_accesstoken_user_id ON accesstoken (user_id);")
+        .unwrap();
     conn
 }
 
@@ -563,9 +561,8 @@ fn session_count_and_user_statements_use_an_index() {
     .apply(&mut conn)
     .unwrap();
     crate::migrate::run(&mut conn, &portcullis_domain::UserFields::none()).unwrap();
-    let explain = |conn: &mut SqliteConnection, sql: &str| {
-        plan(conn, diesel::sql_query(sql.to_owned()))
-    };
+    let explain =
+        |conn: &mut SqliteConnection, sql: &str| plan(conn, diesel::sql_query(sql.to_owned()));
     for (sql, index) in [
         (
             sessions::delete_access_tokens_of_sql(Sqlite),
@@ -593,10 +590,7 @@ fn session_count_and_user_statements_use_an_index() {
         .find("0f8fad5b-d9cb-469f-a165-70867728950e".to_owned())
         .select(SqliteUserRow::as_select());
     let p = plan(&mut conn, by_id);
-    assert!(
-        p.contains("INDEX sqlite_autoindex_user_1 (id=?)"),
-        "{p}"
-    );
+    assert!(p.contains("INDEX sqlite_autoindex_user_1 (id=?)"), "{p}");
 }
 
 #[test]
