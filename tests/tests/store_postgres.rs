@@ -72,6 +72,18 @@ fn fastapi_users_access_token_schema() -> Vec<String> {
     .to_vec()
 }
 
+/// [`fastapi_users_access_token_schema`] and Portcullis' own index on the
+/// user, which a user's sign-out everywhere and deletion look their tokens
+/// up by.
+fn migrated_access_token_schema() -> Vec<String> {
+    let mut schema = fastapi_users_access_token_schema();
+    schema.push(
+        "CREATE INDEX ix_portcullis_accesstoken_user_id ON public.accesstoken USING btree (user_id)"
+            .into(),
+    );
+    schema
+}
+
 /// `accesstoken`'s columns, constraints and indexes.
 async fn access_token_schema(db: &DatabaseConnection) -> Vec<String> {
     let mut schema = texts(
@@ -180,7 +192,8 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
             "m20250101_000002_email_case_insensitive_index",
             "m20250101_000003_create_throttle",
             "m20250101_000004_sessions",
-            "m20250101_000005_oauth_accounts"
+            "m20250101_000005_oauth_accounts",
+            "m20261202_160000_accesstoken_user_index"
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -205,10 +218,11 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
         ]
     );
     // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it
-    // (a database it made, pg_dump'ed, has exactly these).
+    // (a database it made, pg_dump'ed, has exactly these), plus Portcullis'
+    // index on the user.
     assert_eq!(
         access_token_schema(db(&store)).await,
-        fastapi_users_access_token_schema()
+        migrated_access_token_schema()
     );
     // FastAPI Users' oauth_account table, as its SQLAlchemy adapter makes it
     // (its captured DDL run on another database gives the same), and
@@ -280,6 +294,7 @@ async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing()
         "m20250101_000003_create_throttle",
         "m20250101_000004_sessions",
         "m20250101_000005_oauth_accounts",
+        "m20261202_160000_accesstoken_user_index",
     ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     // SeaORM's bookkeeping table was created in a transaction rolled back.
@@ -348,8 +363,8 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
     assert_eq!(applied.len(), 5, "{applied:?}");
     assert_eq!(
         access_token_schema(db(&store)).await,
-        fastapi_users_access_token_schema(),
-        "FastAPI Users' table is kept as it is"
+        migrated_access_token_schema(),
+        "FastAPI Users' table is kept as it is, and gains the index on the user"
     );
 
     let ann = store
@@ -659,6 +674,89 @@ async fn lookups_by_address_probe_the_case_insensitive_index() {
     assert_eq!(rows.len(), 1);
 }
 
+/// The plan of `sql` with `values`, sequential scans discouraged (on a
+/// near-empty table PostgreSQL would rather read it whole): a plan that
+/// still scans has no index to use.
+async fn plan_of(
+    store: &PostgresUserStore,
+    sql: &str,
+    values: Vec<portcullis_store_sea_orm_postgres::sea_orm::Value>,
+) -> String {
+    let txn = db(store).begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+        .await
+        .unwrap();
+    let plan: Vec<String> = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("EXPLAIN {sql}"),
+            values,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    txn.rollback().await.unwrap();
+    plan.join("\n")
+}
+
+/// Issue 16 (a million users, a session each): every statement on the
+/// sessions and the counts that the server runs per request, per sign-out
+/// or per purge finds its rows through an index, never reading the whole
+/// table — in particular a user's tokens (sign-out everywhere, revocation,
+/// and the cascade of a user's deletion) through the index on `user_id`
+/// that FastAPI Users' table lacks. The statements are the store's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_and_count_statements_use_an_index() {
+    use portcullis_store_sql_common::fields::Dialect::Postgres;
+    use portcullis_store_sql_common::{sessions, throttle};
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let id = || "0f8fad5b-d9cb-469f-a165-70867728950e".into();
+    let time = || "2026-12-01 23:00:52.440530".into();
+    for (sql, values, index) in [
+        (
+            sessions::delete_access_tokens_of_sql(Postgres),
+            vec![id()],
+            "ix_portcullis_accesstoken_user_id",
+        ),
+        (
+            sessions::get_access_token_sql(Postgres),
+            vec![TOKEN.into(), time()],
+            "accesstoken_pkey",
+        ),
+        (
+            sessions::purge_access_tokens_sql(Postgres),
+            vec![time()],
+            "ix_accesstoken_created_at",
+        ),
+        (
+            throttle::purge_sql(Postgres),
+            vec!["login_failure".into(), 0i64.into()],
+            "ix_portcullis_throttle_kind_window_start",
+        ),
+        (
+            r#"DELETE FROM "user" WHERE id = CAST($1 AS UUID)"#.to_owned(),
+            vec![id()],
+            "user_pkey",
+        ),
+    ] {
+        let plan = plan_of(&store, &sql, values).await;
+        assert!(plan.contains(index), "{sql}\n{plan}");
+        assert!(!plan.contains("Seq Scan"), "{sql}\n{plan}");
+    }
+    // The cascade of a user's deletion looks up the same column: the
+    // foreign key's referencing side is indexed.
+    let indexed = texts(
+        db(&store),
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'accesstoken' \
+         AND indexdef LIKE '%(user_id)'",
+    )
+    .await;
+    assert_eq!(indexed.len(), 1, "{indexed:?}");
+}
+
 /// Eight stores (as eight instances would) migrate one fresh database at
 /// once: all succeed, exactly one applies the migrations.
 #[tokio::test(flavor = "multi_thread")]
@@ -701,7 +799,8 @@ async fn racing_migrations_take_turns_and_apply_once() {
             "m20250101_000002_email_case_insensitive_index",
             "m20250101_000003_create_throttle",
             "m20250101_000004_sessions",
-            "m20250101_000005_oauth_accounts"
+            "m20250101_000005_oauth_accounts",
+            "m20261202_160000_accesstoken_user_index"
         ]
     );
 }

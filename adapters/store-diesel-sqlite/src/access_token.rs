@@ -128,8 +128,23 @@ impl AccessTokenStore for SqliteUserStore {
 mod tests {
     use portcullis_store_sql_common::fields::Dialect;
     use portcullis_store_sql_common::sessions::{
-        ADD_SESSION_STAMP_COLUMN, create_access_token_table,
+        ADD_SESSION_STAMP_COLUMN, CREATE_ACCESS_TOKEN_USER_INDEX, create_access_token_table,
     };
+
+    /// A migration's statements: its lines without comments or blanks.
+    fn statements(up: &str) -> String {
+        up.lines()
+            .filter(|line| !line.starts_with("--") && !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The index on a token's user is `store-sql-common`'s, as PostgreSQL's.
+    #[test]
+    fn the_user_index_migration_is_the_shared_ddl() {
+        let up = include_str!("../migrations/2026-12-02-160000_accesstoken_user_index/up.sql");
+        assert_eq!(statements(up).trim(), CREATE_ACCESS_TOKEN_USER_INDEX);
+    }
 
     /// The migration's DDL is the one `store-sql-common` writes (and the
     /// one FastAPI Users' SQLAlchemy adapter creates on SQLite).

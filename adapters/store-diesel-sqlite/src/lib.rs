@@ -64,6 +64,11 @@
 //! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
+//! plus Portcullis' own index on its user, which FastAPI Users' table lacks
+//! (ending a user's sessions and the cascade of a user's deletion find the
+//! user's tokens through it instead of reading them all):
+//! `CREATE INDEX ix_portcullis_accesstoken_user_id ON accesstoken (user_id)`.
+//!
 //! Social login (the [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore)):
 //! FastAPI Users' own `oauth_account` table, as its SQLAlchemy adapter
 //! creates it (an existing one is kept with its rows), and Portcullis'
@@ -103,8 +108,9 @@
 //! [`SqliteUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
 //! students), `portcullis_session_stamp` (0 for them), `accesstoken` and
-//! `oauth_account` if missing, `ix_user_email_lower` and
-//! `ix_oauth_account_oauth_name_account_id`. Diesel records applied migrations in
+//! `oauth_account` if missing, `ix_portcullis_accesstoken_user_id`,
+//! `ix_user_email_lower` and `ix_oauth_account_oauth_name_account_id`.
+//! Diesel records applied migrations in
 //! `__diesel_schema_migrations`.
 //!
 //! # Extra user fields

@@ -150,6 +150,14 @@ fn oauth_account_schema(conn: &mut SqliteConnection) -> Vec<String> {
          FROM pragma_index_list('oauth_account') AS l ORDER BY l.name",
     ));
     schema
+/// [`fastapi_users_made`] with the one index Portcullis adds to
+/// `accesstoken` (on `user_id`: a user's tokens, for sign-out everywhere
+/// and the cascade of a user's deletion).
+fn fastapi_users_made_and_indexed() -> SqliteConnection {
+    let mut conn = fastapi_users_made();
+    conn.batch_execute("CREATE INDEX ix_portcullis_accesstoken_user_id ON accesstoken (user_id);")
+        .unwrap();
+    conn
 }
 
 /// An in-memory database with FastAPI Users' two tables.
@@ -280,10 +288,11 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
             "portcullis_session_stamp BIGINT 1"
         ]
     );
-    // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it.
+    // FastAPI Users' accesstoken table, as its SQLAlchemy adapter makes it,
+    // plus Portcullis' index on the user.
     assert_eq!(
         access_token_schema(&mut conn),
-        access_token_schema(&mut fastapi_users_made())
+        access_token_schema(&mut fastapi_users_made_and_indexed())
     );
     let indexes = text(
         &mut conn,
@@ -673,6 +682,56 @@ where
         .join("; ")
 }
 
+/// Issue 16 (a million users, a session each): the statements the store
+/// sends per request, per sign-out and per purge find their rows through an
+/// index, never reading a whole table — a user's tokens (sign-out
+/// everywhere, revocation, the cascade of a user's deletion) through the
+/// index on `accesstoken.user_id` that FastAPI Users' table lacks. The
+/// statements are the store's own.
+#[test]
+fn session_count_and_user_statements_use_an_index() {
+    use portcullis_store_sql_common::fields::Dialect::Sqlite;
+    use portcullis_store_sql_common::{sessions, throttle};
+    let db = TempDb::new();
+    let mut conn = db.raw();
+    crate::connection::ConnectionSetup {
+        busy_timeout: Duration::from_secs(1),
+    }
+    .apply(&mut conn)
+    .unwrap();
+    crate::migrate::run(&mut conn, &portcullis_domain::UserFields::none()).unwrap();
+    let explain =
+        |conn: &mut SqliteConnection, sql: &str| plan(conn, diesel::sql_query(sql.to_owned()));
+    for (sql, index) in [
+        (
+            sessions::delete_access_tokens_of_sql(Sqlite),
+            "INDEX ix_portcullis_accesstoken_user_id (user_id=?)",
+        ),
+        (
+            sessions::get_access_token_sql(Sqlite),
+            "INDEX sqlite_autoindex_accesstoken_1 (token=?)",
+        ),
+        (
+            sessions::purge_access_tokens_sql(Sqlite),
+            "INDEX ix_accesstoken_created_at (created_at<?)",
+        ),
+        (
+            throttle::purge_sql(Sqlite),
+            "INDEX ix_portcullis_throttle_kind_window_start (kind=? AND window_start<?)",
+        ),
+    ] {
+        // `USING INDEX` or `USING COVERING INDEX`
+        let p = explain(&mut conn, &sql);
+        assert!(p.contains(index), "{sql}: {p}");
+        assert!(!p.contains("SCAN"), "{sql}: {p}");
+    }
+    let by_id = users::table
+        .find("0f8fad5b-d9cb-469f-a165-70867728950e".to_owned())
+        .select(SqliteUserRow::as_select());
+    let p = plan(&mut conn, by_id);
+    assert!(p.contains("INDEX sqlite_autoindex_user_1 (id=?)"), "{p}");
+}
+
 #[test]
 fn lookups_use_the_lower_email_index() {
     use crate::schema::lower;
@@ -762,6 +821,7 @@ async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing()
             "2025-01-01-000002_create_throttle",
             "2025-01-01-000003_sessions",
             "2025-01-01-000004_oauth_accounts",
+            "2026-12-02-160000_accesstoken_user_index",
         ]
     );
     // Listing them twice lists the same, and left no table behind.
@@ -1094,11 +1154,12 @@ mod sessions {
         );
         let user = store.get(id).await.unwrap().unwrap();
         assert_eq!(user.session_stamp, 0, "the column's default");
-        // The table is FastAPI Users' own still.
+        // The table is FastAPI Users' own still, with Portcullis' index on
+        // the user.
         let mut conn = db.raw();
         assert_eq!(
             access_token_schema(&mut conn),
-            access_token_schema(&mut fastapi_users_made())
+            access_token_schema(&mut fastapi_users_made_and_indexed())
         );
 
         // A token Portcullis writes is stored as FastAPI Users writes one.

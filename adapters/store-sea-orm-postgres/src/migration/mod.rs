@@ -8,6 +8,7 @@ mod m20250101_000002_email_case_insensitive_index;
 mod m20250101_000003_create_throttle;
 mod m20250101_000004_sessions;
 mod m20250101_000005_oauth_accounts;
+mod m20261202_160000_accesstoken_user_index;
 
 use portcullis_domain::UserFields;
 use portcullis_store_sql_common::fields::{
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000003_create_throttle::Migration),
             Box::new(m20250101_000004_sessions::Migration),
             Box::new(m20250101_000005_oauth_accounts::Migration),
+            Box::new(m20261202_160000_accesstoken_user_index::Migration),
         ]
     }
 }
