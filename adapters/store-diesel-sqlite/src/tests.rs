@@ -249,7 +249,7 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     let db = TempDb::new();
     let store = SqliteUserStore::open(&db.url()).await.unwrap();
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 5, "{applied:?}");
+    assert_eq!(applied.len(), 6, "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     let mut conn = db.raw();
     let throttle = text(
