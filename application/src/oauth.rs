@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use portcullis_domain::{
-    EmailAddress, OAuthAccount, OAuthAccountStore, OAuthProvider, OAuthProviderError,
-    OAuthState, OAuthStateCodec, OAuthStateError, ProviderIdentity, StoreError, User, UserId,
+    EmailAddress, OAuthAccount, OAuthAccountStore, OAuthProvider, OAuthProviderError, OAuthState,
+    OAuthStateCodec, OAuthStateError, ProviderIdentity, StoreError, User, UserId,
 };
 use subtle::ConstantTimeEq;
 
@@ -231,7 +231,9 @@ impl UserService {
 
     /// Whether `name` is a configured social-login provider.
     pub fn has_oauth_provider(&self, name: &str) -> bool {
-        self.oauth.as_ref().is_some_and(|o| o.provider(name).is_some())
+        self.oauth
+            .as_ref()
+            .is_some_and(|o| o.provider(name).is_some())
     }
 
     fn oauth_provider(&self, name: &str) -> Option<(&OAuth, &Arc<dyn OAuthProvider>)> {
@@ -409,10 +411,13 @@ impl UserService {
                         );
                         return Err(OAuthCallbackError::UserAlreadyExists);
                     }
-                    self.link(oauth, OAuthAccount {
-                        user_id: existing.id,
-                        ..account
-                    })
+                    self.link(
+                        oauth,
+                        OAuthAccount {
+                            user_id: existing.id,
+                            ..account
+                        },
+                    )
                     .await?;
                     tracing::info!(
                         target: AUTH_LOG_TARGET,
@@ -427,10 +432,13 @@ impl UserService {
                     let user = self
                         .create_oauth_user(email, oauth.policy.verified_by_default)
                         .await?;
-                    self.link(oauth, OAuthAccount {
-                        user_id: user.id,
-                        ..account
-                    })
+                    self.link(
+                        oauth,
+                        OAuthAccount {
+                            user_id: user.id,
+                            ..account
+                        },
+                    )
                     .await?;
                     tracing::info!(
                         target: AUTH_LOG_TARGET,
@@ -529,10 +537,13 @@ impl UserService {
                 oauth.accounts.update_oauth_account(&updated).await?;
             }
             None => {
-                self.link(oauth, OAuthAccount {
-                    user_id: user.id,
-                    ..account
-                })
+                self.link(
+                    oauth,
+                    OAuthAccount {
+                        user_id: user.id,
+                        ..account
+                    },
+                )
                 .await?;
             }
         }
@@ -574,7 +585,8 @@ impl UserService {
             .map_err(InfraError::from)?;
         let mut user = User::new(email, hashed);
         user.is_verified = verified;
-        user.fields = self.initial_fields(&Default::default(), portcullis_domain::FieldWriter::User);
+        user.fields =
+            self.initial_fields(&Default::default(), portcullis_domain::FieldWriter::User);
         match self.ports.users.create(user).await {
             Ok(user) => Ok(user),
             Err(StoreError::Conflict) => Err(OAuthCallbackError::UserAlreadyExists),

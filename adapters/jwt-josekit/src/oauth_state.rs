@@ -52,7 +52,8 @@ pub struct JosekitOAuthStateCodec {
 
 impl fmt::Debug for JosekitOAuthStateCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JosekitOAuthStateCodec").finish_non_exhaustive()
+        f.debug_struct("JosekitOAuthStateCodec")
+            .finish_non_exhaustive()
     }
 }
 
@@ -161,11 +162,8 @@ mod tests {
     }
 
     fn codec_at(secs: i64) -> JosekitOAuthStateCodec {
-        JosekitOAuthStateCodec::new(
-            &SecretString::from("s".repeat(32)),
-            Arc::new(At(secs)),
-        )
-        .unwrap()
+        JosekitOAuthStateCodec::new(&SecretString::from("s".repeat(32)), Arc::new(At(secs)))
+            .unwrap()
     }
 
     fn payload_of(token: &str) -> String {
@@ -203,32 +201,42 @@ mod tests {
         };
         let token = codec_at(1_000).issue_state(&state).unwrap();
         assert_eq!(codec_at(4_599).verify_state(&token).unwrap(), state);
-        assert_eq!(codec_at(4_600).verify_state(&token), Err(OAuthStateError::Expired));
+        assert_eq!(
+            codec_at(4_600).verify_state(&token),
+            Err(OAuthStateError::Expired)
+        );
         let mut tampered = token.clone();
         tampered.push('x');
-        assert_eq!(codec_at(1_000).verify_state(&tampered), Err(OAuthStateError::Invalid));
-        let other = JosekitOAuthStateCodec::new(
-            &SecretString::from("t".repeat(32)),
-            Arc::new(At(1_000)),
-        )
-        .unwrap();
+        assert_eq!(
+            codec_at(1_000).verify_state(&tampered),
+            Err(OAuthStateError::Invalid)
+        );
+        let other =
+            JosekitOAuthStateCodec::new(&SecretString::from("t".repeat(32)), Arc::new(At(1_000)))
+                .unwrap();
         assert_eq!(other.verify_state(&token), Err(OAuthStateError::Invalid));
-        assert_eq!(codec_at(1_000).verify_state("nope"), Err(OAuthStateError::Invalid));
+        assert_eq!(
+            codec_at(1_000).verify_state("nope"),
+            Err(OAuthStateError::Invalid)
+        );
     }
 
     #[test]
     fn the_pkce_verifier_is_43_unreserved_characters_keyed_by_the_secret() {
         let v = codec_at(0).pkce_verifier("abc");
         assert_eq!(v.len(), 43);
-        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(v, codec_at(5).pkce_verifier("abc"));
         assert_ne!(v, codec_at(0).pkce_verifier("abd"));
     }
 
     #[test]
     fn a_short_secret_is_refused() {
-        let e = JosekitOAuthStateCodec::new(&SecretString::from("short"), Arc::new(At(0)))
-            .unwrap_err();
+        let e =
+            JosekitOAuthStateCodec::new(&SecretString::from("short"), Arc::new(At(0))).unwrap_err();
         assert!(e.to_string().contains("OAUTH_STATE_SECRET"));
     }
 }
