@@ -253,7 +253,11 @@ impl UserService {
     ) -> Option<(&'a OAuth, &'a Arc<dyn OAuthProvider>, &'a str)> {
         let oauth = self.oauth.as_deref()?;
         let (provider, redirect) = oauth.provider(name)?;
-        Some((oauth, provider, redirect.as_deref().unwrap_or(own_callback_url)))
+        Some((
+            oauth,
+            provider,
+            redirect.as_deref().unwrap_or(own_callback_url),
+        ))
     }
 
     /// `GET /auth/{name}/authorize`: a CSRF token, a state token carrying

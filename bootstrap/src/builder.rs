@@ -11,12 +11,11 @@ use portcullis_application::{
 };
 use portcullis_domain::{
     AccessTokenStore, Clock, InvalidUserField, Mailer, OAuthAccountStore, PasswordHasher,
-    PasswordValidator, Store,
-    SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
+    PasswordValidator, Store, SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
 use portcullis_jwt_josekit::{JosekitOAuthStateCodec, JosekitTokenCodec, TokenSettings};
-use portcullis_oauth::{HttpOAuthProvider, ProviderSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
+use portcullis_oauth::{HttpOAuthProvider, ProviderSettings};
 use portcullis_password::{HasherConfig, PhcPasswordHasher};
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::{SecretSlice, SecretString};
@@ -548,9 +547,10 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
-        let default_memory = self.store.is_none().then(|| {
-            Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
-        });
+        let default_memory = self
+            .store
+            .is_none()
+            .then(|| Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone())));
         let store = self
             .store
             .or_else(|| default_memory.clone().map(|m| m as Arc<dyn Store>));
