@@ -9,7 +9,9 @@
 # Needs Python 3 and pip (the reference's venv is created when missing, as
 # its run.sh does) and PostgreSQL's initdb/pg_ctl for a throwaway cluster
 # (scripts/with-postgres), unless FASTAPI_USERS_PG_URL names an empty
-# database to use (postgres://USER@HOST:PORT/DB; its tables are created).
+# database to use (postgres://USER@HOST:PORT/DB; its tables are created)
+# and FASTAPI_USERS_PG_OAUTH_URL another one for the OAuth table (else a
+# database `fastapi_users_oauth` is created next to the first).
 #
 #   scripts/fastapi_users_schema.sh
 #   FASTAPI_USERS_PG_URL=postgres://postgres@127.0.0.1:8250/fixtures scripts/fastapi_users_schema.sh
@@ -36,10 +38,22 @@ mkdir -p "$out"
 
 capture() {
     (cd "$reference" && PYTHONPATH="$reference" "$venv/bin/python" \
-        "$root/scripts/fastapi_users_sql.py" "$1" "$2" "$out")
+        "$root/scripts/fastapi_users_sql.py" "$1" "$2" "$out" "${3:-routes}")
 }
 
 capture "sqlite+aiosqlite:///$work/fastapi_users.db" sqlite
 echo "== sqlite: $out/sqlite_schema.sql, $out/sqlite_steps.json"
+# The OAuth account table (SQLAlchemyBaseOAuthAccountTableUUID) and its
+# statements, on a database of their own.
+capture "sqlite+aiosqlite:///$work/fastapi_users_oauth.db" sqlite oauth
+echo "== sqlite: $out/sqlite_oauth_schema.sql, $out/sqlite_oauth_steps.json"
 capture "postgresql+asyncpg://${pg_url#*://}" postgres
 echo "== postgres: $out/postgres_schema.sql, $out/postgres_steps.json"
+pg_oauth_url=${FASTAPI_USERS_PG_OAUTH_URL:-}
+if [ -z "$pg_oauth_url" ]; then
+    # A second database on the same server for the OAuth capture.
+    psql -q "$pg_url" -c 'CREATE DATABASE fastapi_users_oauth'
+    pg_oauth_url=${pg_url%/*}/fastapi_users_oauth
+fi
+capture "postgresql+asyncpg://${pg_oauth_url#*://}" postgres oauth
+echo "== postgres: $out/postgres_oauth_schema.sql, $out/postgres_oauth_steps.json"

@@ -34,6 +34,8 @@ import uuid
 from urllib.parse import urlencode
 
 DATABASE_URL, DIALECT, OUT_DIR = sys.argv[1], sys.argv[2], sys.argv[3]
+# `oauth`: capture the OAuth account table instead (see oauth_main).
+MODE = sys.argv[4] if len(sys.argv) > 4 else "routes"
 os.environ["DATABASE_URL"] = DATABASE_URL
 # The reference's own defaults (refapp.py), stated so the fixtures say
 # which secrets minted their tokens.
@@ -46,6 +48,18 @@ os.environ.pop("SMTP_HOST", None)
 
 import refapp  # noqa: E402  (the environment above configures it)
 from sqlalchemy import event  # noqa: E402
+
+if MODE == "oauth":
+    # FastAPI Users' OAuth set-up as its documentation gives it: the
+    # OAuthAccount table (SQLAlchemyBaseOAuthAccountTableUUID) and the
+    # user's `oauth_accounts` relationship, joined-loaded.
+    from fastapi_users_db_sqlalchemy import SQLAlchemyBaseOAuthAccountTableUUID
+    from sqlalchemy.orm import relationship
+
+    class OAuthAccount(SQLAlchemyBaseOAuthAccountTableUUID, refapp.Base):
+        pass
+
+    refapp.User.oauth_accounts = relationship(OAuthAccount, lazy="joined")
 
 recorded = []
 mails = []
@@ -212,4 +226,90 @@ def sqlalchemy_version():
     return sqlalchemy.__version__
 
 
-asyncio.run(main())
+async def oauth_main():
+    """The OAuth account table: its DDL (OUT_DIR/DIALECT_oauth_schema.sql)
+    and the statements of FastAPI Users' SQLAlchemyUserDatabase methods its
+    OAuth router calls (OUT_DIR/DIALECT_oauth_steps.json): on a user its
+    register route created, add_oauth_account, get_by_oauth_account (a
+    known and an unknown account) and update_oauth_account."""
+    os.makedirs(OUT_DIR, exist_ok=True)
+    async with refapp.lifespan(refapp.app):
+        ddl = [r["sql"].strip() for r in recorded
+               if r["sql"].lstrip().upper().startswith("CREATE") and "oauth_account" in r["sql"]]
+        with open(os.path.join(OUT_DIR, f"{DIALECT}_oauth_schema.sql"), "w") as f:
+            f.write(f"-- The OAuth account table FastAPI Users {refapp_version()} "
+                    f"(fastapi-users-db-sqlalchemy {db_adapter_version()}, SQLAlchemy "
+                    f"{sqlalchemy_version()}) creates on {DIALECT}\n"
+                    "-- (SQLAlchemyBaseOAuthAccountTableUUID): the DDL its create_all sent, "
+                    "captured by scripts/fastapi_users_schema.sh. Do not edit.\n")
+            for statement in ddl:
+                f.write(statement + ";\n\n")
+        user = await step("register", "POST", "/api/auth/register", 201,
+                          json_body={"email": "social.user@example.com",
+                                     "password": "social-password-1"})
+
+        async def db_step(name, method):
+            start = len(recorded)
+            async with refapp.session_maker() as session:
+                user_db = refapp.SQLAlchemyUserDatabase(session, refapp.User, OAuthAccount)
+                result = await method(user_db)
+            steps.append({"step": name, "response": result, "statements": recorded[start:]})
+
+        def account_read(account):
+            return {key: getattr(account, key) for key in (
+                "id", "oauth_name", "access_token", "expires_at", "refresh_token",
+                "account_id", "account_email", "user_id")}
+
+        def as_json(value):
+            return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in value.items()}
+
+        async def add(user_db):
+            found = await user_db.get(uuid.UUID(user["id"]))
+            found = await user_db.add_oauth_account(found, {
+                "oauth_name": "github", "access_token": "gho_first_access_token",
+                "expires_at": 1767225600, "refresh_token": None,
+                "account_id": "4242", "account_email": "social.user@example.com"})
+            return [as_json(account_read(a)) for a in found.oauth_accounts]
+
+        async def get_known(user_db):
+            found = await user_db.get_by_oauth_account("github", "4242")
+            return {"id": str(found.id), "email": found.email,
+                    "oauth_accounts": [as_json(account_read(a)) for a in found.oauth_accounts]}
+
+        async def get_unknown(user_db):
+            found = await user_db.get_by_oauth_account("github", "no-such-account")
+            return None if found is None else str(found.id)
+
+        async def update(user_db):
+            found = await user_db.get_by_oauth_account("github", "4242")
+            account = found.oauth_accounts[0]
+            found = await user_db.update_oauth_account(found, account, {
+                "access_token": "gho_second_access_token", "expires_at": 1767229200,
+                "refresh_token": "ghr_refresh_token",
+                "account_email": "Social.User@example.com"})
+            return [as_json(account_read(a)) for a in found.oauth_accounts]
+
+        await db_step("add_oauth_account", add)
+        await db_step("get_by_oauth_account", get_known)
+        await db_step("get_by_oauth_account_unknown", get_unknown)
+        await db_step("update_oauth_account", update)
+
+    with open(os.path.join(OUT_DIR, f"{DIALECT}_oauth_steps.json"), "w") as f:
+        json.dump({
+            "captured_by": "scripts/fastapi_users_schema.sh",
+            "fastapi_users": refapp_version(),
+            "fastapi_users_db_sqlalchemy": db_adapter_version(),
+            "sqlalchemy": sqlalchemy_version(),
+            "dialect": DIALECT,
+            "steps": steps,
+        }, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    await refapp.engine.dispose()
+
+
+def db_adapter_version():
+    from importlib.metadata import version
+    return version("fastapi-users-db-sqlalchemy")
+
+
+asyncio.run(oauth_main() if MODE == "oauth" else main())

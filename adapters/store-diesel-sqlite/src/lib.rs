@@ -1,7 +1,8 @@
 //! The default user store: [`SqliteUserStore`], a
 //! [`UserRepository`](portcullis_domain::UserRepository),
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) and
-//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) in an SQLite
+//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) (and
+//! [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore)) in an SQLite
 //! database through Diesel 2 and an r2d2 connection pool, with embedded
 //! migrations.
 //!
@@ -63,6 +64,27 @@
 //! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
+//! Social login (the [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore)):
+//! FastAPI Users' own `oauth_account` table, as its SQLAlchemy adapter
+//! creates it (an existing one is kept with its rows), and Portcullis'
+//! unique index on the provider account (the migration refuses, naming
+//! them, a table that links one account twice):
+//!
+//! ```sql
+//! CREATE TABLE oauth_account (
+//!     id CHAR(36) NOT NULL, user_id CHAR(36) NOT NULL,
+//!     oauth_name VARCHAR(100) NOT NULL, access_token VARCHAR(1024) NOT NULL,
+//!     expires_at INTEGER, refresh_token VARCHAR(1024),
+//!     account_id VARCHAR(320) NOT NULL, account_email VARCHAR(320) NOT NULL,
+//!     PRIMARY KEY (id),
+//!     FOREIGN KEY(user_id) REFERENCES user (id) ON DELETE cascade
+//! );
+//! CREATE INDEX ix_oauth_account_account_id ON oauth_account (account_id);  -- FastAPI Users'
+//! CREATE INDEX ix_oauth_account_oauth_name ON oauth_account (oauth_name);  -- FastAPI Users'
+//! CREATE UNIQUE INDEX ix_oauth_account_oauth_name_account_id
+//!     ON oauth_account (oauth_name, account_id);                           -- Portcullis'
+//! ```
+//!
 //! Beside it, Portcullis' own table of failed-login and mail windows (the
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), shared by every
 //! process on the file; FastAPI Users ignores it), whose statements live in
@@ -80,8 +102,9 @@
 //!
 //! [`SqliteUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
-//! students), `portcullis_session_stamp` (0 for them), `accesstoken` if
-//! missing and `ix_user_email_lower`. Diesel records applied migrations in
+//! students), `portcullis_session_stamp` (0 for them), `accesstoken` and
+//! `oauth_account` if missing, `ix_user_email_lower` and
+//! `ix_oauth_account_oauth_name_account_id`. Diesel records applied migrations in
 //! `__diesel_schema_migrations`.
 //!
 //! # Extra user fields
@@ -142,6 +165,7 @@ mod email_key;
 mod error;
 mod location;
 mod migrate;
+mod oauth_account;
 mod schema;
 mod store;
 #[cfg(test)]

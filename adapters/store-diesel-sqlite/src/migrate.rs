@@ -10,6 +10,9 @@ use portcullis_domain::{FieldSpec, UserFields};
 use portcullis_store_sql_common::fields::{
     Dialect, ExistingColumn, add_column_sql, check_existing_column,
 };
+use portcullis_store_sql_common::oauth::{
+    OAUTH_ACCOUNT_TABLE, OAUTH_ACCOUNT_UNIQUE_INDEX, duplicate_links_refusal, duplicate_links_sql,
+};
 use portcullis_store_sql_common::{FASTAPI_USERS_COLUMNS, ROLE_COLUMN};
 
 /// The SQL in `adapters/store-diesel-sqlite/migrations/`, compiled in.
@@ -61,6 +64,7 @@ pub(crate) fn run(
 ) -> Result<Vec<String>, MigrateError> {
     conn.immediate_transaction(|conn| {
         adopt_existing_table(conn)?;
+        refuse_duplicate_links(conn)?;
         let applied: Vec<String> = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| MigrateError(e.to_string()))?
@@ -95,6 +99,8 @@ fn pending_in(
     conn: &mut SqliteConnection,
     fields: &UserFields,
 ) -> Result<Vec<String>, MigrateError> {
+    // What `run` would refuse, check-config reports.
+    refuse_duplicate_links(conn)?;
     let mut pending: Vec<String> = conn
         .pending_migrations(MIGRATIONS)
         .map_err(|e| MigrateError(e.to_string()))?
@@ -196,6 +202,46 @@ fn adopt_existing_table(conn: &mut SqliteConnection) -> Result<(), MigrateError>
         refuse_same_account_twice(conn)?;
     }
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Link {
+    #[diesel(sql_type = Text)]
+    oauth_name: String,
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    links: String,
+}
+
+/// An `oauth_account` table FastAPI Users made may link one provider
+/// account more than once (it only looks before it links). Before
+/// Portcullis' unique index on (`oauth_name`, `account_id`) is first
+/// created, such accounts are looked for, and the migration refuses,
+/// naming them, with nothing changed: which link to keep is the operator's
+/// call, not the migration's.
+fn refuse_duplicate_links(conn: &mut SqliteConnection) -> Result<(), MigrateError> {
+    let named = |conn: &mut SqliteConnection, kind: &str, name: &str| {
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = ? AND name = ?")
+            .bind::<Text, _>(kind.to_owned())
+            .bind::<Text, _>(name.to_owned())
+            .load::<Name>(conn)
+            .map(|found| !found.is_empty())
+    };
+    if !named(conn, "table", OAUTH_ACCOUNT_TABLE)?
+        || named(conn, "index", OAUTH_ACCOUNT_UNIQUE_INDEX)?
+    {
+        return Ok(());
+    }
+    let duplicates: Vec<(String, String, String)> = diesel::sql_query(duplicate_links_sql())
+        .load::<Link>(conn)?
+        .into_iter()
+        .map(|l| (l.oauth_name, l.account_id, l.links))
+        .collect();
+    match duplicate_links_refusal(&duplicates) {
+        Some(refusal) => Err(MigrateError(refusal)),
+        None => Ok(()),
+    }
 }
 
 fn refuse_same_account_twice(conn: &mut SqliteConnection) -> Result<(), MigrateError> {

@@ -11,7 +11,9 @@ use diesel::sql_types::{Integer, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use std::error::Error;
 
-use portcullis_domain::{EmailAddress, Role, StoreError, User, UserPatch, UserRepository};
+use portcullis_domain::{
+    EmailAddress, OAuthAccountStore, Role, StoreError, User, UserPatch, UserRepository,
+};
 use portcullis_store_sql_common::CorruptRow;
 
 use crate::error::Failure;
@@ -123,6 +125,33 @@ fn access_token_schema(conn: &mut SqliteConnection) -> Vec<String> {
     schema
 }
 
+/// FastAPI Users' `oauth_account` table as SQLAlchemy 2.0 emits it for
+/// `SQLAlchemyBaseOAuthAccountTableUUID` on SQLite (captured from it).
+const FASTAPI_USERS_OAUTH_DDL: &str =
+    include_str!("../../../tests/fixtures/fastapi_users_sql/sqlite_oauth_schema.sql");
+
+/// `oauth_account`'s columns, foreign key and indexes (with their
+/// columns), as SQLite describes them.
+fn oauth_account_schema(conn: &mut SqliteConnection) -> Vec<String> {
+    let mut schema = text(
+        conn,
+        "SELECT cid || ' ' || name || ' ' || type || ' ' || \"notnull\" || ' ' || pk || ' ' || \
+         coalesce(dflt_value, '-') AS v FROM pragma_table_info('oauth_account') ORDER BY cid",
+    );
+    schema.extend(text(
+        conn,
+        "SELECT \"table\" || '(' || \"to\" || ') from ' || \"from\" || ' on delete ' || on_delete AS v \
+         FROM pragma_foreign_key_list('oauth_account')",
+    ));
+    schema.extend(text(
+        conn,
+        "SELECT l.name || ' ' || l.\"unique\" || ' ' || l.origin || ' ' || \
+         (SELECT group_concat(name, ',') FROM pragma_index_info(l.name)) AS v \
+         FROM pragma_index_list('oauth_account') AS l ORDER BY l.name",
+    ));
+    schema
+}
+
 /// An in-memory database with FastAPI Users' two tables.
 fn fastapi_users_made() -> SqliteConnection {
     let mut conn = SqliteConnection::establish(":memory:").unwrap();
@@ -212,7 +241,7 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
     let db = TempDb::new();
     let store = SqliteUserStore::open(&db.url()).await.unwrap();
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 4, "{applied:?}");
+    assert_eq!(applied.len(), 5, "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     let mut conn = db.raw();
     let throttle = text(
@@ -268,6 +297,21 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harml
             "CREATE UNIQUE INDEX ix_user_email_lower ON user (lower(email))"
         ]
     );
+    // FastAPI Users' oauth_account table, as its SQLAlchemy adapter makes it
+    // (the DDL captured from it), and Portcullis' unique index beside.
+    let mut fastapi_users = SqliteConnection::establish(":memory:").unwrap();
+    fastapi_users.batch_execute(FASTAPI_USERS_DDL).unwrap();
+    fastapi_users
+        .batch_execute(FASTAPI_USERS_OAUTH_DDL)
+        .unwrap();
+    let ours = oauth_account_schema(&mut conn);
+    let theirs = oauth_account_schema(&mut fastapi_users);
+    let unique = "ix_oauth_account_oauth_name_account_id 1 c oauth_name,account_id".to_owned();
+    let mut expected: Vec<String> = theirs.into_iter().chain([unique]).collect();
+    expected.sort();
+    let mut ours = ours;
+    ours.sort();
+    assert_eq!(ours, expected);
     // Stored as FastAPI Users stores it: text UUID, hyphenated lowercase; 0/1.
     let ann = store.create(user("Ann@example.com")).await.unwrap();
     let row = text(
@@ -372,6 +416,103 @@ async fn adopting_a_table_with_one_account_stored_twice_names_the_clash_and_chan
         .is_empty(),
         "rolled back"
     );
+}
+
+/// Two links of one provider account, as FastAPI Users may have written
+/// them (it only looks before it links), and a third, single link.
+const TWICE_LINKED: &str = "
+INSERT INTO user VALUES ('10e80a18-88e2-496b-9ab7-b1c109d6d5ea', 'ann@example.com', 'h', 1, 0, 0);
+INSERT INTO user VALUES ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'bob@example.com', 'h', 1, 0, 0);
+INSERT INTO oauth_account VALUES ('a0000000-0000-4000-8000-000000000001', '10e80a18-88e2-496b-9ab7-b1c109d6d5ea', 'github', 't1', NULL, NULL, '4242', 'ann@example.com');
+INSERT INTO oauth_account VALUES ('a0000000-0000-4000-8000-000000000002', '18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'github', 't2', 1767225600, 'r2', '4242', 'bob@example.com');
+INSERT INTO oauth_account VALUES ('a0000000-0000-4000-8000-000000000003', '18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'google', 't3', NULL, NULL, '4242', 'bob@example.com');";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopting_oauth_accounts_linked_twice_names_them_and_changes_nothing() {
+    let db = TempDb::new();
+    {
+        let mut conn = db.raw();
+        conn.batch_execute(FASTAPI_USERS_DDL).unwrap();
+        conn.batch_execute(FASTAPI_USERS_OAUTH_DDL).unwrap();
+        conn.batch_execute(TWICE_LINKED).unwrap();
+    }
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    // check-config's view says the same as migrate.
+    let listed = store.pending_migrations().await.unwrap_err().to_string();
+    let err = store.migrate().await.unwrap_err();
+    let text_ = err.to_string();
+    assert!(matches!(err, SqliteStoreError::Migration { .. }), "{text_}");
+    for said in [&text_, &listed] {
+        assert!(
+            said.contains("1 provider account(s) are linked more than once"),
+            "{said}"
+        );
+        assert!(said.contains("github account \"4242\": 2 links"), "{said}");
+        assert!(said.contains("Nothing was changed"), "{said}");
+    }
+    assert!(!text_.contains("google"), "{text_}");
+    let mut conn = db.raw();
+    assert!(
+        text(
+            &mut conn,
+            "SELECT name AS v FROM pragma_table_info('user') WHERE name = 'role'"
+        )
+        .is_empty(),
+        "rolled back"
+    );
+    assert_eq!(
+        text(&mut conn, "SELECT count(*) AS v FROM oauth_account"),
+        ["3"]
+    );
+    // The operator keeps one link; then the table is adopted with its rows.
+    conn.batch_execute(
+        "DELETE FROM oauth_account WHERE id = 'a0000000-0000-4000-8000-000000000002'",
+    )
+    .unwrap();
+    store.migrate().await.unwrap();
+    let bob = portcullis_domain::UserId::from_uuid(
+        "18418b53-acf3-4f70-a87a-5c81b0b0fadf".parse().unwrap(),
+    );
+    let kept = store.oauth_accounts_of(bob).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].oauth_name.as_str(), kept[0].access_token.as_str()),
+        ("google", "t3")
+    );
+    let ann = store
+        .get_oauth_account("github", "4242")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.account_email, "ann@example.com");
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT name AS v FROM sqlite_master WHERE name = 'ix_oauth_account_oauth_name_account_id'"
+        ),
+        ["ix_oauth_account_oauth_name_account_id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_oauth_account_row_is_unavailable_not_a_panic() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    db.raw()
+        .batch_execute(&format!(
+            "INSERT INTO oauth_account VALUES ('not-a-uuid', '{}', 'github', 't', NULL, NULL, '1', 'a@example.com')",
+            ann.id
+        ))
+        .unwrap();
+    assert!(matches!(
+        store.get_oauth_account("github", "1").await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.oauth_accounts_of(ann.id).await,
+        Err(StoreError::Unavailable(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,6 +761,7 @@ async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing()
             "2025-01-01-000001_email_case_insensitive_index",
             "2025-01-01-000002_create_throttle",
             "2025-01-01-000003_sessions",
+            "2025-01-01-000004_oauth_accounts",
         ]
     );
     // Listing them twice lists the same, and left no table behind.

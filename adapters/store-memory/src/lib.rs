@@ -1,4 +1,4 @@
-//! In-memory [`UserRepository`]: for tests, demos and `DATABASE_URL=memory://`.
+//! In-memory [`UserRepository`] (and the other store ports): for tests, demos and `DATABASE_URL=memory://`.
 //! Everything is lost when the process ends.
 //!
 //! Depends on the domain only. The e-mail clash is decided under the same
@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValues, StoreError, ThrottleKind,
-    ThrottleLedger, ThrottleWindow, User, UserFields, UserId, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValues, OAuthAccount,
+    OAuthAccountStore, StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserFields,
+    UserId, UserPatch, UserRepository,
 };
+use uuid::Uuid;
 
 #[derive(Default)]
 struct Tables {
@@ -25,6 +27,10 @@ struct Tables {
     throttle: HashMap<(ThrottleKind, String), ThrottleWindow>,
     /// The [`AccessTokenStore`]'s tokens, by token.
     access_tokens: HashMap<String, AccessTokenRecord>,
+    /// The [`OAuthAccountStore`]'s accounts, by row id.
+    oauth_accounts: HashMap<Uuid, OAuthAccount>,
+    /// (`oauth_name`, `account_id`) → row id: the unique index.
+    oauth_by_provider: HashMap<(String, String), Uuid>,
 }
 
 /// A user store held in memory.
@@ -189,6 +195,19 @@ impl UserRepository for MemoryUserStore {
         tables.by_email.remove(&user.email.key());
         // ON DELETE CASCADE, as the SQL stores' `accesstoken.user_id`.
         tables.access_tokens.retain(|_, t| t.user_id != id);
+        // Likewise `oauth_account.user_id`.
+        let Tables {
+            oauth_accounts,
+            oauth_by_provider,
+            ..
+        } = &mut *tables;
+        oauth_accounts.retain(|_, a| {
+            let keep = a.user_id != id;
+            if !keep {
+                oauth_by_provider.remove(&(a.oauth_name.clone(), a.account_id.clone()));
+            }
+            keep
+        });
         Ok(())
     }
 
@@ -328,6 +347,65 @@ impl AccessTokenStore for MemoryUserStore {
         let before = tables.access_tokens.len();
         tables.access_tokens.retain(|_, t| t.created_at >= cutoff);
         Ok(u64::try_from(before - tables.access_tokens.len()).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl OAuthAccountStore for MemoryUserStore {
+    async fn get_oauth_account(
+        &self,
+        oauth_name: &str,
+        account_id: &str,
+    ) -> Result<Option<OAuthAccount>, StoreError> {
+        let tables = self.lock()?;
+        Ok(tables
+            .oauth_by_provider
+            .get(&(oauth_name.to_owned(), account_id.to_owned()))
+            .and_then(|id| tables.oauth_accounts.get(id))
+            .cloned())
+    }
+
+    async fn oauth_accounts_of(&self, user: UserId) -> Result<Vec<OAuthAccount>, StoreError> {
+        let tables = self.lock()?;
+        let mut accounts: Vec<OAuthAccount> = tables
+            .oauth_accounts
+            .values()
+            .filter(|a| a.user_id == user)
+            .cloned()
+            .collect();
+        accounts.sort_by(|a, b| {
+            (&a.oauth_name, &a.account_id, a.id).cmp(&(&b.oauth_name, &b.account_id, b.id))
+        });
+        Ok(accounts)
+    }
+
+    async fn add_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        if !tables.users.contains_key(&account.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        let key = (account.oauth_name.clone(), account.account_id.clone());
+        if tables.oauth_by_provider.contains_key(&key)
+            || tables.oauth_accounts.contains_key(&account.id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        tables.oauth_by_provider.insert(key, account.id);
+        tables.oauth_accounts.insert(account.id, account.clone());
+        Ok(())
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        let mut tables = self.lock()?;
+        let stored = tables
+            .oauth_accounts
+            .get_mut(&account.id)
+            .ok_or(StoreError::NotFound)?;
+        stored.access_token.clone_from(&account.access_token);
+        stored.expires_at = account.expires_at;
+        stored.refresh_token.clone_from(&account.refresh_token);
+        stored.account_email.clone_from(&account.account_email);
+        Ok(())
     }
 }
 

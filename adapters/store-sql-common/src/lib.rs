@@ -7,7 +7,9 @@
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), in the table
 //! `portcullis_throttle` ([`throttle`]); FastAPI Users' `accesstoken` table
 //! (the [`AccessTokenStore`](portcullis_domain::AccessTokenStore)) and the
-//! session stamp column ([`sessions`]).
+//! session stamp column ([`sessions`]); FastAPI Users' `oauth_account`
+//! table (the [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore))
+//! and Portcullis' unique index on it ([`oauth`]).
 //!
 //! Each store turns its driver's row type (a Diesel `Queryable`, a SeaORM
 //! `Model`) into a [`UserRow`] field by field; the rules of the mapping live
@@ -29,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod fields;
+pub mod oauth;
 pub mod sessions;
 pub mod throttle;
 

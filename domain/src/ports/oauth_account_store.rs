@@ -70,7 +70,9 @@ pub trait OAuthAccountStore: Send + Sync {
         account_id: &str,
     ) -> Result<Option<OAuthAccount>, StoreError>;
 
-    /// Every account linked to `user`, oldest first.
+    /// Every account linked to `user`, ordered by `oauth_name`, then
+    /// `account_id` (byte order; FastAPI Users' table keeps no link time to
+    /// order by age).
     async fn oauth_accounts_of(&self, user: UserId) -> Result<Vec<OAuthAccount>, StoreError>;
 
     /// Links a new account (see the contract for `Conflict` and `NotFound`).
