@@ -272,7 +272,7 @@ fn random_secret() -> Result<SecretString, String> {
 
 /// The name a provider's variables carry: `OAUTH_<NAME>_…` with `NAME`
 /// upper-cased and `-` as `_`.
-fn oauth_var(name: &str, suffix: &str) -> String {
+pub(crate) fn oauth_var(name: &str, suffix: &str) -> String {
     format!(
         "OAUTH_{}_{suffix}",
         name.to_ascii_uppercase().replace('-', "_")
@@ -1253,5 +1253,136 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "LOG_FORMAT: cannot read \"yaml\": expected text or json");
+    }
+
+    #[test]
+    fn oauth_providers_are_read_with_their_presets_and_defaults() {
+        let config = Config::from_vars([
+            ("OAUTH_PROVIDERS", " github , corp-sso,plain "),
+            ("OAUTH_GITHUB_CLIENT_ID", "gh"),
+            ("OAUTH_GITHUB_CLIENT_SECRET", "gh-secret"),
+            ("OAUTH_CORP_SSO_KIND", "OIDC"),
+            ("OAUTH_CORP_SSO_ISSUER", "https://sso.corp.test/realm"),
+            ("OAUTH_CORP_SSO_CLIENT_ID", "corp"),
+            ("OAUTH_CORP_SSO_SCOPES", "openid email,groups"),
+            ("OAUTH_CORP_SSO_REDIRECT_URL", "https://app.corp.test/cb"),
+            ("OAUTH_PLAIN_KIND", "oauth2"),
+            ("OAUTH_PLAIN_AUTHORIZE_URL", "https://p.test/a"),
+            ("OAUTH_PLAIN_TOKEN_URL", "https://p.test/t"),
+            ("OAUTH_PLAIN_USERINFO_URL", "https://p.test/u"),
+            ("OAUTH_PLAIN_CLIENT_ID", "plain"),
+            ("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"),
+            ("OAUTH_ASSOCIATE_BY_EMAIL", "true"),
+        ])
+        .unwrap();
+        let oauth = &config.oauth;
+        assert!(oauth.associate_by_email && !oauth.verified_by_default);
+        assert!(!oauth.state_secret.as_ref().unwrap().generated);
+        let [github, corp, plain] = &oauth.providers[..] else {
+            panic!("{:?}", oauth.providers)
+        };
+        assert_eq!(github.name, "github");
+        assert_eq!(github.kind, ProviderKind::github());
+        assert_eq!(github.client_secret, "gh-secret");
+        assert_eq!(github.effective_scopes(), ["user:email"]);
+        assert_eq!(github.redirect_url, None);
+        assert_eq!(
+            corp.kind,
+            ProviderKind::Oidc {
+                issuer: "https://sso.corp.test/realm".into()
+            }
+        );
+        assert_eq!(corp.scopes, ["openid", "email", "groups"]);
+        assert_eq!(
+            corp.redirect_url.as_deref(),
+            Some("https://app.corp.test/cb")
+        );
+        assert_eq!(
+            plain.kind,
+            ProviderKind::OAuth2 {
+                authorize_url: "https://p.test/a".into(),
+                token_url: "https://p.test/t".into(),
+                userinfo_url: "https://p.test/u".into(),
+            }
+        );
+        assert_eq!(plain.client_secret, "");
+        // Google's preset by name.
+        let config = Config::from_vars([
+            ("OAUTH_PROVIDERS", "google"),
+            ("OAUTH_GOOGLE_CLIENT_ID", "g"),
+        ])
+        .unwrap();
+        assert_eq!(config.oauth.providers[0].kind, ProviderKind::google());
+        assert!(
+            config.oauth.state_secret.unwrap().generated,
+            "made up outside production"
+        );
+        // No provider: nothing else is read.
+        let config = Config::from_vars([("OAUTH_GITHUB_KIND", "nonsense")]).unwrap();
+        assert!(config.oauth.providers.is_empty() && config.oauth.state_secret.is_none());
+    }
+
+    #[test]
+    fn oauth_errors_name_the_variable() {
+        let base = [
+            ("OAUTH_PROVIDERS", "acme"),
+            ("OAUTH_ACME_KIND", "oauth2"),
+            ("OAUTH_ACME_CLIENT_ID", "c"),
+            ("OAUTH_ACME_AUTHORIZE_URL", "https://p.test/a"),
+            ("OAUTH_ACME_TOKEN_URL", "https://p.test/t"),
+            ("OAUTH_ACME_USERINFO_URL", "https://p.test/u"),
+        ];
+        assert!(Config::from_vars(base).is_ok());
+        for (vars, var) in [
+            (
+                without(&base, "OAUTH_ACME_CLIENT_ID"),
+                "OAUTH_ACME_CLIENT_ID",
+            ),
+            (without(&base, "OAUTH_ACME_KIND"), "OAUTH_ACME_KIND"),
+            (with(&base, "OAUTH_ACME_KIND", "saml"), "OAUTH_ACME_KIND"),
+            (
+                without(&base, "OAUTH_ACME_TOKEN_URL"),
+                "OAUTH_ACME_TOKEN_URL",
+            ),
+            (
+                with(&base, "OAUTH_ACME_USERINFO_URL", "ftp://x"),
+                "OAUTH_ACME_USERINFO_URL",
+            ),
+            (
+                with(&base, "OAUTH_ACME_REDIRECT_URL", "not a url"),
+                "OAUTH_ACME_REDIRECT_URL",
+            ),
+            (
+                with(&base, "OAUTH_PROVIDERS", "acme,acme"),
+                "OAUTH_PROVIDERS",
+            ),
+            (with(&base, "OAUTH_PROVIDERS", "cookie"), "OAUTH_PROVIDERS"),
+            (with(&base, "OAUTH_PROVIDERS", "Acme"), "OAUTH_PROVIDERS"),
+            (
+                with(&base, "OAUTH_STATE_SECRET", "short"),
+                "OAUTH_STATE_SECRET",
+            ),
+            (
+                with(&base, "OAUTH_ASSOCIATE_BY_EMAIL", "maybe"),
+                "OAUTH_ASSOCIATE_BY_EMAIL",
+            ),
+            (
+                with(&base, "OAUTH_VERIFIED_BY_DEFAULT", "2"),
+                "OAUTH_VERIFIED_BY_DEFAULT",
+            ),
+        ] {
+            let e = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                e.starts_with(var) || e.contains(&format!("{var} ")),
+                "{var}: {e}"
+            );
+        }
+        // Production: a provider needs a state secret.
+        let mut prod = production();
+        prod.extend(base);
+        let e = Config::from_vars(prod.clone()).unwrap_err().to_string();
+        assert!(e.contains("OAUTH_STATE_SECRET"), "{e}");
+        prod.push(("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"));
+        assert!(Config::from_vars(prod).is_ok());
     }
 }
