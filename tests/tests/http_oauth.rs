@@ -885,14 +885,19 @@ async fn associate_refuses_an_account_of_another_user_and_a_state_of_another_use
     if let Some(accounts) = stored_accounts(&app, &TestApp::id_of(&di)).await {
         assert!(accounts.is_empty(), "{accounts:?}");
     }
-    assert_linked(
-        &app,
-        &provider,
-        &TestApp::id_of(&cy),
-        "shared-1",
-        "cy@example.com",
-    )
-    .await;
+    // Cy's link is untouched: still Cy's, with the tokens of Cy's login
+    // (not those of Di's refused exchange, the provider's last ones).
+    if let Some(accounts) = stored_accounts(&app, &TestApp::id_of(&cy)).await {
+        let [account] = &accounts[..] else {
+            panic!("{accounts:?}")
+        };
+        assert_eq!(account.account_id, "shared-1");
+        assert_eq!(account.account_email, "cy@example.com");
+        let issued = provider.issued_tokens();
+        assert!(issued.len() >= 2, "{issued:?}");
+        let cys = &issued[issued.len() - 2];
+        assert_eq!(account.access_token, cys["access_token"].as_str().unwrap());
+    }
 
     // A state issued to Di, used by Cy: FastAPI Users' bare 400.
     provider.set_identity(Identity::new("other-2").email("x@example.com"));
