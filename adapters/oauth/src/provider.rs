@@ -465,3 +465,103 @@ impl OAuthProvider for HttpOAuthProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::settings::Timeouts;
+
+    #[test]
+    fn the_account_id_is_sub_or_id_as_a_string_or_a_number() {
+        assert_eq!(
+            id_of(&json!({"sub": "s-1", "id": 2}), &["sub", "id"]).as_deref(),
+            Some("s-1")
+        );
+        assert_eq!(
+            id_of(&json!({"id": 583231}), &["sub", "id"]).as_deref(),
+            Some("583231")
+        );
+        assert_eq!(
+            id_of(&json!({"sub": "", "id": "x"}), &["sub", "id"]).as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            id_of(&json!({"sub": null, "id": true}), &["sub", "id"]),
+            None
+        );
+    }
+
+    #[test]
+    fn only_a_true_email_verified_counts() {
+        for (info, verified) in [
+            (json!({"email_verified": true}), true),
+            (json!({"email_verified": "TRUE"}), true),
+            (json!({"email_verified": false}), false),
+            (json!({"email_verified": "yes"}), false),
+            (json!({}), false),
+        ] {
+            assert_eq!(verified_claim(&info), verified, "{info}");
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_when_the_provider_is_made() {
+        let settings = |kind| ProviderSettings::new("p", kind, "id", "");
+        let e = HttpOAuthProvider::new(settings(ProviderKind::OAuth2 {
+            authorize_url: "https://p.test/a".into(),
+            token_url: "not a url".into(),
+            userinfo_url: "https://p.test/u".into(),
+        }))
+        .unwrap_err();
+        assert!(e.contains("not a url"), "{e}");
+        assert!(HttpOAuthProvider::new(settings(ProviderKind::github())).is_ok());
+        assert!(HttpOAuthProvider::new(settings(ProviderKind::google())).is_ok());
+        assert_eq!(
+            Timeouts::default().request,
+            std::time::Duration::from_secs(10)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_authorization_url_carries_state_scopes_redirect_and_the_s256_challenge() {
+        let mut settings = ProviderSettings::new("gh", ProviderKind::github(), "client-1", "s");
+        settings.scopes = vec!["read:user".into(), "user:email".into()];
+        let provider = HttpOAuthProvider::new(settings).unwrap();
+        let verifier = "v".repeat(43);
+        let url = provider
+            .authorization_url("https://app.test/cb", "the-state", None, &verifier)
+            .await
+            .unwrap();
+        let url = url::Url::parse(&url).unwrap();
+        assert_eq!(
+            url.as_str().split('?').next(),
+            Some(crate::GITHUB_AUTHORIZE_URL)
+        );
+        let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["client_id"], "client-1");
+        assert_eq!(query["state"], "the-state");
+        assert_eq!(query["redirect_uri"], "https://app.test/cb");
+        assert_eq!(query["scope"], "read:user user:email");
+        assert_eq!(query["response_type"], "code");
+        assert_eq!(query["code_challenge_method"], "S256");
+        let challenge =
+            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier));
+        assert_eq!(query["code_challenge"], challenge.as_str());
+        // Scopes of the request win.
+        let url = provider
+            .authorization_url(
+                "https://app.test/cb",
+                "s",
+                Some(vec!["repo".into()]),
+                &"v".repeat(43),
+            )
+            .await
+            .unwrap();
+        assert!(
+            url.contains("scope=repo&") || url.ends_with("scope=repo"),
+            "{url}"
+        );
+    }
+}
