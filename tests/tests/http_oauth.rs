@@ -726,12 +726,15 @@ async fn an_inactive_user_is_login_bad_credentials() {
 // ----- the provider failing -----
 
 #[actix_web::test]
-async fn a_provider_answering_500_is_a_clear_4xx_or_502() {
+async fn a_provider_answering_500_is_a_502_and_its_refusal_a_400() {
     let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
     for endpoint in [Endpoint::Token, Endpoint::Userinfo] {
+        // A 5xx (here with an RFC 6749 error body) is the provider's
+        // outage, not its refusal: 502.
         provider.set_fault(endpoint, Fault::ServerError);
         let res = social_login(&app, &provider).await;
         assert_provider_failure(&res);
+        assert_eq!(res.status, 502, "{endpoint:?} answering 500: {}", res.text());
         provider.clear_fault(endpoint);
     }
     // A provider's refusal of the code (its 400) is not an outage.
