@@ -40,7 +40,7 @@ pub struct OAuthPolicy {
 /// [`UserService::with_oauth`].
 #[derive(Clone)]
 pub struct OAuth {
-    providers: BTreeMap<String, Arc<dyn OAuthProvider>>,
+    providers: BTreeMap<String, (Arc<dyn OAuthProvider>, Option<String>)>,
     accounts: Arc<dyn OAuthAccountStore>,
     state: Arc<dyn OAuthStateCodec>,
     policy: OAuthPolicy,
@@ -63,9 +63,16 @@ impl OAuth {
     }
 
     /// The same, with `provider` under its [`name`](OAuthProvider::name)
-    /// (replacing one of the same name).
-    pub fn with_provider(mut self, provider: Arc<dyn OAuthProvider>) -> Self {
-        self.providers.insert(provider.name().to_owned(), provider);
+    /// (replacing one of the same name), sending the browser back to
+    /// `redirect_url` (`OAUTH_<NAME>_REDIRECT_URL`; `None`: the callback
+    /// route's own URL, which the HTTP adapter passes to the use cases).
+    pub fn with_provider(
+        mut self,
+        provider: Arc<dyn OAuthProvider>,
+        redirect_url: Option<String>,
+    ) -> Self {
+        self.providers
+            .insert(provider.name().to_owned(), (provider, redirect_url));
         self
     }
 
@@ -79,7 +86,7 @@ impl OAuth {
         self.policy
     }
 
-    fn provider(&self, name: &str) -> Option<&Arc<dyn OAuthProvider>> {
+    fn provider(&self, name: &str) -> Option<&(Arc<dyn OAuthProvider>, Option<String>)> {
         self.providers.get(name)
     }
 }
@@ -109,9 +116,10 @@ pub struct OAuthCallback<'a> {
     pub state: &'a str,
     /// The `fastapiusersoauthcsrf` cookie, if sent.
     pub csrf_cookie: Option<&'a str>,
-    /// The redirect URL the authorize step used (the same must be sent to
-    /// the token endpoint).
-    pub redirect_url: &'a str,
+    /// The callback route's own URL: the redirect URL sent to the token
+    /// endpoint unless the provider has one configured (the same as the
+    /// authorize step's).
+    pub callback_url: &'a str,
 }
 
 impl std::fmt::Debug for OAuthCallback<'_> {
@@ -236,22 +244,34 @@ impl UserService {
             .is_some_and(|o| o.provider(name).is_some())
     }
 
-    fn oauth_provider(&self, name: &str) -> Option<(&OAuth, &Arc<dyn OAuthProvider>)> {
+    /// The provider `name`, and the redirect URL to use: its configured
+    /// one, else `own_callback_url`.
+    fn oauth_provider<'a>(
+        &'a self,
+        name: &str,
+        own_callback_url: &'a str,
+    ) -> Option<(&'a OAuth, &'a Arc<dyn OAuthProvider>, &'a str)> {
         let oauth = self.oauth.as_deref()?;
-        Some((oauth, oauth.provider(name)?))
+        let (provider, redirect) = oauth.provider(name)?;
+        Some((
+            oauth,
+            provider,
+            redirect.as_deref().unwrap_or(own_callback_url),
+        ))
     }
 
     /// `GET /auth/{name}/authorize`: a CSRF token, a state token carrying
-    /// it, and the provider's authorization URL for `redirect_url` (the
-    /// callback), `scopes` (the configured ones when `None`) and PKCE S256.
+    /// it, and the provider's authorization URL for the provider's
+    /// configured redirect URL, else `callback_url` (the callback route's
+    /// own URL), `scopes` (the configured ones when `None`) and PKCE S256.
     #[tracing::instrument(skip_all, fields(provider = provider))]
     pub async fn oauth_authorize(
         &self,
         provider: &str,
-        redirect_url: &str,
+        callback_url: &str,
         scopes: Option<Vec<String>>,
     ) -> Result<OAuthAuthorization, OAuthAuthorizeError> {
-        self.authorize_for(provider, None, redirect_url, scopes)
+        self.authorize_for(provider, None, callback_url, scopes)
             .await
     }
 
@@ -263,10 +283,10 @@ impl UserService {
         &self,
         provider: &str,
         user: &User,
-        redirect_url: &str,
+        callback_url: &str,
         scopes: Option<Vec<String>>,
     ) -> Result<OAuthAuthorization, OAuthAuthorizeError> {
-        self.authorize_for(provider, Some(user.id), redirect_url, scopes)
+        self.authorize_for(provider, Some(user.id), callback_url, scopes)
             .await
     }
 
@@ -274,11 +294,11 @@ impl UserService {
         &self,
         provider: &str,
         user: Option<UserId>,
-        redirect_url: &str,
+        callback_url: &str,
         scopes: Option<Vec<String>>,
     ) -> Result<OAuthAuthorization, OAuthAuthorizeError> {
-        let (oauth, client) = self
-            .oauth_provider(provider)
+        let (oauth, client, redirect_url) = self
+            .oauth_provider(provider, callback_url)
             .ok_or(OAuthAuthorizeError::UnknownProvider)?;
         let csrf_token = opaque_token()?;
         let state = oauth
@@ -333,7 +353,7 @@ impl UserService {
     ) -> Result<(ProviderIdentity, EmailAddress), OAuthCallbackError> {
         let verifier = oauth.state.pkce_verifier(&state.csrf_token);
         let identity = client
-            .exchange(callback.code, callback.redirect_url, &verifier)
+            .exchange(callback.code, callback.callback_url, &verifier)
             .await
             .map_err(|e| {
                 tracing::info!(
@@ -371,9 +391,13 @@ impl UserService {
         provider: &str,
         callback: OAuthCallback<'_>,
     ) -> Result<OAuthLogin, OAuthCallbackError> {
-        let (oauth, client) = self
-            .oauth_provider(provider)
+        let (oauth, client, redirect_url) = self
+            .oauth_provider(provider, callback.callback_url)
             .ok_or(OAuthCallbackError::UnknownProvider)?;
+        let callback = OAuthCallback {
+            callback_url: redirect_url,
+            ..callback
+        };
         let state = Self::oauth_check_state(oauth, callback)?;
         let (identity, email) = Self::oauth_exchange(oauth, client, &state, callback).await?;
         let account = account_of(provider, &identity, &email);
@@ -503,9 +527,13 @@ impl UserService {
         user: &User,
         callback: OAuthCallback<'_>,
     ) -> Result<User, OAuthCallbackError> {
-        let (oauth, client) = self
-            .oauth_provider(provider)
+        let (oauth, client, redirect_url) = self
+            .oauth_provider(provider, callback.callback_url)
             .ok_or(OAuthCallbackError::UnknownProvider)?;
+        let callback = OAuthCallback {
+            callback_url: redirect_url,
+            ..callback
+        };
         let state = Self::oauth_check_state(oauth, callback)?;
         if state.subject.as_deref() != Some(user.id.to_string().as_str()) {
             return Err(OAuthCallbackError::WrongUser);

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, Store, StoreError, ThrottleKind,
-    ThrottleLedger, ThrottleWindow, User, UserFields, UserId, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, OAuthAccount, OAuthAccountStore, Store,
+    StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserFields, UserId, UserPatch,
+    UserRepository,
 };
 
 /// The counter's name.
@@ -149,6 +150,35 @@ impl AccessTokenStore for MeteredStore {
         count(
             "purge_access_tokens",
             self.0.purge_access_tokens(cutoff).await,
+        )
+    }
+}
+
+#[async_trait]
+impl OAuthAccountStore for MeteredStore {
+    async fn get_oauth_account(
+        &self,
+        oauth_name: &str,
+        account_id: &str,
+    ) -> Result<Option<OAuthAccount>, StoreError> {
+        count(
+            "get_oauth_account",
+            self.0.get_oauth_account(oauth_name, account_id).await,
+        )
+    }
+
+    async fn oauth_accounts_of(&self, user: UserId) -> Result<Vec<OAuthAccount>, StoreError> {
+        count("oauth_accounts_of", self.0.oauth_accounts_of(user).await)
+    }
+
+    async fn add_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        count("add_oauth_account", self.0.add_oauth_account(account).await)
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        count(
+            "update_oauth_account",
+            self.0.update_oauth_account(account).await,
         )
     }
 }
@@ -301,6 +331,26 @@ mod tests {
         }
     }
 
+    #[async_trait]
+    impl OAuthAccountStore for Down {
+        async fn get_oauth_account(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<OAuthAccount>, StoreError> {
+            down()
+        }
+        async fn oauth_accounts_of(&self, _: UserId) -> Result<Vec<OAuthAccount>, StoreError> {
+            down()
+        }
+        async fn add_oauth_account(&self, _: &OAuthAccount) -> Result<(), StoreError> {
+            down()
+        }
+        async fn update_oauth_account(&self, _: &OAuthAccount) -> Result<(), StoreError> {
+            down()
+        }
+    }
+
     #[test]
     fn an_outage_counts_by_operation_and_passes_through() {
         let counters = Counters::default();
@@ -326,11 +376,13 @@ mod tests {
                     .is_err()
             );
             assert!(store.purge_access_tokens(now).await.is_err());
+            assert!(store.get_oauth_account("github", "1").await.is_err());
         });
         assert_eq!(
             counters.get(),
             BTreeMap::from([
                 (format!("{STORE_ERRORS}{{operation=get_by_email}}"), 2),
+                (format!("{STORE_ERRORS}{{operation=get_oauth_account}}"), 1),
                 (format!("{STORE_ERRORS}{{operation=ping}}"), 1),
                 (
                     format!("{STORE_ERRORS}{{operation=purge_access_tokens}}"),
@@ -351,6 +403,24 @@ mod tests {
             assert_eq!(store.ping().await, Ok(()));
             assert_eq!(
                 store.delete(UserId::random()).await,
+                Err(StoreError::NotFound)
+            );
+            let account = OAuthAccount {
+                id: uuid::Uuid::new_v4(),
+                user_id: UserId::random(),
+                oauth_name: "github".into(),
+                access_token: "t".into(),
+                expires_at: None,
+                refresh_token: None,
+                account_id: "1".into(),
+                account_email: "ann@example.com".into(),
+            };
+            assert_eq!(
+                store.add_oauth_account(&account).await,
+                Err(StoreError::NotFound)
+            );
+            assert_eq!(
+                store.update_oauth_account(&account).await,
                 Err(StoreError::NotFound)
             );
         });

@@ -341,7 +341,7 @@ fn check_config_fails_on_pending_migrations_and_applies_none() {
     assert!(
         line.starts_with("  FAIL  database: ")
             && line
-                .contains("reachable, but 4 migration(s) pending: 2025-01-01-000000_create_user, ")
+                .contains("reachable, but 5 migration(s) pending: 2025-01-01-000000_create_user, ")
             && line.ends_with("; run `portcullis migrate`"),
         "{stdout}"
     );
@@ -537,7 +537,7 @@ mod on_postgres {
         assert!(
             line.starts_with("  FAIL  database: ")
                 && line.contains(
-                    "reachable, but 4 migration(s) pending: m20250101_000001_create_user, "
+                    "reachable, but 5 migration(s) pending: m20250101_000001_create_user, "
                 ),
             "{stdout}"
         );

@@ -1,13 +1,15 @@
 //! The store contract suite: one set of tests, written against
-//! `Arc<dyn Store>` only (a [`UserRepository`], a [`ThrottleLedger`] and an
-//! [`AccessTokenStore`]),
+//! `Arc<dyn Store>` only (a [`UserRepository`], a [`ThrottleLedger`], an
+//! [`AccessTokenStore`] and an [`OAuthAccountStore`]),
 //! that every store must pass — so that "swappable" is proven, not claimed.
 //!
 //! Each `pub async fn` here is one case; it takes a fresh, empty store (with
 //! its schema in place) and panics on a breach of the contract that
-//! [`UserRepository`], [`ThrottleLedger`] and [`AccessTokenStore`] document
+//! [`UserRepository`], [`ThrottleLedger`], [`AccessTokenStore`] and
+//! [`OAuthAccountStore`] document
 //! (the `throttle_*` cases are in `store_contract/throttle.rs`, the
-//! `sessions_*` and `session_stamp_*` ones in `store_contract/sessions.rs`). [`store_contract_tests!`]
+//! `sessions_*` and `session_stamp_*` ones in `store_contract/sessions.rs`,
+//! the `oauth_*` ones in `store_contract/oauth.rs`). [`store_contract_tests!`]
 //! turns the whole list into `#[tokio::test]`s for one kind of store. The
 //! factory makes a store with the extra user fields it is given: none for
 //! most cases, [`contract_fields`] for the cases about them (`fields_*`).
@@ -25,11 +27,13 @@
 //! ```
 //!
 //! [`AccessTokenStore`]: portcullis_domain::AccessTokenStore
+//! [`OAuthAccountStore`]: portcullis_domain::OAuthAccountStore
 //! [`ThrottleLedger`]: portcullis_domain::ThrottleLedger
 //! [`UserRepository`]: portcullis_domain::UserRepository
 //!
 //! [`store_contract_tests!`]: crate::store_contract_tests
 
+mod oauth;
 mod sessions;
 mod throttle;
 
@@ -46,6 +50,7 @@ use portcullis_domain::{
 };
 use tokio::sync::Barrier;
 
+pub use oauth::*;
 pub use sessions::*;
 pub use throttle::*;
 
@@ -158,6 +163,14 @@ macro_rules! store_contract_tests {
             session_stamp_a_counter_is_raised_to_the_time,
             session_stamp_concurrent_end_sessions_all_count,
             session_stamp_other_writes_leave_it,
+            oauth_add_then_get_and_list,
+            oauth_update_replaces_tokens_expiry_and_address_only,
+            oauth_update_of_an_unknown_row_is_not_found,
+            oauth_a_second_link_of_one_provider_account_conflicts,
+            oauth_concurrent_links_of_one_provider_account_let_exactly_one_win,
+            oauth_unknown_user_is_not_found,
+            oauth_deleting_the_user_cascades,
+            oauth_the_longest_values_fit,
             ];
             contract_fields: [
             fields_of_every_type_round_trip,
@@ -171,6 +184,7 @@ macro_rules! store_contract_tests {
             throttle_a_second_instance_sees_the_counts,
             throttle_concurrent_hits_from_two_instances_are_all_counted,
             sessions_a_second_instance_sees_created_and_deleted_tokens,
+            oauth_a_second_instance_sees_links_and_conflicts,
             ];
         );
     };

@@ -4,7 +4,9 @@
 //! account, the index lookups use, migrations racing, clear failures, bounded
 //! waits, connections the server killed being replaced, the columns of
 //! extra user fields (added, adopted, refused), and FastAPI Users'
-//! `accesstoken` table and the session stamp column (created, adopted).
+//! `accesstoken` table and the session stamp column (created, adopted), and
+//! its `oauth_account` table (created, adopted, refused when it links one
+//! provider account twice).
 //!
 //! Needs the `postgres` feature and `PORTCULLIS_TEST_POSTGRES_URL`
 //! (scripts/with-postgres); fails loudly without the variable.
@@ -14,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, Role, StoreError, User,
-    UserFields, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, OAuthAccountStore, Role,
+    StoreError, User, UserFields, UserPatch, UserRepository,
 };
 use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
@@ -97,6 +99,38 @@ async fn access_token_schema(db: &DatabaseConnection) -> Vec<String> {
     schema
 }
 
+/// FastAPI Users' `oauth_account` table as SQLAlchemy 2.0 emits it for
+/// `SQLAlchemyBaseOAuthAccountTableUUID` on PostgreSQL (captured from it).
+const FASTAPI_USERS_OAUTH_DDL: &str =
+    include_str!("../fixtures/fastapi_users_sql/postgres_oauth_schema.sql");
+
+/// `oauth_account`'s columns, constraints and indexes.
+async fn oauth_account_schema(db: &DatabaseConnection) -> Vec<String> {
+    let mut schema = texts(
+        db,
+        "SELECT column_name || ' ' || data_type || ' ' || coalesce(character_maximum_length::text, '-') \
+         || ' ' || is_nullable FROM information_schema.columns \
+         WHERE table_name = 'oauth_account' ORDER BY ordinal_position",
+    )
+    .await;
+    schema.extend(
+        texts(
+            db,
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = 'oauth_account'::regclass ORDER BY conname",
+        )
+        .await,
+    );
+    schema.extend(
+        texts(
+            db,
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'oauth_account' ORDER BY indexname",
+        )
+        .await,
+    );
+    schema
+}
+
 /// A token as `secrets.token_urlsafe()` makes one.
 const TOKEN: &str = "kX3vQ0m9Zb1pYtR7cW2eH5uJ8nL4sD6fA0gB3iK-_yz";
 
@@ -145,7 +179,8 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
             "m20250101_000001_create_user",
             "m20250101_000002_email_case_insensitive_index",
             "m20250101_000003_create_throttle",
-            "m20250101_000004_sessions"
+            "m20250101_000004_sessions",
+            "m20250101_000005_oauth_accounts"
         ]
     );
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
@@ -175,6 +210,23 @@ async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_does_not
         access_token_schema(db(&store)).await,
         fastapi_users_access_token_schema()
     );
+    // FastAPI Users' oauth_account table, as its SQLAlchemy adapter makes it
+    // (its captured DDL run on another database gives the same), and
+    // Portcullis' unique index beside.
+    let theirs = PgDatabase::create();
+    let theirs_store = open(&theirs).await;
+    exec(db(&theirs_store), FASTAPI_USERS_DDL).await;
+    exec(db(&theirs_store), FASTAPI_USERS_OAUTH_DDL).await;
+    let mut expected = oauth_account_schema(db(&theirs_store)).await;
+    expected.push(
+        "CREATE UNIQUE INDEX ix_oauth_account_oauth_name_account_id ON public.oauth_account \
+         USING btree (oauth_name, account_id)"
+            .to_owned(),
+    );
+    expected.sort();
+    let mut ours = oauth_account_schema(db(&store)).await;
+    ours.sort();
+    assert_eq!(ours, expected);
     let indexes = texts(
         db(&store),
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'user' ORDER BY indexname",
@@ -227,6 +279,7 @@ async fn pending_migrations_lists_what_migrate_would_apply_and_changes_nothing()
         "m20250101_000002_email_case_insensitive_index",
         "m20250101_000003_create_throttle",
         "m20250101_000004_sessions",
+        "m20250101_000005_oauth_accounts",
     ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     // SeaORM's bookkeeping table was created in a transaction rolled back.
@@ -425,6 +478,80 @@ async fn adopting_a_table_with_one_account_stored_twice_names_the_addresses() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn adopting_oauth_accounts_linked_twice_names_them_and_changes_nothing() {
+    let database = PgDatabase::create();
+    let store = open(&database).await;
+    exec(db(&store), FASTAPI_USERS_DDL).await;
+    exec(db(&store), FASTAPI_USERS_OAUTH_DDL).await;
+    exec(
+        db(&store),
+        &format!(
+            r#"INSERT INTO "user" VALUES
+               ('10e80a18-88e2-496b-9ab7-b1c109d6d5ea', 'ann@example.com', '{HASH}', true, false, false),
+               ('18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'bob@example.com', '{HASH}', true, false, false);
+               INSERT INTO oauth_account VALUES
+               ('a0000000-0000-4000-8000-000000000001', '10e80a18-88e2-496b-9ab7-b1c109d6d5ea', 'github', 't1', NULL, NULL, '4242', 'ann@example.com'),
+               ('a0000000-0000-4000-8000-000000000002', '18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'github', 't2', 1767225600, 'r2', '4242', 'bob@example.com'),
+               ('a0000000-0000-4000-8000-000000000003', '18418b53-acf3-4f70-a87a-5c81b0b0fadf', 'google', 't3', NULL, NULL, '4242', 'bob@example.com')"#
+        ),
+    )
+    .await;
+    // check-config's view says the same as migrate.
+    let listed = store.pending_migrations().await.unwrap_err().to_string();
+    let err = store.migrate().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, PostgresStoreError::Migration { .. }),
+        "{text}"
+    );
+    for said in [&text, &listed] {
+        assert!(
+            said.contains("1 provider account(s) are linked more than once")
+                && said.contains(r#"github account "4242": 2 links"#)
+                && said.contains("Nothing was changed"),
+            "{said}"
+        );
+    }
+    assert!(!text.contains("google"), "{text}");
+    // Nothing was changed: no role column, the three links kept.
+    assert!(
+        texts(
+            db(&store),
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = 'user' AND column_name = 'role'"
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        texts(db(&store), "SELECT count(*)::text FROM oauth_account").await,
+        ["3"]
+    );
+    // The operator keeps one link; then the table is adopted with its rows.
+    exec(
+        db(&store),
+        "DELETE FROM oauth_account WHERE id = 'a0000000-0000-4000-8000-000000000002'",
+    )
+    .await;
+    store.migrate().await.unwrap();
+    let bob = portcullis_domain::UserId::from_uuid(
+        "18418b53-acf3-4f70-a87a-5c81b0b0fadf".parse().unwrap(),
+    );
+    let kept = store.oauth_accounts_of(bob).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].oauth_name.as_str(), kept[0].access_token.as_str()),
+        ("google", "t3")
+    );
+    let ann = store
+        .get_oauth_account("github", "4242")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.account_email, "ann@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_user_table_that_is_not_fastapi_users_is_refused() {
     let database = PgDatabase::create();
     let store = open(&database).await;
@@ -573,7 +700,8 @@ async fn racing_migrations_take_turns_and_apply_once() {
             "m20250101_000001_create_user",
             "m20250101_000002_email_case_insensitive_index",
             "m20250101_000003_create_throttle",
-            "m20250101_000004_sessions"
+            "m20250101_000004_sessions",
+            "m20250101_000005_oauth_accounts"
         ]
     );
 }

@@ -110,6 +110,8 @@ pub struct ProviderSettings {
     pub client_secret: String,
     /// `OAUTH_<NAME>_SCOPES`; empty: [`ProviderKind::default_scopes`].
     pub scopes: Vec<String>,
+    /// `OAUTH_<NAME>_REDIRECT_URL`; `None`: the callback route's own URL.
+    pub redirect_url: Option<String>,
     /// Bounds on every call to the provider.
     pub timeouts: Timeouts,
 }
@@ -121,12 +123,33 @@ impl std::fmt::Debug for ProviderSettings {
             .field("kind", &self.kind)
             .field("client_id", &self.client_id)
             .field("scopes", &self.scopes)
+            .field("redirect_url", &self.redirect_url)
             .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
 
 impl ProviderSettings {
+    /// A provider named `name` of `kind` with these credentials, the
+    /// kind's default scopes, the callback route's own URL as redirect URL
+    /// and the default [`Timeouts`].
+    pub fn new(
+        name: impl Into<String>,
+        kind: ProviderKind,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            scopes: Vec::new(),
+            redirect_url: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+
     /// The scopes asked for when the request names none.
     pub fn effective_scopes(&self) -> Vec<String> {
         if self.scopes.is_empty() {

@@ -23,7 +23,7 @@ fn statement(sql: String, values: Vec<Value>) -> Statement {
 }
 
 /// Whether `error` is a foreign key refusing the row (SQLSTATE 23503).
-fn foreign_key_violation(error: &StoreError) -> bool {
+pub(crate) fn foreign_key_violation(error: &StoreError) -> bool {
     use std::error::Error;
     let mut cause = error.source();
     while let Some(e) = cause {

@@ -1,7 +1,8 @@
 //! The store for several instances on one database:
 //! [`PostgresUserStore`], a [`UserRepository`](portcullis_domain::UserRepository),
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger) and
-//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) in PostgreSQL
+//! [`AccessTokenStore`](portcullis_domain::AccessTokenStore) (and
+//! [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore)) in PostgreSQL
 //! through SeaORM 2 (sqlx, Tokio, rustls), fully async, with a connection
 //! pool and `sea-orm-migration` migrations.
 //!
@@ -56,6 +57,27 @@
 //! CREATE INDEX ix_accesstoken_created_at ON accesstoken (created_at);
 //! ```
 //!
+//! Social login (the [`OAuthAccountStore`](portcullis_domain::OAuthAccountStore)):
+//! FastAPI Users' own `oauth_account` table, as its SQLAlchemy adapter
+//! creates it (an existing one is kept with its rows), and Portcullis'
+//! unique index on the provider account (the migration refuses, naming
+//! them, a table that links one account twice):
+//!
+//! ```sql
+//! CREATE TABLE oauth_account (
+//!     id UUID NOT NULL, user_id UUID NOT NULL,
+//!     oauth_name VARCHAR(100) NOT NULL, access_token VARCHAR(1024) NOT NULL,
+//!     expires_at INTEGER, refresh_token VARCHAR(1024),
+//!     account_id VARCHAR(320) NOT NULL, account_email VARCHAR(320) NOT NULL,
+//!     PRIMARY KEY (id),
+//!     FOREIGN KEY(user_id) REFERENCES "user" (id) ON DELETE cascade
+//! );
+//! CREATE INDEX ix_oauth_account_oauth_name ON oauth_account (oauth_name);  -- FastAPI Users'
+//! CREATE INDEX ix_oauth_account_account_id ON oauth_account (account_id);  -- FastAPI Users'
+//! CREATE UNIQUE INDEX ix_oauth_account_oauth_name_account_id
+//!     ON oauth_account (oauth_name, account_id);                           -- Portcullis'
+//! ```
+//!
 //! Beside it, Portcullis' own table of failed-login and mail windows (the
 //! [`ThrottleLedger`](portcullis_domain::ThrottleLedger), shared by every
 //! instance on the database; FastAPI Users ignores it), whose statements
@@ -76,9 +98,11 @@
 //!
 //! [`PostgresUserStore::migrate`] creates what is missing and keeps what
 //! exists: on a FastAPI Users database it adds `role` (existing users become
-//! students), `portcullis_session_stamp` (0 for them), `accesstoken` if
-//! missing and `ix_user_email_lower`, after checking that no two stored
-//! addresses are the same account (it names them if some are). Applied
+//! students), `portcullis_session_stamp` (0 for them), `accesstoken` and
+//! `oauth_account` if missing, `ix_user_email_lower`, after checking that
+//! no two stored addresses are the same account (it names them if some
+//! are), and `ix_oauth_account_oauth_name_account_id`, after checking that
+//! no provider account is linked twice (likewise). Applied
 //! migrations are recorded in SeaORM's `seaql_migrations` table.
 //!
 //! # Extra user fields
@@ -137,6 +161,7 @@ mod access_token;
 mod entity;
 mod error;
 mod migration;
+mod oauth_account;
 mod store;
 mod throttle;
 

@@ -346,7 +346,7 @@ mod tests {
     fn a_row_round_trips() {
         let account = OAuthAccount {
             id: uuid::Uuid::new_v4(),
-            user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
+            user_id: UserId::random(),
             oauth_name: "github".into(),
             access_token: "t".into(),
             expires_at: Some(1),
@@ -360,7 +360,7 @@ mod tests {
             id: "nope".into(),
             ..OAuthAccountRow::from(&OAuthAccount {
                 id: uuid::Uuid::nil(),
-                user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
+                user_id: UserId::random(),
                 oauth_name: String::new(),
                 access_token: String::new(),
                 expires_at: None,

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use portcullis::PortcullisBuilder;
 use portcullis_domain::{
-    AccessTokenRecord, AccessTokenStore, EmailAddress, Store, StoreError, ThrottleKind,
-    ThrottleLedger, ThrottleWindow, User, UserId, UserPatch, UserRepository,
+    AccessTokenRecord, AccessTokenStore, EmailAddress, OAuthAccount, OAuthAccountStore, Store,
+    StoreError, ThrottleKind, ThrottleLedger, ThrottleWindow, User, UserId, UserPatch,
+    UserRepository,
 };
 use portcullis_tests::smtp_sink::SmtpSink;
 use portcullis_tests::test_app::{
@@ -165,6 +166,33 @@ impl AccessTokenStore for Switchable {
     async fn purge_access_tokens(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.purge_access_tokens(cutoff).await
+    }
+}
+
+#[async_trait]
+impl OAuthAccountStore for Switchable {
+    async fn get_oauth_account(
+        &self,
+        oauth_name: &str,
+        account_id: &str,
+    ) -> Result<Option<OAuthAccount>, StoreError> {
+        self.check()?;
+        self.inner.get_oauth_account(oauth_name, account_id).await
+    }
+
+    async fn oauth_accounts_of(&self, user: UserId) -> Result<Vec<OAuthAccount>, StoreError> {
+        self.check()?;
+        self.inner.oauth_accounts_of(user).await
+    }
+
+    async fn add_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.add_oauth_account(account).await
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.update_oauth_account(account).await
     }
 }
 

@@ -7,10 +7,14 @@ mod m20250101_000001_create_user;
 mod m20250101_000002_email_case_insensitive_index;
 mod m20250101_000003_create_throttle;
 mod m20250101_000004_sessions;
+mod m20250101_000005_oauth_accounts;
 
 use portcullis_domain::UserFields;
 use portcullis_store_sql_common::fields::{
     Dialect, ExistingColumn, add_column_sql, check_existing_column,
+};
+use portcullis_store_sql_common::oauth::{
+    OAUTH_ACCOUNT_TABLE, OAUTH_ACCOUNT_UNIQUE_INDEX, duplicate_links_refusal, duplicate_links_sql,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -41,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000002_email_case_insensitive_index::Migration),
             Box::new(m20250101_000003_create_throttle::Migration),
             Box::new(m20250101_000004_sessions::Migration),
+            Box::new(m20250101_000005_oauth_accounts::Migration),
         ]
     }
 }
@@ -89,6 +94,8 @@ pub(crate) async fn pending(
     fields: &UserFields,
 ) -> Result<Vec<String>, DbErr> {
     let txn = db.begin().await?;
+    // What `run` would refuse, check-config reports.
+    refuse_duplicate_links(&txn).await?;
     let mut pending: Vec<String> = Migrator::get_pending_migrations(&txn)
         .await?
         .iter()
@@ -177,4 +184,48 @@ pub(crate) async fn texts<C: ConnectionTrait>(
     .iter()
     .map(|row| row.try_get_by_index::<String>(0))
     .collect()
+}
+
+/// An `oauth_account` table FastAPI Users made may link one provider
+/// account more than once (it only looks before it links). While
+/// Portcullis' unique index on (`oauth_name`, `account_id`) does not exist
+/// yet, such accounts are looked for and refused by name, with nothing
+/// changed: which link to keep is the operator's call.
+pub(crate) async fn refuse_duplicate_links<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let found = |kind: &'static str, name: &'static str| {
+        let sql = match kind {
+            "table" => {
+                "SELECT tablename::text FROM pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = $1"
+            }
+            _ => {
+                "SELECT indexname::text FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND indexname = $1"
+            }
+        };
+        texts(db, sql, vec![name.into()])
+    };
+    if found("table", OAUTH_ACCOUNT_TABLE).await?.is_empty()
+        || !found("index", OAUTH_ACCOUNT_UNIQUE_INDEX).await?.is_empty()
+    {
+        return Ok(());
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            duplicate_links_sql(),
+        ))
+        .await?;
+    let mut duplicates = Vec::with_capacity(rows.len());
+    for row in rows {
+        duplicates.push((
+            row.try_get_by_index::<String>(0)?,
+            row.try_get_by_index::<String>(1)?,
+            row.try_get_by_index::<String>(2)?,
+        ));
+    }
+    match duplicate_links_refusal(&duplicates) {
+        Some(refusal) => Err(refuse(refusal)),
+        None => Ok(()),
+    }
 }
