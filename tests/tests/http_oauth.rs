@@ -12,17 +12,23 @@
 //! and the bare `400 {"detail": "Bad Request"}` of an associate state issued
 //! to another user.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use awc::http::Method;
-use portcullis_domain::{OAuthAccount, UserId};
+use portcullis::PortcullisBuilder;
+use portcullis::domain::{OAuthAccount, User, UserEvents, UserId};
+use portcullis::oauth::{ProviderKind, ProviderSettings, Timeouts};
+use portcullis::password::HasherConfig;
+use portcullis::{AuthStrategy, async_trait};
 use portcullis_tests::oauth_provider::{
     CLIENT_ID, CLIENT_SECRET, Endpoint, Fault, Flavour, IdKey, Identity, OAuthProvider,
     parse_query, s256_challenge,
 };
 use portcullis_tests::test_app::{
-    Body, PASSWORD, TestApp, TestResponse, assert_user, decode_jwt, hs256_jwt, hs256_signed_with,
-    now, spawn_app_with,
+    Body, FRONTEND_URL, JWT_SECRET, PASSWORD, RESET_SECRET, SUPERUSER_EMAIL, SUPERUSER_PASSWORD,
+    TestApp, TestDatabase, TestResponse, VERIFY_SECRET, assert_user, decode_jwt, hs256_jwt,
+    hs256_signed_with, now, serve_built, sink_and_mailer, spawn_app_with,
 };
 use serde_json::{Value, json};
 
@@ -37,17 +43,95 @@ const STATE_AUDIENCE: &str = "fastapi-users:oauth-state";
 /// How long to wait for the provider to see a request.
 const PROVIDER_WAIT: Duration = Duration::from_secs(10);
 
-/// A Portcullis app with one provider, `acme`, pointing at a fresh
-/// throwaway provider of `flavour`; `extra` settings win.
-async fn spawn(flavour: Flavour, extra: &[(&str, &str)]) -> (TestApp, OAuthProvider) {
-    let provider = OAuthProvider::start(flavour).await;
-    let mut vars = provider.env_vars(NAME);
-    vars.push(("OAUTH_STATE_SECRET".into(), STATE_SECRET.into()));
-    for (k, v) in extra {
-        vars.retain(|(key, _)| key != k);
-        vars.push(((*k).to_owned(), (*v).to_owned()));
+/// How an app of this suite is set up beyond its provider.
+struct Setup {
+    associate_by_email: bool,
+    verified_by_default: bool,
+    cookie_secure: bool,
+    scopes: Vec<String>,
+    events: Option<Arc<dyn UserEvents>>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            associate_by_email: false,
+            verified_by_default: false,
+            cookie_secure: true,
+            scopes: Vec::new(),
+            events: None,
+        }
     }
-    let app = spawn_app_with(vars).await;
+}
+
+/// A Portcullis app with the default [`Setup`] and one provider, `acme`,
+/// pointing at a fresh throwaway provider of `flavour`.
+async fn spawn(flavour: Flavour) -> (TestApp, OAuthProvider) {
+    spawn_with(flavour, Setup::default()).await
+}
+
+/// A Portcullis app assembled as a host does (`PortcullisBuilder`), on a
+/// fresh database of the store `PORTCULLIS_TEST_STORE` names (the auth
+/// strategy `PORTCULLIS_TEST_AUTH_STRATEGY` names), with the harness's
+/// secrets, mail sink and first superuser, and one provider, `acme`,
+/// pointing at a fresh throwaway provider of `flavour` with the adapter's
+/// default timeouts. ([`configured_from_the_environment`] goes through
+/// `OAUTH_*` instead.)
+async fn spawn_with(flavour: Flavour, setup: Setup) -> (TestApp, OAuthProvider) {
+    let provider = OAuthProvider::start(flavour).await;
+    let database = TestDatabase::fresh();
+    let store = portcullis::open_store(&database.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", database.url));
+    let (sink, mailer) = sink_and_mailer().await;
+    let kind = match flavour {
+        Flavour::OAuth2 => ProviderKind::OAuth2 {
+            authorize_url: provider.url(Endpoint::Authorize),
+            token_url: provider.url(Endpoint::Token),
+            userinfo_url: provider.url(Endpoint::Userinfo),
+        },
+        Flavour::Oidc => ProviderKind::Oidc {
+            issuer: provider.issuer().to_owned(),
+        },
+    };
+    let strategy = match std::env::var("PORTCULLIS_TEST_AUTH_STRATEGY").as_deref() {
+        Ok("database") => AuthStrategy::Database,
+        _ => AuthStrategy::Jwt,
+    };
+    let mut builder = PortcullisBuilder::new()
+        .store(Arc::clone(&store))
+        .oauth_accounts(store)
+        .hasher_config(HasherConfig {
+            argon2_memory_kib: 8192,
+            argon2_iterations: 1,
+            ..HasherConfig::default()
+        })
+        .token_secrets(JWT_SECRET, RESET_SECRET, VERIFY_SECRET)
+        .auth_strategy(strategy)
+        .frontend_url(FRONTEND_URL)
+        .mailer(mailer)
+        .auth_rate_limit_per_minute(0)
+        .cookie_secure(setup.cookie_secure)
+        .oauth_state_secret(STATE_SECRET)
+        .oauth_associate_by_email(setup.associate_by_email)
+        .oauth_verified_by_default(setup.verified_by_default)
+        .oauth_provider(ProviderSettings {
+            name: NAME.to_owned(),
+            kind,
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: CLIENT_SECRET.to_owned(),
+            scopes: setup.scopes,
+            redirect_url: None,
+            timeouts: Timeouts::default(),
+        });
+    if let Some(events) = setup.events {
+        builder = builder.events(events);
+    }
+    let service = builder.build().expect("the service builds");
+    portcullis::ensure_first_superuser(&service, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
+        .await
+        .expect("the first superuser");
+    let app = serve_built(service, sink, database);
     // The redirect URL defaults to the callback route's own URL.
     provider.expect_redirect_uri(app.url(&format!("/auth/{NAME}/callback")));
     (app, provider)
@@ -216,24 +300,19 @@ async fn me(app: &TestApp, token: &str) -> Value {
 /// connection to the app's database; `None` on memory, which cannot be
 /// looked into from outside.
 async fn stored_accounts(app: &TestApp, user_id: &str) -> Option<Vec<OAuthAccount>> {
-    use portcullis_domain::OAuthAccountStore as _;
-    let user = UserId::parse(user_id).expect("a user id");
-    match app.database.store() {
-        "sqlite" => {
-            let store = portcullis_store_diesel_sqlite::SqliteUserStore::open(&app.database.url)
-                .await
-                .expect("the database opens");
-            Some(
-                store
-                    .oauth_accounts_of(user)
-                    .await
-                    .expect("the store answers"),
-            )
-        }
-        // The PostgreSQL store has no oauth_account table yet
-        // (oauth-store's work); memory cannot be looked into.
-        _ => None,
+    if app.database.store() == "memory" {
+        return None;
     }
+    let store = portcullis::open_store(&app.database.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", app.database.url));
+    let user = UserId::parse(user_id).expect("a user id");
+    Some(
+        store
+            .oauth_accounts_of(user)
+            .await
+            .expect("the store answers"),
+    )
 }
 
 /// Asserts the one account stored for `user_id` (where the store can be
@@ -270,29 +349,42 @@ async fn assert_linked(
     );
 }
 
-/// Asserts a provider failure answer: a 400 or 502 with a non-empty
-/// string `detail`, never a 5xx of Portcullis' own.
+/// Asserts the answer to a provider's refusal (its OAuth error answer, an
+/// ID token that does not check out): `400 {"detail": {"code":
+/// "OAUTH_PROVIDER_ERROR", "reason": …}}`; returns the reason.
 #[track_caller]
-fn assert_provider_failure(res: &TestResponse) -> String {
-    assert!(
-        res.status == 400 || res.status == 502,
-        "a provider failure is a 400 or 502, got {}: {}",
-        res.status,
-        res.text()
-    );
-    let body = res.expect_json(res.status);
-    let detail = body["detail"]
+fn expect_provider_refused(res: &TestResponse) -> String {
+    let body = res.expect_json(400);
+    assert_eq!(body["detail"]["code"], "OAUTH_PROVIDER_ERROR", "{body}");
+    let keys: Vec<&String> = body["detail"]
+        .as_object()
+        .expect("an object")
+        .keys()
+        .collect();
+    assert_eq!(keys, ["code", "reason"], "{body}");
+    let reason = body["detail"]["reason"]
         .as_str()
-        .unwrap_or_else(|| panic!("a clear detail: {body}"));
-    assert!(!detail.is_empty(), "{body}");
-    detail.to_owned()
+        .unwrap_or_else(|| panic!("a reason: {body}"));
+    assert!(!reason.is_empty(), "{body}");
+    reason.to_owned()
+}
+
+/// Asserts the answer to a provider that could not be reached, did not
+/// answer in time or failed (5xx): `502 {"detail":
+/// "OAUTH_PROVIDER_UNAVAILABLE"}`.
+#[track_caller]
+fn expect_provider_unavailable(res: &TestResponse) {
+    assert_eq!(
+        res.expect_json(502),
+        json!({"detail": "OAUTH_PROVIDER_UNAVAILABLE"})
+    );
 }
 
 // ----- authorize -----
 
 #[actix_web::test]
 async fn authorize_gives_the_provider_url_a_csrf_cookie_and_pkce() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let authorized = authorize(&app).await;
 
     assert!(
@@ -356,7 +448,14 @@ async fn authorize_gives_the_provider_url_a_csrf_cookie_and_pkce() {
 
 #[actix_web::test]
 async fn the_csrf_cookie_is_not_secure_with_cookie_secure_false() {
-    let (app, _provider) = spawn(Flavour::OAuth2, &[("COOKIE_SECURE", "false")]).await;
+    let (app, _provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            cookie_secure: false,
+            ..Setup::default()
+        },
+    )
+    .await;
     let authorized = authorize(&app).await;
     assert_eq!(
         cookie_attributes(&authorized.set_cookie),
@@ -368,7 +467,14 @@ async fn the_csrf_cookie_is_not_secure_with_cookie_secure_false() {
 
 #[actix_web::test]
 async fn authorize_asks_for_the_scopes_given() {
-    let (app, _provider) = spawn(Flavour::OAuth2, &[("OAUTH_ACME_SCOPES", "email profile")]).await;
+    let (app, _provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            scopes: vec!["email".into(), "profile".into()],
+            ..Setup::default()
+        },
+    )
+    .await;
     let configured = authorize(&app).await;
     assert_eq!(configured.param("scope").as_deref(), Some("email profile"));
 
@@ -383,7 +489,7 @@ async fn authorize_asks_for_the_scopes_given() {
 
 #[actix_web::test]
 async fn an_unknown_provider_is_404() {
-    let (app, _provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, _provider) = spawn(Flavour::OAuth2).await;
     app.get("/auth/nope/authorize").await.expect_404();
     app.get("/auth/nope/callback?code=c&state=s")
         .await
@@ -394,7 +500,7 @@ async fn an_unknown_provider_is_404() {
 
 #[actix_web::test]
 async fn a_new_account_creates_an_unverified_user_and_logs_in() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_identity(
         Identity::new("4242")
             .email("newcomer@example.com")
@@ -455,7 +561,14 @@ async fn a_new_account_creates_an_unverified_user_and_logs_in() {
 
 #[actix_web::test]
 async fn oauth_verified_by_default_makes_new_users_verified() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[("OAUTH_VERIFIED_BY_DEFAULT", "true")]).await;
+    let (app, provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            verified_by_default: true,
+            ..Setup::default()
+        },
+    )
+    .await;
     provider.set_identity(Identity::new("sub-1").email("trusted@example.com"));
     let token = bearer_token(&social_login(&app, &provider).await);
     let user = me(&app, &token).await;
@@ -464,7 +577,7 @@ async fn oauth_verified_by_default_makes_new_users_verified() {
 
 #[actix_web::test]
 async fn a_known_account_logs_in_and_its_provider_tokens_are_updated() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_identity(
         Identity::new("acct-9")
             .email("returning@example.com")
@@ -492,7 +605,7 @@ async fn a_known_account_logs_in_and_its_provider_tokens_are_updated() {
 
 #[actix_web::test]
 async fn a_tampered_state_is_access_token_decode_error() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let authorized = authorize(&app).await;
     let back = provider.follow(&authorized.authorization_url).await;
     let code = back.code.clone().expect("a code");
@@ -527,7 +640,7 @@ async fn a_tampered_state_is_access_token_decode_error() {
 
 #[actix_web::test]
 async fn an_expired_state_is_access_token_already_expired() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let authorized = authorize(&app).await;
     let back = provider.follow(&authorized.authorization_url).await;
     let expired = hs256_jwt(
@@ -551,7 +664,7 @@ async fn an_expired_state_is_access_token_already_expired() {
 
 #[actix_web::test]
 async fn a_missing_or_foreign_csrf_cookie_is_oauth_invalid_state() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let authorized = authorize(&app).await;
     let back = provider.follow(&authorized.authorization_url).await;
 
@@ -589,7 +702,7 @@ async fn a_missing_or_foreign_csrf_cookie_is_oauth_invalid_state() {
 
 #[actix_web::test]
 async fn the_provider_checks_pkce_and_a_code_of_another_flow_fails() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_identity(
         Identity::new("victim-1")
             .email("victim@example.com")
@@ -613,8 +726,11 @@ async fn the_provider_checks_pkce_and_a_code_of_another_flow_fails() {
         None,
     )
     .await;
-    assert_eq!(res.status, 400, "the provider refused: {}", res.text());
-    assert_provider_failure(&res);
+    let reason = expect_provider_refused(&res);
+    assert!(
+        reason.contains("invalid_grant"),
+        "the provider's word: {reason}"
+    );
 
     let exchange = &provider.requests_to(Endpoint::Token)[0];
     let sent = exchange.form_param("code_verifier").expect("a verifier");
@@ -633,7 +749,7 @@ async fn the_provider_checks_pkce_and_a_code_of_another_flow_fails() {
 
 #[actix_web::test]
 async fn an_address_of_an_existing_user_is_refused_without_association() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let (user, password_token) = app.new_user("taken@example.com").await;
     provider.set_identity(
         Identity::new("gh-1")
@@ -660,7 +776,14 @@ async fn an_address_of_an_existing_user_is_refused_without_association() {
 
 #[actix_web::test]
 async fn associate_by_email_links_a_verified_address_to_the_existing_user() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[("OAUTH_ASSOCIATE_BY_EMAIL", "true")]).await;
+    let (app, provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            associate_by_email: true,
+            ..Setup::default()
+        },
+    )
+    .await;
     let (user, _) = app.new_user("linked@example.com").await;
     provider.set_identity(
         Identity::new("g-77")
@@ -681,7 +804,14 @@ async fn associate_by_email_links_a_verified_address_to_the_existing_user() {
 
 #[actix_web::test]
 async fn associate_by_email_refuses_an_address_the_provider_did_not_verify() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[("OAUTH_ASSOCIATE_BY_EMAIL", "true")]).await;
+    let (app, provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            associate_by_email: true,
+            ..Setup::default()
+        },
+    )
+    .await;
     let (user, _) = app.new_user("victim@example.com").await;
     for identity in [
         Identity::new("evil-1")
@@ -702,7 +832,7 @@ async fn associate_by_email_refuses_an_address_the_provider_did_not_verify() {
 
 #[actix_web::test]
 async fn no_address_from_the_provider_is_oauth_not_available_email() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_identity(Identity::new("mute-1"));
     social_login(&app, &provider)
         .await
@@ -711,7 +841,7 @@ async fn no_address_from_the_provider_is_oauth_not_available_email() {
 
 #[actix_web::test]
 async fn an_inactive_user_is_login_bad_credentials() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_identity(Identity::new("idle-1").email("idle@example.com"));
     let token = bearer_token(&social_login(&app, &provider).await);
     let id = TestApp::id_of(&me(&app, &token).await);
@@ -727,14 +857,12 @@ async fn an_inactive_user_is_login_bad_credentials() {
 
 #[actix_web::test]
 async fn a_provider_answering_500_is_a_502_and_its_refusal_a_400() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     for endpoint in [Endpoint::Token, Endpoint::Userinfo] {
         // A 5xx (here with an RFC 6749 error body) is the provider's
         // outage, not its refusal: 502.
         provider.set_fault(endpoint, Fault::ServerError);
-        let res = social_login(&app, &provider).await;
-        assert_provider_failure(&res);
-        assert_eq!(res.status, 502, "{endpoint:?} answering 500: {}", res.text());
+        expect_provider_unavailable(&social_login(&app, &provider).await);
         provider.clear_fault(endpoint);
     }
     // A provider's refusal of the code (its 400) is not an outage.
@@ -742,9 +870,8 @@ async fn a_provider_answering_500_is_a_502_and_its_refusal_a_400() {
         Endpoint::Token,
         Fault::Status(400, json!({"error": "invalid_grant"})),
     );
-    let res = social_login(&app, &provider).await;
-    assert_provider_failure(&res);
-    assert_eq!(res.status, 400, "{}", res.text());
+    let reason = expect_provider_refused(&social_login(&app, &provider).await);
+    assert!(reason.contains("invalid_grant"), "{reason}");
     provider.clear_fault(Endpoint::Token);
     // It recovers.
     bearer_token(&social_login(&app, &provider).await);
@@ -752,7 +879,7 @@ async fn a_provider_answering_500_is_a_502_and_its_refusal_a_400() {
 
 #[actix_web::test]
 async fn a_provider_that_never_answers_is_a_502_not_a_hang() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     for (endpoint, seen) in [(Endpoint::Token, 1), (Endpoint::Userinfo, 1)] {
         provider.set_fault(endpoint, Fault::Hang);
         let res = social_login(&app, &provider).await;
@@ -762,15 +889,14 @@ async fn a_provider_that_never_answers_is_a_502_not_a_hang() {
                 .await,
             "Portcullis asked {endpoint:?}"
         );
-        assert_provider_failure(&res);
-        assert_eq!(res.status, 502, "an unreachable provider: {}", res.text());
+        expect_provider_unavailable(&res);
         provider.clear_fault(endpoint);
     }
 }
 
 #[actix_web::test]
 async fn a_slow_provider_within_the_timeouts_is_fine() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.set_fault(Endpoint::Token, Fault::Delay(Duration::from_millis(300)));
     provider.set_fault(Endpoint::Userinfo, Fault::Delay(Duration::from_millis(300)));
     bearer_token(&social_login(&app, &provider).await);
@@ -779,7 +905,7 @@ async fn a_slow_provider_within_the_timeouts_is_fine() {
 #[actix_web::test]
 async fn an_unreachable_provider_is_a_502() {
     // A provider that is gone: its port refuses connections.
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     let authorized = authorize(&app).await;
     let back = provider.follow(&authorized.authorization_url).await;
     drop(provider);
@@ -806,16 +932,14 @@ async fn an_unreachable_provider_is_a_502() {
     tokio::time::timeout(PROVIDER_WAIT, port_closed)
         .await
         .expect("the provider stops");
-    let res = callback_at(&app, &url, Some(&authorized.csrf), None).await;
-    assert_provider_failure(&res);
-    assert_eq!(res.status, 502, "{}", res.text());
+    expect_provider_unavailable(&callback_at(&app, &url, Some(&authorized.csrf), None).await);
 }
 
 // ----- associate -----
 
 #[actix_web::test]
 async fn associate_links_a_provider_account_to_the_current_user() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     provider.expect_redirect_uri(app.url(&format!("/auth/associate/{NAME}/callback")));
     let (user, token) = app.new_user("ann@example.com").await;
     let id = TestApp::id_of(&user);
@@ -847,7 +971,7 @@ async fn associate_links_a_provider_account_to_the_current_user() {
 
 #[actix_web::test]
 async fn associate_needs_a_logged_in_user() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     app.get(&format!("/auth/associate/{NAME}/authorize"))
         .await
         .expect_401();
@@ -862,7 +986,7 @@ async fn associate_needs_a_logged_in_user() {
 
 #[actix_web::test]
 async fn associate_refuses_an_account_of_another_user_and_a_state_of_another_user() {
-    let (app, provider) = spawn(Flavour::OAuth2, &[]).await;
+    let (app, provider) = spawn(Flavour::OAuth2).await;
     // Cy signs up with the provider account.
     provider.set_identity(
         Identity::new("shared-1")
@@ -915,7 +1039,7 @@ async fn associate_refuses_an_account_of_another_user_and_a_state_of_another_use
 
 #[actix_web::test]
 async fn oidc_discovers_the_provider_and_checks_the_id_token() {
-    let (app, provider) = spawn(Flavour::Oidc, &[]).await;
+    let (app, provider) = spawn(Flavour::Oidc).await;
     provider.set_identity(
         Identity::new("oidc-sub-1")
             .email("olga@example.com")
@@ -963,27 +1087,174 @@ async fn oidc_discovers_the_provider_and_checks_the_id_token() {
 
 #[actix_web::test]
 async fn oidc_refuses_an_id_token_the_jwks_does_not_sign() {
-    let (app, provider) = spawn(Flavour::Oidc, &[]).await;
+    let (app, provider) = spawn(Flavour::Oidc).await;
     provider.set_identity(
         Identity::new("oidc-sub-2")
             .email("forged@example.com")
             .verified(true),
     );
     provider.sign_with_foreign_key(true);
-    let res = social_login(&app, &provider).await;
-    assert_eq!(res.status, 400, "a refused ID token: {}", res.text());
-    assert_provider_failure(&res);
+    let reason = expect_provider_refused(&social_login(&app, &provider).await);
+    assert!(reason.contains("ID token"), "{reason}");
     // Nobody was created: the address is free.
     app.register_ok("forged@example.com", PASSWORD).await;
 }
 
 #[actix_web::test]
 async fn oidc_with_discovery_down_is_a_502_at_authorize() {
-    let (app, provider) = spawn(Flavour::Oidc, &[]).await;
+    let (app, provider) = spawn(Flavour::Oidc).await;
     provider.set_fault(Endpoint::Discovery, Fault::ServerError);
-    let res = app.get(&format!("/auth/{NAME}/authorize")).await;
-    assert_provider_failure(&res);
-    assert_eq!(res.status, 502, "{}", res.text());
+    expect_provider_unavailable(&app.get(&format!("/auth/{NAME}/authorize")).await);
     provider.clear_fault(Endpoint::Discovery);
     authorize(&app).await;
+}
+
+// ----- hooks -----
+
+/// Records the hooks a social login runs, as `"register <id>"` and
+/// `"login <id>"`.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn push(&self, event: String) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+
+    /// Waits until `expected` were recorded (hooks may finish just after
+    /// the answer); returns what was.
+    async fn wait_for(&self, expected: &[String]) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + PROVIDER_WAIT;
+        while self.events() != expected && tokio::time::Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.events()
+    }
+}
+
+#[async_trait]
+impl UserEvents for Recorder {
+    async fn on_after_register(&self, user: &User) {
+        self.push(format!("register {}", user.id));
+    }
+
+    async fn on_after_login(&self, user: &User) {
+        self.push(format!("login {}", user.id));
+    }
+}
+
+#[actix_web::test]
+async fn a_social_sign_up_runs_the_after_register_and_after_login_hooks() {
+    let recorder = Arc::new(Recorder::default());
+    let (app, provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            events: Some(Arc::clone(&recorder) as Arc<dyn UserEvents>),
+            ..Setup::default()
+        },
+    )
+    .await;
+    provider.set_identity(Identity::new("hooked-1").email("hooked@example.com"));
+    let token = bearer_token(&social_login(&app, &provider).await);
+    let id = TestApp::id_of(&me(&app, &token).await);
+    let signed_up = [format!("register {id}"), format!("login {id}")];
+    assert_eq!(recorder.wait_for(&signed_up).await, signed_up);
+
+    // A known account: logged in, not registered again.
+    bearer_token(&social_login(&app, &provider).await);
+    let again = [
+        format!("register {id}"),
+        format!("login {id}"),
+        format!("login {id}"),
+    ];
+    assert_eq!(recorder.wait_for(&again).await, again);
+
+    // A refused callback runs none.
+    provider.set_identity(Identity::new("mute-2"));
+    social_login(&app, &provider)
+        .await
+        .expect_code("OAUTH_NOT_AVAILABLE_EMAIL");
+    assert_eq!(recorder.events(), again);
+}
+
+// ----- configuration -----
+
+#[actix_web::test]
+async fn configured_from_the_environment() {
+    // OAUTH_PROVIDERS, OAUTH_ACME_KIND=oauth2 and its three URLs, the
+    // client, OAUTH_STATE_SECRET, and the policy and cookie settings.
+    let provider = OAuthProvider::start(Flavour::OAuth2).await;
+    let mut vars = provider.env_vars(NAME);
+    vars.extend(
+        [
+            ("OAUTH_STATE_SECRET", STATE_SECRET),
+            ("OAUTH_VERIFIED_BY_DEFAULT", "true"),
+            ("OAUTH_ACME_SCOPES", "email profile"),
+            ("COOKIE_SECURE", "false"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let app = spawn_app_with(vars).await;
+    provider.expect_redirect_uri(app.url(&format!("/auth/{NAME}/callback")));
+    provider.set_identity(Identity::new("env-1").email("env@example.com"));
+
+    let authorized = authorize(&app).await;
+    assert_eq!(authorized.param("scope").as_deref(), Some("email profile"));
+    assert_eq!(
+        cookie_attributes(&authorized.set_cookie),
+        ["httponly", "max-age=3600", "path=/", "samesite=lax"],
+        "{}",
+        authorized.set_cookie
+    );
+    assert!(hs256_signed_with(
+        &authorized.param("state").unwrap(),
+        STATE_SECRET
+    ));
+    let back = provider.follow(&authorized.authorization_url).await;
+    let token =
+        bearer_token(&callback_at(&app, &back.location, Some(&authorized.csrf), None).await);
+    let user = me(&app, &token).await;
+    assert_user(&user, "env@example.com", true, false, true, "student");
+    app.database.assert_holds("env@example.com").await;
+    assert_linked(
+        &app,
+        &provider,
+        &TestApp::id_of(&user),
+        "env-1",
+        "env@example.com",
+    )
+    .await;
+
+    // And the OpenID Connect kind, by its issuer.
+    let oidc = OAuthProvider::start(Flavour::Oidc).await;
+    let mut vars = oidc.env_vars(NAME);
+    vars.push(("OAUTH_STATE_SECRET".into(), STATE_SECRET.into()));
+    let app = spawn_app_with(vars).await;
+    oidc.expect_redirect_uri(app.url(&format!("/auth/{NAME}/callback")));
+    oidc.set_identity(
+        Identity::new("env-2")
+            .email("env2@example.com")
+            .verified(true),
+    );
+    let token = bearer_token(&social_login(&app, &oidc).await);
+    assert_user(
+        &me(&app, &token).await,
+        "env2@example.com",
+        true,
+        false,
+        false,
+        "student",
+    );
 }
