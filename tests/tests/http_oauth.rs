@@ -325,13 +325,25 @@ async fn assert_linked(
     account_id: &str,
     email: &str,
 ) {
+    let issued = provider.issued_tokens();
+    let last = issued.last().expect("the provider issued tokens");
+    assert_linked_with(app, last, user_id, account_id, email).await;
+}
+
+/// [`assert_linked`] with the provider's token answer `last` (an earlier
+/// one than its last).
+async fn assert_linked_with(
+    app: &TestApp,
+    last: &Value,
+    user_id: &str,
+    account_id: &str,
+    email: &str,
+) {
     let Some(accounts) = stored_accounts(app, user_id).await else {
         return;
     };
     assert_eq!(accounts.len(), 1, "{accounts:?}");
     let account = &accounts[0];
-    let issued = provider.issued_tokens();
-    let last = issued.last().expect("the provider issued tokens");
     assert_eq!(account.user_id.to_string(), user_id);
     assert_eq!(account.oauth_name, NAME);
     assert_eq!(account.account_id, account_id);
@@ -995,6 +1007,7 @@ async fn associate_refuses_an_account_of_another_user_and_a_state_of_another_use
     );
     let cy_token = bearer_token(&social_login(&app, &provider).await);
     let cy = me(&app, &cy_token).await;
+    let cy_tokens = provider.issued_tokens().last().cloned().expect("issued");
 
     // Di tries to link the same provider account to herself.
     provider.expect_redirect_uri(app.url(&format!("/auth/associate/{NAME}/callback")));
@@ -1012,9 +1025,10 @@ async fn associate_refuses_an_account_of_another_user_and_a_state_of_another_use
     if let Some(accounts) = stored_accounts(&app, &TestApp::id_of(&di)).await {
         assert!(accounts.is_empty(), "{accounts:?}");
     }
-    assert_linked(
+    // Cy's link is untouched (Di's provider tokens were not stored).
+    assert_linked_with(
         &app,
-        &provider,
+        &cy_tokens,
         &TestApp::id_of(&cy),
         "shared-1",
         "cy@example.com",
