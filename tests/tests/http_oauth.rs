@@ -613,6 +613,62 @@ async fn a_known_account_logs_in_and_its_provider_tokens_are_updated() {
     assert_linked(&app, &provider, &id, "acct-9", "renamed@example.com").await;
 }
 
+#[actix_web::test]
+async fn the_cookie_transport_callback_sets_the_session_cookie() {
+    let (app, provider) = spawn(Flavour::OAuth2).await;
+    let callback = app.url(&format!("/auth/cookie/{NAME}/callback"));
+    provider.expect_redirect_uri(callback.clone());
+    provider.set_identity(Identity::new("jar-1").email("jar@example.com"));
+    let authorized = authorize_at(&app, &format!("/auth/cookie/{NAME}/authorize"), None).await;
+    assert_eq!(authorized.param("redirect_uri"), Some(callback));
+    let back = provider.follow(&authorized.authorization_url).await;
+    let res = callback_at(&app, &back.location, Some(&authorized.csrf), None).await;
+    // As POST /auth/cookie/login answers: 204, the session cookie.
+    res.expect_empty(204);
+    let session = res
+        .headers
+        .get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fastapiusersauth="))
+        .unwrap_or_else(|| panic!("no session cookie in {:?}", res.headers))
+        .to_owned();
+    assert!(
+        cookie_attributes(&session).contains(&"httponly".to_owned()),
+        "{session}"
+    );
+    let pair = session.split(';').next().unwrap().to_owned();
+    let user = app
+        .send_with(Method::GET, "/users/me", &[("cookie", &pair)], Body::Empty)
+        .await
+        .expect_json(200);
+    assert_user(&user, "jar@example.com", true, false, false, "student");
+}
+
+#[actix_web::test]
+async fn a_callback_without_a_code_is_a_bare_400_and_a_provider_error_is_named() {
+    // httpx-oauth's OAuth2AuthorizeCallback: `400 {"detail": error}`, or
+    // FastAPI's phrase when there is no error either.
+    let (app, provider) = spawn(Flavour::OAuth2).await;
+    let authorized = authorize(&app).await;
+    let state = authorized.param("state").expect("a state");
+    let base = app.url(&format!("/auth/{NAME}/callback"));
+    let denied = format!("{base}?error=access_denied&state={}", encode(&state));
+    assert_eq!(
+        callback_at(&app, &denied, Some(&authorized.csrf), None)
+            .await
+            .expect_json(400),
+        json!({"detail": "access_denied"})
+    );
+    let no_code = format!("{base}?state={}", encode(&state));
+    assert_eq!(
+        callback_at(&app, &no_code, Some(&authorized.csrf), None)
+            .await
+            .expect_json(400),
+        json!({"detail": "Bad Request"})
+    );
+    assert!(provider.requests_to(Endpoint::Token).is_empty());
+}
+
 // ----- callback: the state and the CSRF cookie -----
 
 #[actix_web::test]
