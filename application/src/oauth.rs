@@ -638,3 +638,539 @@ fn account_of(provider: &str, identity: &ProviderIdentity, email: &EmailAddress)
         account_email: email.as_str().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portcullis_domain::{MockOAuthAccountStore, MockOAuthProvider, MockOAuthStateCodec};
+
+    use super::*;
+    use crate::test_support::*;
+
+    const CSRF: &str = "csrf-token";
+    const VERIFIER: &str = "verifier-of-csrf-token";
+    const OWN_CALLBACK: &str = "http://api.test/api/auth/acme/callback";
+
+    /// The OAuth mocks: a provider `acme`, its accounts and the state codec.
+    struct OAuthMocks {
+        provider: MockOAuthProvider,
+        accounts: MockOAuthAccountStore,
+        state: MockOAuthStateCodec,
+        policy: OAuthPolicy,
+        redirect_url: Option<String>,
+    }
+
+    impl OAuthMocks {
+        fn new() -> Self {
+            let mut provider = MockOAuthProvider::new();
+            provider.expect_name().return_const("acme".to_owned());
+            let mut state = MockOAuthStateCodec::new();
+            state
+                .expect_pkce_verifier()
+                .withf(|csrf| csrf == CSRF)
+                .return_const(VERIFIER.to_owned());
+            Self {
+                provider,
+                accounts: MockOAuthAccountStore::new(),
+                state,
+                policy: OAuthPolicy::default(),
+                redirect_url: None,
+            }
+        }
+
+        /// The state token `the-state` verifies as `result`.
+        fn state_reads(&mut self, result: Result<OAuthState, OAuthStateError>) {
+            self.state
+                .expect_verify_state()
+                .withf(|t| t == "the-state")
+                .return_once(move |_| result);
+        }
+
+        /// The provider exchanges the code (with the flow's verifier and
+        /// the callback URL) for `identity`, once.
+        fn exchange_gives(&mut self, identity: Result<ProviderIdentity, OAuthProviderError>) {
+            self.provider
+                .expect_exchange()
+                .withf(|code, redirect, verifier| {
+                    code == "the-code" && redirect == OWN_CALLBACK && verifier == VERIFIER
+                })
+                .times(1)
+                .return_once(move |_, _, _| identity);
+        }
+
+        fn service(self, m: Mocks) -> UserService {
+            m.service().with_oauth(
+                OAuth::new(Arc::new(self.accounts), Arc::new(self.state), self.policy)
+                    .with_provider(Arc::new(self.provider), self.redirect_url),
+            )
+        }
+    }
+
+    fn login_state() -> Result<OAuthState, OAuthStateError> {
+        Ok(OAuthState {
+            csrf_token: CSRF.into(),
+            subject: None,
+        })
+    }
+
+    fn identity(email: Option<&str>, verified: bool) -> ProviderIdentity {
+        ProviderIdentity {
+            access_token: "provider-access".into(),
+            expires_at: Some(1_700_003_600),
+            refresh_token: Some("provider-refresh".into()),
+            account_id: "acct-1".into(),
+            email: email.map(str::to_owned),
+            email_verified: verified,
+        }
+    }
+
+    fn callback(csrf: Option<&str>) -> OAuthCallback<'_> {
+        OAuthCallback {
+            code: "the-code",
+            state: "the-state",
+            csrf_cookie: csrf,
+            callback_url: OWN_CALLBACK,
+        }
+    }
+
+    fn stored_account(user: UserId) -> OAuthAccount {
+        OAuthAccount {
+            id: uuid::Uuid::from_u128(7),
+            user_id: user,
+            oauth_name: "acme".into(),
+            access_token: "old".into(),
+            expires_at: None,
+            refresh_token: None,
+            account_id: "acct-1".into(),
+            account_email: "old@example.com".into(),
+        }
+    }
+
+    /// A token is issued and the login hook runs once.
+    fn expect_login(m: &mut Mocks) {
+        m.tokens
+            .expect_issue_access()
+            .times(1)
+            .returning(|_, _| Ok("tok".into()));
+        m.events.expect_on_after_login().times(1).return_const(());
+    }
+
+    #[tokio::test]
+    async fn authorize_signs_a_state_with_a_fresh_csrf_token_and_asks_with_pkce() {
+        let mut o = OAuthMocks::new();
+        o.state = MockOAuthStateCodec::new();
+        o.state
+            .expect_issue_state()
+            .withf(|s| s.csrf_token.len() == 43 && s.subject.is_none())
+            .times(2)
+            .returning(|s| Ok(format!("state-of-{}", s.csrf_token)));
+        o.state
+            .expect_pkce_verifier()
+            .times(2)
+            .returning(|csrf| format!("v-{csrf}"));
+        o.provider
+            .expect_authorization_url()
+            .withf(|redirect, state, scopes, verifier| {
+                redirect == OWN_CALLBACK
+                    && state.starts_with("state-of-")
+                    && verifier == format!("v-{}", &state["state-of-".len()..])
+                    && scopes.as_deref() == Some(&["email".to_owned()][..])
+            })
+            .times(2)
+            .returning(|_, state, _, _| Ok(format!("https://acme.test/authorize?state={state}")));
+        let service = o.service(Mocks::new());
+        let a = service
+            .oauth_authorize("acme", OWN_CALLBACK, Some(vec!["email".into()]))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.authorization_url,
+            format!(
+                "https://acme.test/authorize?state=state-of-{}",
+                a.csrf_token
+            )
+        );
+        let b = service
+            .oauth_authorize("acme", OWN_CALLBACK, Some(vec!["email".into()]))
+            .await
+            .unwrap();
+        assert_ne!(a.csrf_token, b.csrf_token, "a fresh CSRF token per flow");
+    }
+
+    #[tokio::test]
+    async fn a_configured_redirect_url_wins_over_the_callback_route() {
+        let mut o = OAuthMocks::new();
+        o.redirect_url = Some("https://front.test/oauth".into());
+        o.state = MockOAuthStateCodec::new();
+        o.state.expect_issue_state().returning(|_| Ok("s".into()));
+        o.state
+            .expect_pkce_verifier()
+            .return_const(VERIFIER.to_owned());
+        o.provider
+            .expect_authorization_url()
+            .withf(|redirect, _, scopes, _| {
+                redirect == "https://front.test/oauth" && scopes.is_none()
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok("https://acme.test/a".into()));
+        o.service(Mocks::new())
+            .oauth_authorize("acme", OWN_CALLBACK, None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_provider_is_unknown_and_touches_nothing() {
+        let service = OAuthMocks::new().service(Mocks::new());
+        assert_matches!(
+            service.oauth_authorize("nope", OWN_CALLBACK, None).await,
+            Err(OAuthAuthorizeError::UnknownProvider)
+        );
+        assert_matches!(
+            service.oauth_callback("nope", callback(Some(CSRF))).await,
+            Err(OAuthCallbackError::UnknownProvider)
+        );
+        assert_matches!(
+            Mocks::new()
+                .service()
+                .oauth_authorize("acme", OWN_CALLBACK, None)
+                .await,
+            Err(OAuthAuthorizeError::UnknownProvider)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_state_or_csrf_cookie_is_refused_before_the_provider_is_asked() {
+        for (state, csrf, expected) in [
+            (Err(OAuthStateError::Invalid), Some(CSRF), "invalid"),
+            (Err(OAuthStateError::Expired), Some(CSRF), "expired"),
+            (login_state(), None, "csrf"),
+            (login_state(), Some(""), "csrf"),
+            (login_state(), Some("other"), "csrf"),
+            (
+                Ok(OAuthState {
+                    csrf_token: String::new(),
+                    subject: None,
+                }),
+                Some(""),
+                "csrf",
+            ),
+        ] {
+            let mut o = OAuthMocks::new();
+            o.state_reads(state);
+            // No exchange, no store call expected.
+            let got = o
+                .service(Mocks::new())
+                .oauth_callback("acme", callback(csrf))
+                .await;
+            match (expected, got) {
+                ("invalid", Err(OAuthCallbackError::StateInvalid))
+                | ("expired", Err(OAuthCallbackError::StateExpired))
+                | ("csrf", Err(OAuthCallbackError::CsrfMismatch)) => {}
+                (expected, got) => panic!("{expected}: {got:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_account_logs_its_user_in_and_its_tokens_are_updated() {
+        let user = a_user();
+        let id = user.id;
+        let mut o = OAuthMocks::new();
+        o.state_reads(login_state());
+        o.exchange_gives(Ok(identity(Some("Ann@Example.com"), false)));
+        o.accounts
+            .expect_get_oauth_account()
+            .withf(|name, account| name == "acme" && account == "acct-1")
+            .returning(move |_, _| Ok(Some(stored_account(id))));
+        o.accounts
+            .expect_update_oauth_account()
+            .withf(move |a| {
+                a.id == uuid::Uuid::from_u128(7)
+                    && a.user_id == id
+                    && a.access_token == "provider-access"
+                    && a.refresh_token.as_deref() == Some("provider-refresh")
+                    && a.expires_at == Some(1_700_003_600)
+                    && a.account_email == "Ann@example.com"
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut m = Mocks::new();
+        let stored = user.clone();
+        m.users
+            .expect_get()
+            .withf(id_is(id))
+            .returning(move |_| Ok(Some(stored.clone())));
+        expect_login(&mut m);
+        let login = o
+            .service(m)
+            .oauth_callback("acme", callback(Some(CSRF)))
+            .await
+            .unwrap();
+        assert_eq!(login.user.id, id);
+        assert_eq!(login.access_token, "tok");
+    }
+
+    #[tokio::test]
+    async fn an_address_with_an_account_is_refused_unless_association_is_on_and_verified() {
+        for (associate, verified) in [(false, true), (false, false), (true, false)] {
+            let mut o = OAuthMocks::new();
+            o.policy.associate_by_email = associate;
+            o.state_reads(login_state());
+            o.exchange_gives(Ok(identity(Some("ann@example.com"), verified)));
+            o.accounts
+                .expect_get_oauth_account()
+                .returning(|_, _| Ok(None));
+            let mut m = Mocks::new();
+            m.users
+                .expect_get_by_email()
+                .withf(email_is("ann@example.com"))
+                .returning(|_| Ok(Some(a_user())));
+            // No add, no create, no token.
+            assert_matches!(
+                o.service(m)
+                    .oauth_callback("acme", callback(Some(CSRF)))
+                    .await,
+                Err(OAuthCallbackError::UserAlreadyExists)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_address_is_associated_when_association_is_on() {
+        let user = a_user();
+        let id = user.id;
+        let mut o = OAuthMocks::new();
+        o.policy.associate_by_email = true;
+        o.state_reads(login_state());
+        o.exchange_gives(Ok(identity(Some("ann@example.com"), true)));
+        o.accounts
+            .expect_get_oauth_account()
+            .returning(|_, _| Ok(None));
+        o.accounts
+            .expect_add_oauth_account()
+            .withf(move |a| a.user_id == id && a.oauth_name == "acme" && a.account_id == "acct-1")
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut m = Mocks::new();
+        m.users
+            .expect_get_by_email()
+            .returning(move |_| Ok(Some(user.clone())));
+        expect_login(&mut m);
+        let login = o
+            .service(m)
+            .oauth_callback("acme", callback(Some(CSRF)))
+            .await
+            .unwrap();
+        assert_eq!(login.user.id, id);
+    }
+
+    #[tokio::test]
+    async fn a_new_address_creates_an_active_user_with_an_unusable_password() {
+        for verified_by_default in [false, true] {
+            let mut o = OAuthMocks::new();
+            o.policy.verified_by_default = verified_by_default;
+            o.state_reads(login_state());
+            o.exchange_gives(Ok(identity(Some("new@example.com"), true)));
+            o.accounts
+                .expect_get_oauth_account()
+                .returning(|_, _| Ok(None));
+            o.accounts
+                .expect_add_oauth_account()
+                .withf(|a| a.account_email == "new@example.com")
+                .times(1)
+                .returning(|_| Ok(()));
+            let mut m = Mocks::new();
+            m.users.expect_get_by_email().returning(|_| Ok(None));
+            m.hasher
+                .expect_hash()
+                .withf(|p| p.len() == 43)
+                .times(1)
+                .returning(|_| Ok("$random-hash".into()));
+            m.users
+                .expect_create()
+                .withf(move |u| {
+                    u.email.as_str() == "new@example.com"
+                        && u.hashed_password == "$random-hash"
+                        && u.is_active
+                        && !u.is_superuser
+                        && u.is_verified == verified_by_default
+                })
+                .times(1)
+                .returning(Ok);
+            m.events
+                .expect_on_after_register()
+                .times(1)
+                .return_const(());
+            expect_login(&mut m);
+            let login = o
+                .service(m)
+                .oauth_callback("acme", callback(Some(CSRF)))
+                .await
+                .unwrap();
+            assert_eq!(login.user.is_verified, verified_by_default);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inactive_user_is_bad_credentials_and_gets_no_token() {
+        let mut user = a_user();
+        user.is_active = false;
+        let id = user.id;
+        let mut o = OAuthMocks::new();
+        o.state_reads(login_state());
+        o.exchange_gives(Ok(identity(Some("ann@example.com"), true)));
+        o.accounts
+            .expect_get_oauth_account()
+            .returning(move |_, _| Ok(Some(stored_account(id))));
+        o.accounts
+            .expect_update_oauth_account()
+            .returning(|_| Ok(()));
+        let mut m = Mocks::new();
+        m.users
+            .expect_get()
+            .returning(move |_| Ok(Some(user.clone())));
+        assert_matches!(
+            o.service(m)
+                .oauth_callback("acme", callback(Some(CSRF)))
+                .await,
+            Err(OAuthCallbackError::BadCredentials)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_or_an_unusable_address_is_no_email() {
+        for email in [None, Some("not an address")] {
+            let mut o = OAuthMocks::new();
+            o.state_reads(login_state());
+            o.exchange_gives(Ok(identity(email, true)));
+            assert_matches!(
+                o.service(Mocks::new())
+                    .oauth_callback("acme", callback(Some(CSRF)))
+                    .await,
+                Err(OAuthCallbackError::NoEmail)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_failure_is_passed_on() {
+        for failure in [
+            OAuthProviderError::Refused("invalid_grant".into()),
+            OAuthProviderError::Unavailable("timed out".into()),
+        ] {
+            let mut o = OAuthMocks::new();
+            o.state_reads(login_state());
+            o.exchange_gives(Err(failure.clone()));
+            match o
+                .service(Mocks::new())
+                .oauth_callback("acme", callback(Some(CSRF)))
+                .await
+            {
+                Err(OAuthCallbackError::Provider(e)) => assert_eq!(e, failure),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_infra() {
+        let mut o = OAuthMocks::new();
+        o.state_reads(login_state());
+        o.exchange_gives(Ok(identity(Some("ann@example.com"), true)));
+        o.accounts
+            .expect_get_oauth_account()
+            .returning(|_, _| Err(outage()));
+        assert_matches!(
+            o.service(Mocks::new())
+                .oauth_callback("acme", callback(Some(CSRF)))
+                .await,
+            Err(OAuthCallbackError::Infra(InfraError::Unavailable(_)))
+        );
+    }
+
+    fn associate_state(user: UserId) -> Result<OAuthState, OAuthStateError> {
+        Ok(OAuthState {
+            csrf_token: CSRF.into(),
+            subject: Some(user.to_string()),
+        })
+    }
+
+    #[tokio::test]
+    async fn associate_refuses_a_state_issued_to_someone_else() {
+        let user = a_user();
+        for subject in [None, Some(UserId::random().to_string())] {
+            let mut o = OAuthMocks::new();
+            o.state_reads(Ok(OAuthState {
+                csrf_token: CSRF.into(),
+                subject,
+            }));
+            assert_matches!(
+                o.service(Mocks::new())
+                    .oauth_associate_callback("acme", &user, callback(Some(CSRF)))
+                    .await,
+                Err(OAuthCallbackError::WrongUser)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn associate_links_a_new_account_and_refuses_another_users() {
+        let user = a_user();
+        let id = user.id;
+        let mut o = OAuthMocks::new();
+        o.state_reads(associate_state(id));
+        o.exchange_gives(Ok(identity(Some("elsewhere@example.com"), false)));
+        o.accounts
+            .expect_get_oauth_account()
+            .returning(|_, _| Ok(None));
+        o.accounts
+            .expect_add_oauth_account()
+            .withf(move |a| a.user_id == id && a.account_email == "elsewhere@example.com")
+            .times(1)
+            .returning(|_| Ok(()));
+        let linked = o
+            .service(Mocks::new())
+            .oauth_associate_callback("acme", &user, callback(Some(CSRF)))
+            .await
+            .unwrap();
+        assert_eq!(linked.id, id);
+
+        let mut o = OAuthMocks::new();
+        o.state_reads(associate_state(id));
+        o.exchange_gives(Ok(identity(Some("elsewhere@example.com"), false)));
+        o.accounts
+            .expect_get_oauth_account()
+            .returning(|_, _| Ok(Some(stored_account(UserId::random()))));
+        // No add, no update.
+        assert_matches!(
+            o.service(Mocks::new())
+                .oauth_associate_callback("acme", &user, callback(Some(CSRF)))
+                .await,
+            Err(OAuthCallbackError::UserAlreadyExists)
+        );
+    }
+
+    #[tokio::test]
+    async fn associate_authorize_names_the_user_in_the_state() {
+        let user = a_user();
+        let id = user.id.to_string();
+        let mut o = OAuthMocks::new();
+        o.state = MockOAuthStateCodec::new();
+        o.state
+            .expect_issue_state()
+            .withf(move |s| s.subject.as_deref() == Some(id.as_str()))
+            .times(1)
+            .returning(|_| Ok("s".into()));
+        o.state
+            .expect_pkce_verifier()
+            .return_const(VERIFIER.to_owned());
+        o.provider
+            .expect_authorization_url()
+            .times(1)
+            .returning(|_, _, _, _| Ok("https://acme.test/a".into()));
+        o.service(Mocks::new())
+            .oauth_associate_authorize("acme", &user, OWN_CALLBACK, None)
+            .await
+            .unwrap();
+    }
+}

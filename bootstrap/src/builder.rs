@@ -186,9 +186,9 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Where provider accounts live (FastAPI Users' `oauth_account` table):
-    /// normally the user store itself. Default: the default memory store
-    /// when no [`store`](Self::store) is given.
+    /// Where provider accounts live (FastAPI Users' `oauth_account` table).
+    /// Default: the [`store`](Self::store) (the table references the
+    /// users).
     pub fn oauth_accounts(mut self, accounts: Arc<dyn OAuthAccountStore>) -> Self {
         self.oauth_accounts = Some(accounts);
         self
@@ -547,13 +547,9 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
-        let default_memory = self
-            .store
-            .is_none()
-            .then(|| Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone())));
-        let store = self
-            .store
-            .or_else(|| default_memory.clone().map(|m| m as Arc<dyn Store>));
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| {
+            Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
+        });
         let oauth = if self.oauth_providers.is_empty() {
             None
         } else {
@@ -565,16 +561,9 @@ impl PortcullisBuilder {
             })?;
             let state = JosekitOAuthStateCodec::new(&secret, Arc::clone(&self.clock))
                 .map_err(|e| BuildError::OAuth(e.to_string()))?;
-            let accounts = match (self.oauth_accounts, default_memory) {
-                (Some(accounts), _) => accounts,
-                (None, Some(memory)) => memory as Arc<dyn OAuthAccountStore>,
-                (None, None) => {
-                    return Err(BuildError::OAuth(
-                        "no store for provider accounts: call PortcullisBuilder::oauth_accounts"
-                            .into(),
-                    ));
-                }
-            };
+            let accounts = self
+                .oauth_accounts
+                .unwrap_or_else(|| store.clone() as Arc<dyn OAuthAccountStore>);
             let mut oauth = OAuth::new(accounts, Arc::new(state), self.oauth_policy);
             for settings in self.oauth_providers {
                 let name = settings.name.clone();
@@ -585,7 +574,7 @@ impl PortcullisBuilder {
             }
             Some(oauth)
         };
-        let (users, throttle, sessions) = store_parts(store, self.throttle, &user_fields);
+        let (users, throttle, sessions) = store_parts(Some(store), self.throttle, &user_fields);
         let service = UserService::new(
             Ports {
                 users,

@@ -45,7 +45,7 @@ pub enum ErrorCode {
     /// (associate) the provider account belongs to another user.
     OauthUserAlreadyExists,
     /// OAuth callback: the provider refused the code or the ID token did
-    /// not check out (with a reason). Portcullis' own (FastAPI Users
+    /// not check out (the reason is logged). Portcullis' own (FastAPI Users
     /// answers 500).
     OauthProviderError,
 }

@@ -111,7 +111,8 @@ fn csrf_cookie(service: &UserService, token: &str) -> String {
 fn provider_error(e: OAuthProviderError) -> ApiError {
     match e {
         OAuthProviderError::Refused(reason) => {
-            ApiError::CodeReason(ErrorCode::OauthProviderError, reason)
+            tracing::info!(reason = %reason, "OAuth provider refused");
+            ApiError::Code(ErrorCode::OauthProviderError)
         }
         OAuthProviderError::Unavailable(cause) => ApiError::ProviderUnavailable(cause),
     }
@@ -218,7 +219,7 @@ impl IntoResponses for CallbackRefused {
                  `OAUTH_INVALID_STATE` (CSRF cookie missing or not matching), \
                  `OAUTH_NOT_AVAILABLE_EMAIL`, `OAUTH_USER_ALREADY_EXISTS`, \
                  `LOGIN_BAD_CREDENTIALS` (inactive user), `LOGIN_USER_NOT_VERIFIED`, \
-                 `{\"code\": \"OAUTH_PROVIDER_ERROR\", \"reason\": …}` (the provider refused), \
+                 `OAUTH_PROVIDER_ERROR` (the provider refused the code, or its ID token did not check out), \
                  or the provider's `error` (or `null`) when there is no `code`.",
             )
             .content(
