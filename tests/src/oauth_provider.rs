@@ -298,6 +298,7 @@ struct State {
     grants: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, Identity>>,
     issued: Mutex<Vec<Value>>,
+    refusals: Mutex<Vec<String>>,
     requests: Mutex<Vec<RecordedRequest>>,
     signing_key: Jwk,
     foreign_key: Jwk,
@@ -355,6 +356,7 @@ impl OAuthProvider {
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
             issued: Mutex::new(Vec::new()),
+            refusals: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             signing_key,
             foreign_key,
@@ -505,6 +507,12 @@ impl OAuthProvider {
     /// Every successful token answer so far (the whole JSON), in order.
     pub fn issued_tokens(&self) -> Vec<Value> {
         lock(&self.state.issued).clone()
+    }
+
+    /// Every token request refused so far, as `"<error>: <description>"`
+    /// (`"invalid_grant: PKCE verification failed"`), in order.
+    pub fn token_refusals(&self) -> Vec<String> {
+        lock(&self.state.refusals).clone()
     }
 
     /// The `access_token` of the last successful token answer.
@@ -754,7 +762,17 @@ fn endpoint_of(path: &str) -> Option<Endpoint> {
 
 /// Records the request and plays the endpoint's fault, if any: `Some` is
 /// the answer to give instead of the endpoint's own.
-async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpResponse> {
+async fn arrive(
+    state: &State,
+    req: &HttpRequest,
+    body: &[u8],
+) -> (RecordedRequest, Option<HttpResponse>) {
+    let recorded = record(state, req, body);
+    (recorded, play_fault(state, req).await)
+}
+
+/// Records the request; returns the record.
+fn record(state: &State, req: &HttpRequest, body: &[u8]) -> RecordedRequest {
     let endpoint = endpoint_of(req.path());
     let is_form = req
         .headers()
@@ -766,7 +784,7 @@ async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
     } else {
         Vec::new()
     };
-    lock(&state.requests).push(RecordedRequest {
+    let recorded = RecordedRequest {
         endpoint,
         method: req.method().to_string(),
         path: req.path().to_owned(),
@@ -777,8 +795,16 @@ async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-    });
+    };
+    lock(&state.requests).push(recorded.clone());
     state.arrived.notify_waiters();
+    recorded
+}
+
+/// Plays the fault set for the request's endpoint: `Some` is the answer to
+/// give instead of the endpoint's own.
+async fn play_fault(state: &State, req: &HttpRequest) -> Option<HttpResponse> {
+    let endpoint = endpoint_of(req.path());
     let fault = endpoint.and_then(|e| lock(&state.faults).get(&e).cloned());
     match fault? {
         Fault::ServerError => Some(HttpResponse::InternalServerError().json(json!({
@@ -825,7 +851,7 @@ async fn not_found(state: web::Data<State>, req: HttpRequest, body: web::Bytes) 
 }
 
 async fn discovery(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     if state.flavour != Flavour::Oidc {
@@ -850,7 +876,7 @@ async fn discovery(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn jwks(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     if state.flavour != Flavour::Oidc {
@@ -862,7 +888,7 @@ async fn jwks(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn authorize(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     let query = parse_query(req.query_string());
@@ -942,13 +968,29 @@ async fn authorize(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &body).await {
+    let (recorded, fault) = arrive(&state, &req, &body).await;
+    if let Some(answer) = fault {
         return answer;
     }
-    let recorded = lock(&state.requests)
-        .last()
-        .cloned()
-        .expect("arrive recorded it");
+    match grant_tokens(&state, &recorded) {
+        Ok(answer) => {
+            lock(&state.issued).push(answer.clone());
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "no-store"))
+                .json(answer)
+        }
+        Err((status, error, description)) => {
+            lock(&state.refusals).push(format!("{error}: {description}"));
+            oauth_error(status, error, description)
+        }
+    }
+}
+
+/// A token request's refusal: status, RFC 6749 `error`, description.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+/// The token answer to `recorded`, or why it is refused.
+fn grant_tokens(state: &State, recorded: &RecordedRequest) -> Result<Value, Refusal> {
     let form = &recorded.form;
     let param = |name: &str| first(form, name);
 
@@ -961,21 +1003,21 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         ),
     };
     if client_id.as_deref() != Some(CLIENT_ID) || secret.as_deref() != Some(CLIENT_SECRET) {
-        return oauth_error(
+        return Err((
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
-        );
+        ));
     }
     if param("grant_type") != Some("authorization_code") {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "only authorization_code",
-        );
+        ));
     }
     let Some(code) = param("code") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code missing");
+        return Err((StatusCode::BAD_REQUEST, "invalid_request", "code missing"));
     };
     // Single use: the first attempt spends the code, whatever its outcome.
     let grant = {
@@ -989,39 +1031,39 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         }
     };
     let Some(grant) = grant else {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "unknown or used code",
-        );
+        ));
     };
     if grant.client_id != CLIENT_ID {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "code of another client",
-        );
+        ));
     }
     if param("redirect_uri") != Some(grant.redirect_uri.as_str()) {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "redirect_uri does not match the authorization's",
-        );
+        ));
     }
     let Some(verifier) = param("code_verifier") else {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "code_verifier missing",
-        );
+        ));
     };
     if s256_challenge(verifier) != grant.code_challenge {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "PKCE verification failed",
-        );
+        ));
     }
 
     let access_token = random_token();
@@ -1033,13 +1075,10 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         "refresh_token": random_token(),
     });
     if state.flavour == Flavour::Oidc {
-        answer["id_token"] = json!(id_token(&state, &grant));
+        answer["id_token"] = json!(id_token(state, &grant));
         answer["scope"] = json!("openid email profile");
     }
-    lock(&state.issued).push(answer.clone());
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(answer)
+    Ok(answer)
 }
 
 fn id_token(state: &State, grant: &Grant) -> String {
@@ -1075,7 +1114,7 @@ fn id_token(state: &State, grant: &Grant) -> String {
 }
 
 async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &body).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &body).await {
         return answer;
     }
     let bearer = req
@@ -1233,6 +1272,10 @@ mod tests {
         .await;
         assert_eq!((status, &body["error"]), (400, &json!("invalid_grant")));
         assert_eq!(body["error_description"], "PKCE verification failed");
+        assert_eq!(
+            provider.token_refusals(),
+            ["invalid_grant: PKCE verification failed"]
+        );
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
         assert_eq!((status, &body["error"]), (400, &json!("invalid_grant")));
         assert!(provider.issued_tokens().is_empty());
