@@ -93,6 +93,13 @@ pub enum Flavour {
     /// OpenID Connect: the same plus discovery, a JWKS and ID tokens
     /// (`OAUTH_<NAME>_KIND=oidc`).
     Oidc,
+    /// GitHub's API instead of `/userinfo`: `GET /user` (`id` a number,
+    /// `email` the public address when the identity's is verified, else
+    /// `null`) and `GET /user/emails` (the identity's address as the
+    /// primary one, `verified` as [`Identity::email_verified`] says, plus a
+    /// verified secondary address `secondary-<subject>@users.example`);
+    /// the base URL is the API URL (`ProviderKind::GitHub`'s `api_url`).
+    GitHub,
 }
 
 /// One of the provider's endpoints, to aim a [`Fault`] at.
@@ -108,6 +115,10 @@ pub enum Endpoint {
     Token,
     /// `GET /userinfo`.
     Userinfo,
+    /// `GET /user` ([`Flavour::GitHub`]).
+    GitHubUser,
+    /// `GET /user/emails` ([`Flavour::GitHub`]).
+    GitHubEmails,
 }
 
 impl Endpoint {
@@ -119,6 +130,8 @@ impl Endpoint {
             Endpoint::Authorize => "/authorize",
             Endpoint::Token => "/token",
             Endpoint::Userinfo => "/userinfo",
+            Endpoint::GitHubUser => "/user",
+            Endpoint::GitHubEmails => "/user/emails",
         }
     }
 }
@@ -374,6 +387,8 @@ impl OAuthProvider {
                 .route(Endpoint::Token.path(), web::post().to(token))
                 .route(Endpoint::Userinfo.path(), web::get().to(userinfo))
                 .route(Endpoint::Userinfo.path(), web::post().to(userinfo))
+                .route(Endpoint::GitHubUser.path(), web::get().to(github_user))
+                .route(Endpoint::GitHubEmails.path(), web::get().to(github_emails))
                 .default_service(web::to(not_found))
         })
         .workers(1)
@@ -418,6 +433,9 @@ impl OAuthProvider {
     /// `name` (lowercase): `OAUTH_PROVIDERS`, `OAUTH_<NAME>_KIND`
     /// (`oauth2` with the three URLs, or `oidc` with the issuer), the client
     /// id and secret. Add `OAUTH_STATE_SECRET` and the rest yourself.
+    ///
+    /// # Panics
+    /// For [`Flavour::GitHub`], whose URLs cannot be configured.
     pub fn env_vars(&self, name: &str) -> Vec<(String, String)> {
         let upper = name.to_ascii_uppercase();
         let var = |suffix: &str| format!("OAUTH_{upper}_{suffix}");
@@ -437,6 +455,10 @@ impl OAuthProvider {
                 vars.push((var("KIND"), "oidc".to_owned()));
                 vars.push((var("ISSUER"), self.issuer().to_owned()));
             }
+            Flavour::GitHub => panic!(
+                "the github kind's URLs are GitHub's own, not settings: \
+                 use ProviderKind::GitHub with this provider's URLs in code"
+            ),
         }
         vars
     }
@@ -755,6 +777,8 @@ fn endpoint_of(path: &str) -> Option<Endpoint> {
         Endpoint::Authorize,
         Endpoint::Token,
         Endpoint::Userinfo,
+        Endpoint::GitHubUser,
+        Endpoint::GitHubEmails,
     ]
     .into_iter()
     .find(|e| e.path() == path)
@@ -1117,6 +1141,15 @@ async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -
     if let (_, Some(answer)) = arrive(&state, &req, &body).await {
         return answer;
     }
+    match bearer_identity(&state, &req) {
+        Ok(identity) => HttpResponse::Ok().json(identity.userinfo()),
+        Err(answer) => answer,
+    }
+}
+
+/// The identity behind the request's bearer token (GitHub also takes
+/// `token …`), or the `401` to answer.
+fn bearer_identity(state: &State, req: &HttpRequest) -> Result<Identity, HttpResponse> {
     let bearer = req
         .headers()
         .get("authorization")
@@ -1124,14 +1157,72 @@ async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
+                .or_else(|| v.strip_prefix("token "))
         })
         .map(str::trim);
-    let identity = bearer.and_then(|token| lock(&state.access_tokens).get(token).cloned());
-    match identity {
-        Some(identity) => HttpResponse::Ok().json(identity.userinfo()),
-        None => HttpResponse::Unauthorized()
-            .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
-            .json(json!({ "error": "invalid_token" })),
+    bearer
+        .and_then(|token| lock(&state.access_tokens).get(token).cloned())
+        .ok_or_else(|| {
+            HttpResponse::Unauthorized()
+                .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
+                .json(json!({ "error": "invalid_token" }))
+        })
+}
+
+async fn github_user(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
+        return answer;
+    }
+    if state.flavour != Flavour::GitHub {
+        return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
+    }
+    match bearer_identity(&state, &req) {
+        Ok(identity) => {
+            let id: u64 = identity
+                .subject
+                .parse()
+                .unwrap_or_else(|_| panic!("a GitHub id is a number: {}", identity.subject));
+            // The public address: only a verified primary one here.
+            let public = identity
+                .email
+                .as_ref()
+                .filter(|_| identity.email_verified == Some(true));
+            HttpResponse::Ok().json(json!({
+                "id": id,
+                "login": format!("user{id}"),
+                "email": public,
+            }))
+        }
+        Err(answer) => answer,
+    }
+}
+
+async fn github_emails(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
+        return answer;
+    }
+    if state.flavour != Flavour::GitHub {
+        return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
+    }
+    match bearer_identity(&state, &req) {
+        Ok(identity) => {
+            let mut emails = vec![json!({
+                "email": format!("secondary-{}@users.example", identity.subject),
+                "primary": false,
+                "verified": true,
+                "visibility": null,
+            })];
+            if let Some(email) = &identity.email {
+                emails.push(json!({
+                    "email": email,
+                    "primary": true,
+                    "verified": identity.email_verified == Some(true),
+                    "visibility": "private",
+                }));
+            }
+            HttpResponse::Ok().json(emails)
+        }
+        Err(answer) => answer,
     }
 }
 
@@ -1143,7 +1234,7 @@ mod tests {
 
     fn authorization_url(provider: &OAuthProvider, challenge: &str, nonce: Option<&str>) -> String {
         let scope = match provider.flavour() {
-            Flavour::OAuth2 => "email",
+            Flavour::OAuth2 | Flavour::GitHub => "email",
             Flavour::Oidc => "openid email",
         };
         let mut url = format!(
@@ -1403,6 +1494,43 @@ mod tests {
         let (_, body) = exchange(&provider, &code, VERIFIER).await;
         let forged = body["id_token"].as_str().expect("an ID token");
         assert_eq!(verify_rs256(forged, &jwk), None);
+    }
+
+    #[actix_web::test]
+    async fn the_github_flavour_serves_user_and_emails() {
+        let provider = OAuthProvider::start(Flavour::GitHub).await;
+        provider.set_identity(
+            Identity::new("583231")
+                .email("octo@example.com")
+                .verified(true),
+        );
+        let url = authorization_url(&provider, &s256_challenge(VERIFIER), None);
+        let code = provider.follow(&url).await.code.expect("a code");
+        let (status, body) = exchange(&provider, &code, VERIFIER).await;
+        assert_eq!(status, 200, "{body}");
+        let access = body["access_token"].as_str().expect("a token");
+        let (status, _, user) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubUser), access)
+            .await;
+        assert_eq!(status, 200);
+        let user: Value = serde_json::from_str(&user).expect("JSON");
+        assert_eq!(
+            user,
+            json!({"id": 583231, "login": "user583231", "email": "octo@example.com"})
+        );
+        let (status, _, emails) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubEmails), access)
+            .await;
+        assert_eq!(status, 200);
+        let emails: Value = serde_json::from_str(&emails).expect("JSON");
+        assert_eq!(emails[1]["email"], "octo@example.com");
+        assert_eq!(emails[1]["primary"], true);
+        assert_eq!(emails[1]["verified"], true);
+        assert_eq!(emails[0]["primary"], false);
+        let (status, _, _) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubEmails), "nope")
+            .await;
+        assert_eq!(status, 401);
     }
 
     #[actix_web::test]
