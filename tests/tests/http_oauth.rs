@@ -93,6 +93,11 @@ async fn spawn_with(flavour: Flavour, setup: Setup) -> (TestApp, OAuthProvider) 
         Flavour::Oidc => ProviderKind::Oidc {
             issuer: provider.issuer().to_owned(),
         },
+        Flavour::GitHub => ProviderKind::GitHub {
+            authorize_url: provider.url(Endpoint::Authorize),
+            token_url: provider.url(Endpoint::Token),
+            api_url: provider.base_url().to_owned(),
+        },
     };
     let strategy = match std::env::var("PORTCULLIS_TEST_AUTH_STRATEGY").as_deref() {
         Ok("database") => AuthStrategy::Database,
@@ -1163,6 +1168,46 @@ async fn oidc_with_discovery_down_is_a_502_at_authorize() {
     expect_provider_unavailable(&app.get(&format!("/auth/{NAME}/authorize")).await);
     provider.clear_fault(Endpoint::Discovery);
     authorize(&app).await;
+}
+
+// ----- GitHub -----
+
+#[actix_web::test]
+async fn github_gives_the_primary_verified_address_of_user_emails() {
+    let (app, provider) = spawn(Flavour::GitHub).await;
+    provider.set_identity(
+        Identity::new("583231")
+            .email("octo@example.com")
+            .verified(true),
+    );
+    let token = bearer_token(&social_login(&app, &provider).await);
+    let user = me(&app, &token).await;
+    assert_user(&user, "octo@example.com", true, false, false, "student");
+    let access = format!("Bearer {}", provider.last_access_token().unwrap());
+    for endpoint in [Endpoint::GitHubUser, Endpoint::GitHubEmails] {
+        let seen = provider.requests_to(endpoint);
+        assert_eq!(seen.len(), 1, "{endpoint:?}");
+        assert_eq!(seen[0].authorization.as_deref(), Some(access.as_str()));
+    }
+    assert!(provider.requests_to(Endpoint::Userinfo).is_empty());
+    assert_linked(
+        &app,
+        &provider,
+        &TestApp::id_of(&user),
+        "583231",
+        "octo@example.com",
+    )
+    .await;
+
+    // No verified primary address and no public one: no address.
+    provider.set_identity(
+        Identity::new("1001")
+            .email("unsure@example.com")
+            .verified(false),
+    );
+    social_login(&app, &provider)
+        .await
+        .expect_code("OAUTH_NOT_AVAILABLE_EMAIL");
 }
 
 // ----- hooks -----
