@@ -1142,14 +1142,14 @@ async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -
         return answer;
     }
     match bearer_identity(&state, &req) {
-        Ok(identity) => HttpResponse::Ok().json(identity.userinfo()),
-        Err(answer) => answer,
+        Some(identity) => HttpResponse::Ok().json(identity.userinfo()),
+        None => invalid_token(),
     }
 }
 
 /// The identity behind the request's bearer token (GitHub also takes
-/// `token …`), or the `401` to answer.
-fn bearer_identity(state: &State, req: &HttpRequest) -> Result<Identity, HttpResponse> {
+/// `token …`), if it is one the provider issued.
+fn bearer_identity(state: &State, req: &HttpRequest) -> Option<Identity> {
     let bearer = req
         .headers()
         .get("authorization")
@@ -1159,14 +1159,15 @@ fn bearer_identity(state: &State, req: &HttpRequest) -> Result<Identity, HttpRes
                 .or_else(|| v.strip_prefix("bearer "))
                 .or_else(|| v.strip_prefix("token "))
         })
-        .map(str::trim);
-    bearer
-        .and_then(|token| lock(&state.access_tokens).get(token).cloned())
-        .ok_or_else(|| {
-            HttpResponse::Unauthorized()
-                .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
-                .json(json!({ "error": "invalid_token" }))
-        })
+        .map(str::trim)?;
+    lock(&state.access_tokens).get(bearer).cloned()
+}
+
+/// The answer to a missing or unknown bearer token.
+fn invalid_token() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
+        .json(json!({ "error": "invalid_token" }))
 }
 
 async fn github_user(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
@@ -1177,7 +1178,7 @@ async fn github_user(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
         return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
     }
     match bearer_identity(&state, &req) {
-        Ok(identity) => {
+        Some(identity) => {
             let id: u64 = identity
                 .subject
                 .parse()
@@ -1193,7 +1194,7 @@ async fn github_user(state: web::Data<State>, req: HttpRequest) -> HttpResponse 
                 "email": public,
             }))
         }
-        Err(answer) => answer,
+        None => invalid_token(),
     }
 }
 
@@ -1205,7 +1206,7 @@ async fn github_emails(state: web::Data<State>, req: HttpRequest) -> HttpRespons
         return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
     }
     match bearer_identity(&state, &req) {
-        Ok(identity) => {
+        Some(identity) => {
             let mut emails = vec![json!({
                 "email": format!("secondary-{}@users.example", identity.subject),
                 "primary": false,
@@ -1222,7 +1223,7 @@ async fn github_emails(state: web::Data<State>, req: HttpRequest) -> HttpRespons
             }
             HttpResponse::Ok().json(emails)
         }
-        Err(answer) => answer,
+        None => invalid_token(),
     }
 }
 
