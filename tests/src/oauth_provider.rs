@@ -93,6 +93,13 @@ pub enum Flavour {
     /// OpenID Connect: the same plus discovery, a JWKS and ID tokens
     /// (`OAUTH_<NAME>_KIND=oidc`).
     Oidc,
+    /// GitHub's API instead of `/userinfo`: `GET /user` (`id` a number,
+    /// `email` the public address when the identity's is verified, else
+    /// `null`) and `GET /user/emails` (the identity's address as the
+    /// primary one, `verified` as [`Identity::email_verified`] says, plus a
+    /// verified secondary address `secondary-<subject>@users.example`);
+    /// the base URL is the API URL (`ProviderKind::GitHub`'s `api_url`).
+    GitHub,
 }
 
 /// One of the provider's endpoints, to aim a [`Fault`] at.
@@ -108,6 +115,10 @@ pub enum Endpoint {
     Token,
     /// `GET /userinfo`.
     Userinfo,
+    /// `GET /user` ([`Flavour::GitHub`]).
+    GitHubUser,
+    /// `GET /user/emails` ([`Flavour::GitHub`]).
+    GitHubEmails,
 }
 
 impl Endpoint {
@@ -119,6 +130,8 @@ impl Endpoint {
             Endpoint::Authorize => "/authorize",
             Endpoint::Token => "/token",
             Endpoint::Userinfo => "/userinfo",
+            Endpoint::GitHubUser => "/user",
+            Endpoint::GitHubEmails => "/user/emails",
         }
     }
 }
@@ -298,6 +311,7 @@ struct State {
     grants: Mutex<HashMap<String, Grant>>,
     access_tokens: Mutex<HashMap<String, Identity>>,
     issued: Mutex<Vec<Value>>,
+    refusals: Mutex<Vec<String>>,
     requests: Mutex<Vec<RecordedRequest>>,
     signing_key: Jwk,
     foreign_key: Jwk,
@@ -355,6 +369,7 @@ impl OAuthProvider {
             grants: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
             issued: Mutex::new(Vec::new()),
+            refusals: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             signing_key,
             foreign_key,
@@ -372,6 +387,8 @@ impl OAuthProvider {
                 .route(Endpoint::Token.path(), web::post().to(token))
                 .route(Endpoint::Userinfo.path(), web::get().to(userinfo))
                 .route(Endpoint::Userinfo.path(), web::post().to(userinfo))
+                .route(Endpoint::GitHubUser.path(), web::get().to(github_user))
+                .route(Endpoint::GitHubEmails.path(), web::get().to(github_emails))
                 .default_service(web::to(not_found))
         })
         .workers(1)
@@ -416,6 +433,9 @@ impl OAuthProvider {
     /// `name` (lowercase): `OAUTH_PROVIDERS`, `OAUTH_<NAME>_KIND`
     /// (`oauth2` with the three URLs, or `oidc` with the issuer), the client
     /// id and secret. Add `OAUTH_STATE_SECRET` and the rest yourself.
+    ///
+    /// # Panics
+    /// For [`Flavour::GitHub`], whose URLs cannot be configured.
     pub fn env_vars(&self, name: &str) -> Vec<(String, String)> {
         let upper = name.to_ascii_uppercase();
         let var = |suffix: &str| format!("OAUTH_{upper}_{suffix}");
@@ -435,6 +455,10 @@ impl OAuthProvider {
                 vars.push((var("KIND"), "oidc".to_owned()));
                 vars.push((var("ISSUER"), self.issuer().to_owned()));
             }
+            Flavour::GitHub => panic!(
+                "the github kind's URLs are GitHub's own, not settings: \
+                 use ProviderKind::GitHub with this provider's URLs in code"
+            ),
         }
         vars
     }
@@ -505,6 +529,12 @@ impl OAuthProvider {
     /// Every successful token answer so far (the whole JSON), in order.
     pub fn issued_tokens(&self) -> Vec<Value> {
         lock(&self.state.issued).clone()
+    }
+
+    /// Every token request refused so far, as `"<error>: <description>"`
+    /// (`"invalid_grant: PKCE verification failed"`), in order.
+    pub fn token_refusals(&self) -> Vec<String> {
+        lock(&self.state.refusals).clone()
     }
 
     /// The `access_token` of the last successful token answer.
@@ -747,6 +777,8 @@ fn endpoint_of(path: &str) -> Option<Endpoint> {
         Endpoint::Authorize,
         Endpoint::Token,
         Endpoint::Userinfo,
+        Endpoint::GitHubUser,
+        Endpoint::GitHubEmails,
     ]
     .into_iter()
     .find(|e| e.path() == path)
@@ -754,7 +786,17 @@ fn endpoint_of(path: &str) -> Option<Endpoint> {
 
 /// Records the request and plays the endpoint's fault, if any: `Some` is
 /// the answer to give instead of the endpoint's own.
-async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpResponse> {
+async fn arrive(
+    state: &State,
+    req: &HttpRequest,
+    body: &[u8],
+) -> (RecordedRequest, Option<HttpResponse>) {
+    let recorded = record(state, req, body);
+    (recorded, play_fault(state, req).await)
+}
+
+/// Records the request; returns the record.
+fn record(state: &State, req: &HttpRequest, body: &[u8]) -> RecordedRequest {
     let endpoint = endpoint_of(req.path());
     let is_form = req
         .headers()
@@ -766,7 +808,7 @@ async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
     } else {
         Vec::new()
     };
-    lock(&state.requests).push(RecordedRequest {
+    let recorded = RecordedRequest {
         endpoint,
         method: req.method().to_string(),
         path: req.path().to_owned(),
@@ -777,8 +819,16 @@ async fn arrive(state: &State, req: &HttpRequest, body: &[u8]) -> Option<HttpRes
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-    });
+    };
+    lock(&state.requests).push(recorded.clone());
     state.arrived.notify_waiters();
+    recorded
+}
+
+/// Plays the fault set for the request's endpoint: `Some` is the answer to
+/// give instead of the endpoint's own.
+async fn play_fault(state: &State, req: &HttpRequest) -> Option<HttpResponse> {
+    let endpoint = endpoint_of(req.path());
     let fault = endpoint.and_then(|e| lock(&state.faults).get(&e).cloned());
     match fault? {
         Fault::ServerError => Some(HttpResponse::InternalServerError().json(json!({
@@ -825,7 +875,7 @@ async fn not_found(state: web::Data<State>, req: HttpRequest, body: web::Bytes) 
 }
 
 async fn discovery(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     if state.flavour != Flavour::Oidc {
@@ -850,7 +900,7 @@ async fn discovery(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn jwks(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     if state.flavour != Flavour::Oidc {
@@ -862,7 +912,7 @@ async fn jwks(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn authorize(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &[]).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
         return answer;
     }
     let query = parse_query(req.query_string());
@@ -942,13 +992,29 @@ async fn authorize(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &body).await {
+    let (recorded, fault) = arrive(&state, &req, &body).await;
+    if let Some(answer) = fault {
         return answer;
     }
-    let recorded = lock(&state.requests)
-        .last()
-        .cloned()
-        .expect("arrive recorded it");
+    match grant_tokens(&state, &recorded) {
+        Ok(answer) => {
+            lock(&state.issued).push(answer.clone());
+            HttpResponse::Ok()
+                .insert_header(("cache-control", "no-store"))
+                .json(answer)
+        }
+        Err((status, error, description)) => {
+            lock(&state.refusals).push(format!("{error}: {description}"));
+            oauth_error(status, error, description)
+        }
+    }
+}
+
+/// A token request's refusal: status, RFC 6749 `error`, description.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+/// The token answer to `recorded`, or why it is refused.
+fn grant_tokens(state: &State, recorded: &RecordedRequest) -> Result<Value, Refusal> {
     let form = &recorded.form;
     let param = |name: &str| first(form, name);
 
@@ -961,21 +1027,21 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         ),
     };
     if client_id.as_deref() != Some(CLIENT_ID) || secret.as_deref() != Some(CLIENT_SECRET) {
-        return oauth_error(
+        return Err((
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
-        );
+        ));
     }
     if param("grant_type") != Some("authorization_code") {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "only authorization_code",
-        );
+        ));
     }
     let Some(code) = param("code") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code missing");
+        return Err((StatusCode::BAD_REQUEST, "invalid_request", "code missing"));
     };
     // Single use: the first attempt spends the code, whatever its outcome.
     let grant = {
@@ -989,39 +1055,39 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         }
     };
     let Some(grant) = grant else {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "unknown or used code",
-        );
+        ));
     };
     if grant.client_id != CLIENT_ID {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "code of another client",
-        );
+        ));
     }
     if param("redirect_uri") != Some(grant.redirect_uri.as_str()) {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "redirect_uri does not match the authorization's",
-        );
+        ));
     }
     let Some(verifier) = param("code_verifier") else {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "code_verifier missing",
-        );
+        ));
     };
     if s256_challenge(verifier) != grant.code_challenge {
-        return oauth_error(
+        return Err((
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "PKCE verification failed",
-        );
+        ));
     }
 
     let access_token = random_token();
@@ -1033,13 +1099,10 @@ async fn token(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
         "refresh_token": random_token(),
     });
     if state.flavour == Flavour::Oidc {
-        answer["id_token"] = json!(id_token(&state, &grant));
+        answer["id_token"] = json!(id_token(state, &grant));
         answer["scope"] = json!("openid email profile");
     }
-    lock(&state.issued).push(answer.clone());
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(answer)
+    Ok(answer)
 }
 
 fn id_token(state: &State, grant: &Grant) -> String {
@@ -1075,9 +1138,18 @@ fn id_token(state: &State, grant: &Grant) -> String {
 }
 
 async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = arrive(&state, &req, &body).await {
+    if let (_, Some(answer)) = arrive(&state, &req, &body).await {
         return answer;
     }
+    match bearer_identity(&state, &req) {
+        Some(identity) => HttpResponse::Ok().json(identity.userinfo()),
+        None => invalid_token(),
+    }
+}
+
+/// The identity behind the request's bearer token (GitHub also takes
+/// `token …`), if it is one the provider issued.
+fn bearer_identity(state: &State, req: &HttpRequest) -> Option<Identity> {
     let bearer = req
         .headers()
         .get("authorization")
@@ -1085,14 +1157,73 @@ async fn userinfo(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
+                .or_else(|| v.strip_prefix("token "))
         })
-        .map(str::trim);
-    let identity = bearer.and_then(|token| lock(&state.access_tokens).get(token).cloned());
-    match identity {
-        Some(identity) => HttpResponse::Ok().json(identity.userinfo()),
-        None => HttpResponse::Unauthorized()
-            .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
-            .json(json!({ "error": "invalid_token" })),
+        .map(str::trim)?;
+    lock(&state.access_tokens).get(bearer).cloned()
+}
+
+/// The answer to a missing or unknown bearer token.
+fn invalid_token() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", "Bearer error=\"invalid_token\""))
+        .json(json!({ "error": "invalid_token" }))
+}
+
+async fn github_user(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
+        return answer;
+    }
+    if state.flavour != Flavour::GitHub {
+        return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
+    }
+    match bearer_identity(&state, &req) {
+        Some(identity) => {
+            let id: u64 = identity
+                .subject
+                .parse()
+                .unwrap_or_else(|_| panic!("a GitHub id is a number: {}", identity.subject));
+            // The public address: only a verified primary one here.
+            let public = identity
+                .email
+                .as_ref()
+                .filter(|_| identity.email_verified == Some(true));
+            HttpResponse::Ok().json(json!({
+                "id": id,
+                "login": format!("user{id}"),
+                "email": public,
+            }))
+        }
+        None => invalid_token(),
+    }
+}
+
+async fn github_emails(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if let (_, Some(answer)) = arrive(&state, &req, &[]).await {
+        return answer;
+    }
+    if state.flavour != Flavour::GitHub {
+        return HttpResponse::NotFound().json(json!({ "error": "not_found" }));
+    }
+    match bearer_identity(&state, &req) {
+        Some(identity) => {
+            let mut emails = vec![json!({
+                "email": format!("secondary-{}@users.example", identity.subject),
+                "primary": false,
+                "verified": true,
+                "visibility": null,
+            })];
+            if let Some(email) = &identity.email {
+                emails.push(json!({
+                    "email": email,
+                    "primary": true,
+                    "verified": identity.email_verified == Some(true),
+                    "visibility": "private",
+                }));
+            }
+            HttpResponse::Ok().json(emails)
+        }
+        None => invalid_token(),
     }
 }
 
@@ -1104,7 +1235,7 @@ mod tests {
 
     fn authorization_url(provider: &OAuthProvider, challenge: &str, nonce: Option<&str>) -> String {
         let scope = match provider.flavour() {
-            Flavour::OAuth2 => "email",
+            Flavour::OAuth2 | Flavour::GitHub => "email",
             Flavour::Oidc => "openid email",
         };
         let mut url = format!(
@@ -1233,6 +1364,10 @@ mod tests {
         .await;
         assert_eq!((status, &body["error"]), (400, &json!("invalid_grant")));
         assert_eq!(body["error_description"], "PKCE verification failed");
+        assert_eq!(
+            provider.token_refusals(),
+            ["invalid_grant: PKCE verification failed"]
+        );
         let (status, body) = exchange(&provider, &code, VERIFIER).await;
         assert_eq!((status, &body["error"]), (400, &json!("invalid_grant")));
         assert!(provider.issued_tokens().is_empty());
@@ -1360,6 +1495,43 @@ mod tests {
         let (_, body) = exchange(&provider, &code, VERIFIER).await;
         let forged = body["id_token"].as_str().expect("an ID token");
         assert_eq!(verify_rs256(forged, &jwk), None);
+    }
+
+    #[actix_web::test]
+    async fn the_github_flavour_serves_user_and_emails() {
+        let provider = OAuthProvider::start(Flavour::GitHub).await;
+        provider.set_identity(
+            Identity::new("583231")
+                .email("octo@example.com")
+                .verified(true),
+        );
+        let url = authorization_url(&provider, &s256_challenge(VERIFIER), None);
+        let code = provider.follow(&url).await.code.expect("a code");
+        let (status, body) = exchange(&provider, &code, VERIFIER).await;
+        assert_eq!(status, 200, "{body}");
+        let access = body["access_token"].as_str().expect("a token");
+        let (status, _, user) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubUser), access)
+            .await;
+        assert_eq!(status, 200);
+        let user: Value = serde_json::from_str(&user).expect("JSON");
+        assert_eq!(
+            user,
+            json!({"id": 583231, "login": "user583231", "email": "octo@example.com"})
+        );
+        let (status, _, emails) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubEmails), access)
+            .await;
+        assert_eq!(status, 200);
+        let emails: Value = serde_json::from_str(&emails).expect("JSON");
+        assert_eq!(emails[1]["email"], "octo@example.com");
+        assert_eq!(emails[1]["primary"], true);
+        assert_eq!(emails[1]["verified"], true);
+        assert_eq!(emails[0]["primary"], false);
+        let (status, _, _) = provider
+            .get_with_bearer(&provider.url(Endpoint::GitHubEmails), "nope")
+            .await;
+        assert_eq!(status, 401);
     }
 
     #[actix_web::test]

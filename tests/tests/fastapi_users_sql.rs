@@ -16,6 +16,13 @@
 //! SQLAlchemy types read (a hyphenated lowercase text id and 0/1 flags on
 //! SQLite), and that its `UPDATE`s and `DELETE` work on such a user.
 //!
+//! The same for FastAPI Users' OAuth account table
+//! (`SQLAlchemyBaseOAuthAccountTableUUID`): the statements of its
+//! `add_oauth_account`, `get_by_oauth_account` and `update_oauth_account`
+//! replayed on a database Portcullis migrated or created, each side reading
+//! and updating the other's links, and the database refusing FastAPI Users'
+//! second link of one provider account (Portcullis' unique index).
+//!
 //! The SQLite half always runs; the PostgreSQL half needs the `postgres`
 //! feature and `PORTCULLIS_TEST_POSTGRES_URL` (scripts/with-postgres).
 
@@ -23,13 +30,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis_domain::{
-    AccessTokenRecord, EmailAddress, FieldSpec, FieldType, FieldValue, FieldWriter, Role, Store,
-    User, UserFields, UserId, UserPatch,
+    AccessTokenRecord, EmailAddress, FieldSpec, FieldType, FieldValue, FieldWriter, OAuthAccount,
+    Role, Store, StoreError, User, UserFields, UserId, UserPatch,
 };
 use serde_json::{Value, json};
 
 const SQLITE_SCHEMA: &str = include_str!("../fixtures/fastapi_users_sql/sqlite_schema.sql");
 const SQLITE_STEPS: &str = include_str!("../fixtures/fastapi_users_sql/sqlite_steps.json");
+const SQLITE_OAUTH_SCHEMA: &str =
+    include_str!("../fixtures/fastapi_users_sql/sqlite_oauth_schema.sql");
+const SQLITE_OAUTH_STEPS: &str =
+    include_str!("../fixtures/fastapi_users_sql/sqlite_oauth_steps.json");
 
 /// One statement FastAPI Users sent, with its parameters.
 #[derive(Debug, Clone)]
@@ -190,6 +201,28 @@ impl Raw {
         }
     }
 
+    /// Runs a statement that may fail: the number of rows changed, or the
+    /// database's refusal.
+    async fn try_execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, String> {
+        match self {
+            Raw::Sqlite(conn) => sqlite::try_execute(conn, sql, params),
+            #[cfg(feature = "postgres")]
+            Raw::Postgres(db) => postgres::try_execute(db, sql, params).await,
+        }
+    }
+
+    /// Runs one of FastAPI Users' `SELECT`s of a user joined with its OAuth
+    /// accounts (`get_by_oauth_account`) and gives each row's user id and
+    /// address and the joined-loaded account's columns (`oauth_account_1`,
+    /// its id as `id_1`), with the database's type name of the account id.
+    async fn oauth_rows(&mut self, sql: &str, params: &[Param]) -> Vec<Value> {
+        match self {
+            Raw::Sqlite(conn) => sqlite::oauth_rows(conn, sql, params),
+            #[cfg(feature = "postgres")]
+            Raw::Postgres(db) => postgres::oauth_rows(db, sql, params).await,
+        }
+    }
+
     /// What FastAPI Users' column types need of a row: on SQLite a text id
     /// in the hyphenated lowercase form it binds (its `WHERE id = ?`
     /// compares text) and integer flags (`bool(int)`); on PostgreSQL a
@@ -263,6 +296,38 @@ mod sqlite {
         n as u64
     }
 
+    pub(super) fn try_execute(
+        conn: &mut SqliteConnection,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<u64, String> {
+        bound(sql, params)
+            .execute(conn)
+            .map(|n| n as u64)
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn oauth_rows(
+        conn: &mut SqliteConnection,
+        sql: &str,
+        params: &[Param],
+    ) -> Vec<Value> {
+        let wrapped = format!(
+            "SELECT json_object('user_id', q.id, 'email', q.email, 'id', q.id_1, \
+             'account_user_id', q.user_id, 'oauth_name', q.oauth_name, \
+             'access_token', q.access_token, 'expires_at', q.expires_at, \
+             'refresh_token', q.refresh_token, 'account_id', q.account_id, \
+             'account_email', q.account_email, 'id_type', typeof(q.id_1)) AS row \
+             FROM ({sql}) AS q"
+        );
+        bound(&wrapped, params)
+            .load::<Row>(conn)
+            .unwrap_or_else(|e| panic!("FastAPI Users' SELECT failed: {sql}: {e}"))
+            .into_iter()
+            .map(|r| serde_json::from_str(&r.row).unwrap())
+            .collect()
+    }
+
     pub(super) fn rows(conn: &mut SqliteConnection, sql: &str, params: &[Param]) -> Vec<Value> {
         let wrapped = format!(
             "SELECT json_object('id', q.id, 'email', q.email, 'hashed_password', \
@@ -309,6 +374,46 @@ mod postgres {
         .await
         .unwrap_or_else(|e| panic!("FastAPI Users' statement failed: {sql}: {e}"))
         .rows_affected()
+    }
+
+    pub(super) async fn try_execute(
+        db: &DatabaseConnection,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<u64, String> {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values(params),
+        ))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn oauth_rows(
+        db: &DatabaseConnection,
+        sql: &str,
+        params: &[Param],
+    ) -> Vec<Value> {
+        let wrapped = format!(
+            "SELECT json_build_object('user_id', q.id, 'email', q.email, 'id', q.id_1, \
+             'account_user_id', q.user_id, 'oauth_name', q.oauth_name, \
+             'access_token', q.access_token, 'expires_at', q.expires_at, \
+             'refresh_token', q.refresh_token, 'account_id', q.account_id, \
+             'account_email', q.account_email, 'id_type', pg_typeof(q.id_1)::text)::text \
+             FROM ({sql}) AS q"
+        );
+        db.query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            &wrapped,
+            values(params),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("FastAPI Users' SELECT failed: {sql}: {e}"))
+        .iter()
+        .map(|row| serde_json::from_str(&row.try_get_by_index::<String>(0).unwrap()).unwrap())
+        .collect()
     }
 
     pub(super) async fn rows(db: &DatabaseConnection, sql: &str, params: &[Param]) -> Vec<Value> {
@@ -590,6 +695,166 @@ async fn portcullis_writes_fastapi_users_reads(
         .unwrap();
 }
 
+/// An account as FastAPI Users' `get_by_oauth_account` row (see
+/// [`Raw::oauth_rows`]) or its captured answers show it.
+fn account_read(account: &OAuthAccount) -> Value {
+    json!({
+        "id": account.id.to_string(),
+        "oauth_name": account.oauth_name,
+        "access_token": account.access_token,
+        "expires_at": account.expires_at,
+        "refresh_token": account.refresh_token,
+        "account_id": account.account_id,
+        "account_email": account.account_email,
+        "user_id": account.user_id.to_string(),
+    })
+}
+
+/// The account columns of an [`Raw::oauth_rows`] row, in [`account_read`]'s
+/// shape.
+fn row_account(row: &Value) -> Value {
+    json!({
+        "id": row["id"],
+        "oauth_name": row["oauth_name"],
+        "access_token": row["access_token"],
+        "expires_at": row["expires_at"],
+        "refresh_token": row["refresh_token"],
+        "account_id": row["account_id"],
+        "account_email": row["account_email"],
+        "user_id": row["account_user_id"],
+    })
+}
+
+/// FastAPI Users' OAuth statements (add, look up, update a linked account)
+/// replayed on a migrated database: Portcullis reads each link as FastAPI
+/// Users answered it; then links Portcullis makes are found and updated by
+/// FastAPI Users' statements, the database refuses FastAPI Users' second
+/// link of a provider account Portcullis linked, and deleting the user
+/// takes its links.
+async fn fastapi_users_oauth_both_ways(raw: &mut Raw, store: &Arc<dyn Store>, steps: &[Step]) {
+    let (id_type, _) = raw.expected_types();
+    let registered = uuid_of(&step(steps, "register").response["id"]);
+    for name in ["register", "add_oauth_account"] {
+        for statement in &step(steps, name).statements {
+            raw.replay(statement).await;
+        }
+    }
+    let added = &step(steps, "add_oauth_account").response[0];
+    let linked = store
+        .get_oauth_account("github", "4242")
+        .await
+        .unwrap()
+        .expect("Portcullis finds the link FastAPI Users made");
+    assert_eq!(account_read(&linked), *added);
+    assert_eq!(linked.user_id, registered);
+    assert_eq!(
+        store.oauth_accounts_of(registered).await.unwrap(),
+        vec![linked.clone()]
+    );
+
+    // Its own look-ups read what it wrote.
+    let lookup = statement(steps, "get_by_oauth_account", "SELECT");
+    let rows = raw.oauth_rows(&lookup.sql, &lookup.params).await;
+    let answered = &step(steps, "get_by_oauth_account").response;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["user_id"], answered["id"]);
+    assert_eq!(row_account(&rows[0]), answered["oauth_accounts"][0]);
+    let unknown = statement(steps, "get_by_oauth_account_unknown", "SELECT");
+    assert!(
+        raw.oauth_rows(&unknown.sql, &unknown.params)
+            .await
+            .is_empty()
+    );
+
+    // It refreshes the tokens; Portcullis reads the new ones.
+    for statement in &step(steps, "update_oauth_account").statements {
+        raw.replay(statement).await;
+    }
+    let updated = store
+        .get_oauth_account("github", "4242")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        account_read(&updated),
+        step(steps, "update_oauth_account").response[0]
+    );
+
+    // Portcullis links an account of a user it created.
+    let mut new = User::new(email("porta.social@example.com"), "$argon2id$x".into());
+    new.fields = user_fields().defaults();
+    let porta = store.create(new).await.unwrap();
+    let mine = OAuthAccount {
+        id: uuid::Uuid::new_v4(),
+        user_id: porta.id,
+        oauth_name: "google".into(),
+        access_token: "ya29.portcullis".into(),
+        expires_at: None,
+        refresh_token: Some("1//refresh".into()),
+        account_id: "117".into(),
+        account_email: "Porta.Social@example.com".into(),
+    };
+    store.add_oauth_account(&mine).await.unwrap();
+    let params = [Param::Text("google".into()), Param::Text("117".into())];
+    let rows = raw.oauth_rows(&lookup.sql, &params).await;
+    assert_eq!(rows.len(), 1, "FastAPI Users finds the link: {rows:?}");
+    assert_eq!(rows[0]["user_id"], porta.id.to_string());
+    assert_eq!(rows[0]["email"], "porta.social@example.com");
+    assert_eq!(rows[0]["id_type"], id_type, "{rows:?}");
+    assert_eq!(row_account(&rows[0]), account_read(&mine));
+
+    // FastAPI Users refreshes that link's tokens.
+    let update = statement(steps, "update_oauth_account", "UPDATE");
+    let refreshed = OAuthAccount {
+        access_token: "ya29.fastapi-users".into(),
+        expires_at: Some(1_767_229_200),
+        refresh_token: None,
+        account_email: "porta.social@example.com".into(),
+        ..mine.clone()
+    };
+    let params = [
+        Param::Text(refreshed.access_token.clone()),
+        Param::Int(1_767_229_200),
+        Param::Null,
+        Param::Text(refreshed.account_email.clone()),
+        Param::Text(mine.id.to_string()),
+    ];
+    assert_eq!(raw.execute(&update.sql, &params).await, 1);
+    assert_eq!(
+        store.get_oauth_account("google", "117").await.unwrap(),
+        Some(refreshed.clone())
+    );
+
+    // FastAPI Users' second link of that provider account (it only looks
+    // first; two callbacks may race) is refused by the database.
+    let insert = statement(steps, "add_oauth_account", "INSERT");
+    let mut params = insert.params.clone();
+    params[0] = Param::Text(uuid::Uuid::new_v4().to_string());
+    params[2] = Param::Text("google".into());
+    params[6] = Param::Text("117".into());
+    let refused = raw.try_execute(&insert.sql, &params).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_lowercase().contains("unique")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.oauth_accounts_of(registered).await.unwrap(),
+        vec![updated],
+        "FastAPI Users' user has only its own link"
+    );
+    // Deleting the user takes its link, for FastAPI Users too; linking to
+    // a user that is gone is NotFound.
+    store.delete(porta.id).await.unwrap();
+    let google = [Param::Text("google".into()), Param::Text("117".into())];
+    assert!(raw.oauth_rows(&lookup.sql, &google).await.is_empty());
+    assert_eq!(
+        store.add_oauth_account(&mine).await,
+        Err(StoreError::NotFound)
+    );
+}
+
 struct TempDatabase(std::path::PathBuf);
 
 impl Drop for TempDatabase {
@@ -613,7 +878,10 @@ async fn sqlite_database(fastapi_users_first: bool) -> (TempDatabase, Raw, Arc<d
     let path = file.0.display().to_string();
     let mut raw = Raw::Sqlite(sqlite::connect(&path));
     if fastapi_users_first {
-        for statement in ddl(SQLITE_SCHEMA) {
+        for statement in ddl(SQLITE_SCHEMA)
+            .into_iter()
+            .chain(ddl(SQLITE_OAUTH_SCHEMA))
+        {
             raw.execute(&statement, &[]).await;
         }
     }
@@ -639,6 +907,20 @@ async fn sqlite_fastapi_users_runs_on_a_database_portcullis_created() {
     let (_file, mut raw, store) = sqlite_database(false).await;
     fastapi_users_writes_portcullis_reads(&mut raw, &store, &steps).await;
     portcullis_writes_fastapi_users_reads(&mut raw, &store, &steps).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_fastapi_users_oauth_accounts_on_the_database_portcullis_migrated() {
+    let steps = steps(SQLITE_OAUTH_STEPS);
+    let (_file, mut raw, store) = sqlite_database(true).await;
+    fastapi_users_oauth_both_ways(&mut raw, &store, &steps).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_fastapi_users_oauth_accounts_on_a_database_portcullis_created() {
+    let steps = steps(SQLITE_OAUTH_STEPS);
+    let (_file, mut raw, store) = sqlite_database(false).await;
+    fastapi_users_oauth_both_ways(&mut raw, &store, &steps).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -725,12 +1007,19 @@ mod on_postgres {
 
     const POSTGRES_SCHEMA: &str = include_str!("../fixtures/fastapi_users_sql/postgres_schema.sql");
     const POSTGRES_STEPS: &str = include_str!("../fixtures/fastapi_users_sql/postgres_steps.json");
+    const POSTGRES_OAUTH_SCHEMA: &str =
+        include_str!("../fixtures/fastapi_users_sql/postgres_oauth_schema.sql");
+    const POSTGRES_OAUTH_STEPS: &str =
+        include_str!("../fixtures/fastapi_users_sql/postgres_oauth_steps.json");
 
     async fn database(fastapi_users_first: bool) -> (PgDatabase, Raw, Arc<dyn Store>) {
         let database = PgDatabase::create();
         let db = Database::connect(&database.url).await.unwrap();
         if fastapi_users_first {
-            for statement in ddl(POSTGRES_SCHEMA) {
+            for statement in ddl(POSTGRES_SCHEMA)
+                .into_iter()
+                .chain(ddl(POSTGRES_OAUTH_SCHEMA))
+            {
                 db.execute_unprepared(&statement)
                     .await
                     .unwrap_or_else(|e| panic!("{statement}: {e}"));
@@ -758,6 +1047,20 @@ mod on_postgres {
         let (_database, mut raw, store) = database(false).await;
         fastapi_users_writes_portcullis_reads(&mut raw, &store, &steps).await;
         portcullis_writes_fastapi_users_reads(&mut raw, &store, &steps).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgres_fastapi_users_oauth_accounts_on_the_database_portcullis_migrated() {
+        let steps = steps(POSTGRES_OAUTH_STEPS);
+        let (_database, mut raw, store) = database(true).await;
+        fastapi_users_oauth_both_ways(&mut raw, &store, &steps).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgres_fastapi_users_oauth_accounts_on_a_database_portcullis_created() {
+        let steps = steps(POSTGRES_OAUTH_STEPS);
+        let (_database, mut raw, store) = database(false).await;
+        fastapi_users_oauth_both_ways(&mut raw, &store, &steps).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

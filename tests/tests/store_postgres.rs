@@ -345,7 +345,7 @@ async fn a_fastapi_users_table_is_adopted_in_place() {
     )
     .await;
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 4, "{applied:?}");
+    assert_eq!(applied.len(), 5, "{applied:?}");
     assert_eq!(
         access_token_schema(db(&store)).await,
         fastapi_users_access_token_schema(),
