@@ -1341,8 +1341,8 @@ async fn social_login_operations_are_documented_per_provider() {
     }
     assert_eq!(
         recorded[5].response.text(),
-        r#"{"detail":null}"#,
-        "FastAPI Users' answer to a callback without a code"
+        r#"{"detail":"Bad Request"}"#,
+        "FastAPI Users' answer to a callback without a code (FastAPI's phrase for a None detail)"
     );
     assert_eq!(
         recorded[6].response.text(),

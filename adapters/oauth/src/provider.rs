@@ -22,7 +22,7 @@ use crate::settings::{ProviderKind, ProviderSettings};
 /// provider) with bounded timeouts.
 pub struct HttpOAuthProvider {
     settings: ProviderSettings,
-    http: reqwest::Client,
+    http: ProviderHttp,
     /// The OpenID Connect discovery document and JWKS, once read.
     discovered: OnceCell<CoreProviderMetadata>,
 }
@@ -32,6 +32,45 @@ impl std::fmt::Debug for HttpOAuthProvider {
         f.debug_struct("HttpOAuthProvider")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client oauth2 and openidconnect speak through (token endpoint,
+/// discovery, JWKS): reqwest's, except that a 5xx answer is an error before
+/// oauth2 reads it — a provider's outage, even with an RFC 6749 JSON error
+/// body such as `{"error": "server_error"}`, is not a refusal.
+struct ProviderHttp(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for ProviderHttp {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.0.call(request).await?;
+            server_error_as_error(response)
+        })
+    }
+}
+
+/// A 5xx answer as [`oauth2::HttpClientError::Other`]; any other as is.
+fn server_error_as_error(
+    response: oauth2::HttpResponse,
+) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> {
+    let status = response.status();
+    if status.is_server_error() {
+        Err(oauth2::HttpClientError::Other(format!(
+            "the provider answered {status}"
+        )))
+    } else {
+        Ok(response)
     }
 }
 
@@ -76,7 +115,7 @@ impl HttpOAuthProvider {
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {
             settings,
-            http,
+            http: ProviderHttp(http),
             discovered: OnceCell::new(),
         })
     }
@@ -157,6 +196,7 @@ impl HttpOAuthProvider {
     async fn get_json(&self, url: &str, access_token: &str) -> Result<Value, OAuthProviderError> {
         let response = self
             .http
+            .0
             .get(url)
             .bearer_auth(access_token)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -472,6 +512,35 @@ mod tests {
 
     use super::*;
     use crate::settings::Timeouts;
+
+    fn answer(status: u16) -> oauth2::HttpResponse {
+        oauth2::http::Response::builder()
+            .status(status)
+            .body(br#"{"error": "server_error"}"#.to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_5xx_is_an_error_before_oauth2_reads_it_and_a_4xx_is_left_to_oauth2() {
+        for status in [500, 502, 503] {
+            let e = server_error_as_error(answer(status)).unwrap_err();
+            assert!(
+                matches!(&e, oauth2::HttpClientError::Other(text) if text.contains(&status.to_string())),
+                "{status}: {e:?}"
+            );
+        }
+        for status in [200, 400, 401] {
+            let kept = server_error_as_error(answer(status)).unwrap();
+            assert_eq!(kept.status().as_u16(), status);
+        }
+        // And so the token endpoint's 5xx is an outage, its 4xx a refusal.
+        let outage: RequestTokenError<_, oauth2::basic::BasicErrorResponse> =
+            RequestTokenError::Request(server_error_as_error(answer(500)).unwrap_err());
+        assert!(matches!(
+            token_error(outage),
+            OAuthProviderError::Unavailable(_)
+        ));
+    }
 
     #[test]
     fn the_account_id_is_sub_or_id_as_a_string_or_a_number() {
