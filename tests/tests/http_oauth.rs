@@ -50,6 +50,8 @@ struct Setup {
     cookie_secure: bool,
     scopes: Vec<String>,
     events: Option<Arc<dyn UserEvents>>,
+    /// `TRUSTED_PROXIES`.
+    trusted_proxies: &'static str,
 }
 
 impl Default for Setup {
@@ -60,6 +62,7 @@ impl Default for Setup {
             cookie_secure: true,
             scopes: Vec::new(),
             events: None,
+            trusted_proxies: "",
         }
     }
 }
@@ -117,6 +120,12 @@ async fn spawn_with(flavour: Flavour, setup: Setup) -> (TestApp, OAuthProvider) 
         .mailer(mailer)
         .auth_rate_limit_per_minute(0)
         .cookie_secure(setup.cookie_secure)
+        .trusted_proxies(
+            setup
+                .trusted_proxies
+                .parse()
+                .expect("a TRUSTED_PROXIES list"),
+        )
         .oauth_state_secret(STATE_SECRET)
         .oauth_associate_by_email(setup.associate_by_email)
         .oauth_verified_by_default(setup.verified_by_default)
@@ -386,6 +395,100 @@ fn expect_provider_unavailable(res: &TestResponse) {
 }
 
 // ----- authorize -----
+
+/// Headers by which a client would name another host and scheme.
+const FORWARDED_ELSEWHERE: [(&str, &str); 3] = [
+    ("x-forwarded-host", "evil.example"),
+    ("x-forwarded-proto", "https"),
+    ("forwarded", "host=evil.example;proto=https"),
+];
+
+#[actix_web::test]
+async fn forwarded_headers_name_the_redirect_host_only_from_a_trusted_proxy() {
+    // From a peer that is not a trusted proxy (none is, by default), the
+    // default redirect URL is the request's own host: a client cannot make
+    // the provider send the code to evil.example.
+    let (app, provider) = spawn(Flavour::OAuth2).await;
+    let own = app.url(&format!("/auth/{NAME}/callback"));
+    for header in FORWARDED_ELSEWHERE {
+        let res = app
+            .send_with(
+                Method::GET,
+                &format!("/auth/{NAME}/authorize"),
+                &[header],
+                Body::Empty,
+            )
+            .await;
+        let url = res.expect_json(200)["authorization_url"]
+            .as_str()
+            .expect("a string")
+            .to_owned();
+        let authorized = Authorized {
+            authorization_url: url,
+            csrf: String::new(),
+            set_cookie: String::new(),
+        };
+        assert_eq!(
+            authorized.param("redirect_uri").as_deref(),
+            Some(own.as_str()),
+            "{header:?}"
+        );
+    }
+    // All at once, through a whole login: the provider is sent back to the
+    // app itself.
+    let res = app
+        .send_with(
+            Method::GET,
+            &format!("/auth/{NAME}/authorize"),
+            &FORWARDED_ELSEWHERE,
+            Body::Empty,
+        )
+        .await;
+    let url = res.expect_json(200)["authorization_url"]
+        .as_str()
+        .expect("a string")
+        .to_owned();
+    let back = provider.follow(&url).await;
+    assert!(back.code.is_some(), "{back:?}");
+
+    // Behind a trusted proxy (the test client's own address), they count.
+    let (app, provider) = spawn_with(
+        Flavour::OAuth2,
+        Setup {
+            trusted_proxies: "127.0.0.1, ::1",
+            ..Setup::default()
+        },
+    )
+    .await;
+    let proxied = format!(
+        "https://app.example{}",
+        own.split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .expect("a path")
+    );
+    provider.expect_redirect_uri(proxied.clone());
+    let res = app
+        .send_with(
+            Method::GET,
+            &format!("/auth/{NAME}/authorize"),
+            &[
+                ("x-forwarded-host", "app.example"),
+                ("x-forwarded-proto", "https"),
+            ],
+            Body::Empty,
+        )
+        .await;
+    let url = res.expect_json(200)["authorization_url"]
+        .as_str()
+        .expect("a string")
+        .to_owned();
+    let authorized = Authorized {
+        authorization_url: url,
+        csrf: String::new(),
+        set_cookie: String::new(),
+    };
+    assert_eq!(authorized.param("redirect_uri"), Some(proxied));
+}
 
 #[actix_web::test]
 async fn authorize_gives_the_provider_url_a_csrf_cookie_and_pkce() {

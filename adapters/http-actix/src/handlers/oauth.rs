@@ -28,6 +28,7 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaType};
 use utoipa::openapi::{ContentBuilder, RefOr};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
+use crate::client_address::NO_PEER_ADDRESS;
 use crate::client_watch::while_connected;
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
@@ -91,11 +92,42 @@ fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// The URL of the callback route next to this request's route: the
 /// request's scheme and host, its path with the last segment `callback`.
+///
+/// `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` count only when
+/// the TCP peer is a trusted proxy (`TRUSTED_PROXIES`, as for the client's
+/// address); from any other peer they are ignored, so that a client cannot
+/// make the provider send the code to a host of its choosing. The request's
+/// own `Host` (or its URI's authority) and the connection's scheme are used
+/// then.
 fn own_callback_url(req: &HttpRequest) -> String {
-    let info = req.connection_info();
     let path = req.path();
     let base = path.rsplit_once('/').map_or("", |(base, _)| base);
-    format!("{}://{}{base}/callback", info.scheme(), info.host())
+    let (scheme, host) = scheme_and_host(req);
+    format!("{scheme}://{host}{base}/callback")
+}
+
+/// The scheme and host of [`own_callback_url`].
+fn scheme_and_host(req: &HttpRequest) -> (String, String) {
+    let peer = req.peer_addr().map_or(NO_PEER_ADDRESS, |a| a.ip());
+    let behind_trusted_proxy = req
+        .app_data::<Data<UserService>>()
+        .is_some_and(|service| service.trusted_proxies().contains(peer));
+    if behind_trusted_proxy {
+        let info = req.connection_info();
+        return (info.scheme().to_owned(), info.host().to_owned());
+    }
+    let config = req.app_config();
+    let uri = req.uri();
+    let scheme = uri
+        .scheme_str()
+        .unwrap_or(if config.secure() { "https" } else { "http" });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| config.host());
+    (scheme.to_owned(), host.to_owned())
 }
 
 /// `Set-Cookie` of the CSRF token, as FastAPI Users writes it.
@@ -163,7 +195,8 @@ fn authorized(service: &UserService, authorization: OAuthAuthorization) -> HttpR
 }
 
 /// What a callback request brings, or the answer to a callback without a
-/// code (FastAPI Users: `400 {"detail": <the provider's error or null>}`).
+/// code (FastAPI Users: `400 {"detail": <the provider's error>}`, or
+/// `"Bad Request"`, the status phrase FastAPI fills in for a `None` detail).
 struct CallbackParams {
     code: String,
     state: String,
@@ -176,7 +209,11 @@ impl CallbackParams {
         let error = query_value(req, "error");
         let code = match (query_value(req, "code"), error) {
             (Some(code), None) if !code.is_empty() => code,
-            (_, error) => return Err(ApiError::BadRequest(error)),
+            (_, error) => {
+                return Err(ApiError::BadRequest(Some(
+                    error.unwrap_or_else(|| "Bad Request".to_owned()),
+                )));
+            }
         };
         Ok(Self {
             code,
@@ -220,7 +257,7 @@ impl IntoResponses for CallbackRefused {
                  `OAUTH_NOT_AVAILABLE_EMAIL`, `OAUTH_USER_ALREADY_EXISTS`, \
                  `LOGIN_BAD_CREDENTIALS` (inactive user), `LOGIN_USER_NOT_VERIFIED`, \
                  `OAUTH_PROVIDER_ERROR` (the provider refused the code, or its ID token did not check out), \
-                 or the provider's `error` (or `null`) when there is no `code`.",
+                 or the provider's `error` (else `Bad Request`) when there is no `code`.",
             )
             .content(
                 "application/json",
