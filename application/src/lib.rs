@@ -31,6 +31,7 @@ mod hooks;
 mod login;
 mod logout;
 mod me;
+mod oauth;
 mod password_rules;
 mod register;
 mod request_verify;
@@ -59,6 +60,10 @@ pub use error::InfraError;
 pub use hooks::HookChain;
 pub use login::LoginError;
 pub use me::UpdateMeError;
+pub use oauth::{
+    OAuth, OAuthAuthorization, OAuthAuthorizeError, OAuthCallback, OAuthCallbackError, OAuthLogin,
+    OAuthPolicy,
+};
 pub use password_rules::PasswordRules;
 pub use register::RegisterError;
 pub use reset_password::ResetPasswordError;
@@ -234,6 +239,7 @@ pub struct UserService {
     session_cookie: SessionCookie,
     allowed_origins: AllowedOrigins,
     cors_origins: AllowedOrigins,
+    oauth: Option<Arc<OAuth>>,
 }
 
 impl UserService {
@@ -253,6 +259,7 @@ impl UserService {
             session_cookie: SessionCookie::default(),
             allowed_origins: AllowedOrigins::none(),
             cors_origins: AllowedOrigins::none(),
+            oauth: None,
         }
     }
 

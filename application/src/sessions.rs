@@ -180,7 +180,7 @@ impl UserService {
 
 /// A new opaque token: 32 random bytes, base64url without padding — 43
 /// characters, as Python's `secrets.token_urlsafe()`.
-fn opaque_token() -> Result<String, InfraError> {
+pub(crate) fn opaque_token() -> Result<String, InfraError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| InfraError::Internal(format!("no randomness for a token: {e}").into()))?;

@@ -97,7 +97,27 @@ pub(crate) async fn service_on(
             Arc::new(LogMailer::new())
         }
     };
-    PortcullisBuilder::new()
+    if config
+        .oauth
+        .state_secret
+        .as_ref()
+        .is_some_and(|s| s.generated)
+    {
+        tracing::warn!(
+            "!!! OAUTH_STATE_SECRET is not set: using a random secret for this process only. A social \
+             login begun on another instance (or before a restart) fails. Set it (at least 32 bytes)."
+        );
+    }
+    let mut builder = PortcullisBuilder::new()
+        .oauth_associate_by_email(config.oauth.associate_by_email)
+        .oauth_verified_by_default(config.oauth.verified_by_default);
+    if let Some(secret) = &config.oauth.state_secret {
+        builder = builder.oauth_state_secret(secret.value.expose_secret());
+    }
+    for provider in &config.oauth.providers {
+        builder = builder.oauth_provider(provider.clone());
+    }
+    builder
         .store(store)
         .hasher_config(config.hasher)
         .token_secrets(

@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use portcullis_application::{
     AllowedOrigins, AuthRateLimit, AuthStrategy, DEFAULT_COOKIE_NAME, HookChain,
-    InvalidCookieSetting, LoginLockout, PasswordRules, Policy, Ports, SessionCookie,
-    TrustedProxies, UserService, origin_of,
+    InvalidCookieSetting, LoginLockout, OAuth, OAuthPolicy, PasswordRules, Policy, Ports,
+    SessionCookie, TrustedProxies, UserService, origin_of,
 };
 use portcullis_domain::{
-    AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
-    SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
+    AccessTokenStore, Clock, InvalidUserField, Mailer, OAuthAccountStore, PasswordHasher,
+    PasswordValidator, Store, SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
-use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
+use portcullis_jwt_josekit::{JosekitOAuthStateCodec, JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
+use portcullis_oauth::{HttpOAuthProvider, ProviderSettings};
 use portcullis_password::{HasherConfig, PhcPasswordHasher};
 use portcullis_store_memory::MemoryUserStore;
-use secrecy::SecretSlice;
+use secrecy::{SecretSlice, SecretString};
 
 /// Why the pieces given to [`PortcullisBuilder`] do not make a service.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,10 @@ pub enum BuildError {
     /// Token secrets are required: there is no safe default.
     #[error("token secrets are not set: call PortcullisBuilder::token_secrets")]
     MissingSecrets,
+    /// Social login cannot be set up: no state secret, a bad provider URL,
+    /// or no store for the provider accounts.
+    #[error("social login: {0}")]
+    OAuth(String),
     /// The token signer refused the secrets or lifetimes (e.g. a secret
     /// shorter than 32 bytes).
     #[error("tokens: {0}")]
@@ -100,6 +105,10 @@ pub struct PortcullisBuilder {
     cookie_secure: bool,
     cookie_domain: Option<String>,
     cors_origins: AllowedOrigins,
+    oauth_providers: Vec<ProviderSettings>,
+    oauth_state_secret: Option<SecretString>,
+    oauth_policy: OAuthPolicy,
+    oauth_accounts: Option<Arc<dyn OAuthAccountStore>>,
 }
 
 impl Default for PortcullisBuilder {
@@ -136,7 +145,53 @@ impl PortcullisBuilder {
             cookie_secure: true,
             cookie_domain: None,
             cors_origins: AllowedOrigins::none(),
+            oauth_providers: Vec::new(),
+            oauth_state_secret: None,
+            oauth_policy: OAuthPolicy::default(),
+            oauth_accounts: None,
         }
+    }
+
+    /// Adds a social-login provider (`OAUTH_PROVIDERS`, `OAUTH_<NAME>_*`):
+    /// its routes are `GET {prefix}/auth/{name}/authorize|callback`, the
+    /// cookie variant's `{prefix}/auth/cookie/{name}/…` and the associate
+    /// flow's `{prefix}/auth/associate/{name}/…`. Needs
+    /// [`oauth_state_secret`](Self::oauth_state_secret) and a store for the
+    /// provider accounts ([`oauth_accounts`](Self::oauth_accounts), or the
+    /// default memory store).
+    pub fn oauth_provider(mut self, provider: ProviderSettings) -> Self {
+        self.oauth_providers.push(provider);
+        self
+    }
+
+    /// The secret OAuth state tokens are signed with (`OAUTH_STATE_SECRET`,
+    /// at least 32 bytes).
+    pub fn oauth_state_secret(mut self, secret: impl Into<String>) -> Self {
+        self.oauth_state_secret = Some(SecretString::from(secret.into()));
+        self
+    }
+
+    /// Link a provider account to the existing user of its address when the
+    /// provider says it is verified (`OAUTH_ASSOCIATE_BY_EMAIL`, default
+    /// `false`).
+    pub fn oauth_associate_by_email(mut self, associate: bool) -> Self {
+        self.oauth_policy.associate_by_email = associate;
+        self
+    }
+
+    /// `is_verified` of users a social login creates
+    /// (`OAUTH_VERIFIED_BY_DEFAULT`, default `false`).
+    pub fn oauth_verified_by_default(mut self, verified: bool) -> Self {
+        self.oauth_policy.verified_by_default = verified;
+        self
+    }
+
+    /// Where provider accounts live (FastAPI Users' `oauth_account` table).
+    /// Default: the [`store`](Self::store) (the table references the
+    /// users).
+    pub fn oauth_accounts(mut self, accounts: Arc<dyn OAuthAccountStore>) -> Self {
+        self.oauth_accounts = Some(accounts);
+        self
     }
 
     /// Where users live, and failed-login and mail counts and the access
@@ -492,8 +547,35 @@ impl PortcullisBuilder {
         for events in self.events {
             hooks = hooks.then(events);
         }
-        let (users, throttle, sessions) = store_parts(self.store, self.throttle, &user_fields);
-        Ok(UserService::new(
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| {
+            Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
+        });
+        let oauth = if self.oauth_providers.is_empty() {
+            None
+        } else {
+            let secret = self.oauth_state_secret.ok_or_else(|| {
+                BuildError::OAuth(
+                    "no state secret: call PortcullisBuilder::oauth_state_secret (OAUTH_STATE_SECRET)"
+                        .into(),
+                )
+            })?;
+            let state = JosekitOAuthStateCodec::new(&secret, Arc::clone(&self.clock))
+                .map_err(|e| BuildError::OAuth(e.to_string()))?;
+            let accounts = self
+                .oauth_accounts
+                .unwrap_or_else(|| store.clone() as Arc<dyn OAuthAccountStore>);
+            let mut oauth = OAuth::new(accounts, Arc::new(state), self.oauth_policy);
+            for settings in self.oauth_providers {
+                let name = settings.name.clone();
+                let redirect_url = settings.redirect_url.clone();
+                let provider = HttpOAuthProvider::new(settings)
+                    .map_err(|e| BuildError::OAuth(format!("provider {name}: {e}")))?;
+                oauth = oauth.with_provider(Arc::new(provider), redirect_url);
+            }
+            Some(oauth)
+        };
+        let (users, throttle, sessions) = store_parts(Some(store), self.throttle, &user_fields);
+        let service = UserService::new(
             Ports {
                 users,
                 throttle,
@@ -514,7 +596,11 @@ impl PortcullisBuilder {
         .with_trusted_proxies(self.trusted_proxies)
         .with_session_cookie(session_cookie)
         .with_allowed_origins(allowed_origins)
-        .with_cors_origins(cors_origins))
+        .with_cors_origins(cors_origins);
+        Ok(match oauth {
+            Some(oauth) => service.with_oauth(oauth),
+            None => service,
+        })
     }
 }
 

@@ -3,11 +3,13 @@
 //! database answers and its schema is migrated, the mail server answers —
 //! without changing anything: no migration, no user, no mail.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_mail::{SmtpMailer, SmtpTls};
+use portcullis_oauth::{GOOGLE_ISSUER, ProviderKind};
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret as _;
 use tracing::instrument::WithSubscriber as _;
@@ -51,7 +53,7 @@ pub struct Check {
 pub struct CheckReport {
     /// Each variable and the value `serve` would use, secrets masked; empty
     /// when the configuration cannot be read.
-    pub settings: Vec<(&'static str, String)>,
+    pub settings: Vec<(Cow<'static, str>, String)>,
     /// The checks, in the order they ran.
     pub checks: Vec<Check>,
 }
@@ -268,7 +270,7 @@ fn warnings(config: &Config) -> Vec<(&'static str, String)> {
 
 /// Each variable and the value `serve` would use; secrets and passwords
 /// masked.
-fn settings(config: &Config) -> Vec<(&'static str, String)> {
+fn settings(config: &Config) -> Vec<(Cow<'static, str>, String)> {
     let on_off = |b: bool| b.to_string();
     let or_unset = |v: Option<&str>| v.map_or_else(|| "(unset)".to_owned(), str::to_owned);
     let listed = |text: String| {
@@ -406,6 +408,89 @@ fn settings(config: &Config) -> Vec<(&'static str, String)> {
             ("FIRST_SUPERUSER_PASSWORD", format!("{MASK} (set)")),
         ]),
     }
+    let mut shown: Vec<(Cow<'static, str>, String)> = shown
+        .into_iter()
+        .map(|(var, value)| (Cow::Borrowed(var), value))
+        .collect();
+    shown.extend(oauth_settings(config));
+    shown
+}
+
+/// The social-login settings: `OAUTH_PROVIDERS`, the state secret
+/// (masked), the two switches, and each provider's variables (its client
+/// secret masked).
+fn oauth_settings(config: &Config) -> Vec<(Cow<'static, str>, String)> {
+    let oauth = &config.oauth;
+    let names: Vec<&str> = oauth.providers.iter().map(|p| p.name.as_str()).collect();
+    let mut shown: Vec<(Cow<'static, str>, String)> = vec![(
+        "OAUTH_PROVIDERS".into(),
+        if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        },
+    )];
+    if oauth.providers.is_empty() {
+        return shown;
+    }
+    shown.push((
+        "OAUTH_STATE_SECRET".into(),
+        match &oauth.state_secret {
+            Some(s) if !s.generated => format!("{MASK} (set)"),
+            _ => "(unset: random for this process only)".to_owned(),
+        },
+    ));
+    shown.push((
+        "OAUTH_ASSOCIATE_BY_EMAIL".into(),
+        oauth.associate_by_email.to_string(),
+    ));
+    shown.push((
+        "OAUTH_VERIFIED_BY_DEFAULT".into(),
+        oauth.verified_by_default.to_string(),
+    ));
+    for provider in &oauth.providers {
+        let var = |suffix: &str| -> Cow<'static, str> {
+            crate::config::oauth_var(&provider.name, suffix).into()
+        };
+        let (kind, urls): (&str, Vec<(&str, String)>) = match &provider.kind {
+            ProviderKind::GitHub { .. } => ("github", Vec::new()),
+            ProviderKind::Oidc { issuer } if issuer == GOOGLE_ISSUER => ("google", Vec::new()),
+            ProviderKind::Oidc { issuer } => ("oidc", vec![("ISSUER", issuer.clone())]),
+            ProviderKind::OAuth2 {
+                authorize_url,
+                token_url,
+                userinfo_url,
+            } => (
+                "oauth2",
+                vec![
+                    ("AUTHORIZE_URL", authorize_url.clone()),
+                    ("TOKEN_URL", token_url.clone()),
+                    ("USERINFO_URL", userinfo_url.clone()),
+                ],
+            ),
+        };
+        shown.push((var("KIND"), kind.to_owned()));
+        for (suffix, value) in urls {
+            shown.push((var(suffix), value));
+        }
+        shown.push((var("CLIENT_ID"), provider.client_id.clone()));
+        shown.push((
+            var("CLIENT_SECRET"),
+            if provider.client_secret.is_empty() {
+                "(unset: a public client)".to_owned()
+            } else {
+                format!("{MASK} (set)")
+            },
+        ));
+        shown.push((var("SCOPES"), provider.effective_scopes().join(" ")));
+        shown.push((
+            var("REDIRECT_URL"),
+            provider
+                .redirect_url
+                .clone()
+                .unwrap_or_else(|| "(unset: the callback route's own URL)".to_owned()),
+        ));
+    }
     shown
 }
 
@@ -462,6 +547,23 @@ mod tests {
             ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
         ];
         vars.extend(secrets);
+        vars.extend([
+            ("OAUTH_PROVIDERS", "github,acme"),
+            ("OAUTH_GITHUB_CLIENT_ID", "gh-client"),
+            ("OAUTH_ACME_KIND", "oidc"),
+            ("OAUTH_ACME_ISSUER", "https://id.acme.test"),
+            ("OAUTH_ACME_CLIENT_ID", "acme-client"),
+        ]);
+        let secrets = [
+            secrets[0],
+            secrets[1],
+            secrets[2],
+            secrets[3],
+            secrets[4],
+            ("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"),
+            ("OAUTH_GITHUB_CLIENT_SECRET", "github-client-secret-hunter5"),
+        ];
+        vars.extend(&secrets[5..]);
         let config = Config::from_vars(vars).unwrap();
         let report = CheckReport {
             settings: settings(&config),
@@ -485,6 +587,25 @@ mod tests {
             "DATABASE_URL",
         ] {
             assert!(shown.contains(line), "{line} in {shown}");
+        }
+        for (var, value) in [
+            ("OAUTH_PROVIDERS", "github, acme"),
+            ("OAUTH_GITHUB_KIND", "github"),
+            ("OAUTH_GITHUB_SCOPES", "user:email"),
+            ("OAUTH_ACME_KIND", "oidc"),
+            ("OAUTH_ACME_ISSUER", "https://id.acme.test"),
+            ("OAUTH_ACME_CLIENT_ID", "acme-client"),
+            ("OAUTH_ACME_CLIENT_SECRET", "(unset: a public client)"),
+            ("OAUTH_ASSOCIATE_BY_EMAIL", "false"),
+        ] {
+            assert!(
+                shown.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with(&format!("{var} "))
+                        && l.trim_end().ends_with(&format!(" {value}"))
+                }),
+                "{var} = {value} in {shown}"
+            );
         }
         assert!(shown.contains("starttls"), "{shown}");
     }

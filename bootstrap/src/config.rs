@@ -11,6 +11,7 @@ use portcullis_application::{
 };
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
+use portcullis_oauth::{ProviderKind, ProviderSettings};
 use portcullis_password::{Algorithm, ConfigError as HasherConfigError, HasherConfig};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -65,6 +66,29 @@ pub enum ConfigError {
         "SMTP_HOST is not set and PORTCULLIS_ENV=production: mails would be written to the log, reset and verification links (tokens included) with them; set SMTP_HOST (and SMTP_PORT, SMTP_TLS, SMTP_USERNAME, SMTP_PASSWORD, MAIL_FROM)"
     )]
     NoMailServer,
+    /// A social-login variable (`OAUTH_<NAME>_…`) holds something unusable
+    /// or is missing.
+    #[error("{var}: {reason}")]
+    OAuth {
+        /// The variable, e.g. `OAUTH_GITHUB_CLIENT_ID`.
+        var: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Social login (`OAUTH_*`).
+#[derive(Clone, Debug, Default)]
+pub struct OAuthConfig {
+    /// The providers of `OAUTH_PROVIDERS`, in order.
+    pub providers: Vec<ProviderSettings>,
+    /// `OAUTH_STATE_SECRET` (≥ 32 bytes); `None` when no provider is
+    /// configured, or generated per process outside production.
+    pub state_secret: Option<Secret>,
+    /// `OAUTH_ASSOCIATE_BY_EMAIL` (default `false`).
+    pub associate_by_email: bool,
+    /// `OAUTH_VERIFIED_BY_DEFAULT` (default `false`).
+    pub verified_by_default: bool,
 }
 
 /// A signing secret and whether it was generated for this process only.
@@ -162,6 +186,8 @@ pub struct Config {
     pub metrics_addr: Option<String>,
     /// `LOG_FORMAT`: `text` (the default) or `json`, one object a line.
     pub log_format: LogFormat,
+    /// Social login: `OAUTH_PROVIDERS` and the `OAUTH_*` settings.
+    pub oauth: OAuthConfig,
 }
 
 /// `DATABASE_URL` when not set: an SQLite file in the working directory.
@@ -242,6 +268,127 @@ fn random_secret() -> Result<SecretString, String> {
         let _ = write!(hex, "{b:02x}");
     }
     Ok(hex.into())
+}
+
+/// The name a provider's variables carry: `OAUTH_<NAME>_…` with `NAME`
+/// upper-cased and `-` as `_`.
+pub(crate) fn oauth_var(name: &str, suffix: &str) -> String {
+    format!(
+        "OAUTH_{}_{suffix}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// `OAUTH_PROVIDERS` and every provider's `OAUTH_<NAME>_*`.
+fn oauth_config(vars: &Vars, production: bool) -> Result<OAuthConfig, ConfigError> {
+    let invalid = |var: String, reason: String| ConfigError::OAuth { var, reason };
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for name in vars
+        .get("OAUTH_PROVIDERS")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        // A path segment of the routes, and the `oauth_name` of accounts
+        // (VARCHAR(100)); not the fixed segments next to it.
+        if name.len() > 100
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || matches!(name, "jwt" | "cookie" | "associate")
+        {
+            return Err(invalid(
+                "OAUTH_PROVIDERS".into(),
+                format!(
+                    "{name:?}: a provider name is lower-case letters, digits, - and _ (at most 100), and not jwt, cookie or associate"
+                ),
+            ));
+        }
+        if providers.iter().any(|p| p.name == name) {
+            return Err(invalid(
+                "OAUTH_PROVIDERS".into(),
+                format!("{name:?} is listed twice"),
+            ));
+        }
+        let var = |suffix: &str| oauth_var(name, suffix);
+        let get = |suffix: &str| vars.get(&var(suffix)).map(str::to_owned);
+        let required = |suffix: &str| {
+            get(suffix)
+                .ok_or_else(|| invalid(var(suffix), format!("not set (needed by provider {name})")))
+        };
+        let url = |suffix: &str| -> Result<String, ConfigError> {
+            let value = required(suffix)?;
+            match url::Url::parse(&value) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(value),
+                _ => Err(invalid(
+                    var(suffix),
+                    format!("{value:?} is not an http(s) URL"),
+                )),
+            }
+        };
+        let kind_name = match get("KIND") {
+            Some(kind) => kind.to_ascii_lowercase(),
+            None if matches!(name, "github" | "google") => name.to_owned(),
+            None => {
+                return Err(invalid(
+                    var("KIND"),
+                    format!("not set (github, google, oidc or oauth2) for provider {name}"),
+                ));
+            }
+        };
+        let kind = match kind_name.as_str() {
+            "github" => ProviderKind::github(),
+            "google" => ProviderKind::google(),
+            "oidc" => ProviderKind::Oidc {
+                issuer: url("ISSUER")?,
+            },
+            "oauth2" => ProviderKind::OAuth2 {
+                authorize_url: url("AUTHORIZE_URL")?,
+                token_url: url("TOKEN_URL")?,
+                userinfo_url: url("USERINFO_URL")?,
+            },
+            other => {
+                return Err(invalid(
+                    var("KIND"),
+                    format!("expected github, google, oidc or oauth2, got {other:?}"),
+                ));
+            }
+        };
+        let mut settings = ProviderSettings::new(
+            name,
+            kind,
+            required("CLIENT_ID")?,
+            vars.0
+                .get(&var("CLIENT_SECRET"))
+                .cloned()
+                .unwrap_or_default(),
+        );
+        settings.scopes = get("SCOPES")
+            .map(|s| {
+                s.split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        settings.redirect_url = match get("REDIRECT_URL") {
+            None => None,
+            Some(_) => Some(url("REDIRECT_URL")?),
+        };
+        providers.push(settings);
+    }
+    let state_secret = if providers.is_empty() {
+        None
+    } else {
+        Some(vars.secret("OAUTH_STATE_SECRET", production)?)
+    };
+    Ok(OAuthConfig {
+        providers,
+        state_secret,
+        associate_by_email: vars.flag("OAUTH_ASSOCIATE_BY_EMAIL")?,
+        verified_by_default: vars.flag("OAUTH_VERIFIED_BY_DEFAULT")?,
+    })
 }
 
 impl Config {
@@ -497,6 +644,7 @@ impl Config {
             cors_origins: vars.parse("CORS_ORIGINS", AllowedOrigins::none())?,
             metrics_addr,
             log_format: vars.parse("LOG_FORMAT", LogFormat::Text)?,
+            oauth: oauth_config(&vars, production)?,
         };
         if production {
             config.refuse_equal_secrets()?;
@@ -1105,5 +1253,136 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "LOG_FORMAT: cannot read \"yaml\": expected text or json");
+    }
+
+    #[test]
+    fn oauth_providers_are_read_with_their_presets_and_defaults() {
+        let config = Config::from_vars([
+            ("OAUTH_PROVIDERS", " github , corp-sso,plain "),
+            ("OAUTH_GITHUB_CLIENT_ID", "gh"),
+            ("OAUTH_GITHUB_CLIENT_SECRET", "gh-secret"),
+            ("OAUTH_CORP_SSO_KIND", "OIDC"),
+            ("OAUTH_CORP_SSO_ISSUER", "https://sso.corp.test/realm"),
+            ("OAUTH_CORP_SSO_CLIENT_ID", "corp"),
+            ("OAUTH_CORP_SSO_SCOPES", "openid email,groups"),
+            ("OAUTH_CORP_SSO_REDIRECT_URL", "https://app.corp.test/cb"),
+            ("OAUTH_PLAIN_KIND", "oauth2"),
+            ("OAUTH_PLAIN_AUTHORIZE_URL", "https://p.test/a"),
+            ("OAUTH_PLAIN_TOKEN_URL", "https://p.test/t"),
+            ("OAUTH_PLAIN_USERINFO_URL", "https://p.test/u"),
+            ("OAUTH_PLAIN_CLIENT_ID", "plain"),
+            ("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"),
+            ("OAUTH_ASSOCIATE_BY_EMAIL", "true"),
+        ])
+        .unwrap();
+        let oauth = &config.oauth;
+        assert!(oauth.associate_by_email && !oauth.verified_by_default);
+        assert!(!oauth.state_secret.as_ref().unwrap().generated);
+        let [github, corp, plain] = &oauth.providers[..] else {
+            panic!("{:?}", oauth.providers)
+        };
+        assert_eq!(github.name, "github");
+        assert_eq!(github.kind, ProviderKind::github());
+        assert_eq!(github.client_secret, "gh-secret");
+        assert_eq!(github.effective_scopes(), ["user:email"]);
+        assert_eq!(github.redirect_url, None);
+        assert_eq!(
+            corp.kind,
+            ProviderKind::Oidc {
+                issuer: "https://sso.corp.test/realm".into()
+            }
+        );
+        assert_eq!(corp.scopes, ["openid", "email", "groups"]);
+        assert_eq!(
+            corp.redirect_url.as_deref(),
+            Some("https://app.corp.test/cb")
+        );
+        assert_eq!(
+            plain.kind,
+            ProviderKind::OAuth2 {
+                authorize_url: "https://p.test/a".into(),
+                token_url: "https://p.test/t".into(),
+                userinfo_url: "https://p.test/u".into(),
+            }
+        );
+        assert_eq!(plain.client_secret, "");
+        // Google's preset by name.
+        let config = Config::from_vars([
+            ("OAUTH_PROVIDERS", "google"),
+            ("OAUTH_GOOGLE_CLIENT_ID", "g"),
+        ])
+        .unwrap();
+        assert_eq!(config.oauth.providers[0].kind, ProviderKind::google());
+        assert!(
+            config.oauth.state_secret.unwrap().generated,
+            "made up outside production"
+        );
+        // No provider: nothing else is read.
+        let config = Config::from_vars([("OAUTH_GITHUB_KIND", "nonsense")]).unwrap();
+        assert!(config.oauth.providers.is_empty() && config.oauth.state_secret.is_none());
+    }
+
+    #[test]
+    fn oauth_errors_name_the_variable() {
+        let base = [
+            ("OAUTH_PROVIDERS", "acme"),
+            ("OAUTH_ACME_KIND", "oauth2"),
+            ("OAUTH_ACME_CLIENT_ID", "c"),
+            ("OAUTH_ACME_AUTHORIZE_URL", "https://p.test/a"),
+            ("OAUTH_ACME_TOKEN_URL", "https://p.test/t"),
+            ("OAUTH_ACME_USERINFO_URL", "https://p.test/u"),
+        ];
+        assert!(Config::from_vars(base).is_ok());
+        for (vars, var) in [
+            (
+                without(&base, "OAUTH_ACME_CLIENT_ID"),
+                "OAUTH_ACME_CLIENT_ID",
+            ),
+            (without(&base, "OAUTH_ACME_KIND"), "OAUTH_ACME_KIND"),
+            (with(&base, "OAUTH_ACME_KIND", "saml"), "OAUTH_ACME_KIND"),
+            (
+                without(&base, "OAUTH_ACME_TOKEN_URL"),
+                "OAUTH_ACME_TOKEN_URL",
+            ),
+            (
+                with(&base, "OAUTH_ACME_USERINFO_URL", "ftp://x"),
+                "OAUTH_ACME_USERINFO_URL",
+            ),
+            (
+                with(&base, "OAUTH_ACME_REDIRECT_URL", "not a url"),
+                "OAUTH_ACME_REDIRECT_URL",
+            ),
+            (
+                with(&base, "OAUTH_PROVIDERS", "acme,acme"),
+                "OAUTH_PROVIDERS",
+            ),
+            (with(&base, "OAUTH_PROVIDERS", "cookie"), "OAUTH_PROVIDERS"),
+            (with(&base, "OAUTH_PROVIDERS", "Acme"), "OAUTH_PROVIDERS"),
+            (
+                with(&base, "OAUTH_STATE_SECRET", "short"),
+                "OAUTH_STATE_SECRET",
+            ),
+            (
+                with(&base, "OAUTH_ASSOCIATE_BY_EMAIL", "maybe"),
+                "OAUTH_ASSOCIATE_BY_EMAIL",
+            ),
+            (
+                with(&base, "OAUTH_VERIFIED_BY_DEFAULT", "2"),
+                "OAUTH_VERIFIED_BY_DEFAULT",
+            ),
+        ] {
+            let e = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                e.starts_with(var) || e.contains(&format!("{var} ")),
+                "{var}: {e}"
+            );
+        }
+        // Production: a provider needs a state secret.
+        let mut prod = production();
+        prod.extend(base);
+        let e = Config::from_vars(prod.clone()).unwrap_err().to_string();
+        assert!(e.contains("OAUTH_STATE_SECRET"), "{e}");
+        prod.push(("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"));
+        assert!(Config::from_vars(prod).is_ok());
     }
 }

@@ -139,6 +139,14 @@ pub mod password {
     pub use portcullis_password::*;
 }
 
+/// Social login providers (`OAUTH_PROVIDERS`): [`ProviderSettings`](oauth::ProviderSettings)
+/// for [`PortcullisBuilder::oauth_provider`], the GitHub and Google presets,
+/// [`Timeouts`](oauth::Timeouts).
+pub mod oauth {
+    #[doc(inline)]
+    pub use portcullis_oauth::*;
+}
+
 /// Mail: SMTP and log mailers, their settings, the mail templates.
 pub mod mail {
     #[doc(inline)]

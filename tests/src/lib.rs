@@ -1,5 +1,8 @@
 //! Cross-crate tests live in `tests/`.
 //!
+//! * [`oauth_provider`]: a throwaway OAuth 2.0 / OpenID Connect provider
+//!   (authorize, token, userinfo, discovery, JWKS) with fault knobs, for the
+//!   social-login suite.
 //! * [`smtp_sink`]: a real SMTP server that keeps what it receives.
 //! * [`store_contract`]: the store contract suite every `UserRepository`
 //!   passes (run by `tests/store_contract.rs`).
@@ -9,6 +12,7 @@
 //! * `postgres` (feature `postgres`): fresh databases on the PostgreSQL
 //!   server `PORTCULLIS_TEST_POSTGRES_URL` names.
 
+pub mod oauth_provider;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod smtp_sink;

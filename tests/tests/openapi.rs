@@ -1224,3 +1224,129 @@ fn same(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// With a social-login provider configured (`OAUTH_PROVIDERS=acme`), the
+/// document lists its six operations under its name, as FastAPI Users
+/// documents each provider's routers (no `{name}` template is left), and
+/// their real answers match what it documents.
+#[actix_web::test]
+async fn social_login_operations_are_documented_per_provider() {
+    use portcullis_tests::oauth_provider::{Flavour, OAuthProvider};
+
+    let provider = OAuthProvider::start(Flavour::OAuth2).await;
+    let mut vars = provider.env_vars("acme");
+    vars.push((
+        "OAUTH_STATE_SECRET".into(),
+        "openapi-oauth-state-secret-0123456789abcdef".into(),
+    ));
+    let app = spawn_app_with(vars).await;
+    let doc = document(&app).await;
+    let listed = operations(&doc);
+    let oauth: BTreeSet<(String, String)> = [
+        "/api/auth/acme/authorize",
+        "/api/auth/acme/callback",
+        "/api/auth/cookie/acme/authorize",
+        "/api/auth/cookie/acme/callback",
+        "/api/auth/associate/acme/authorize",
+        "/api/auth/associate/acme/callback",
+    ]
+    .into_iter()
+    .map(|p| ("GET".to_owned(), p.to_owned()))
+    .collect();
+    let expected: BTreeSet<_> = expected_operations("/api").union(&oauth).cloned().collect();
+    assert_eq!(listed, expected);
+    let id = &doc["paths"]["/api/auth/acme/authorize"]["get"]["operationId"];
+    assert_eq!(id, "oauth_acme_authorize");
+    let params = doc["paths"]["/api/auth/acme/authorize"]["get"]["parameters"].to_string();
+    assert!(
+        !params.contains("\"path\""),
+        "no path parameter left: {params}"
+    );
+
+    let (_, token) = app.new_user("doc@example.com").await;
+    let get = |path: &'static str, token: Option<String>| {
+        let app = &app;
+        async move {
+            let url = app.url(path);
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut headers: Vec<(&str, &str)> = Vec::new();
+            if let Some(auth) = &auth {
+                headers.push(("authorization", auth));
+            }
+            app.send_to(Method::GET, &url, &headers, Body::Empty).await
+        }
+    };
+    let mut recorded = Vec::new();
+    for (path, token, what, status) in [
+        ("/auth/acme/authorize", None, "authorize", 200),
+        ("/auth/cookie/acme/authorize", None, "cookie authorize", 200),
+        (
+            "/auth/associate/acme/authorize",
+            Some(token.clone()),
+            "associate authorize",
+            200,
+        ),
+        (
+            "/auth/associate/acme/authorize",
+            None,
+            "associate authorize, no token",
+            401,
+        ),
+        ("/auth/acme/callback?code=c&state=s", None, "bad state", 400),
+        ("/auth/acme/callback", None, "no code", 400),
+        (
+            "/auth/acme/callback?error=access_denied",
+            None,
+            "refused by the user",
+            400,
+        ),
+        (
+            "/auth/cookie/acme/callback?code=c&state=s",
+            None,
+            "cookie: bad state",
+            400,
+        ),
+        (
+            "/auth/associate/acme/callback?code=c&state=s",
+            Some(token.clone()),
+            "associate: bad state",
+            400,
+        ),
+        (
+            "/auth/associate/acme/callback?code=c",
+            None,
+            "associate: no token",
+            401,
+        ),
+    ] {
+        let response = get(path, token).await;
+        assert_eq!(response.status, status, "{what}: {}", response.text());
+        recorded.push(Recorded {
+            method: "GET",
+            path: format!("/api{}", path.split('?').next().unwrap_or(path)),
+            what,
+            response,
+        });
+    }
+    let validator = Validator { doc: &doc };
+    for rec in &recorded {
+        assert_eq!(
+            validator.check_response(rec),
+            Ok(()),
+            "{} {}: {}",
+            rec.method,
+            rec.path,
+            rec.what
+        );
+    }
+    assert_eq!(
+        recorded[5].response.text(),
+        r#"{"detail":"Bad Request"}"#,
+        "FastAPI Users' answer to a callback without a code (FastAPI's phrase for a None detail)"
+    );
+    assert_eq!(
+        recorded[6].response.text(),
+        r#"{"detail":"access_denied"}"#,
+        "the provider's error is the detail"
+    );
+}

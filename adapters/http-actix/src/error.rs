@@ -62,6 +62,14 @@ pub enum ApiError {
     Forbidden(&'static str),
     /// `404 {"detail": "Not Found"}`.
     NotFound,
+    /// `400 {"detail": <text or null>}`: FastAPI's bare `HTTPException(400)`
+    /// (`"Bad Request"`), or an OAuth callback without a code (the
+    /// provider's `error`, else `null`).
+    BadRequest(Option<String>),
+    /// `502 {"detail": "OAUTH_PROVIDER_UNAVAILABLE"}`: a social-login
+    /// provider could not be reached, did not answer in time or answered a
+    /// server error; the cause is logged, not shown.
+    ProviderUnavailable(String),
     /// `405 {"detail": "Method Not Allowed"}`.
     MethodNotAllowed,
     /// `413`: the body is larger than any request of the contract needs.
@@ -157,7 +165,10 @@ fn chain(cause: &(dyn StdError + 'static)) -> String {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Code(_) | ApiError::CodeReason(..) => StatusCode::BAD_REQUEST,
+            ApiError::Code(_) | ApiError::CodeReason(..) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -196,6 +207,11 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => json!("Unauthorized"),
             ApiError::Forbidden(text) => json!(text),
             ApiError::NotFound => json!("Not Found"),
+            ApiError::BadRequest(detail) => json!(detail),
+            ApiError::ProviderUnavailable(cause) => {
+                tracing::warn!(cause = %cause, "OAuth provider unavailable");
+                json!("OAUTH_PROVIDER_UNAVAILABLE")
+            }
             ApiError::MethodNotAllowed => json!("Method Not Allowed"),
             ApiError::PayloadTooLarge => json!("Request Entity Too Large"),
             ApiError::RequestTimeout => json!("Request Timeout"),

@@ -32,11 +32,27 @@ pub enum ErrorCode {
     UpdateUserEmailAlreadyExists,
     /// Update: the new password fails the policy.
     UpdateUserInvalidPassword,
+    /// OAuth callback: the state token does not decode (bad signature,
+    /// audience or form).
+    AccessTokenDecodeError,
+    /// OAuth callback: the state token expired.
+    AccessTokenAlreadyExpired,
+    /// OAuth callback: the CSRF cookie is missing or does not match the state.
+    OauthInvalidState,
+    /// OAuth callback: the provider gave no e-mail address.
+    OauthNotAvailableEmail,
+    /// OAuth callback: a user has the address and may not be associated, or
+    /// (associate) the provider account belongs to another user.
+    OauthUserAlreadyExists,
+    /// OAuth callback: the provider refused the code or the ID token did
+    /// not check out (the reason is logged). Portcullis' own (FastAPI Users
+    /// answers 500).
+    OauthProviderError,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::RegisterUserAlreadyExists,
         Self::RegisterInvalidPassword,
         Self::LoginBadCredentials,
@@ -47,6 +63,12 @@ impl ErrorCode {
         Self::VerifyUserAlreadyVerified,
         Self::UpdateUserEmailAlreadyExists,
         Self::UpdateUserInvalidPassword,
+        Self::AccessTokenDecodeError,
+        Self::AccessTokenAlreadyExpired,
+        Self::OauthInvalidState,
+        Self::OauthNotAvailableEmail,
+        Self::OauthUserAlreadyExists,
+        Self::OauthProviderError,
     ];
 
     /// The code as the wire carries it.
@@ -62,6 +84,12 @@ impl ErrorCode {
             Self::VerifyUserAlreadyVerified => "VERIFY_USER_ALREADY_VERIFIED",
             Self::UpdateUserEmailAlreadyExists => "UPDATE_USER_EMAIL_ALREADY_EXISTS",
             Self::UpdateUserInvalidPassword => "UPDATE_USER_INVALID_PASSWORD",
+            Self::AccessTokenDecodeError => "ACCESS_TOKEN_DECODE_ERROR",
+            Self::AccessTokenAlreadyExpired => "ACCESS_TOKEN_ALREADY_EXPIRED",
+            Self::OauthInvalidState => "OAUTH_INVALID_STATE",
+            Self::OauthNotAvailableEmail => "OAUTH_NOT_AVAILABLE_EMAIL",
+            Self::OauthUserAlreadyExists => "OAUTH_USER_ALREADY_EXISTS",
+            Self::OauthProviderError => "OAUTH_PROVIDER_ERROR",
         }
     }
 }

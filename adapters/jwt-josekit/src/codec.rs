@@ -176,7 +176,7 @@ impl JosekitTokenCodec {
 /// A NumericDate claim as PyJWT reads it (`int(value)`: integers as they are,
 /// floats truncated toward zero); anything that is not a JSON number is
 /// `Invalid`.
-fn numeric_date(value: &Value) -> Result<i64, TokenError> {
+pub(crate) fn numeric_date(value: &Value) -> Result<i64, TokenError> {
     let Value::Number(n) = value else {
         return Err(TokenError::Invalid);
     };

@@ -59,6 +59,7 @@
 
 mod codec;
 mod hs256;
+mod oauth_state;
 mod python_json;
 mod settings;
 
@@ -67,6 +68,9 @@ mod tests;
 
 pub use codec::{
     ACCESS_AUDIENCE, JosekitTokenCodec, MAX_TOKEN_LEN, RESET_AUDIENCE, VERIFY_AUDIENCE,
+};
+pub use oauth_state::{
+    JosekitOAuthStateCodec, OAUTH_STATE_AUDIENCE, OAUTH_STATE_LIFETIME_SECS, StateSecretError,
 };
 pub use settings::{
     DEFAULT_LIFETIME_SECS, MIN_SECRET_LEN, TokenConfigError, TokenKind, TokenSettings,

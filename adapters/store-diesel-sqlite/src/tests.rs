@@ -150,6 +150,8 @@ fn oauth_account_schema(conn: &mut SqliteConnection) -> Vec<String> {
          FROM pragma_index_list('oauth_account') AS l ORDER BY l.name",
     ));
     schema
+}
+
 /// [`fastapi_users_made`] with the one index Portcullis adds to
 /// `accesstoken` (on `user_id`: a user's tokens, for sign-out everywhere
 /// and the cascade of a user's deletion).

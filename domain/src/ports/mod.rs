@@ -5,6 +5,7 @@ mod access_token_store;
 mod clock;
 mod mailer;
 mod oauth_account_store;
+mod oauth_provider;
 mod password_hasher;
 mod password_validator;
 mod store;
@@ -17,6 +18,10 @@ pub use access_token_store::{AccessTokenRecord, AccessTokenStore};
 pub use clock::{Clock, SystemClock};
 pub use mailer::{Mail, MailError, Mailer};
 pub use oauth_account_store::{OAuthAccount, OAuthAccountStore};
+pub use oauth_provider::{
+    OAuthProvider, OAuthProviderError, OAuthState, OAuthStateCodec, OAuthStateError,
+    ProviderIdentity,
+};
 pub use password_hasher::{HashError, PasswordHasher, Verification};
 pub use password_validator::{PasswordOwner, PasswordValidator};
 pub use store::Store;
@@ -33,6 +38,8 @@ pub use clock::MockClock;
 pub use mailer::MockMailer;
 #[cfg(feature = "mocks")]
 pub use oauth_account_store::MockOAuthAccountStore;
+#[cfg(feature = "mocks")]
+pub use oauth_provider::{MockOAuthProvider, MockOAuthStateCodec};
 #[cfg(feature = "mocks")]
 pub use password_hasher::MockPasswordHasher;
 #[cfg(feature = "mocks")]

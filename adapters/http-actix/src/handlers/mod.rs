@@ -7,6 +7,7 @@ pub mod fallback;
 pub mod health;
 pub mod login;
 pub mod logout;
+pub mod oauth;
 pub mod register;
 pub mod reset_password;
 pub mod sessions;
@@ -90,6 +91,13 @@ contract_routes! {
     "/auth/jwt/logout" => { post: logout::logout },
     "/auth/cookie/login" => { post: cookie::cookie_login },
     "/auth/cookie/logout" => { post: cookie::cookie_logout },
+    // Social login (OAUTH_PROVIDERS); an unknown provider is a 404.
+    "/auth/associate/{name}/authorize" => { get: oauth::associate_authorize },
+    "/auth/associate/{name}/callback" => { get: oauth::associate_callback },
+    "/auth/cookie/{name}/authorize" => { get: oauth::cookie_authorize },
+    "/auth/cookie/{name}/callback" => { get: oauth::cookie_callback },
+    "/auth/{name}/authorize" => { get: oauth::authorize },
+    "/auth/{name}/callback" => { get: oauth::callback },
     "/auth/forgot-password" => { post: reset_password::forgot_password },
     "/auth/reset-password" => { post: reset_password::reset_password },
     "/auth/request-verify-token" => { post: verify::request_verify_token },

@@ -91,6 +91,52 @@ struct HealthDoc;
 /// assert!(doc.paths.paths.contains_key("/auth/v1/auth/jwt/login"));
 /// ```
 pub fn openapi_document(prefix: &str) -> Document {
+    document_for_providers(prefix, &[])
+}
+
+/// The social-login operations' paths, with `{name}` for the provider.
+const OAUTH_TEMPLATE_PARAM: &str = "{name}";
+
+/// Replaces the social-login operations (`/auth/{name}/…`,
+/// `/auth/cookie/{name}/…`, `/auth/associate/{name}/…`) by one copy per
+/// provider of `providers`, with its name in the path (as FastAPI Users
+/// documents each provider's router) and in the operation id; none when no
+/// provider is configured (their routes then answer 404 to any name).
+fn expand_oauth_paths(doc: &mut Document, providers: &[String]) {
+    let templates: Vec<(String, utoipa::openapi::PathItem)> = doc
+        .paths
+        .paths
+        .keys()
+        .filter(|path| path.contains(OAUTH_TEMPLATE_PARAM))
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|path| doc.paths.paths.remove(&path).map(|item| (path, item)))
+        .collect();
+    for provider in providers {
+        for (path, item) in &templates {
+            let mut item = item.clone();
+            for operation in responses::operations(&mut item) {
+                if let Some(parameters) = operation.parameters.as_mut() {
+                    parameters.retain(|p| {
+                        !matches!(p, utoipa::openapi::RefOr::T(p)
+                            if p.name == "name"
+                                && p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                    });
+                }
+                if let Some(id) = operation.operation_id.as_mut() {
+                    *id = id.replacen("oauth_", &format!("oauth_{provider}_"), 1);
+                }
+            }
+            doc.paths
+                .paths
+                .insert(path.replace(OAUTH_TEMPLATE_PARAM, provider), item);
+        }
+    }
+}
+
+/// [`openapi_document`] with the social-login operations of `providers`.
+fn document_for_providers(prefix: &str, providers: &[String]) -> Document {
     let prefix = crate::normalise_prefix(prefix);
     let mut doc = ContractDoc::openapi();
     doc.merge(ContractPaths::openapi());
@@ -98,6 +144,7 @@ pub fn openapi_document(prefix: &str) -> Document {
     TooManyRequestsAnswers.modify(&mut doc);
     CookieSessionAnswers.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    expand_oauth_paths(&mut doc, providers);
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths
         .into_iter()
@@ -141,7 +188,8 @@ fn name_session_cookie(doc: &mut Document, name: &str) {
 /// session cookie's name (`COOKIE_NAME`) in the cookie security scheme.
 /// What [`configure`](crate::configure) serves under the prefix.
 pub fn openapi_document_for(prefix: &str, service: &UserService) -> Document {
-    let mut doc = openapi_document_with(prefix, service.user_fields());
+    let mut doc = document_for_providers(prefix, &service.oauth_provider_names());
+    fields::add_user_fields(&mut doc, service.user_fields());
     name_session_cookie(&mut doc, service.session_cookie().name());
     doc
 }

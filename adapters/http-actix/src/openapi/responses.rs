@@ -206,7 +206,9 @@ impl Modify for InfrastructureAnswers {
     }
 }
 
-fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+pub(crate) fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut Operation> {
     [
         item.get.as_mut(),
         item.post.as_mut(),
