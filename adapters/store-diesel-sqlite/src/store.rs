@@ -25,6 +25,7 @@ use portcullis_store_sql_common::sessions::{SESSION_STAMP_COLUMN, raise_session_
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
 use crate::error::Failure;
+use crate::inline_read::InlineReads;
 use crate::location::Location;
 use crate::schema::{SqliteUserRow, UserPatchRow, lower, portcullis_email_key, users};
 use crate::{SqliteStoreError, migrate};
@@ -59,7 +60,8 @@ impl Default for SqliteStoreOptions {
 }
 
 /// A [`UserRepository`] in an SQLite database, through Diesel and an r2d2
-/// connection pool. Every database call runs on Tokio's blocking pool, so
+/// connection pool. Every database call (but a lookup by id, see the crate's
+/// Threads section) runs on Tokio's blocking pool, so
 /// the methods must be called from within a Tokio runtime (outside one they
 /// answer [`StoreError::Unavailable`] rather than panic).
 ///
@@ -84,6 +86,8 @@ pub struct SqliteUserStore {
     pub(crate) pool: SqlitePool,
     location: Arc<Location>,
     fields: Fields,
+    /// Reads by id on the calling thread (a file database only).
+    inline_reads: Option<InlineReads>,
 }
 
 /// The deployment's extra fields, and the expression that reads them.
@@ -193,6 +197,10 @@ impl SqliteUserStore {
             busy_timeout: options.busy_timeout,
         };
         let target = location.open_string();
+        let inline_reads = match location {
+            Location::File(_) => Some(InlineReads::new(target.clone())),
+            Location::Memory => None,
+        };
 
         // One connection, set up and asked a question now, so that a bad file
         // fails here with SQLite's words instead of in the pool's background
@@ -231,6 +239,7 @@ impl SqliteUserStore {
             pool,
             location: Arc::new(location),
             fields: Fields::new(UserFields::none()),
+            inline_reads,
         })
     }
 
@@ -504,17 +513,27 @@ pub(crate) fn unicode_candidates(key: &str) -> users::BoxedQuery<'static, Sqlite
 
 #[async_trait]
 impl UserRepository for SqliteUserStore {
+    /// On the calling thread's own connection (see `inline_read`), else
+    /// through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let fields = self.fields.select();
-        let row = self
-            .with_conn(move |conn| {
+        let key = id.to_string();
+        let find = |fields: SqlLiteral<Text>, key: String| {
+            move |conn: &mut SqliteConnection| {
                 users::table
-                    .find(id.to_string())
+                    .find(key)
                     .select((SqliteUserRow::as_select(), fields))
                     .first::<RowWithFields>(conn)
                     .optional()
-            })
-            .await?;
+            }
+        };
+        let inline = self
+            .inline_reads
+            .as_ref()
+            .and_then(|reads| reads.run(find(self.fields.select(), key.clone())));
+        let row = match inline {
+            Some(row) => row,
+            None => self.with_conn(find(self.fields.select(), key)).await?,
+        };
         Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 
