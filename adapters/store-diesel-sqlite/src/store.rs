@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::dsl::sql;
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -105,8 +103,8 @@ impl Fields {
     }
 
     /// The extra column every lookup selects: the fields as a JSON object.
-    fn select(&self) -> SqlLiteral<Text> {
-        sql::<Text>(&self.json)
+    fn select(&self) -> FieldsJson {
+        FieldsJson(self.json.clone())
     }
 
     /// The user of a row and its fields' JSON object.
@@ -350,6 +348,41 @@ where
     Ok(runtime.spawn_blocking(f).await?)
 }
 
+/// The extra fields' JSON object ([`fields_json_sql`]), a column of
+/// every lookup. Diesel's own `sql()` literal makes a statement that is
+/// prepared anew at every call (it is never cached); this expression's SQL
+/// is fixed for the store, so the statements that select it are prepared
+/// once per connection (Diesel's cache, keyed by their SQL).
+#[derive(Debug, Clone)]
+pub(crate) struct FieldsJson(Arc<str>);
+
+impl diesel::expression::Expression for FieldsJson {
+    type SqlType = Text;
+}
+
+impl diesel::query_builder::QueryFragment<Sqlite> for FieldsJson {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(&self.0);
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for FieldsJson {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for FieldsJson {}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for FieldsJson {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for FieldsJson {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
 /// A row and its extra fields' JSON object.
 type RowWithFields = (SqliteUserRow, String);
 
@@ -358,7 +391,7 @@ type RowWithFields = (SqliteUserRow, String);
 fn find_by_email(
     conn: &mut SqliteConnection,
     email: &str,
-    fields: SqlLiteral<Text>,
+    fields: FieldsJson,
 ) -> QueryResult<Option<RowWithFields>> {
     let key = email.to_lowercase();
     if !needs_unicode_match(email) {
@@ -517,7 +550,7 @@ impl UserRepository for SqliteUserStore {
     /// through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let key = id.to_string();
-        let find = |fields: SqlLiteral<Text>, key: String| {
+        let find = |fields: FieldsJson, key: String| {
             move |conn: &mut SqliteConnection| {
                 users::table
                     .find(key)
