@@ -73,7 +73,11 @@ impl ReadLane {
     }
 
     /// The row `sql` (one `$1`, a UUID) selects for `id`, if any.
-    pub(crate) async fn fetch_by_id(&self, sql: &str, id: Uuid) -> Result<Option<PgRow>, LaneError> {
+    pub(crate) async fn fetch_by_id(
+        &self,
+        sql: &str,
+        id: Uuid,
+    ) -> Result<Option<PgRow>, LaneError> {
         let _slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire())
             .await
             .map_err(|_| LaneError::Busy(self.acquire_timeout))?
@@ -114,10 +118,13 @@ impl ReadLane {
     }
 
     async fn open(&self) -> Result<PgConnection, LaneError> {
-        tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&self.connect))
-            .await
-            .map_err(|_| LaneError::ConnectTimedOut(self.connect_timeout))?
-            .map_err(LaneError::from)
+        tokio::time::timeout(
+            self.connect_timeout,
+            PgConnection::connect_with(&self.connect),
+        )
+        .await
+        .map_err(|_| LaneError::ConnectTimedOut(self.connect_timeout))?
+        .map_err(LaneError::from)
     }
 }
 
