@@ -22,7 +22,12 @@
 //!
 //! Diesel is synchronous: every call, including taking a connection from the
 //! pool, runs on Tokio's blocking pool (`spawn_blocking`), never on the async
-//! executor. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
+//! executor — but one: a lookup by id (`UserRepository::get`, made by every
+//! authenticated request) on a file database runs on the calling thread, on
+//! that thread's own read-only connection with `busy_timeout = 0`, and falls
+//! back to the pool should SQLite answer anything but rows (a lock, I/O);
+//! WAL readers never wait for the writer, so it cannot stall the executor
+//! behind a write. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
 //! default), `journal_mode=WAL`, `synchronous=NORMAL` and `foreign_keys=ON`.
 //!
 //! # Schema
@@ -169,6 +174,7 @@ mod access_token;
 mod connection;
 mod email_key;
 mod error;
+mod inline_read;
 mod location;
 mod migrate;
 mod oauth_account;

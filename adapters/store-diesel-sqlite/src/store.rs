@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::dsl::sql;
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -25,6 +23,7 @@ use portcullis_store_sql_common::sessions::{SESSION_STAMP_COLUMN, raise_session_
 use crate::connection::ConnectionSetup;
 use crate::email_key::{lower_email_ranges, needs_unicode_match};
 use crate::error::Failure;
+use crate::inline_read::InlineReads;
 use crate::location::Location;
 use crate::schema::{SqliteUserRow, UserPatchRow, lower, portcullis_email_key, users};
 use crate::{SqliteStoreError, migrate};
@@ -59,7 +58,8 @@ impl Default for SqliteStoreOptions {
 }
 
 /// A [`UserRepository`] in an SQLite database, through Diesel and an r2d2
-/// connection pool. Every database call runs on Tokio's blocking pool, so
+/// connection pool. Every database call (but a lookup by id, see the crate's
+/// Threads section) runs on Tokio's blocking pool, so
 /// the methods must be called from within a Tokio runtime (outside one they
 /// answer [`StoreError::Unavailable`] rather than panic).
 ///
@@ -84,6 +84,8 @@ pub struct SqliteUserStore {
     pub(crate) pool: SqlitePool,
     location: Arc<Location>,
     fields: Fields,
+    /// Reads by id on the calling thread (a file database only).
+    inline_reads: Option<InlineReads>,
 }
 
 /// The deployment's extra fields, and the expression that reads them.
@@ -101,8 +103,8 @@ impl Fields {
     }
 
     /// The extra column every lookup selects: the fields as a JSON object.
-    fn select(&self) -> SqlLiteral<Text> {
-        sql::<Text>(&self.json)
+    fn select(&self) -> FieldsJson {
+        FieldsJson(self.json.clone())
     }
 
     /// The user of a row and its fields' JSON object.
@@ -193,6 +195,10 @@ impl SqliteUserStore {
             busy_timeout: options.busy_timeout,
         };
         let target = location.open_string();
+        let inline_reads = match location {
+            Location::File(_) => Some(InlineReads::new(target.clone())),
+            Location::Memory => None,
+        };
 
         // One connection, set up and asked a question now, so that a bad file
         // fails here with SQLite's words instead of in the pool's background
@@ -231,6 +237,7 @@ impl SqliteUserStore {
             pool,
             location: Arc::new(location),
             fields: Fields::new(UserFields::none()),
+            inline_reads,
         })
     }
 
@@ -341,6 +348,41 @@ where
     Ok(runtime.spawn_blocking(f).await?)
 }
 
+/// The extra fields' JSON object ([`fields_json_sql`]), a column of
+/// every lookup. Diesel's own `sql()` literal makes a statement that is
+/// prepared anew at every call (it is never cached); this expression's SQL
+/// is fixed for the store, so the statements that select it are prepared
+/// once per connection (Diesel's cache, keyed by their SQL).
+#[derive(Debug, Clone)]
+pub(crate) struct FieldsJson(Arc<str>);
+
+impl diesel::expression::Expression for FieldsJson {
+    type SqlType = Text;
+}
+
+impl diesel::query_builder::QueryFragment<Sqlite> for FieldsJson {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(&self.0);
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for FieldsJson {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for FieldsJson {}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for FieldsJson {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for FieldsJson {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
 /// A row and its extra fields' JSON object.
 type RowWithFields = (SqliteUserRow, String);
 
@@ -349,7 +391,7 @@ type RowWithFields = (SqliteUserRow, String);
 fn find_by_email(
     conn: &mut SqliteConnection,
     email: &str,
-    fields: SqlLiteral<Text>,
+    fields: FieldsJson,
 ) -> QueryResult<Option<RowWithFields>> {
     let key = email.to_lowercase();
     if !needs_unicode_match(email) {
@@ -504,17 +546,27 @@ pub(crate) fn unicode_candidates(key: &str) -> users::BoxedQuery<'static, Sqlite
 
 #[async_trait]
 impl UserRepository for SqliteUserStore {
+    /// On the calling thread's own connection (see `inline_read`), else
+    /// through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let fields = self.fields.select();
-        let row = self
-            .with_conn(move |conn| {
+        let key = id.to_string();
+        let find = |fields: FieldsJson, key: String| {
+            move |conn: &mut SqliteConnection| {
                 users::table
-                    .find(id.to_string())
+                    .find(key)
                     .select((SqliteUserRow::as_select(), fields))
                     .first::<RowWithFields>(conn)
                     .optional()
-            })
-            .await?;
+            }
+        };
+        let inline = self
+            .inline_reads
+            .as_ref()
+            .and_then(|reads| reads.run(find(self.fields.select(), key.clone())));
+        let row = match inline {
+            Some(row) => row,
+            None => self.with_conn(find(self.fields.select(), key)).await?,
+        };
         Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 

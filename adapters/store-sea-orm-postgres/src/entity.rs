@@ -111,6 +111,27 @@ impl FromQueryResult for Stored {
 }
 
 impl Stored {
+    /// A row of the read lane's statement (its columns in [`Column`]'s
+    /// order, then the fields' JSON object).
+    pub(crate) fn from_row(
+        row: &sea_orm::sqlx::postgres::PgRow,
+    ) -> Result<Self, crate::read_lane::LaneError> {
+        use sea_orm::sqlx::Row as _;
+        Ok(Self {
+            model: Model {
+                id: row.try_get(0)?,
+                email: row.try_get(1)?,
+                hashed_password: row.try_get(2)?,
+                is_active: row.try_get(3)?,
+                is_superuser: row.try_get(4)?,
+                is_verified: row.try_get(5)?,
+                role: row.try_get(6)?,
+                portcullis_session_stamp: row.try_get(7)?,
+            },
+            fields: row.try_get(8)?,
+        })
+    }
+
     /// The user, with a value for each field of `fields`.
     pub(crate) fn into_user(self, fields: &UserFields) -> Result<User, CorruptRow> {
         let mut user = User::try_from(self.model)?;

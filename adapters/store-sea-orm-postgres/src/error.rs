@@ -46,6 +46,10 @@ pub(crate) enum Failure {
     /// `statement_timeout`, a unique index refusing the write, …
     #[error("PostgreSQL: {0}")]
     Db(#[source] DbErr),
+    /// A read on the read lane failed (no connection in time, a
+    /// connection lost twice, a statement cancelled, …).
+    #[error("PostgreSQL: {0}")]
+    Read(#[source] crate::read_lane::LaneError),
     /// The whole operation took longer than the operation timeout.
     #[error("PostgreSQL did not answer within {after:?}")]
     TimedOut {

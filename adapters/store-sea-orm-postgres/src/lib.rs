@@ -150,6 +150,10 @@
 //!   `acquire_timeout` (3 s by default) instead of hanging; each connection
 //!   is pinged as it leaves the pool, so once PostgreSQL is back, dead
 //!   connections are replaced and the store works again without a restart.
+//!   Lookups by id (`UserRepository::get`, made by every authenticated
+//!   request) have half of the connections to themselves (from a pool of 2
+//!   on): one round trip each, no pings; a reused connection found dead is
+//!   dropped with the idle ones and the read tried once on a new one.
 //!
 //! # Errors
 //!
@@ -168,6 +172,7 @@ mod entity;
 mod error;
 mod migration;
 mod oauth_account;
+mod read_lane;
 mod store;
 mod throttle;
 

@@ -26,6 +26,8 @@ use crate::PostgresStoreError;
 use crate::entity::{self, Column, Entity as Users, Stored, field_value};
 use crate::error::{Failure, migration_reason};
 use crate::migration::{self, EMAIL_KEY};
+use crate::read_lane::ReadLane;
+use sea_orm::sqlx::ConnectOptions as _;
 
 /// Tuning for [`PostgresUserStore::open_with`]. The defaults suit a small
 /// server; [`PostgresUserStore::open`] uses them.
@@ -37,9 +39,11 @@ use crate::migration::{self, EMAIL_KEY};
 /// retried until then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresStoreOptions {
-    /// Most connections the pool holds (at least 1); `DATABASE_MAX_CONNECTIONS`.
+    /// Most connections the store holds (at least 1); `DATABASE_MAX_CONNECTIONS`.
     /// Mind PostgreSQL's `max_connections` (100 by default) across every
-    /// instance. Default 10.
+    /// instance. Default 10. From 2 on, half of them (rounded down) serve
+    /// the lookups by id (what every authenticated request makes, see
+    /// [`UserRepository::get`]), the others everything else.
     pub max_connections: u32,
     /// How long opening one connection may take. Default 3 s.
     pub connect_timeout: Duration,
@@ -87,6 +91,19 @@ pub struct PostgresUserStore {
     fields: UserFields,
     /// [`fields_json_sql`] of `fields`: what every lookup also selects.
     fields_json: Arc<str>,
+    /// The connections of [`UserRepository::get`] (none with one
+    /// connection in all: it then goes through the pool).
+    read_lane: Option<Arc<ReadLane>>,
+    /// [`get_by_id_sql`] of `fields_json`.
+    get_sql: Arc<str>,
+}
+
+/// The statement of [`UserRepository::get`]: every column, the fields'
+/// JSON object, by primary key (`$1`, a UUID).
+fn get_by_id_sql(fields_json: &str) -> String {
+    format!(
+        r#"SELECT "id", "email", "hashed_password", "is_active", "is_superuser", "is_verified", "role", "portcullis_session_stamp", {fields_json} AS "{FIELDS_COLUMN}" FROM "user" WHERE "id" = $1"#
+    )
 }
 
 impl fmt::Debug for PostgresUserStore {
@@ -141,9 +158,11 @@ impl PostgresUserStore {
             ))
         })?;
         let location = describe(&parsed);
+        let max_connections = options.max_connections.max(1);
+        let lane_connections = max_connections / 2;
         let mut connect = ConnectOptions::new(trimmed.to_owned());
         connect
-            .max_connections(options.max_connections.max(1))
+            .max_connections(max_connections - lane_connections)
             .min_connections(0)
             .connect_timeout(options.connect_timeout)
             .acquire_timeout(options.acquire_timeout)
@@ -161,12 +180,31 @@ impl PostgresUserStore {
                 reason: connect_reason(e),
             })?;
         tracing::debug!(%location, max_connections = options.max_connections, "PostgreSQL pool open");
+        let read_lane = (lane_connections > 0).then(|| {
+            // As the pool's connections are set up (see above).
+            let lane = parsed
+                .application_name("portcullis")
+                .options([(
+                    "statement_timeout",
+                    options.statement_timeout.as_millis().to_string(),
+                )])
+                .disable_statement_logging();
+            Arc::new(ReadLane::new(
+                lane,
+                lane_connections as usize,
+                options.connect_timeout,
+                options.acquire_timeout,
+            ))
+        });
+        let fields_json = fields_json_sql(&UserFields::none(), Dialect::Postgres);
         Ok(Self {
             db,
             location: location.into(),
             operation_timeout: options.operation_timeout,
             fields: UserFields::none(),
-            fields_json: fields_json_sql(&UserFields::none(), Dialect::Postgres).into(),
+            get_sql: get_by_id_sql(&fields_json).into(),
+            fields_json: fields_json.into(),
+            read_lane,
         })
     }
 
@@ -175,7 +213,9 @@ impl PostgresUserStore {
     /// default when the user has none), `patch` writes those it names.
     /// [`PostgresUserStore::migrate`] adds the missing columns.
     pub fn with_user_fields(mut self, fields: UserFields) -> Self {
-        self.fields_json = fields_json_sql(&fields, Dialect::Postgres).into();
+        let fields_json = fields_json_sql(&fields, Dialect::Postgres);
+        self.get_sql = get_by_id_sql(&fields_json).into();
+        self.fields_json = fields_json.into();
         self.fields = fields;
         self
     }
@@ -251,6 +291,18 @@ impl PostgresUserStore {
     }
 }
 
+impl PostgresUserStore {
+    /// [`UserRepository::get`] through SeaORM and the pool, for a store of
+    /// one connection (no read lane).
+    async fn get_through_pool(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let query = Users::find_by_id(*id.as_uuid())
+            .column_as(self.fields_expr(), FIELDS_COLUMN)
+            .into_model::<Stored>();
+        let row = self.bounded(query.one(&self.db)).await?;
+        Ok(row.map(|row| row.into_user(&self.fields)).transpose()?)
+    }
+}
+
 /// The query of [`UserRepository::get_by_email`]: the expression of the
 /// unique index `ix_user_email_lower`, so that a lookup is one probe.
 fn by_email(email: &EmailAddress) -> Select<Users> {
@@ -291,11 +343,30 @@ fn connect_reason(error: DbErr) -> String {
 #[async_trait]
 impl UserRepository for PostgresUserStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let query = Users::find_by_id(*id.as_uuid())
-            .column_as(self.fields_expr(), FIELDS_COLUMN)
-            .into_model::<Stored>();
-        let row = self.bounded(query.one(&self.db)).await?;
-        Ok(row.map(|row| row.into_user(&self.fields)).transpose()?)
+        let Some(lane) = &self.read_lane else {
+            return self.get_through_pool(id).await;
+        };
+        let row = match tokio::time::timeout(
+            self.operation_timeout,
+            lane.fetch_by_id(&self.get_sql, *id.as_uuid()),
+        )
+        .await
+        {
+            Ok(Ok(row)) => row,
+            Ok(Err(error)) => return Err(Failure::Read(error).into()),
+            Err(source) => {
+                return Err(Failure::TimedOut {
+                    after: self.operation_timeout,
+                    source,
+                }
+                .into());
+            }
+        };
+        row.map(|row| Stored::from_row(&row).map_err(Failure::Read))
+            .transpose()?
+            .map(|stored| stored.into_user(&self.fields))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Issue 16's first goal: `GET /api/users/me` and `GET /api/users/{id}` (by_id,
+# as a superuser) against the server's own floor — a routed JSON 404
+# (`GET /api/bench-floor`: no token, no store) — on every store, in one run.
+#
+# For each store (memory, SQLite, PostgreSQL) it starts the release binary,
+# registers a user, has a first superuser (FIRST_SUPERUSER_*), logs both in,
+# then measures with wrk (64 connections, DURATION s a figure after a
+# WARMUP s warm-up of each URL): the floor, `me` with the user's token,
+# `by_id` (the user, read by the superuser), then the floor again; the floor
+# of a store is the mean of its two measurements (the machine's load drifts).
+# It prints requests/s, each ratio to the floor and the CPU time per request:
+# the server process's (utime + stime from /proc/PID/stat around the
+# measurement), plus PostgreSQL's for PostgreSQL (the postmaster and every
+# backend, exited ones included through the postmaster's cutime/cstime).
+# wrk runs on the same cores, so rps is what the machine gives both; the
+# ratios and the CPU per request are the figures to compare.
+#
+# Goals (issue 16): me >= 0.7 / 0.5 / 0.25 of the floor on memory / SQLite /
+# PostgreSQL; by_id >= 0.6 / 0.4 / 0.2.
+#
+# Usage: bench/throughput.sh [STORES="memory sqlite postgres"]
+#   DURATION (10) and WARMUP (3) seconds, CONNECTIONS (64), THREADS (2: wrk's)
+#   BENCH_RUST_LOG: the server's RUST_LOG (default warn: no request line)
+#   PORTCULLIS_BIN: another build (default: builds the release binary with
+#   the `postgres` feature into $CARGO_TARGET_DIR)
+# PostgreSQL is a throwaway cluster (scripts/with-postgres) unless
+# PORTCULLIS_TEST_POSTGRES_URL and PORTCULLIS_TEST_PGDATA name one already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stores=${1:-"memory sqlite postgres"}
+duration=${DURATION:-10}
+warmup=${WARMUP:-3}
+connections=${CONNECTIONS:-64}
+threads=${THREADS:-2}
+
+if [[ " $stores " == *" postgres "* ]] && [ -z "${PORTCULLIS_TEST_POSTGRES_URL:-}" ]; then
+  exec scripts/with-postgres "$0" "$@"
+fi
+
+bin=${PORTCULLIS_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release -p portcullis --features postgres --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/portcullis"
+fi
+command -v wrk >/dev/null || { echo "throughput.sh: wrk is not installed" >&2; exit 1; }
+
+work=$(mktemp -d)
+cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+hz=$(getconf CLK_TCK)
+
+# CPU ticks (utime + stime) of a process; of the postmaster, its reaped
+# children's too (cutime + cstime).
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks of the server, plus every process of the PostgreSQL cluster
+# for the postgres store.
+cpu_ticks() {
+  local total
+  total=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  if [ "$store" = postgres ]; then
+    local pm child
+    pm=$(head -n 1 "$PORTCULLIS_TEST_PGDATA/postmaster.pid")
+    total=$(( total + $(ticks "$pm") ))
+    for child in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do
+      total=$(( total + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0) ))
+    done
+  fi
+  echo "$total"
+}
+
+# measure NAME URL [TOKEN]: one wrk run; appends "store name rps cpu_us non2xx" to results.
+measure() {
+  local name=$1 url=$2 token=${3:-} args=() before after out
+  [ -n "$token" ] && args=(-H "Authorization: Bearer $token")
+  wrk -t"$threads" -c"$connections" -d"${warmup}s" "${args[@]}" "$url" >/dev/null
+  before=$(cpu_ticks)
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" "${args[@]}" "$url")
+  after=$(cpu_ticks)
+  python3 - "$store" "$name" "$(( after - before ))" "$hz" >>"$work/results" <<PY
+import re, sys
+store, name, ticks, hz = sys.argv[1:]
+out = """$out"""
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+non2xx = int(m.group(1)) if m else 0
+errors = re.search(r"Socket errors: (.*)", out)
+if errors: print(f"  {store} {name}: socket errors {errors.group(1)}", file=sys.stderr)
+print(store, name, f"{rps:.0f}", f"{int(ticks) / int(hz) * 1e6 / requests:.1f}", non2xx, requests)
+PY
+  tail -n 1 "$work/results" | awk '{printf "  %-8s %-7s %7s req/s  %6s us CPU/request  non-2xx %s\n", $1, $2, $3, $4, $5}'
+}
+
+for store in $stores; do
+  case $store in
+    memory) url="memory://" ;;
+    sqlite) url="sqlite://$work/bench.db" ;;
+    postgres)
+      # A fresh database of the cluster for each run.
+      db="bench_throughput_$$"
+      psql -q -d "$PORTCULLIS_TEST_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
+      url="${PORTCULLIS_TEST_POSTGRES_URL%/*}/$db" ;;
+    *) echo "throughput.sh: unknown store $store (memory, sqlite, postgres)" >&2; exit 2 ;;
+  esac
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  base="http://127.0.0.1:$port"
+  DATABASE_URL=$url PORT=$port RUST_LOG="${BENCH_RUST_LOG:-warn}" \
+  RATE_LIMIT_AUTH_PER_MINUTE=0 LOGIN_LOCKOUT_FAILURES=0 ARGON2_MEMORY_KIB=8192 ARGON2_ITERATIONS=1 \
+  FIRST_SUPERUSER_EMAIL=admin@example.com FIRST_SUPERUSER_PASSWORD='bench admin password' \
+  JWT_SECRET_KEY=bench-jwt-secret-0123456789abcdef0123 \
+  AUTH_RESET_PASSWORD_TOKEN_SECRET=bench-reset-secret-0123456789abcdef01 \
+  AUTH_VERIFICATION_TOKEN_SECRET=bench-verify-secret-0123456789abcdef0 \
+    "$bin" serve >"$work/server-$store.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.1; done
+  curl -sf "$base/health" >/dev/null || { cat "$work/server-$store.log" >&2; exit 1; }
+
+  user_id=$(curl -sf -X POST "$base/api/auth/register" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench password 1"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  login() {
+    curl -sf -X POST "$base/api/auth/jwt/login" --data-urlencode "username=$1" --data-urlencode "password=$2" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+  }
+  token=$(login bench@example.com 'bench password 1')
+  admin=$(login admin@example.com 'bench admin password')
+  # Each URL answers as it should before it is measured.
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/api/bench-floor")" = 404 ]
+  curl -sf -H "Authorization: Bearer $token" "$base/api/users/me" | grep -q '"bench@example.com"'
+  curl -sf -H "Authorization: Bearer $admin" "$base/api/users/$user_id" | grep -q '"bench@example.com"'
+
+  echo "== $store ($("$bin" --version 2>/dev/null || echo portcullis), RUST_LOG=${BENCH_RUST_LOG:-warn}, wrk -t$threads -c$connections -d${duration}s)"
+  measure floor "$base/api/bench-floor"
+  measure me "$base/api/users/me" "$token"
+  measure by_id "$base/api/users/$user_id" "$admin"
+  measure floor2 "$base/api/bench-floor"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+done
+
+python3 - "$work/results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    store, name, rps, cpu, non2xx, n = line.split()
+    rows.setdefault(store, {})[name] = (float(rps), float(cpu), int(non2xx), int(n))
+goals = {"memory": (0.7, 0.6), "sqlite": (0.5, 0.4), "postgres": (0.25, 0.2)}
+print()
+print(f"{'store':<9}{'floor rps':>10}{'me rps':>9}{'by_id rps':>10}{'me/floor':>10}{'by_id/floor':>12}"
+      f"{'CPU us/req floor':>18}{'me':>7}{'by_id':>7}  goals me/by_id")
+bad = False
+for store, r in rows.items():
+    floor = (r["floor"][0] + r["floor2"][0]) / 2
+    floor_cpu = (r["floor"][1] + r["floor2"][1]) / 2
+    me, by_id = r["me"], r["by_id"]
+    g = goals[store]
+    ok = lambda x, goal: "ok" if x >= goal else "BELOW"
+    print(f"{store:<9}{floor:>10.0f}{me[0]:>9.0f}{by_id[0]:>10.0f}{me[0]/floor:>10.2f}{by_id[0]/floor:>12.2f}"
+          f"{floor_cpu:>18.1f}{me[1]:>7.1f}{by_id[1]:>7.1f}  {g[0]} {ok(me[0]/floor, g[0])} / {g[1]} {ok(by_id[0]/floor, g[1])}")
+    if me[2] or by_id[2] or r["floor"][2] != r["floor"][3]:
+        print(f"  {store}: unexpected statuses (me non-2xx {me[2]}, by_id non-2xx {by_id[2]})")
+        bad = True
+sys.exit(1 if bad else 0)
+PY
