@@ -70,11 +70,7 @@ impl JosekitOAuthStateCodec {
         let mut header = JwsHeader::new();
         header.set_algorithm("HS256");
         header.set_token_type("JWT");
-        Ok(Self {
-            key,
-            header,
-            clock,
-        })
+        Ok(Self { key, header, clock })
     }
 }
 
@@ -104,8 +100,8 @@ impl OAuthStateCodec for JosekitOAuthStateCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(OAuthStateError::Invalid);
         }
-        let (payload, header) = jwt::decode_with_verifier(token, &self.key)
-            .map_err(|_| OAuthStateError::Invalid)?;
+        let (payload, header) =
+            jwt::decode_with_verifier(token, &self.key).map_err(|_| OAuthStateError::Invalid)?;
         if header.claim("crit").is_some() {
             return Err(OAuthStateError::Invalid);
         }
