@@ -39,7 +39,7 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
     assert_eq!(count(&db, r#"SELECT count(*) FROM "user""#).await, 1);
     assert_eq!(
         count(&db, "SELECT count(*) FROM seaql_migrations").await,
-        4,
+        6,
         "each migration recorded once"
     );
     let logs: Vec<String> = servers.iter().map(Server::stderr).collect();
