@@ -19,6 +19,16 @@
 # Goals (issue 16): me >= 0.7 / 0.5 / 0.25 of the floor on memory / SQLite /
 # PostgreSQL; by_id >= 0.6 / 0.4 / 0.2.
 #
+# Measured 2026-12-02 on the idle 2-core machine, commit after the issue 14
+# and 16 merges (`PORTCULLIS_BIN=<release, --features postgres> DURATION=8
+# WARMUP=2 bench/throughput.sh`), req/s, ratio, server(+PostgreSQL) CPU/req:
+#   memory   floor 78753  me 59888 (0.76, 21.9 us)  by_id 62618 (0.80, 21.8 us)
+#   sqlite   floor 85488  me 41300 (0.48, 35.9 us)  by_id 38407 (0.45, 40.8 us)
+#   postgres floor 84290  me 16188 (0.19, 87.7 us)  by_id 10954 (0.13, 139.6 us)
+# Before (commit 3d2799b, same script, a loaded machine): memory me 0.81 /
+# by_id 0.45 (33.4 us), SQLite 0.16 / 0.09 (73 / 158 us), PostgreSQL
+# 0.11 / 0.06 (159 / 330 us).
+#
 # Usage: bench/throughput.sh [STORES="memory sqlite postgres"]
 #   DURATION (10) and WARMUP (3) seconds, CONNECTIONS (64), THREADS (2: wrk's)
 #   BENCH_RUST_LOG: the server's RUST_LOG (default warn: no request line)
