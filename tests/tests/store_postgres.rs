@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use portcullis_domain::{
     AccessTokenRecord, AccessTokenStore, EmailAddress, FieldValue, OAuthAccountStore, Role,
-    StoreError, User, UserFields, UserPatch, UserRepository,
+    StoreError, User, UserFields, UserId, UserPatch, UserRepository,
 };
 use portcullis_store_sea_orm_postgres::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
@@ -951,6 +951,220 @@ async fn connections_the_server_killed_are_replaced() {
         !after.is_empty() && after.iter().all(|pid| !before.contains(pid)),
         "before {before:?}, after {after:?}"
     );
+}
+
+/// Counts the read lane's batches: the `reads` of each `read lane batch`
+/// debug event.
+#[derive(Clone, Default)]
+struct Batches(Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl Batches {
+    fn seen(&self) -> Vec<u64> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Batches {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Reads(Option<u64>);
+        impl tracing::field::Visit for Reads {
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                if field.name() == "reads" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        if event.metadata().target() != "portcullis_store_sea_orm_postgres::read_lane" {
+            return;
+        }
+        let mut reads = Reads(None);
+        event.record(&mut reads);
+        if let Some(reads) = reads.0 {
+            self.0.lock().unwrap().push(reads);
+        }
+    }
+}
+
+async fn users(store: &PostgresUserStore, count: usize) -> Vec<User> {
+    let mut users = Vec::with_capacity(count);
+    for i in 0..count {
+        let user = User::new(email(&format!("user{i}@example.com")), HASH.into());
+        users.push(store.create(user).await.unwrap());
+    }
+    users
+}
+
+/// Reads by id that wait together leave together: one query per batch of
+/// at most 128 ids, and each read gets its own row (a user asked for twice
+/// gets it twice; an id nobody has, nothing). On one thread, every read is
+/// queued before the first reader runs, so the batches are known.
+#[tokio::test]
+async fn reads_waiting_together_leave_in_one_query_each_with_its_own_answer() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let users = users(&store, 100).await;
+    let batches = Batches::default();
+    let _events = tracing::subscriber::set_default(tracing_subscriber::registry().with(batches.clone()));
+
+    let mut reads = Vec::new();
+    for round in 0..3 {
+        for user in &users {
+            let (id, expected) = if round < 2 {
+                (user.id, Some(user.clone()))
+            } else {
+                (UserId::random(), None)
+            };
+            let store = store.clone();
+            reads.push(tokio::spawn(async move { (store.get(id).await, expected) }));
+        }
+    }
+    for read in reads {
+        let (got, expected) = read.await.unwrap();
+        assert_eq!(got, Ok(expected));
+    }
+    let seen = batches.seen();
+    assert_eq!(seen.iter().sum::<u64>(), 300, "every read in a batch: {seen:?}");
+    assert!(
+        seen.len() <= 3 && seen.iter().all(|&reads| reads <= 128),
+        "300 reads waiting together take at most 3 queries of at most 128: {seen:?}"
+    );
+    // Alone, a read is a batch of its own.
+    assert_eq!(store.get(users[7].id).await, Ok(Some(users[7].clone())));
+    assert_eq!(batches.seen().last(), Some(&1));
+}
+
+/// Batching never answers a read with a row read before it was asked for:
+/// while reads of a user pour in from many tasks, every read asked after a
+/// write returned sees that write (a read joins only a query not yet sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_asked_after_a_write_sees_it_while_reads_pour_in() {
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let ann = store
+        .create(User::new(email("ann@example.com"), HASH.into()))
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, stop) = (store.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut reads = 0_u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(store.get(ann.id).await.unwrap().is_some());
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..40 {
+        let active = round % 2 == 1;
+        let patch = UserPatch {
+            is_active: Some(active),
+            ..UserPatch::default()
+        };
+        store.patch(ann.id, patch).await.unwrap();
+        let checks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.get(ann.id).await.unwrap().unwrap().is_active })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.unwrap(), active, "round {round}: a read saw the row before the write");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut background = 0;
+    for task in load {
+        background += task.await.unwrap();
+    }
+    assert!(background > 0, "reads poured in meanwhile");
+}
+
+/// A read that waits longer than the acquire timeout for a connection
+/// (every one busy) fails as `Unavailable`; a read already sent keeps
+/// waiting for its answer; and the lane serves again once the connection
+/// is free. The only lane connection is held by a read PostgreSQL blocks
+/// (an `ACCESS EXCLUSIVE` lock on `user`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_waiting_past_the_acquire_timeout_fails_and_the_lane_recovers() {
+    let database = PgDatabase::create();
+    migrated(&database).await;
+    let options = PostgresStoreOptions {
+        // one pool connection, one lane connection
+        max_connections: 2,
+        acquire_timeout: Duration::from_millis(300),
+        ..PostgresStoreOptions::default()
+    };
+    let store = PostgresUserStore::open_with(&database.url, options).await.unwrap();
+    let ann = store
+        .create(User::new(email("ann@example.com"), HASH.into()))
+        .await
+        .unwrap();
+    let locker = open(&database).await;
+    let lock = db(&locker).begin().await.unwrap();
+    lock.execute_unprepared(r#"LOCK TABLE "user" IN ACCESS EXCLUSIVE MODE"#)
+        .await
+        .unwrap();
+    let blocked = {
+        let store = store.clone();
+        tokio::spawn(async move { store.get(ann.id).await })
+    };
+    // The blocked read is in PostgreSQL, waiting for the lock.
+    let waiting_for_lock = format!(
+        "SELECT pid::text FROM pg_stat_activity WHERE datname = '{}' \
+         AND application_name = 'portcullis' AND wait_event_type = 'Lock'",
+        database.name
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while texts(db(&locker), &waiting_for_lock).await.is_empty() {
+        assert!(Instant::now() < deadline, "the read never reached the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let refused = store.get(ann.id).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Unavailable(e)) if e.to_string().contains("no connection for a read")),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(!blocked.is_finished(), "the first read still waits for its answer");
+    lock.commit().await.unwrap();
+    assert_eq!(blocked.await.unwrap(), Ok(Some(ann.clone())));
+    assert_eq!(store.get(ann.id).await, Ok(Some(ann)));
+}
+
+/// Callers that give up (their tasks aborted) strand nobody: the reads
+/// they left are answered to no one, the others get their rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_whose_callers_gave_up_strand_no_other_read() {
+    let database = PgDatabase::create();
+    let store = migrated(&database).await;
+    let users = users(&store, 40).await;
+    for _ in 0..5 {
+        let reads: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let (store, user) = (store.clone(), user.clone());
+                tokio::spawn(async move { assert_eq!(store.get(user.id).await, Ok(Some(user))) })
+            })
+            .collect();
+        let mut kept = 0;
+        for (i, read) in reads.into_iter().enumerate() {
+            if i % 2 == 0 {
+                read.abort();
+            } else {
+                read.await.unwrap();
+                kept += 1;
+            }
+        }
+        assert_eq!(kept, 20);
+    }
+    assert_eq!(store.get(users[0].id).await, Ok(Some(users[0].clone())));
 }
 
 /// `postgres://` and `postgresql://` both select this store in `portcullis`

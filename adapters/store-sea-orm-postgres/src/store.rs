@@ -99,10 +99,11 @@ pub struct PostgresUserStore {
 }
 
 /// The statement of [`UserRepository::get`]: every column, the fields'
-/// JSON object, by primary key (`$1`, a UUID).
+/// JSON object, by primary key (`$1`, an array of UUIDs: the read lane
+/// sends a batch of reads as one query).
 fn get_by_id_sql(fields_json: &str) -> String {
     format!(
-        r#"SELECT "id", "email", "hashed_password", "is_active", "is_superuser", "is_verified", "role", "portcullis_session_stamp", {fields_json} AS "{FIELDS_COLUMN}" FROM "user" WHERE "id" = $1"#
+        r#"SELECT "id", "email", "hashed_password", "is_active", "is_superuser", "is_verified", "role", "portcullis_session_stamp", {fields_json} AS "{FIELDS_COLUMN}" FROM "user" WHERE "id" = ANY($1)"#
     )
 }
 
@@ -346,13 +347,13 @@ impl UserRepository for PostgresUserStore {
         let Some(lane) = &self.read_lane else {
             return self.get_through_pool(id).await;
         };
-        let row = match tokio::time::timeout(
+        let stored = match tokio::time::timeout(
             self.operation_timeout,
             lane.fetch_by_id(&self.get_sql, *id.as_uuid()),
         )
         .await
         {
-            Ok(Ok(row)) => row,
+            Ok(Ok(stored)) => stored,
             Ok(Err(error)) => return Err(Failure::Read(error).into()),
             Err(source) => {
                 return Err(Failure::TimedOut {
@@ -362,8 +363,7 @@ impl UserRepository for PostgresUserStore {
                 .into());
             }
         };
-        row.map(|row| Stored::from_row(&row).map_err(Failure::Read))
-            .transpose()?
+        stored
             .map(|stored| stored.into_user(&self.fields))
             .transpose()
             .map_err(StoreError::from)
