@@ -1,6 +1,8 @@
 -- wrk script of bench/scale.sh: each request for a random item of a list.
--- Arguments: MODE (me | by_id | login), LIST (one token, id or address a
--- line), ADMIN_TOKEN (by_id's bearer).
+-- Arguments: MODE (me | by_id | login | floor), LIST (one token, id or
+-- address a line), ADMIN_TOKEN (by_id's bearer). `floor` is the server's
+-- floor (a routed 404, bench/throughput.sh) with a random item's bearer
+-- header, so that it costs wrk what `me` does.
 local items, mode, admin = {}, nil, nil
 local counter = 0
 
@@ -21,6 +23,8 @@ function request()
   local item = items[math.random(#items)]
   if mode == "me" then
     return wrk.format("GET", "/api/users/me", { ["Authorization"] = "Bearer " .. item })
+  elseif mode == "floor" then
+    return wrk.format("GET", "/api/bench-floor", { ["Authorization"] = "Bearer " .. item })
   elseif mode == "by_id" then
     return wrk.format("GET", "/api/users/" .. item, { ["Authorization"] = "Bearer " .. admin })
   else

@@ -29,6 +29,13 @@
 # by_id 0.45 (33.4 us), SQLite 0.16 / 0.09 (73 / 158 us), PostgreSQL
 # 0.11 / 0.06 (159 / 330 us).
 #
+# USERS=N (default 1, as issue 16 measured): with N > 1, N users are
+# registered and every request is for one of them at random (bench/scale.lua:
+# `me` with a random user's token, `by_id` of a random user; the floor
+# requests carry a random token too, so wrk's own cost is the same). With
+# one user, every request of a PostgreSQL read batch is for the same id
+# (read once for the batch); with many, each read has its own id.
+#
 # Usage: bench/throughput.sh [STORES="memory sqlite postgres"]
 #   DURATION (10) and WARMUP (3) seconds, CONNECTIONS (64), THREADS (2: wrk's)
 #   BENCH_RUST_LOG: the server's RUST_LOG (default warn: no request line)
@@ -79,13 +86,22 @@ cpu_ticks() {
   echo "$total"
 }
 
+users=${USERS:-1}
+
 # measure NAME URL [TOKEN]: one wrk run; appends "store name rps cpu_us non2xx" to results.
+# With USERS > 1, URL is the server's base and NAME the bench/scale.lua mode.
 measure() {
   local name=$1 url=$2 token=${3:-} args=() before after out
   [ -n "$token" ] && args=(-H "Authorization: Bearer $token")
-  wrk -t"$threads" -c"$connections" -d"${warmup}s" "${args[@]}" "$url" >/dev/null
+  if [ "$users" -gt 1 ]; then
+    local list=$work/tokens
+    [ "${name%2}" = by_id ] && list=$work/ids
+    args=(-s bench/scale.lua "$url" -- "${name%2}" "$list" "$token")
+    url=
+  fi
+  wrk -t"$threads" -c"$connections" -d"${warmup}s" ${url:+"$url"} "${args[@]}" >/dev/null
   before=$(cpu_ticks)
-  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" "${args[@]}" "$url")
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" ${url:+"$url"} "${args[@]}")
   after=$(cpu_ticks)
   python3 - "$store" "$name" "$(( after - before ))" "$hz" >>"$work/results" <<PY
 import re, sys
@@ -140,11 +156,31 @@ for store in $stores; do
   curl -sf -H "Authorization: Bearer $token" "$base/api/users/me" | grep -q '"bench@example.com"'
   curl -sf -H "Authorization: Bearer $admin" "$base/api/users/$user_id" | grep -q '"bench@example.com"'
 
-  echo "== $store ($("$bin" --version 2>/dev/null || echo portcullis), RUST_LOG=${BENCH_RUST_LOG:-warn}, wrk -t$threads -c$connections -d${duration}s)"
-  measure floor "$base/api/bench-floor"
-  measure me "$base/api/users/me" "$token"
-  measure by_id "$base/api/users/$user_id" "$admin"
-  measure floor2 "$base/api/bench-floor"
+  echo "== $store ($("$bin" --version 2>/dev/null || echo portcullis), RUST_LOG=${BENCH_RUST_LOG:-warn}, wrk -t$threads -c$connections -d${duration}s, $users user(s))"
+  if [ "$users" -gt 1 ]; then
+    # Users 2..N, registered and logged in 8 at a time.
+    echo "$token" >"$work/tokens"; echo "$user_id" >"$work/ids"
+    export base
+    seq 2 "$users" | xargs -P 8 -I{} sh -c '
+      id=$(curl -sf -X POST "$base/api/auth/register" -H "content-type: application/json" \
+        -d "{\"email\":\"bench{}@example.com\",\"password\":\"bench password 1\"}" \
+        | python3 -c "import json,sys; print(json.load(sys.stdin)[\"id\"])")
+      token=$(curl -sf -X POST "$base/api/auth/jwt/login" --data-urlencode "username=bench{}@example.com" \
+        --data-urlencode "password=bench password 1" \
+        | python3 -c "import json,sys; print(json.load(sys.stdin)[\"access_token\"])")
+      echo "$id $token"' >"$work/pairs"
+    awk '{print $1}' "$work/pairs" >>"$work/ids"; awk '{print $2}' "$work/pairs" >>"$work/tokens"
+    [ "$(wc -l <"$work/tokens")" = "$users" ] || { echo "throughput.sh: not every user registered" >&2; exit 1; }
+    measure floor "$base" "$admin"
+    measure me "$base"
+    measure by_id "$base" "$admin"
+    measure floor2 "$base" "$admin"
+  else
+    measure floor "$base/api/bench-floor"
+    measure me "$base/api/users/me" "$token"
+    measure by_id "$base/api/users/$user_id" "$admin"
+    measure floor2 "$base/api/bench-floor"
+  fi
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
 

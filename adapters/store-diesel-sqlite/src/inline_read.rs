@@ -36,10 +36,15 @@ struct Reader {
     conn: SqliteConnection,
 }
 
-/// What a reading connection opens.
+/// What a reading connection opens, and the one fields expression it reads
+/// with.
 struct Target {
     /// [`Location::open_string`](crate::location::Location::open_string) of a file.
     path: String,
+    /// The store's fields' JSON expression: the only one its readers'
+    /// statements ever hold, so they may be cached by type
+    /// ([`FieldsJsonOf<true>`](crate::store::FieldsJsonOf)).
+    fields_json: Arc<str>,
 }
 
 /// A store's reads on the calling thread. Clones share the readers.
@@ -50,19 +55,27 @@ pub(crate) struct InlineReads {
 
 impl InlineReads {
     /// Reads of the database file at `path` (never `:memory:`: a private
-    /// in-memory database is the pool's one connection).
-    pub(crate) fn new(path: String) -> Self {
+    /// in-memory database is the pool's one connection), selecting the
+    /// fields with `fields_json`.
+    pub(crate) fn new(path: String, fields_json: Arc<str>) -> Self {
         Self {
-            target: Arc::new(Target { path }),
+            target: Arc::new(Target { path, fields_json }),
         }
     }
 
-    /// `read` on this thread's connection; `None` when there is none to be
-    /// had (it could not be opened, or this thread is inside another read)
-    /// or `read` failed: the caller then reads through the pool.
+    /// Reads of the same file with another fields expression, on connections
+    /// of their own.
+    pub(crate) fn with_fields_json(&self, fields_json: Arc<str>) -> Self {
+        Self::new(self.target.path.clone(), fields_json)
+    }
+
+    /// `read` on this thread's connection, given the fields expression to
+    /// select; `None` when there is none to be had (it could not be opened,
+    /// or this thread is inside another read) or `read` failed: the caller
+    /// then reads through the pool.
     pub(crate) fn run<T>(
         &self,
-        read: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T>,
+        read: impl FnOnce(&mut SqliteConnection, &Arc<str>) -> diesel::QueryResult<T>,
     ) -> Option<T> {
         READERS
             .try_with(|readers| {
@@ -82,7 +95,7 @@ impl InlineReads {
                         readers.len() - 1
                     }
                 };
-                match read(&mut readers[at].conn) {
+                match read(&mut readers[at].conn, &self.target.fields_json) {
                     Ok(value) => Some(value),
                     Err(_) => {
                         // Whatever state it is in stays out.

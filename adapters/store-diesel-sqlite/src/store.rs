@@ -89,7 +89,7 @@ pub struct SqliteUserStore {
 }
 
 /// The deployment's extra fields, and the expression that reads them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Fields {
     spec: UserFields,
     /// [`fields_json_sql`] of `spec`.
@@ -104,7 +104,7 @@ impl Fields {
 
     /// The extra column every lookup selects: the fields as a JSON object.
     fn select(&self) -> FieldsJson {
-        FieldsJson(self.json.clone())
+        FieldsJsonOf(self.json.clone())
     }
 
     /// The user of a row and its fields' JSON object.
@@ -195,8 +195,9 @@ impl SqliteUserStore {
             busy_timeout: options.busy_timeout,
         };
         let target = location.open_string();
+        let fields = Fields::new(UserFields::none());
         let inline_reads = match location {
-            Location::File(_) => Some(InlineReads::new(target.clone())),
+            Location::File(_) => Some(InlineReads::new(target.clone(), fields.json.clone())),
             Location::Memory => None,
         };
 
@@ -236,7 +237,7 @@ impl SqliteUserStore {
         Ok(Self {
             pool,
             location: Arc::new(location),
-            fields: Fields::new(UserFields::none()),
+            fields,
             inline_reads,
         })
     }
@@ -247,6 +248,10 @@ impl SqliteUserStore {
     /// [`SqliteUserStore::migrate`] adds the missing columns.
     pub fn with_user_fields(mut self, fields: UserFields) -> Self {
         self.fields = Fields::new(fields);
+        // New readers: theirs only ever read with one expression.
+        self.inline_reads = self
+            .inline_reads
+            .map(|reads| reads.with_fields_json(self.fields.json.clone()));
         self
     }
 
@@ -353,14 +358,23 @@ where
 /// prepared anew at every call (it is never cached); this expression's SQL
 /// is fixed for the store, so the statements that select it are prepared
 /// once per connection (Diesel's cache, keyed by their SQL).
+///
+/// `FIXED` is for a connection that only ever reads with one expression (an
+/// inline reader's, see [`InlineReads`]): its statements are then cached by
+/// their Rust type, and Diesel does not write their SQL again at each call
+/// to look them up — on any other connection that would run another
+/// store's SQL.
 #[derive(Debug, Clone)]
-pub(crate) struct FieldsJson(Arc<str>);
+pub(crate) struct FieldsJsonOf<const FIXED: bool>(Arc<str>);
 
-impl diesel::expression::Expression for FieldsJson {
+/// [`FieldsJsonOf`] for any connection.
+pub(crate) type FieldsJson = FieldsJsonOf<false>;
+
+impl<const FIXED: bool> diesel::expression::Expression for FieldsJsonOf<FIXED> {
     type SqlType = Text;
 }
 
-impl diesel::query_builder::QueryFragment<Sqlite> for FieldsJson {
+impl<const FIXED: bool> diesel::query_builder::QueryFragment<Sqlite> for FieldsJsonOf<FIXED> {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
@@ -370,16 +384,16 @@ impl diesel::query_builder::QueryFragment<Sqlite> for FieldsJson {
     }
 }
 
-impl diesel::query_builder::QueryId for FieldsJson {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<const FIXED: bool> diesel::query_builder::QueryId for FieldsJsonOf<FIXED> {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = FIXED;
 }
 
-impl<QS> diesel::expression::SelectableExpression<QS> for FieldsJson {}
+impl<QS, const FIXED: bool> diesel::expression::SelectableExpression<QS> for FieldsJsonOf<FIXED> {}
 
-impl<QS> diesel::expression::AppearsOnTable<QS> for FieldsJson {}
+impl<QS, const FIXED: bool> diesel::expression::AppearsOnTable<QS> for FieldsJsonOf<FIXED> {}
 
-impl<GB> diesel::expression::ValidGrouping<GB> for FieldsJson {
+impl<GB, const FIXED: bool> diesel::expression::ValidGrouping<GB> for FieldsJsonOf<FIXED> {
     type IsAggregate = diesel::expression::is_aggregate::Never;
 }
 
@@ -550,19 +564,21 @@ impl UserRepository for SqliteUserStore {
     /// through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let key = id.to_string();
-        let find = |fields: FieldsJson, key: String| {
-            move |conn: &mut SqliteConnection| {
+        fn find<const FIXED: bool>(
+            fields: FieldsJsonOf<FIXED>,
+            key: String,
+        ) -> impl FnOnce(&mut SqliteConnection) -> QueryResult<Option<RowWithFields>> {
+            move |conn| {
                 users::table
                     .find(key)
                     .select((SqliteUserRow::as_select(), fields))
                     .first::<RowWithFields>(conn)
                     .optional()
             }
-        };
-        let inline = self
-            .inline_reads
-            .as_ref()
-            .and_then(|reads| reads.run(find(self.fields.select(), key.clone())));
+        }
+        let inline = self.inline_reads.as_ref().and_then(|reads| {
+            reads.run(|conn, json| find(FieldsJsonOf::<true>(json.clone()), key.clone())(conn))
+        });
         let row = match inline {
             Some(row) => row,
             None => self.with_conn(find(self.fields.select(), key)).await?,

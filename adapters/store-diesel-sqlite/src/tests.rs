@@ -952,6 +952,35 @@ mod user_fields {
         assert_eq!(store.get(ann.id).await.unwrap(), Some(found));
     }
 
+    /// Two stores of one file, one with fields: a thread that read for one
+    /// reads for the other with the other's columns. Each store's readers on
+    /// the calling thread cache their statement by type, so they must be
+    /// connections of their own. On one thread, every read is inline.
+    #[tokio::test]
+    async fn stores_of_one_file_with_other_fields_each_read_their_own_on_one_thread() {
+        let db = TempDb::new();
+        let plain = migrated(&db).await;
+        let ann = user("ann@example.com");
+        plain.create(ann.clone()).await.unwrap();
+        assert_eq!(plain.get(ann.id).await.unwrap(), Some(ann.clone()));
+        let with = plain
+            .clone()
+            .with_user_fields(fields(vec![nickname(), newsletter()]));
+        with.migrate().await.unwrap();
+        // Values that are not the defaults.
+        let mut bob = user("bob@example.com");
+        bob.fields.set("nickname", FieldValue::String("bobby".into()));
+        bob.fields.set("newsletter", FieldValue::Boolean(false));
+        let bob = with.create(bob).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(with.get(bob.id).await.unwrap(), Some(bob.clone()));
+            let found = plain.get(bob.id).await.unwrap().unwrap();
+            assert!(found.fields.is_empty(), "{found:?}");
+            assert_eq!(found.email, bob.email);
+            assert_eq!(plain.get(ann.id).await.unwrap(), Some(ann.clone()));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_missing_field_column_is_a_pending_migration() {
         let db = TempDb::new();
@@ -1231,3 +1260,4 @@ mod sessions {
         assert_eq!(patched.session_stamp, 42);
     }
 }
+
