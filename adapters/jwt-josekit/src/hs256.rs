@@ -29,7 +29,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 /// Bytes in an HS256 MAC.
-const MAC_LEN: usize = 32;
+pub(crate) const MAC_LEN: usize = 32;
 
 /// An HS256 key: a josekit [`JwsSigner`] and [`JwsVerifier`] for `HS256`
 /// (HMAC-SHA-256, RFC 7518 §3.2) over one secret.
@@ -49,6 +49,15 @@ impl Hs256Key {
         Ok(Self {
             keyed: Hmac::new_from_slice(secret)?,
         })
+    }
+
+    /// Whether `signature` is the HMAC-SHA-256 of `message` under this key,
+    /// compared in constant time.
+    pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let expected = self.mac(message);
+        // Lengths are public (HS256 MACs are 32 bytes): `ct_eq` is `false`
+        // for unequal lengths and constant-time over the bytes otherwise.
+        bool::from(expected.as_slice().ct_eq(signature))
     }
 
     /// HMAC-SHA-256 of `message` under this key.
@@ -97,10 +106,7 @@ impl JwsVerifier for Hs256Key {
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
-        let expected = self.mac(message);
-        // Lengths are public (HS256 MACs are 32 bytes): `ct_eq` is `false`
-        // for unequal lengths and constant-time over the bytes otherwise.
-        if bool::from(expected.as_slice().ct_eq(signature)) {
+        if self.verifies(message, signature) {
             Ok(())
         } else {
             Err(JoseError::InvalidSignature(TokenError::Invalid.into()))

@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod decode;
 mod hs256;
 mod oauth_state;
 mod python_json;
