@@ -67,9 +67,10 @@ impl KindKey {
     }
 }
 
-/// [`TokenCodec`] over josekit's HS256: FastAPI-Users-compatible access,
-/// reset-password and verify-e-mail tokens, each kind with its own secret,
-/// audience and lifetime, times read from an injected [`Clock`].
+/// [`TokenCodec`] for HS256 (josekit writes the tokens, the crate's own
+/// decoder reads them): FastAPI-Users-compatible access, reset-password and
+/// verify-e-mail tokens, each kind with its own secret, audience and
+/// lifetime, times read from an injected [`Clock`].
 ///
 /// See the [crate documentation](crate) for the exact formats and checks.
 pub struct JosekitTokenCodec {

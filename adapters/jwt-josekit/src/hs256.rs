@@ -1,6 +1,8 @@
-//! The one josekit piece replaced: the HS256 MAC itself, in pure Rust
-//! ([`hmac`] + [`sha2`]) instead of josekit's OpenSSL HMAC, with a
-//! constant-time comparison.
+//! The HS256 MAC itself, in pure Rust ([`hmac`] + [`sha2`]) instead of
+//! josekit's OpenSSL HMAC, with a constant-time comparison: josekit signs
+//! with it (as a [`JwsSigner`]), and the token codec's own decoder checks
+//! with it ([`Hs256Key::verifies`]); the OAuth state codec still checks
+//! through josekit (as a [`JwsVerifier`]).
 //!
 //! Why not josekit's `HmacJwsSigner` / `HmacJwsVerifier`:
 //! - they compute the MAC through OpenSSL, which gives every thread that
@@ -16,8 +18,9 @@
 //! - a pure-Rust HMAC with the key schedule computed once is also faster
 //!   than OpenSSL's, which sets up an `EVP_PKEY` signing context per call.
 //!
-//! josekit still does everything else: the compact form, the header, the
-//! base64url segments, the `alg` check.
+//! On the way out josekit still writes the header and the base64url
+//! segments; on the way in the token codec no longer calls josekit (see
+//! `decode.rs`), the OAuth state codec still does.
 
 use std::fmt;
 
