@@ -1787,3 +1787,149 @@ fn a_valid_token_of_max_token_len_is_read_one_byte_more_is_not() {
     // Long but well under the limit: larger than any fixed buffer.
     assert_eq!(codec.verify_access_untimed(&sized(3000)), Ok(access(USER)));
 }
+
+/// `verify_access` as it was before the decoder was written: josekit's
+/// `jwt::decode_with_verifier` (with the same pure-Rust key), the codec's
+/// `crit`, audience and time checks, and the claims read from josekit's map.
+fn verify_access_through_josekit(token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+    use josekit::JoseHeader as _;
+    use serde_json::Map;
+
+    use crate::codec::numeric_date;
+    use crate::hs256::Hs256Key;
+
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Invalid);
+    }
+    let key = Hs256Key::new(ACCESS_SECRET.as_bytes()).unwrap();
+    let (payload, header) =
+        josekit::jwt::decode_with_verifier(token, &key).map_err(|_| TokenError::Invalid)?;
+    if header.claim("crit").is_some()
+        || !payload
+            .audience()
+            .is_some_and(|auds| auds.contains(&"fastapi-users:auth"))
+    {
+        return Err(TokenError::Invalid);
+    }
+    let claims: Map<String, Value> = payload.into();
+    let expires_at = numeric_date(claims.get("exp").ok_or(TokenError::Invalid)?)?;
+    if expires_at <= now {
+        return Err(TokenError::Invalid);
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(value) = claims.get(name)
+            && numeric_date(value)? > now
+        {
+            return Err(TokenError::Invalid);
+        }
+    }
+    let stamp = match claims.get("stamp") {
+        None => 0,
+        Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Invalid)?,
+        Some(_) => return Err(TokenError::Invalid),
+    };
+    let Some(Value::String(subject)) = claims.get("sub") else {
+        return Err(TokenError::Invalid);
+    };
+    Ok(AccessClaims {
+        subject: subject.clone(),
+        stamp,
+        expires_at,
+        issued_at: claims.get("iat").map(numeric_date).transpose()?,
+    })
+}
+
+/// Every text one edit away from `text`: each character deleted, and each
+/// of `inserts` put before each character and at the end.
+fn one_edit_away(text: &str, inserts: &[&str]) -> Vec<String> {
+    let mut bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    bounds.push(text.len());
+    let mut out = Vec::new();
+    for (n, &at) in bounds.iter().enumerate() {
+        if let Some(&next) = bounds.get(n + 1) {
+            out.push(format!("{}{}", &text[..at], &text[next..]));
+        }
+        for insert in inserts {
+            out.push(format!("{}{insert}{}", &text[..at], &text[at..]));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_decoder_answers_as_josekit_did_for_thousands_of_signed_near_misses() {
+    // Signed headers and payloads one edit away from valid ones (so only
+    // the decoding and the checks decide), compared with the josekit-based
+    // reading, answer for answer, claims included.
+    let (codec, _) = codec_at(NOW);
+    let inserts = [
+        "\"",
+        "\\",
+        ",",
+        ":",
+        "{",
+        "}",
+        "[",
+        "]",
+        "0",
+        "-",
+        "e",
+        ".",
+        " ",
+        "\u{0}",
+        "é",
+        "\\u",
+        "\\ud800",
+        "1e999",
+        "null",
+        "\"alg\":\"none\",",
+        "\"crit\":[],",
+        "\"kid\":1,",
+        "\"aud\":\"x\",",
+        "\"sub\":2,",
+        "\"exp\":1,",
+        "\"stamp\":-1,",
+        "\"nbf\":9e9,",
+        "\"iat\":-0,",
+        "\"jti\":[],",
+        "\"iss\":{},",
+        "\"x5t\":\"A=\",",
+    ];
+    let headers = [HEADER, r#"{"typ":"JWT","alg":"HS256","kid":"k"}"#];
+    let payloads = [
+        format!(
+            r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"stamp":7,"exp":{}}}"#,
+            NOW + 60
+        ),
+        format!(
+            r#"{{"sub":"a","aud":"fastapi-users:auth","exp":{}.5,"iat":{NOW},"nbf":0}}"#,
+            NOW + 60
+        ),
+    ];
+    let mut compared = 0;
+    let mut accepted = 0;
+    let mut check = |header: &str, payload: &str| {
+        let token = forge(header, payload, ACCESS_SECRET);
+        let expected = verify_access_through_josekit(&token, NOW);
+        assert_eq!(codec.verify_access(&token), expected, "{header} {payload}");
+        compared += 1;
+        accepted += usize::from(expected.is_ok());
+    };
+    for header in headers {
+        for payload in &payloads {
+            check(header, payload);
+            for edited in one_edit_away(payload, &inserts) {
+                check(header, &edited);
+            }
+        }
+        for edited in one_edit_away(header, &inserts) {
+            check(&edited, &payloads[0]);
+        }
+    }
+    // Both answers occur often enough for the comparison to mean something.
+    assert!(compared > 10_000, "{compared}");
+    assert!(
+        accepted > 500 && compared - accepted > 5_000,
+        "{accepted} of {compared}"
+    );
+}
