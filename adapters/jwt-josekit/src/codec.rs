@@ -1,15 +1,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use josekit::JoseHeader as _;
 use josekit::jws::{self, JwsHeader};
-use josekit::jwt::{self, JwtPayload};
 use portcullis_domain::{
     AccessClaims, Clock, EmailAddress, ResetClaims, TokenCodec, TokenError, UserId, VerifyClaims,
 };
 use secrecy::ExposeSecret as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::decode::{self, Claims};
 use crate::hs256::Hs256Key;
 use crate::python_json::push_python_json_str;
 use crate::settings::{MIN_SECRET_LEN, TokenConfigError, TokenKind, TokenSettings};
@@ -68,9 +67,10 @@ impl KindKey {
     }
 }
 
-/// [`TokenCodec`] over josekit's HS256: FastAPI-Users-compatible access,
-/// reset-password and verify-e-mail tokens, each kind with its own secret,
-/// audience and lifetime, times read from an injected [`Clock`].
+/// [`TokenCodec`] for HS256 (josekit writes the tokens, the crate's own
+/// decoder reads them): FastAPI-Users-compatible access, reset-password and
+/// verify-e-mail tokens, each kind with its own secret, audience and
+/// lifetime, times read from an injected [`Clock`].
 ///
 /// See the [crate documentation](crate) for the exact formats and checks.
 pub struct JosekitTokenCodec {
@@ -150,26 +150,27 @@ impl JosekitTokenCodec {
     /// Checks a token of `kind` and returns its claims, whose kind-specific
     /// members the caller still has to check.
     ///
-    /// josekit splits the compact form, decodes it (strict unpadded
-    /// base64url), insists on `alg` exactly `HS256` (so never `none`),
-    /// refuses any `crit` extension it was not told of, checks the MAC
-    /// (through [`Hs256Key`], in constant time) before reading the
-    /// payload, and checks the types of the registered claims (`sub`, `jti`
-    /// strings; `aud` a string or strings; `exp`, `nbf`, `iat` non-negative
-    /// numbers; a `kid` header a string). What josekit leaves to us is in
-    /// [`check_registered_claims`].
-    fn open(&self, kind: TokenKind, token: &str) -> Result<Map<String, Value>, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Invalid);
-        }
-        let (payload, header) = jwt::decode_with_verifier(token, &self.key(kind).key)
-            .map_err(|_| TokenError::Invalid)?;
-        // We understand no extension, and josekit lets an empty `crit` by.
-        if header.claim("crit").is_some() {
-            return Err(TokenError::Invalid);
-        }
-        check_registered_claims(&payload, kind.audience(), self.clock.now_unix())?;
-        Ok(payload.into())
+    /// No josekit here: [`decode::open`] splits the compact form itself and
+    /// decodes each segment as strict unpadded base64url (base64 0.22's
+    /// `URL_SAFE_NO_PAD`, the engine josekit used: padding, non-URL
+    /// characters and non-zero unused bits refused), checks the 32-byte MAC
+    /// with [`Hs256Key`] in constant time before the header or the payload
+    /// is parsed, then insists on a JSON-object header with `alg` exactly
+    /// `HS256` (so never `none`, no case variant), `typ` a string when
+    /// present (not judged otherwise), no `crit` at all (josekit refused
+    /// any extension it was not told of, we also the empty list), and the
+    /// other parameters typed as josekit required (`kid` a string, …; the
+    /// rare ones judged by josekit's `JwsHeader::from_map` itself). The
+    /// payload must be a JSON object whose registered claims have josekit's
+    /// types (`sub`, `jti`, `iss` strings; `aud` a string or strings;
+    /// `exp`, `nbf`, `iat` non-negative numbers) and whose `aud` names this
+    /// kind's audience. A member given twice counts with its last value, as
+    /// in serde_json's maps. The times are checked in [`check_times`].
+    /// Every refusal is [`TokenError::Invalid`].
+    fn open(&self, kind: TokenKind, token: &str) -> Result<Claims, TokenError> {
+        let claims = decode::open(&self.key(kind).key, kind.audience(), token, MAX_TOKEN_LEN)?;
+        check_times(&claims, self.clock.now_unix())?;
+        Ok(claims)
     }
 }
 
@@ -191,44 +192,31 @@ pub(crate) fn numeric_date(value: &Value) -> Result<i64, TokenError> {
     }
 }
 
-/// The checks every kind shares, with no leeway:
-/// - `aud` present and naming `audience` (josekit's `JwtPayloadValidator`
-///   lets a token without `aud` through);
+/// The time checks every kind shares, with no leeway (the `aud` check is
+/// [`decode::open`]'s):
 /// - `exp` present and `now < exp`;
 /// - `nbf` and `iat`, when present, not after `now`.
 ///
-/// The times are read here, not by `JwtPayloadValidator`: josekit turns
-/// them into `SystemTime`s through `Duration::from_secs_f64`, which panics
-/// on a signed token with an `exp` such as `1e300` or `u64::MAX`, and PyJWT
-/// reads a float time as `int(value)`, which [`numeric_date`] does.
-fn check_registered_claims(
-    payload: &JwtPayload,
-    audience: &str,
-    now: i64,
-) -> Result<(), TokenError> {
-    if !payload
-        .audience()
-        .is_some_and(|auds| auds.contains(&audience))
-    {
-        return Err(TokenError::Invalid);
-    }
-    let exp = numeric_date(payload.claim("exp").ok_or(TokenError::Invalid)?)?;
+/// The times are read here as PyJWT reads them ([`numeric_date`]: a float
+/// time is `int(value)`), not as josekit's `JwtPayloadValidator` would
+/// (through `Duration::from_secs_f64`, which panics on a signed token with
+/// an `exp` such as `1e300` or `u64::MAX`).
+fn check_times(claims: &Claims, now: i64) -> Result<(), TokenError> {
+    let exp = numeric_date(claims.exp.as_ref().ok_or(TokenError::Invalid)?)?;
     if exp <= now {
         return Err(TokenError::Invalid);
     }
-    for not_before in ["nbf", "iat"] {
-        if let Some(value) = payload.claim(not_before)
-            && numeric_date(value)? > now
-        {
+    for not_before in [&claims.nbf, &claims.iat].into_iter().flatten() {
+        if numeric_date(not_before)? > now {
             return Err(TokenError::Invalid);
         }
     }
     Ok(())
 }
 
-/// The string claim `name`, or `Invalid` if it is missing or not a string.
-fn string_claim(claims: &mut Map<String, Value>, name: &str) -> Result<String, TokenError> {
-    match claims.remove(name) {
+/// The string claim `claim`, or `Invalid` if it is missing or not a string.
+fn string_claim(claim: Option<Value>) -> Result<String, TokenError> {
+    match claim {
         Some(Value::String(s)) => Ok(s),
         _ => Err(TokenError::Invalid),
     }
@@ -241,13 +229,10 @@ fn sub_member(user: UserId) -> String {
     out
 }
 
-/// The optional string claim `name`: `None` when absent, `Invalid` when it
+/// The optional string claim `claim`: `None` when absent, `Invalid` when it
 /// is there but not a string.
-fn optional_string_claim(
-    claims: &mut Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, TokenError> {
-    match claims.remove(name) {
+fn optional_string_claim(claim: Option<Value>) -> Result<Option<String>, TokenError> {
+    match claim {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(TokenError::Invalid),
@@ -275,17 +260,17 @@ impl TokenCodec for JosekitTokenCodec {
     }
 
     fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let mut claims = self.open(TokenKind::Access, token)?;
-        let stamp = match claims.remove("stamp") {
+        let claims = self.open(TokenKind::Access, token)?;
+        let stamp = match claims.stamp {
             None => 0,
             Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Invalid)?,
             Some(_) => return Err(TokenError::Invalid),
         };
         // Both checked by `open` already (`exp` present, both numbers).
-        let expires_at = numeric_date(claims.get("exp").ok_or(TokenError::Invalid)?)?;
-        let issued_at = claims.get("iat").map(numeric_date).transpose()?;
+        let expires_at = numeric_date(claims.exp.as_ref().ok_or(TokenError::Invalid)?)?;
+        let issued_at = claims.iat.as_ref().map(numeric_date).transpose()?;
         Ok(AccessClaims {
-            subject: string_claim(&mut claims, "sub")?,
+            subject: string_claim(claims.sub)?,
             stamp,
             expires_at,
             issued_at,
@@ -308,11 +293,11 @@ impl TokenCodec for JosekitTokenCodec {
     }
 
     fn verify_reset(&self, token: &str) -> Result<ResetClaims, TokenError> {
-        let mut claims = self.open(TokenKind::Reset, token)?;
+        let claims = self.open(TokenKind::Reset, token)?;
         Ok(ResetClaims {
-            subject: string_claim(&mut claims, "sub")?,
-            password_fingerprint: string_claim(&mut claims, "password_fgpt")?,
-            state: optional_string_claim(&mut claims, "state")?,
+            subject: string_claim(claims.sub)?,
+            password_fingerprint: string_claim(claims.password_fgpt)?,
+            state: optional_string_claim(claims.state)?,
         })
     }
 
@@ -332,11 +317,11 @@ impl TokenCodec for JosekitTokenCodec {
     }
 
     fn verify_verify(&self, token: &str) -> Result<VerifyClaims, TokenError> {
-        let mut claims = self.open(TokenKind::Verify, token)?;
+        let claims = self.open(TokenKind::Verify, token)?;
         Ok(VerifyClaims {
-            subject: string_claim(&mut claims, "sub")?,
-            email: string_claim(&mut claims, "email")?,
-            state: optional_string_claim(&mut claims, "state")?,
+            subject: string_claim(claims.sub)?,
+            email: string_claim(claims.email)?,
+            state: optional_string_claim(claims.state)?,
         })
     }
 }

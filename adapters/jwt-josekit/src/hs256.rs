@@ -1,6 +1,8 @@
-//! The one josekit piece replaced: the HS256 MAC itself, in pure Rust
-//! ([`hmac`] + [`sha2`]) instead of josekit's OpenSSL HMAC, with a
-//! constant-time comparison.
+//! The HS256 MAC itself, in pure Rust ([`hmac`] + [`sha2`]) instead of
+//! josekit's OpenSSL HMAC, with a constant-time comparison: josekit signs
+//! with it (as a [`JwsSigner`]), and the token codec's own decoder checks
+//! with it ([`Hs256Key::verifies`]); the OAuth state codec still checks
+//! through josekit (as a [`JwsVerifier`]).
 //!
 //! Why not josekit's `HmacJwsSigner` / `HmacJwsVerifier`:
 //! - they compute the MAC through OpenSSL, which gives every thread that
@@ -16,8 +18,9 @@
 //! - a pure-Rust HMAC with the key schedule computed once is also faster
 //!   than OpenSSL's, which sets up an `EVP_PKEY` signing context per call.
 //!
-//! josekit still does everything else: the compact form, the header, the
-//! base64url segments, the `alg` check.
+//! On the way out josekit still writes the header and the base64url
+//! segments; on the way in the token codec no longer calls josekit (see
+//! `decode.rs`), the OAuth state codec still does.
 
 use std::fmt;
 
@@ -29,7 +32,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 /// Bytes in an HS256 MAC.
-const MAC_LEN: usize = 32;
+pub(crate) const MAC_LEN: usize = 32;
 
 /// An HS256 key: a josekit [`JwsSigner`] and [`JwsVerifier`] for `HS256`
 /// (HMAC-SHA-256, RFC 7518 §3.2) over one secret.
@@ -49,6 +52,15 @@ impl Hs256Key {
         Ok(Self {
             keyed: Hmac::new_from_slice(secret)?,
         })
+    }
+
+    /// Whether `signature` is the HMAC-SHA-256 of `message` under this key,
+    /// compared in constant time.
+    pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let expected = self.mac(message);
+        // Lengths are public (HS256 MACs are 32 bytes): `ct_eq` is `false`
+        // for unequal lengths and constant-time over the bytes otherwise.
+        bool::from(expected.as_slice().ct_eq(signature))
     }
 
     /// HMAC-SHA-256 of `message` under this key.
@@ -97,10 +109,7 @@ impl JwsVerifier for Hs256Key {
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
-        let expected = self.mac(message);
-        // Lengths are public (HS256 MACs are 32 bytes): `ct_eq` is `false`
-        // for unequal lengths and constant-time over the bytes otherwise.
-        if bool::from(expected.as_slice().ct_eq(signature)) {
+        if self.verifies(message, signature) {
             Ok(())
         } else {
             Err(JoseError::InvalidSignature(TokenError::Invalid.into()))

@@ -1162,3 +1162,774 @@ fn a_state_that_is_no_string_is_refused() {
     let token = forge(HEADER, &claims.to_string(), RESET_SECRET);
     assert_eq!(codec.verify_reset(&token), Err(TokenError::Invalid));
 }
+
+// ---- the hand-written decoder gives josekit's answers ---------------------------
+//
+// `open` no longer calls josekit's `jwt::decode_with_verifier`. These tests pin
+// what josekit 0.10 (over serde_json and base64 0.22's URL_SAFE_NO_PAD) answered
+// for the corners it handled, each checked against the josekit-based `open`
+// before it was replaced.
+
+/// A token with exactly these header and payload bytes (which need not be
+/// UTF-8 or JSON), HMAC-SHA-256-signed with `secret`.
+fn forge_bytes(header: &[u8], payload: &[u8], secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = HS256
+        .signer_from_bytes(secret)
+        .unwrap()
+        .sign(input.as_bytes())
+        .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// A signed access token: `header` JSON over the valid claims of [`USER`].
+fn access_with_header(header: &str) -> String {
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    forge(header, &claims, ACCESS_SECRET)
+}
+
+/// A signed access token whose payload is exactly `payload`.
+fn access_with_payload(payload: &str) -> String {
+    forge(HEADER, payload, ACCESS_SECRET)
+}
+
+#[test]
+fn a_duplicate_header_parameter_is_read_last_one_wins() {
+    // serde_json's map keeps the last value of a repeated key, and josekit
+    // judged that map.
+    let (codec, _) = codec_at(NOW);
+    for (header, ok) in [
+        (r#"{"alg":"none","alg":"HS256"}"#, true),
+        (r#"{"alg":1,"alg":"HS256","typ":"JWT"}"#, true),
+        (r#"{"alg":"HS256","alg":"none"}"#, false),
+        (r#"{"alg":"HS256","alg":"HS512"}"#, false),
+        (r#"{"alg":"HS256","alg":null}"#, false),
+        (r#"{"alg":"HS256","typ":1,"typ":"JWT"}"#, true),
+        (r#"{"alg":"HS256","typ":"JWT","typ":1}"#, false),
+        (r#"{"alg":"HS256","kid":1,"kid":"k"}"#, true),
+        (r#"{"alg":"HS256","kid":"k","kid":1}"#, false),
+    ] {
+        let result = codec.verify_access_untimed(&access_with_header(header));
+        if ok {
+            assert_eq!(result, Ok(access(USER)), "{header}");
+        } else {
+            assert_eq!(result, Err(TokenError::Invalid), "{header}");
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_claim_is_read_last_one_wins() {
+    let (codec, _) = codec_at(NOW);
+    let aud = r#""aud":["fastapi-users:auth"]"#;
+    let exp = NOW + 60;
+    for (payload, ok) in [
+        (
+            format!(r#"{{"sub":1,"sub":"{USER}",{aud},"exp":{exp}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}","sub":1,{aud},"exp":{exp}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}","aud":"other",{aud},"exp":{exp}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}","aud":7,{aud},"exp":{exp}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"aud":"other","exp":{exp}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"aud":[1],"exp":{exp}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{},"exp":{exp}}}"#, NOW - 1),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":"x","exp":{exp}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{exp},"exp":{}}}"#, NOW - 1),
+            false,
+        ),
+        (
+            format!(
+                r#"{{"sub":"{USER}",{aud},"exp":{exp},"nbf":{},"nbf":{NOW}}}"#,
+                NOW + 99
+            ),
+            true,
+        ),
+        (
+            format!(
+                r#"{{"sub":"{USER}",{aud},"exp":{exp},"nbf":{NOW},"nbf":{}}}"#,
+                NOW + 99
+            ),
+            false,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{exp},"jti":1,"jti":"j"}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{exp},"jti":"j","jti":1}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{exp},"stamp":"s","stamp":0}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"sub":"{USER}",{aud},"exp":{exp},"stamp":0,"stamp":"s"}}"#),
+            false,
+        ),
+    ] {
+        let result = codec.verify_access_untimed(&access_with_payload(&payload));
+        if ok {
+            assert_eq!(result, Ok(access(USER)), "{payload}");
+        } else {
+            assert_eq!(result, Err(TokenError::Invalid), "{payload}");
+        }
+    }
+    // The same for the reset and verify claims.
+    let token = forge(
+        HEADER,
+        &format!(
+            r#"{{"sub":"{USER}","password_fgpt":1,"password_fgpt":"fp","state":2,"state":"s","aud":"fastapi-users:reset","exp":{exp}}}"#
+        ),
+        RESET_SECRET,
+    );
+    let reset = codec.verify_reset(&token).unwrap();
+    assert_eq!(
+        (reset.password_fingerprint.as_str(), reset.state.as_deref()),
+        ("fp", Some("s"))
+    );
+    let token = forge(
+        HEADER,
+        &format!(
+            r#"{{"sub":"{USER}","email":"a@example.com","email":null,"aud":"fastapi-users:verify","exp":{exp}}}"#
+        ),
+        VERIFY_SECRET,
+    );
+    assert_eq!(codec.verify_verify(&token), Err(TokenError::Invalid));
+}
+
+#[test]
+fn escaped_names_and_values_are_read_unescaped() {
+    let (codec, _) = codec_at(NOW);
+    let token = access_with_header(r#"{"\u0061lg":"HS\u0032\u00356","t\u0079p":"JWT"}"#);
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
+    let token = access_with_payload(&format!(
+        r#"{{"s\u0075b":"{USER}","\u0061ud":["fastapi-users\u003aauth"],"exp":{},"st\u0061mp":3}}"#,
+        NOW + 60
+    ));
+    assert_eq!(
+        codec.verify_access_untimed(&token),
+        Ok(AccessClaims {
+            stamp: 3,
+            ..access(USER)
+        })
+    );
+    let token = access_with_payload(&format!(
+        r#"{{"sub":"\u00e9\ud83d\ude00","aud":"fastapi-users:auth","exp":{}}}"#,
+        NOW + 60
+    ));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access("é😀")));
+}
+
+#[test]
+fn typ_is_not_judged_but_must_be_a_string_when_present() {
+    let (codec, _) = codec_at(NOW);
+    for header in [
+        r#"{"alg":"HS256"}"#,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        r#"{"typ":"jwt","alg":"HS256"}"#,
+        r#"{"alg":"HS256","typ":""}"#,
+    ] {
+        assert_eq!(
+            codec.verify_access_untimed(&access_with_header(header)),
+            Ok(access(USER)),
+            "{header}"
+        );
+    }
+    for header in [
+        r#"{"alg":"HS256","typ":1}"#,
+        r#"{"alg":"HS256","typ":null}"#,
+        r#"{"alg":"HS256","typ":["JWT"]}"#,
+        r#"{"alg":"HS256","typ":{"t":"JWT"}}"#,
+    ] {
+        assert_eq!(
+            codec.verify_access(&access_with_header(header)),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn the_other_header_parameters_are_judged_as_josekit_judged_them() {
+    let (codec, _) = codec_at(NOW);
+    for header in [
+        r#"{"alg":"HS256","kid":"k","jku":"https://x","x5u":"https://x","cty":"JWT","url":"u"}"#,
+        r#"{"alg":"HS256","x5t":"AAAA","x5t#S256":"AQ","nonce":"abc"}"#,
+        r#"{"alg":"HS256","x5c":["AAAA","AQ=="]}"#,
+        r#"{"alg":"HS256","jwk":{"kty":"oct"}}"#,
+        r#"{"alg":"HS256","b64":false}"#,
+        r#"{"alg":"HS256","b64":"x"}"#,
+        r#"{"alg":"HS256","zip":"DEF"}"#,
+        r#"{"alg":"HS256","other":{"deep":[1,2.5,null,true,{"x":"y"}]}}"#,
+        r#"{"alg":"HS256","":""}"#,
+    ] {
+        assert_eq!(
+            codec.verify_access_untimed(&access_with_header(header)),
+            Ok(access(USER)),
+            "{header}"
+        );
+    }
+    for header in [
+        r#"{"alg":"HS256","jku":1}"#,
+        r#"{"alg":"HS256","x5u":null}"#,
+        r#"{"alg":"HS256","cty":[]}"#,
+        r#"{"alg":"HS256","url":{}}"#,
+        r#"{"alg":"HS256","kid":null}"#,
+        r#"{"alg":"HS256","x5t":"AAAA="}"#,
+        r#"{"alg":"HS256","x5t":"AB"}"#,
+        r#"{"alg":"HS256","x5t#S256":"a+b/"}"#,
+        r#"{"alg":"HS256","nonce":1}"#,
+        r#"{"alg":"HS256","x5c":"AAAA"}"#,
+        r#"{"alg":"HS256","x5c":["AA-_"]}"#,
+        r#"{"alg":"HS256","x5c":[1]}"#,
+        r#"{"alg":"HS256","jwk":{}}"#,
+        r#"{"alg":"HS256","jwk":{"kty":1}}"#,
+        r#"{"alg":"HS256","jwk":"k"}"#,
+    ] {
+        assert_eq!(
+            codec.verify_access(&access_with_header(header)),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn crit_in_any_shape_is_refused() {
+    let (codec, _) = codec_at(NOW);
+    for header in [
+        r#"{"alg":"HS256","crit":"exp"}"#,
+        r#"{"alg":"HS256","crit":null}"#,
+        r#"{"alg":"HS256","crit":[1]}"#,
+        r#"{"alg":"HS256","crit":{}}"#,
+        r#"{"alg":"HS256","crit":["b64"],"b64":true}"#,
+        r#"{"crit":[],"alg":"HS256"}"#,
+        r#"{"alg":"HS256","cr\u0069t":[]}"#,
+    ] {
+        assert_eq!(
+            codec.verify_access(&access_with_header(header)),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn text_that_is_not_utf8_or_has_a_lone_surrogate_is_refused_anywhere() {
+    // serde_json refuses both while building a `Value`, unknown members
+    // included (its `IgnoredAny` would not check UTF-8).
+    let (codec, _) = codec_at(NOW);
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}"#);
+    let headers: [&[u8]; 4] = [
+        b"{\"alg\":\"HS256\",\"x\":\"\xff\"}",
+        b"{\"alg\":\"HS256\",\"\xc3\":1}",
+        br#"{"alg":"HS256","x":"\ud800"}"#,
+        br#"{"alg":"HS256","x":["\udc00"]}"#,
+    ];
+    for header in headers {
+        let token = forge_bytes(header, format!("{claims}}}").as_bytes(), ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{header:?}"
+        );
+    }
+    let members: [&[u8]; 6] = [
+        b",\"x\":\"\xff\"",
+        b",\"x\":{\"y\":[\"\xe9\"]}",
+        b",\"\xff\":1",
+        br#","x":"\ud800""#,
+        br#","x":{"y":"\udfff"}"#,
+        br#","jti":"\ud800""#,
+    ];
+    for member in members {
+        let payload = [claims.as_bytes(), member, b"}"].concat();
+        let token = forge_bytes(HEADER.as_bytes(), &payload, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{member:?}"
+        );
+    }
+    // The same member, valid, is fine.
+    let token = access_with_payload(&format!(r#"{claims},"x":{{"y":["é"]}}}}"#));
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
+}
+
+#[test]
+fn whitespace_around_the_json_is_allowed_anything_else_is_not() {
+    let (codec, _) = codec_at(NOW);
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    let token = forge(" \t\n{ \"alg\" : \"HS256\" }\r\n ", &claims, ACCESS_SECRET);
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
+    let token = forge(HEADER, &format!("\n {claims} \n"), ACCESS_SECRET);
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
+    for (header, payload) in [
+        (format!("{HEADER}x"), claims.clone()),
+        (format!("{HEADER}{HEADER}"), claims.clone()),
+        (format!("{HEADER}\u{0}"), claims.clone()),
+        ("[]".to_owned(), claims.clone()),
+        ("null".to_owned(), claims.clone()),
+        (String::new(), claims.clone()),
+        (HEADER.to_owned(), format!("{claims},")),
+        (HEADER.to_owned(), format!("{claims}{{}}")),
+        (HEADER.to_owned(), format!("{claims}\u{a0}")),
+        (HEADER.to_owned(), format!("[{claims}]")),
+    ] {
+        let token = forge(&header, &payload, ACCESS_SECRET);
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{header} {payload}"
+        );
+    }
+}
+
+#[test]
+fn registered_claim_types_are_judged_as_josekit_judged_them() {
+    let (codec, _) = codec_at(NOW);
+    let base = format!(
+        r#""sub":"{USER}","aud":["fastapi-users:auth"],"exp":{}"#,
+        NOW + 60
+    );
+    for extra in [
+        r#""iss":"me""#,
+        r#""jti":"""#,
+        r#""nbf":0"#,
+        r#""iat":0"#,
+        r#""nbf":-0.0"#,
+        r#""iat":-0"#,
+        r#""nbf":0.5"#,
+        r#""iat":1e2"#,
+        r#""stamp":-3"#,
+        r#""stamp":0"#,
+        r#""exp2":-1"#,
+        r#""email":1"#,
+        r#""password_fgpt":[]"#,
+        r#""state":{}"#,
+    ] {
+        let token = access_with_payload(&format!("{{{base},{extra}}}"));
+        assert!(codec.verify_access(&token).is_ok(), "{extra}");
+    }
+    for extra in [
+        r#""iss":1"#,
+        r#""iss":null"#,
+        r#""jti":null"#,
+        r#""jti":["j"]"#,
+        r#""nbf":-1"#,
+        r#""iat":-1"#,
+        r#""nbf":-0.5"#,
+        r#""iat":-1e-300"#,
+        r#""nbf":true"#,
+        r#""iat":null"#,
+        r#""stamp":9223372036854775808"#,
+        r#""stamp":1.0"#,
+        r#""stamp":1e3"#,
+        r#""number":1e400"#,
+        r#""number":-"#,
+        r#""number":01"#,
+        r#""number":1."#,
+        r#""number":NaN"#,
+    ] {
+        let token = access_with_payload(&format!("{{{base},{extra}}}"));
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{extra}"
+        );
+    }
+    // A negative `exp` is refused for its type as well as for being past.
+    let token = access_with_payload(&format!(
+        r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":-1}}"#
+    ));
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    // The stamp is handed back as written.
+    let token = access_with_payload(&format!("{{{base},\"stamp\":-3}}"));
+    assert_eq!(
+        codec.verify_access_untimed(&token),
+        Ok(AccessClaims {
+            stamp: -3,
+            ..access(USER)
+        })
+    );
+}
+
+#[test]
+fn aud_elements_are_all_checked_even_after_a_match() {
+    let (codec, _) = codec_at(NOW);
+    for aud in [
+        r#"["fastapi-users:auth","x"]"#,
+        r#"["x","y","fastapi-users:auth"]"#,
+        r#"["fastapi-users:auth","fastapi-users:auth"]"#,
+    ] {
+        let token = access_with_payload(&format!(
+            r#"{{"sub":"{USER}","aud":{aud},"exp":{}}}"#,
+            NOW + 60
+        ));
+        assert_eq!(
+            codec.verify_access_untimed(&token),
+            Ok(access(USER)),
+            "{aud}"
+        );
+    }
+    for aud in [
+        r#"["fastapi-users:auth",null]"#,
+        r#"["fastapi-users:auth",{"a":"fastapi-users:auth"}]"#,
+        r#"["fastapi-users:auth",["x"]]"#,
+        r#"["fastapi-users:auth",true]"#,
+        r#"[1.5,"fastapi-users:auth"]"#,
+        r#"["fastapi-users:auth","\udc00"]"#,
+        r#"["fastapi-users:auth",1e400]"#,
+        r#"["fastapi-users:auth",]"#,
+        r#"{"fastapi-users:auth":"fastapi-users:auth"}"#,
+        r#"true"#,
+        r#"["fastapi-users:aut"]"#,
+        r#"["fastapi-users:auth\u0000"]"#,
+    ] {
+        let token = access_with_payload(&format!(
+            r#"{{"sub":"{USER}","aud":{aud},"exp":{}}}"#,
+            NOW + 60
+        ));
+        assert_eq!(
+            codec.verify_access(&token),
+            Err(TokenError::Invalid),
+            "{aud}"
+        );
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_as_serde_json_refuses_it() {
+    // serde_json stops at 128 levels of arrays and objects, the token's own
+    // object counting as one: 127 nested inside it are refused.
+    let (codec, _) = codec_at(NOW);
+    let nested = |depth: usize| {
+        access_with_payload(&format!(
+            r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{},"x":{}{}}}"#,
+            NOW + 60,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ))
+    };
+    assert_eq!(codec.verify_access_untimed(&nested(126)), Ok(access(USER)));
+    assert_eq!(codec.verify_access(&nested(127)), Err(TokenError::Invalid));
+    let aud_nested = access_with_payload(&format!(
+        r#"{{"sub":"{USER}","aud":["fastapi-users:auth",{}{}],"exp":{}}}"#,
+        "[".repeat(130),
+        "]".repeat(130),
+        NOW + 60
+    ));
+    assert_eq!(codec.verify_access(&aud_nested), Err(TokenError::Invalid));
+    let objects = |depth: usize| {
+        format!(
+            r#"{{"alg":"HS256","x":{}1{}}}"#,
+            "{\"a\":".repeat(depth),
+            "}".repeat(depth)
+        )
+    };
+    assert_eq!(
+        codec.verify_access_untimed(&access_with_header(&objects(126))),
+        Ok(access(USER))
+    );
+    assert_eq!(
+        codec.verify_access(&access_with_header(&objects(127))),
+        Err(TokenError::Invalid)
+    );
+    let header = format!(
+        r#"{{"alg":"HS256","x":{}1{}}}"#,
+        "[".repeat(126),
+        "]".repeat(126)
+    );
+    assert_eq!(
+        codec.verify_access_untimed(&access_with_header(&header)),
+        Ok(access(USER))
+    );
+}
+
+#[test]
+fn every_segment_is_strict_unpadded_base64url() {
+    // base64 0.22's URL_SAFE_NO_PAD, as josekit used it: no padding, only
+    // `A-Z a-z 0-9 - _`, the unused bits of the last character zero, and no
+    // length of 1 mod 4.
+    let (codec, _) = codec_at(NOW);
+    let claims = format!(r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP}}}"#);
+    // 28 header bytes: 38 characters, 4 unused bits in the last.
+    let header = r#"{"alg":"HS256","typ":"JWT" }"#;
+    let token = forge(header, &claims, ACCESS_SECRET);
+    assert_eq!(codec.verify_access_untimed(&token), Ok(access(USER)));
+    let (h, rest) = token.split_once('.').unwrap();
+    assert_eq!(h.len() % 4, 2);
+    let resign = |h: &str| {
+        let (p, _) = rest.split_once('.').unwrap();
+        let input = format!("{h}.{p}");
+        let mac = HS256
+            .signer_from_bytes(ACCESS_SECRET)
+            .unwrap()
+            .sign(input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
+    };
+    assert_eq!(codec.verify_access_untimed(&resign(h)), Ok(access(USER)));
+    let last = h.chars().last().unwrap();
+    let bumped = char::from(u8::try_from(u32::from(last) + 1).unwrap());
+    for bad in [
+        format!("{h}=="),
+        format!("{h}="),
+        format!("{}{bumped}", &h[..h.len() - 1]),
+        format!("{h}A"),
+        format!("{}+{}", &h[..4], &h[5..]),
+        format!("{}/{}", &h[..4], &h[5..]),
+        format!("{} {}", &h[..4], &h[4..]),
+        format!("{}\n{}", &h[..4], &h[4..]),
+        format!("{}%{}", &h[..4], &h[5..]),
+    ] {
+        // Signed over exactly these characters, so only the decoding refuses.
+        assert_eq!(
+            codec.verify_access(&resign(&bad)),
+            Err(TokenError::Invalid),
+            "{bad}"
+        );
+    }
+    // A payload spelled with a non-canonical last character, re-signed.
+    let p = URL_SAFE_NO_PAD.encode(&claims);
+    assert_ne!(p.len() % 4, 0);
+    let last = p.chars().last().unwrap();
+    let bumped = char::from(u8::try_from(u32::from(last) + 1).unwrap());
+    let input = format!(
+        "{}.{}{bumped}",
+        URL_SAFE_NO_PAD.encode(HEADER),
+        &p[..p.len() - 1]
+    );
+    let mac = HS256
+        .signer_from_bytes(ACCESS_SECRET)
+        .unwrap()
+        .sign(input.as_bytes())
+        .unwrap();
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac));
+    assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+}
+
+#[test]
+fn only_a_32_byte_mac_is_a_signature() {
+    let (codec, _) = codec_at(NOW);
+    let (input, s) = PY_ACCESS.rsplit_once('.').unwrap();
+    let mac = URL_SAFE_NO_PAD.decode(s).unwrap();
+    assert_eq!(mac.len(), 32);
+    let mut longer = mac.clone();
+    longer.push(0);
+    let twice = [mac.as_slice(), mac.as_slice()].concat();
+    for signature in [&mac[..31], &mac[..0], &longer[..], &twice[..]] {
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+        assert_eq!(codec.verify_access(&token), Err(TokenError::Invalid));
+    }
+    assert_eq!(codec.verify_access_untimed(PY_ACCESS), Ok(access(USER)));
+}
+
+#[test]
+fn a_valid_token_of_max_token_len_is_read_one_byte_more_is_not() {
+    // Padded with an unknown claim and a `kid`, signed.
+    let (codec, _) = codec_at(NOW);
+    let sized = |len: usize| {
+        for kid in 0..4 {
+            for pad in 0..MAX_TOKEN_LEN {
+                let header = format!(r#"{{"alg":"HS256","kid":"{}"}}"#, "k".repeat(kid));
+                let payload = format!(
+                    r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"exp":{PY_EXP},"pad":"{}"}}"#,
+                    "p".repeat(pad)
+                );
+                let token = forge(&header, &payload, ACCESS_SECRET);
+                if token.len() == len {
+                    return token;
+                }
+                if token.len() > len {
+                    break;
+                }
+            }
+        }
+        panic!("no token of {len} bytes");
+    };
+    assert_eq!(
+        codec.verify_access_untimed(&sized(MAX_TOKEN_LEN)),
+        Ok(access(USER))
+    );
+    assert_eq!(
+        codec.verify_access(&sized(MAX_TOKEN_LEN + 1)),
+        Err(TokenError::Invalid)
+    );
+    // Long but well under the limit: larger than any fixed buffer.
+    assert_eq!(codec.verify_access_untimed(&sized(3000)), Ok(access(USER)));
+}
+
+/// `verify_access` as it was before the decoder was written: josekit's
+/// `jwt::decode_with_verifier` (with the same pure-Rust key), the codec's
+/// `crit`, audience and time checks, and the claims read from josekit's map.
+fn verify_access_through_josekit(token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+    use josekit::JoseHeader as _;
+    use serde_json::Map;
+
+    use crate::codec::numeric_date;
+    use crate::hs256::Hs256Key;
+
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Invalid);
+    }
+    let key = Hs256Key::new(ACCESS_SECRET.as_bytes()).unwrap();
+    let (payload, header) =
+        josekit::jwt::decode_with_verifier(token, &key).map_err(|_| TokenError::Invalid)?;
+    if header.claim("crit").is_some()
+        || !payload
+            .audience()
+            .is_some_and(|auds| auds.contains(&"fastapi-users:auth"))
+    {
+        return Err(TokenError::Invalid);
+    }
+    let claims: Map<String, Value> = payload.into();
+    let expires_at = numeric_date(claims.get("exp").ok_or(TokenError::Invalid)?)?;
+    if expires_at <= now {
+        return Err(TokenError::Invalid);
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(value) = claims.get(name)
+            && numeric_date(value)? > now
+        {
+            return Err(TokenError::Invalid);
+        }
+    }
+    let stamp = match claims.get("stamp") {
+        None => 0,
+        Some(Value::Number(n)) => n.as_i64().ok_or(TokenError::Invalid)?,
+        Some(_) => return Err(TokenError::Invalid),
+    };
+    let Some(Value::String(subject)) = claims.get("sub") else {
+        return Err(TokenError::Invalid);
+    };
+    Ok(AccessClaims {
+        subject: subject.clone(),
+        stamp,
+        expires_at,
+        issued_at: claims.get("iat").map(numeric_date).transpose()?,
+    })
+}
+
+/// Every text one edit away from `text`: each character deleted, and each
+/// of `inserts` put before each character and at the end.
+fn one_edit_away(text: &str, inserts: &[&str]) -> Vec<String> {
+    let mut bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    bounds.push(text.len());
+    let mut out = Vec::new();
+    for (n, &at) in bounds.iter().enumerate() {
+        if let Some(&next) = bounds.get(n + 1) {
+            out.push(format!("{}{}", &text[..at], &text[next..]));
+        }
+        for insert in inserts {
+            out.push(format!("{}{insert}{}", &text[..at], &text[at..]));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_decoder_answers_as_josekit_did_for_thousands_of_signed_near_misses() {
+    // Signed headers and payloads one edit away from valid ones (so only
+    // the decoding and the checks decide), compared with the josekit-based
+    // reading, answer for answer, claims included.
+    let (codec, _) = codec_at(NOW);
+    let inserts = [
+        "\"",
+        "\\",
+        ",",
+        ":",
+        "{",
+        "}",
+        "[",
+        "]",
+        "0",
+        "-",
+        "e",
+        ".",
+        " ",
+        "\u{0}",
+        "é",
+        "\\u",
+        "\\ud800",
+        "1e999",
+        "null",
+        "\"alg\":\"none\",",
+        "\"crit\":[],",
+        "\"kid\":1,",
+        "\"aud\":\"x\",",
+        "\"sub\":2,",
+        "\"exp\":1,",
+        "\"stamp\":-1,",
+        "\"nbf\":9e9,",
+        "\"iat\":-0,",
+        "\"jti\":[],",
+        "\"iss\":{},",
+        "\"x5t\":\"A=\",",
+    ];
+    let headers = [HEADER, r#"{"typ":"JWT","alg":"HS256","kid":"k"}"#];
+    let payloads = [
+        format!(
+            r#"{{"sub":"{USER}","aud":["fastapi-users:auth"],"stamp":7,"exp":{}}}"#,
+            NOW + 60
+        ),
+        format!(
+            r#"{{"sub":"a","aud":"fastapi-users:auth","exp":{}.5,"iat":{NOW},"nbf":0}}"#,
+            NOW + 60
+        ),
+    ];
+    let mut compared = 0;
+    let mut accepted = 0;
+    let mut check = |header: &str, payload: &str| {
+        let token = forge(header, payload, ACCESS_SECRET);
+        let expected = verify_access_through_josekit(&token, NOW);
+        assert_eq!(codec.verify_access(&token), expected, "{header} {payload}");
+        compared += 1;
+        accepted += usize::from(expected.is_ok());
+    };
+    for header in headers {
+        for payload in &payloads {
+            check(header, payload);
+            for edited in one_edit_away(payload, &inserts) {
+                check(header, &edited);
+            }
+        }
+        for edited in one_edit_away(header, &inserts) {
+            check(&edited, &payloads[0]);
+        }
+    }
+    // Both answers occur often enough for the comparison to mean something.
+    assert!(compared > 10_000, "{compared}");
+    assert!(
+        accepted > 500 && compared - accepted > 5_000,
+        "{accepted} of {compared}"
+    );
+}
