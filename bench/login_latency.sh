@@ -4,33 +4,41 @@
 #
 # With FastAPI Users' argon2 cost (m=65536 KiB, t=3, p=4, or the ARGON2_*
 # given in the environment) on SQLite, rate limit and lockout off:
-#  1. the single-thread hash time: the bare argon2id computation
-#     (adapters/password/examples/argon2_time.rs) pinned to one CPU;
-#  2. login p50/p95 at one connection: LOGINS good logins one after the
-#     other (a user's own hash, no re-hash), after 3 warm-up ones;
-#  3. a flood: FLOOD good logins, PARALLEL at a time (keep PARALLEL at most
-#     slots + HASH_QUEUE_MAX so nothing is shed), its throughput against
-#     what the hashing slots allow: slots / single-thread hash time.
+#  1. login p50/p95 at one connection: LOGINS good logins one after the
+#     other (a user's own hash, no re-hash), after 3 warm-up ones, against
+#     the single-thread hash time: the bare argon2id computation
+#     (adapters/password/examples/argon2_time.rs) pinned to CPU 0, measured
+#     right before and right after, averaged;
+#  2. a flood, in ROUNDS rounds of FLOOD good logins, PARALLEL at a time
+#     (keep PARALLEL at most slots + HASH_QUEUE_MAX so nothing is shed):
+#     its steady throughput against what the hashing slots allow, one bare
+#     computation pinned to each CPU, all at once, measured between the
+#     rounds (bench/login_flood.py; the median of the rounds' ratios).
 # Targets: login p50 <= 0.6 x the single-thread time (the lanes run in
-# parallel on idle cores); flood >= 0.95 x the slots' ceiling.
+# parallel on idle cores); flood >= 0.95 x what the slots allow.
 #
-# Measured 2026-12-02 on the idle machine after the issue 16 merges
-# (`bench/login_latency.sh 30 60 8`, two runs): single-thread hash 139.3 /
-# 147.6 ms; login p50 76.7 / 84.8 ms = 0.550 / 0.574 of it; flood 13.97 /
-# 11.84 logins/s = 0.973 / 0.873 of the slots' ceiling (curl shares the
-# cores; compare medians of several runs).
+# This machine's speed drifts by tens of percent within seconds (a shared
+# host: the same bare hash took 142 to 215 ms, and two at once 9.4 to 13.8
+# per second, within minutes), hence the references taken right around
+# what they are compared to. The slots' reference is the bare hashes *at
+# once*: two of them on two CPUs each took ~1.2x one alone here (shared
+# memory bus and caches), so "slots x the single-thread rate" is a ceiling
+# no server reaches; it is printed for comparison with older figures.
 #
-# curl is the client and shares the cores: run it on an otherwise idle
-# machine, several times, and compare medians.
+# Measured 2026-12-02 (idle machine, `bench/login_latency.sh 30 60 8`,
+# before this method, two runs): login p50 0.550 / 0.574 of the
+# single-thread time; flood 0.973 / 0.873 of slots x the single-thread rate.
 #
-# Usage: bench/login_latency.sh [LOGINS=40] [FLOOD=80] [PARALLEL=8]
+# Usage: bench/login_latency.sh [LOGINS=40] [FLOOD=48] [PARALLEL=8] [ROUNDS=4]
+#   (FLOOD: logins per flood round)
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");
 # PORT=n picks the port (default: a free one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logins=${1:-40}
-flood=${2:-80}
+flood=${2:-48}
 parallel=${3:-8}
+rounds=${4:-4}
 m=${ARGON2_MEMORY_KIB:-65536}
 t=${ARGON2_ITERATIONS:-3}
 p=${ARGON2_PARALLELISM:-4}
@@ -48,9 +56,10 @@ base="http://127.0.0.1:$port"
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-# 1. The single-thread hash time.
-single=$(taskset -c 0 "$target_dir/release/examples/argon2_time" 15 "$m" "$t" "$p")
-single_ms=$(sed 's/.*median \([0-9.]*\) ms.*/\1/' <<<"$single")
+argon2_time=$target_dir/release/examples/argon2_time
+median_ms() { sed 's/.*median \([0-9.]*\) ms.*/\1/'; }
+# The single-thread hash time: the bare computation pinned to CPU 0.
+single_time() { taskset -c 0 "$argon2_time" 11 "$m" "$t" "$p" | median_ms; }
 
 env DATABASE_URL="sqlite://$work/bench.db" PORT="$port" RUST_LOG=warn \
   RATE_LIMIT_AUTH_PER_MINUTE=0 LOGIN_LOCKOUT_FAILURES=0 HASH_QUEUE_MAX=64 HASH_QUEUE_TIMEOUT_MS=60000 \
@@ -76,52 +85,35 @@ login_once() { # <i> -> "status seconds"
     --data "username=bench$1@example.com&password=bench%20password%20$1"
 }
 for i in 1 2 3; do login_once "$i" >/dev/null; done
+# This machine's speed drifts (a shared host): each reference is measured
+# right before and right after what is compared to it, and averaged.
+single_before=$(single_time)
 : >"$work/single.txt"
 for n in $(seq "$logins"); do login_once $(( n % 8 + 1 )) >>"$work/single.txt"; done
+single_after=$(single_time)
 
-# 3. The flood: good logins only, so that every request is one hash.
-config="$work/flood.curl"
-: >"$config"
-for n in $(seq "$flood"); do
-  i=$(( n % 8 + 1 ))
-  [ "$n" -gt 1 ] && echo next >>"$config"
-  printf 'url = "%s/api/auth/jwt/login"\ndata = "username=bench%s@example.com&password=bench%%20password%%20%s"\nwrite-out = "%%{http_code} %%{time_total}\\n"\noutput = "/dev/null"\n' \
-    "$base" "$i" "$i" >>"$config"
-done
-start=$(date +%s.%N)
-curl -s --no-progress-meter --parallel --parallel-max "$parallel" -K "$config" >"$work/flood.txt"
-end=$(date +%s.%N)
-
-python3 - "$work/single.txt" "$work/flood.txt" "$start" "$end" "$single" "$single_ms" "$slots" "$parallel" <<'PY'
+latency=0
+python3 - "$work/single.txt" "$single_before" "$single_after" "$m" "$t" "$p" <<'PY' || latency=$?
 import sys
-single_path, flood_path, start, end, single_line, single_ms, slots, parallel = sys.argv[1:]
-single_ms, slots = float(single_ms), int(slots)
-
-def read(path):
-    rows = [line.split() for line in open(path) if line.strip()]
-    codes = {}
-    for code, _ in rows:
-        codes[code] = codes.get(code, 0) + 1
-    return sorted(float(s) * 1000 for _, s in rows), codes
-
-def q(values, p):
-    return values[min(len(values) - 1, int(p * len(values)))]
-
-one, one_codes = read(single_path)
-flood, flood_codes = read(flood_path)
-wall = float(end) - float(start)
-rate = len(flood) / wall
-ceiling = slots * 1000 / single_ms
-p50 = q(one, 0.5)
-print(f"single-thread hash time (one CPU): {single_line}")
-print(f"login at one connection: {len(one)} logins, p50 {p50:.1f} ms, p95 {q(one, 0.95):.1f} ms, "
-      f"status {dict(sorted(one_codes.items()))}")
+single_path, single_before, single_after, m, t, p = sys.argv[1:]
+single_ms = (float(single_before) + float(single_after)) / 2
+rows = [line.split() for line in open(single_path) if line.strip()]
+codes = {}
+for code, _ in rows:
+    codes[code] = codes.get(code, 0) + 1
+one = sorted(float(s) * 1000 for _, s in rows)
+q = lambda p: one[min(len(one) - 1, int(p * len(one)))]
+p50 = q(0.5)
+print(f"single-thread hash time (argon2id m={m} t={t} p={p}, CPU 0): {single_ms:.1f} ms "
+      f"(median before {single_before} ms, after {single_after} ms)")
+print(f"login at one connection: {len(one)} logins, p50 {p50:.1f} ms, p95 {q(0.95):.1f} ms, "
+      f"status {dict(sorted(codes.items()))}")
 print(f"  p50 / single-thread hash time: {p50 / single_ms:.3f} (target <= 0.6)")
-print(f"login flood: {len(flood)} logins, {parallel} at a time, {wall:.2f} s, {rate:.2f} logins/s, "
-      f"p50 {q(flood, 0.5):.0f} ms, p95 {q(flood, 0.95):.0f} ms, status {dict(sorted(flood_codes.items()))}")
-print(f"  slots' ceiling: {slots} slots / {single_ms:.1f} ms = {ceiling:.2f} logins/s; "
-      f"flood / ceiling: {rate / ceiling:.3f} (target >= 0.95)")
-ok = (set(one_codes) == {"200"} and set(flood_codes) == {"200"}
-      and p50 <= 0.6 * single_ms and rate >= 0.95 * ceiling)
-sys.exit(0 if ok else 1)
+sys.exit(0 if set(codes) == {"200"} and p50 <= 0.6 * single_ms else 1)
 PY
+
+# 3. The flood, good logins only (every request is one hash), in rounds
+# interleaved with the reference (bench/login_flood.py).
+flood_ok=0
+python3 bench/login_flood.py "$base" 8 "$parallel" "$flood" "$rounds" "$argon2_time" "$m" "$t" "$p" || flood_ok=$?
+[ "$latency" = 0 ] && [ "$flood_ok" = 0 ]
