@@ -534,10 +534,12 @@ impl PortcullisBuilder {
             .map_err(|e| BuildError::Tokens(e.to_string()))?;
         let hasher = match self.hasher {
             Some(h) => h,
-            None => Arc::new(
-                PhcPasswordHasher::new(self.hasher_config)
-                    .map_err(|e| BuildError::Hasher(e.to_string()))?,
-            ),
+            None => {
+                let hasher = PhcPasswordHasher::new(self.hasher_config)
+                    .map_err(|e| BuildError::Hasher(e.to_string()))?;
+                hasher.start_threads();
+                Arc::new(hasher)
+            }
         };
         let mut hooks = HookChain::new();
         if self.default_mails {

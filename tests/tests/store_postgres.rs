@@ -1006,7 +1006,8 @@ async fn reads_waiting_together_leave_in_one_query_each_with_its_own_answer() {
     let store = migrated(&database).await;
     let users = users(&store, 100).await;
     let batches = Batches::default();
-    let _events = tracing::subscriber::set_default(tracing_subscriber::registry().with(batches.clone()));
+    let _events =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(batches.clone()));
 
     let mut reads = Vec::new();
     for round in 0..3 {
@@ -1025,7 +1026,11 @@ async fn reads_waiting_together_leave_in_one_query_each_with_its_own_answer() {
         assert_eq!(got, Ok(expected));
     }
     let seen = batches.seen();
-    assert_eq!(seen.iter().sum::<u64>(), 300, "every read in a batch: {seen:?}");
+    assert_eq!(
+        seen.iter().sum::<u64>(),
+        300,
+        "every read in a batch: {seen:?}"
+    );
     assert!(
         seen.len() <= 3 && seen.iter().all(|&reads| reads <= 128),
         "300 reads waiting together take at most 3 queries of at most 128: {seen:?}"
@@ -1074,7 +1079,11 @@ async fn a_read_asked_after_a_write_sees_it_while_reads_pour_in() {
             })
             .collect();
         for check in checks {
-            assert_eq!(check.await.unwrap(), active, "round {round}: a read saw the row before the write");
+            assert_eq!(
+                check.await.unwrap(),
+                active,
+                "round {round}: a read saw the row before the write"
+            );
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1100,7 +1109,9 @@ async fn a_read_waiting_past_the_acquire_timeout_fails_and_the_lane_recovers() {
         acquire_timeout: Duration::from_millis(300),
         ..PostgresStoreOptions::default()
     };
-    let store = PostgresUserStore::open_with(&database.url, options).await.unwrap();
+    let store = PostgresUserStore::open_with(&database.url, options)
+        .await
+        .unwrap();
     let ann = store
         .create(User::new(email("ann@example.com"), HASH.into()))
         .await
@@ -1131,8 +1142,15 @@ async fn a_read_waiting_past_the_acquire_timeout_fails_and_the_lane_recovers() {
         matches!(&refused, Err(StoreError::Unavailable(e)) if e.to_string().contains("no connection for a read")),
         "{refused:?}"
     );
-    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
-    assert!(!blocked.is_finished(), "the first read still waits for its answer");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !blocked.is_finished(),
+        "the first read still waits for its answer"
+    );
     lock.commit().await.unwrap();
     assert_eq!(blocked.await.unwrap(), Ok(Some(ann.clone())));
     assert_eq!(store.get(ann.id).await, Ok(Some(ann)));

@@ -214,7 +214,6 @@ impl BlockPool {
     }
 
     /// The threads the computations run on.
-    #[cfg(test)]
     pub(crate) fn lanes(&self) -> &LanePool {
         &self.lanes
     }

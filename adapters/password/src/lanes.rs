@@ -47,6 +47,12 @@ impl LanePool {
         }
     }
 
+    /// Starts the threads now rather than at the first job (no-op once
+    /// started).
+    pub(crate) fn start(&self) {
+        self.pool();
+    }
+
     fn pool(&self) -> Option<&rayon::ThreadPool> {
         self.pool
             .get_or_init(|| {
@@ -68,7 +74,7 @@ impl LanePool {
         self.threads
     }
 
-    /// Whether the threads were started (by a first job).
+    /// Whether the threads were started (by a first job, or [`Self::start`]).
     #[cfg(test)]
     pub(crate) fn started(&self) -> bool {
         self.pool.get().is_some_and(Option::is_some)

@@ -110,6 +110,15 @@ impl PhcPasswordHasher {
         })
     }
 
+    /// Starts the threads argon2's lanes run on now, instead of at the
+    /// first hash: what a server does as it starts, so that its first login
+    /// spends no time starting threads and its memory before any hashing
+    /// already counts theirs (a hasher that is never asked for an argon2
+    /// hash otherwise starts none). Harmless once they run.
+    pub fn start_threads(&self) {
+        self.scheme.memory.lanes().start();
+    }
+
     /// The configuration new hashes follow.
     #[must_use]
     pub fn config(&self) -> &HasherConfig {
@@ -520,6 +529,22 @@ mod tests {
         let check = hasher.verify_and_update("pw", &stored).await;
         assert_eq!(check.map(|c| (c.valid, c.new_hash)), Ok((true, None)));
         assert_eq!(memory.made(), 1, "made again for the next job");
+    }
+
+    #[test]
+    fn start_threads_starts_the_lane_threads_before_any_hash() {
+        let hasher = PhcPasswordHasher::with_max_concurrency(
+            HasherConfig::default(),
+            NonZeroUsize::new(3).unwrap(),
+        )
+        .unwrap();
+        let lanes = hasher.scheme.memory.lanes();
+        assert!(!lanes.started(), "no thread until asked");
+        hasher.start_threads();
+        assert!(lanes.started());
+        assert_eq!(lanes.threads(), 3, "one per slot");
+        hasher.start_threads();
+        assert_eq!(lanes.threads(), 3, "started once");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -969,7 +969,8 @@ mod user_fields {
         with.migrate().await.unwrap();
         // Values that are not the defaults.
         let mut bob = user("bob@example.com");
-        bob.fields.set("nickname", FieldValue::String("bobby".into()));
+        bob.fields
+            .set("nickname", FieldValue::String("bobby".into()));
         bob.fields.set("newsletter", FieldValue::Boolean(false));
         let bob = with.create(bob).await.unwrap();
         for _ in 0..3 {
@@ -1260,4 +1261,3 @@ mod sessions {
         assert_eq!(patched.session_stamp, 42);
     }
 }
-

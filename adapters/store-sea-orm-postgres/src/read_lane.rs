@@ -208,7 +208,9 @@ impl ReadLane {
                 Ok(answer) => answer,
                 // Not taken into a batch within the acquire timeout: every
                 // connection stayed busy. Taken: its answer is coming.
-                Err(_) if self.withdraw(ticket) => return Err(LaneError::Busy(self.acquire_timeout)),
+                Err(_) if self.withdraw(ticket) => {
+                    return Err(LaneError::Busy(self.acquire_timeout));
+                }
                 Err(_) => answered.await,
             };
             match answer {
