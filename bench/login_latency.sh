@@ -28,6 +28,10 @@
 # Measured 2026-12-02 (idle machine, `bench/login_latency.sh 30 60 8`,
 # before this method, two runs): login p50 0.550 / 0.574 of the
 # single-thread time; flood 0.973 / 0.873 of slots x the single-thread rate.
+# With this method (`bench/login_latency.sh 30 48 8 4`, twice, and `... 8`
+# once): p50 0.555, 0.559, 0.669 of the single-thread time; flood, median
+# of the rounds, 0.980 (rounds 0.99 1.06 0.88 0.97), 0.900 (0.92 0.94 0.88
+# 0.80), 0.937 (8 rounds, 0.82 to 1.06) of what the slots allow.
 #
 # Usage: bench/login_latency.sh [LOGINS=40] [FLOOD=48] [PARALLEL=8] [ROUNDS=4]
 #   (FLOOD: logins per flood round)

@@ -27,6 +27,14 @@
 #     154.5, flood peak 155.5 (bound 154.4), 10 s after 21.3, 65 s after 21.2 MB
 #   The ~1 MB over the bound is not the argon2 buffers (exactly slots x m),
 #   presumably connection and thread memory.
+#   now (the lane threads started with the server; the base taken after a
+#     first flood, see above), idle machine: base before hashing 21.7, one
+#     hash 89.0, two at once 156.1, served base 22.1 (anonymous 7.3), flood
+#     peak 156.4 (bound 156.3; anonymous 141.6, bound 141.5), 65 s after
+#     22.2 MB. At the default cost (ARGON2_MEMORY_KIB=19456
+#     ARGON2_ITERATIONS=2 ARGON2_PARALLELISM=1): 21.5, 41.7, 61.6, served
+#     21.9, peak 61.8 (bound 61.7), 65 s after 21.9 MB. The 0.1 MB over is
+#     what 16 requests in flight hold (the two buffers are 2 x (m + 4 KiB)).
 #
 # Usage: bench/memory.sh [FLOOD=120] [PARALLEL=16] [IDLE=65]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");

@@ -38,6 +38,23 @@
 # (4-8%); with PRAGMA mmap_size=1GiB +4.5 us, cache_size 64 MiB +8 us —
 # not applied: mapped pages count in the resident memory issue 16 bounds.
 #
+# Measured again on the idle machine after the read-path work (requests now
+# cost 30-50 us of CPU, so a cold page weighs more): `SCALE_ROUNDS=3
+# SCALE_SECONDS=6 bench/scale.sh`, medians of 3 rounds:
+#                    me rps/CPU   by_id rps/CPU  login  start  migr  reg   login@1 sign-out DB MiB
+#  now sqlite 1k      42609/32     38629/38       458    19    8     4.8   4.7      0.9      0.6
+#  now sqlite 1M      40566/34     29435/50       448    18    9     4.8   4.8      1.1      544.5
+#  now pg 1k          28821/52     26626/58       351    23    11    5.6   5.4      2.3      8.4
+#  now pg 1M          28910/49     29243/51       378    30    14    6.6   6.0      3.0      587.4
+# Ratios 1M / 1k: SQLite me 0.95, by_id 0.76, login 0.98; PostgreSQL 1.00,
+# 1.10, 1.08. SQLite's by_id is short of 0.90: one random row at 1M reads
+# two cold B-tree leaves (the id's autoindex, then the table) from the OS
+# cache, +5 to +8 us (Python sqlite3 on a 1M table: 6-8 us for a hot row,
+# 12-20 us for a random one), on a request of ~38 us. An experiment with
+# PRAGMA mmap_size=1GiB on the inline read connections gave me 0.99, by_id
+# 0.85, login 0.90: better, still short, and not adopted (an I/O error on a
+# mapped file is a SIGBUS, not an error; mapped pages count as resident).
+#
 # Usage: bench/scale.sh [SIZES="1000 1000000"] [STORES="sqlite postgres"]
 # Environment: SCALE_ROUNDS (3), SCALE_SECONDS (8, per wrk round),
 # SCALE_PORT_BASE (9400: the servers take ports from here on),

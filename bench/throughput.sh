@@ -19,15 +19,22 @@
 # Goals (issue 16): me >= 0.7 / 0.5 / 0.25 of the floor on memory / SQLite /
 # PostgreSQL; by_id >= 0.6 / 0.4 / 0.2.
 #
-# Measured 2026-12-02 on the idle 2-core machine, commit after the issue 14
-# and 16 merges (`PORTCULLIS_BIN=<release, --features postgres> DURATION=8
-# WARMUP=2 bench/throughput.sh`), req/s, ratio, server(+PostgreSQL) CPU/req:
-#   memory   floor 78753  me 59888 (0.76, 21.9 us)  by_id 62618 (0.80, 21.8 us)
-#   sqlite   floor 85488  me 41300 (0.48, 35.9 us)  by_id 38407 (0.45, 40.8 us)
-#   postgres floor 84290  me 16188 (0.19, 87.7 us)  by_id 10954 (0.13, 139.6 us)
-# Before (commit 3d2799b, same script, a loaded machine): memory me 0.81 /
-# by_id 0.45 (33.4 us), SQLite 0.16 / 0.09 (73 / 158 us), PostgreSQL
-# 0.11 / 0.06 (159 / 330 us).
+# Measured 2026-12-02 (`PORTCULLIS_BIN=<release, --features postgres>
+# DURATION=8 WARMUP=2 bench/throughput.sh`), me / by_id ratio to the floor,
+# server(+PostgreSQL) CPU per request:
+#   before (commit 3d2799b, a loaded machine): memory 0.81 / 0.45 (33.4 us),
+#     SQLite 0.16 / 0.09 (73 / 158 us), PostgreSQL 0.11 / 0.06 (159 / 330 us)
+#   after the first issue 16 merges (6b1dfba, idle machine): memory 0.76 /
+#     0.80 (21.9 / 21.8 us), SQLite 0.48 / 0.45 (35.9 / 40.8 us), PostgreSQL
+#     0.19 / 0.13 (87.7 / 139.6 us)
+#   now (PostgreSQL reads batched, SQLite lookups cached by type, the own
+#     token decoder, request ids without a system call), idle machine, two
+#     runs: memory 0.79-0.94 / 0.74-0.79 (16-18 / 20 us), SQLite 0.50-0.56 /
+#     0.46-0.50 (29-31 / 33-38 us; three SQLite-only runs 0.56-0.62 /
+#     0.42-0.44), PostgreSQL 0.46-0.56 / 0.37-0.46 (30-32 / 39-42 us);
+#     with USERS=256: memory 0.69 / 0.70, SQLite 0.60 / 0.43, PostgreSQL
+#     0.41 / 0.32 (47.5 / 63.6 us). The floor itself moved between 83k and
+#     106k req/s from one measurement to the next (a shared host).
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
