@@ -19,7 +19,8 @@ use actix_web::http::header;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use portcullis_application::{
-    OAuthAuthorization, OAuthAuthorizeError, OAuthCallback, OAuthCallbackError, UserService,
+    OAuthAuthorization, OAuthAuthorizeError, OAuthCallback, OAuthCallbackError, OAuthLogin,
+    UserService,
 };
 use portcullis_domain::OAuthProviderError;
 use serde::Serialize;
@@ -335,6 +336,21 @@ pub async fn authorize(
     Ok(authorized(&service, authorization))
 }
 
+/// The login a callback to provider `name` gives (both transports'
+/// callbacks): `404` for a provider not configured, the query read, then
+/// [`UserService::oauth_callback`] while the client is still there.
+async fn log_in(
+    service: &UserService,
+    req: &HttpRequest,
+    name: &str,
+) -> Result<OAuthLogin, ApiError> {
+    if !service.has_oauth_provider(name) {
+        return Err(ApiError::NotFound);
+    }
+    let params = CallbackParams::read(req)?;
+    while_connected(req, service.oauth_callback(name, params.callback())).await
+}
+
 /// OAuth callback (bearer)
 ///
 /// Where the provider sends the browser back: checks the state and the CSRF
@@ -358,12 +374,7 @@ pub async fn callback(
     req: HttpRequest,
     path: Path<ProviderPath>,
 ) -> Result<HttpResponse, ApiError> {
-    if !service.has_oauth_provider(&path.name) {
-        return Err(ApiError::NotFound);
-    }
-    let params = CallbackParams::read(&req)?;
-    let login =
-        while_connected(&req, service.oauth_callback(&path.name, params.callback())).await?;
+    let login = log_in(&service, &req, &path.name).await?;
     Ok(HttpResponse::Ok().json(BearerResponse {
         access_token: login.access_token,
         token_type: "bearer",
@@ -416,12 +427,7 @@ pub async fn cookie_callback(
     req: HttpRequest,
     path: Path<ProviderPath>,
 ) -> Result<HttpResponse, ApiError> {
-    if !service.has_oauth_provider(&path.name) {
-        return Err(ApiError::NotFound);
-    }
-    let params = CallbackParams::read(&req)?;
-    let login =
-        while_connected(&req, service.oauth_callback(&path.name, params.callback())).await?;
+    let login = log_in(&service, &req, &path.name).await?;
     Ok(HttpResponse::NoContent()
         .insert_header((
             header::SET_COOKIE,
