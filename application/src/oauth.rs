@@ -319,6 +319,26 @@ impl UserService {
         })
     }
 
+    /// What both callbacks start with: the provider (else
+    /// [`OAuthCallbackError::UnknownProvider`]), `callback` with the redirect
+    /// URL the authorize step used, and its state, checked
+    /// ([`Self::oauth_check_state`]).
+    fn oauth_callback_start<'a>(
+        &'a self,
+        provider: &str,
+        callback: OAuthCallback<'a>,
+    ) -> Result<CallbackStart<'a>, OAuthCallbackError> {
+        let (oauth, client, redirect_url) = self
+            .oauth_provider(provider, callback.callback_url)
+            .ok_or(OAuthCallbackError::UnknownProvider)?;
+        let callback = OAuthCallback {
+            callback_url: redirect_url,
+            ..callback
+        };
+        let state = Self::oauth_check_state(oauth, callback)?;
+        Ok((oauth, client, callback, state))
+    }
+
     /// Checks the state token and the CSRF cookie: the state's claims.
     fn oauth_check_state(
         oauth: &OAuth,
@@ -391,14 +411,7 @@ impl UserService {
         provider: &str,
         callback: OAuthCallback<'_>,
     ) -> Result<OAuthLogin, OAuthCallbackError> {
-        let (oauth, client, redirect_url) = self
-            .oauth_provider(provider, callback.callback_url)
-            .ok_or(OAuthCallbackError::UnknownProvider)?;
-        let callback = OAuthCallback {
-            callback_url: redirect_url,
-            ..callback
-        };
-        let state = Self::oauth_check_state(oauth, callback)?;
+        let (oauth, client, callback, state) = self.oauth_callback_start(provider, callback)?;
         let (identity, email) = Self::oauth_exchange(oauth, client, &state, callback).await?;
         let account = account_of(provider, &identity, &email);
 
@@ -527,14 +540,7 @@ impl UserService {
         user: &User,
         callback: OAuthCallback<'_>,
     ) -> Result<User, OAuthCallbackError> {
-        let (oauth, client, redirect_url) = self
-            .oauth_provider(provider, callback.callback_url)
-            .ok_or(OAuthCallbackError::UnknownProvider)?;
-        let callback = OAuthCallback {
-            callback_url: redirect_url,
-            ..callback
-        };
-        let state = Self::oauth_check_state(oauth, callback)?;
+        let (oauth, client, callback, state) = self.oauth_callback_start(provider, callback)?;
         if state.subject.as_deref() != Some(user.id.to_string().as_str()) {
             return Err(OAuthCallbackError::WrongUser);
         }
@@ -622,6 +628,15 @@ impl UserService {
         }
     }
 }
+
+/// [`UserService::oauth_callback_start`]'s: the provider's settings and
+/// client, the callback with its redirect URL, and the checked state.
+type CallbackStart<'a> = (
+    &'a OAuth,
+    &'a Arc<dyn OAuthProvider>,
+    OAuthCallback<'a>,
+    OAuthState,
+);
 
 /// The account row for `identity` at `provider` (a new id; the caller sets
 /// the user).

@@ -92,6 +92,20 @@ struct Queue {
     tickets: u64,
 }
 
+impl Queue {
+    /// Up to [`MAX_BATCH`] waiting reads, the oldest; none when there are
+    /// none, and then the reader stops (counted out under the same lock,
+    /// so a read queued just after starts a new one).
+    fn next_batch(&mut self) -> Vec<Waiting> {
+        let rest = self.waiting.len().saturating_sub(MAX_BATCH);
+        let mut batch = std::mem::take(&mut self.waiting);
+        if rest > 0 {
+            self.waiting = batch.split_off(MAX_BATCH);
+        }
+        batch
+    }
+}
+
 /// A task that reads batches until no read waits; counted in
 /// [`Queue::readers`] until it stops.
 struct Reader {
@@ -106,7 +120,7 @@ impl Reader {
         loop {
             let batch = {
                 let mut queue = lock(&self.lane.queue);
-                let batch = ReadLane::next_batch(&mut queue);
+                let batch = queue.next_batch();
                 if batch.is_empty() {
                     queue.readers -= 1;
                     self.counted = false;
@@ -228,18 +242,6 @@ impl ReadLane {
         let before = queue.waiting.len();
         queue.waiting.retain(|w| w.ticket != ticket);
         queue.waiting.len() < before
-    }
-
-    /// Up to [`MAX_BATCH`] waiting reads, the oldest; none when there are
-    /// none, and then the reader stops (counted out under the same lock,
-    /// so a read queued just after starts a new one).
-    fn next_batch(queue: &mut Queue) -> Vec<Waiting> {
-        let rest = queue.waiting.len().saturating_sub(MAX_BATCH);
-        let mut batch = std::mem::take(&mut queue.waiting);
-        if rest > 0 {
-            queue.waiting = batch.split_off(MAX_BATCH);
-        }
-        batch
     }
 
     /// Reads the rows of `batch` in one query and answers each of its reads.
