@@ -421,6 +421,23 @@ def main():
                   f"{med(b['by_id'], 0) / med(a['by_id'], 0):.2f} | "
                   f"{med(b['login'], 0) / med(a['login'], 0):.2f} | "
                   f"{cpu(b, 'me') / cpu(a, 'me'):.2f} | {cpu(b, 'by_id') / cpu(a, 'by_id'):.2f} |")
+        # The host's speed drifts by tens of percent within seconds; the
+        # rounds of both sizes alternate (1k, 1M, 1M, 1k, …), so each round's
+        # pair ran side by side: the median of the pairs' ratios is the
+        # figure least moved by the drift.
+        print(f"\nthe same, as the median of each round's pair ({ROUNDS} pairs)")
+        print("| store | me rps | by_id rps | login rps | me CPU | by_id CPU |")
+        print("|---|---|---|---|---|---|")
+        for store, results in table.items():
+            a, b = results[small], results[big]
+            def paired(m, k, cpu=False):
+                pairs = zip(a[m], b[m])
+                if cpu:
+                    return statistics.median((y[1] + y[2]) / (x[1] + x[2]) for x, y in pairs)
+                return statistics.median(y[k] / x[k] for x, y in pairs)
+            print(f"| {store} | {paired('me', 0):.2f} | {paired('by_id', 0):.2f} | "
+                  f"{paired('login', 0):.2f} | {paired('me', 1, True):.2f} | "
+                  f"{paired('by_id', 1, True):.2f} |")
 
 
 if __name__ == "__main__":

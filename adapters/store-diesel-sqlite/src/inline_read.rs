@@ -4,8 +4,10 @@
 //! connection's mutex) that every other call takes.
 //!
 //! Each thread that reads gets one connection of its own to the file
-//! (opened at its first read, read-only, `busy_timeout = 0`), kept while
-//! the store lives. A lookup by primary key on it takes microseconds, and a
+//! (opened at its first read, read-only, `busy_timeout = 0`, reading the
+//! file through a memory map of up to
+//! [`read_mmap_size`](crate::SqliteStoreOptions::read_mmap_size) bytes), kept
+//! while the store lives. A lookup by primary key on it takes microseconds, and a
 //! reader never waits for a writer (WAL), so it cannot stall the async
 //! worker behind a lock: should SQLite answer anything but rows (busy,
 //! locked, I/O, a schema in flux), the connection is dropped and the read
@@ -45,6 +47,8 @@ struct Target {
     /// statements ever hold, so they may be cached by type
     /// ([`FieldsJsonOf<true>`](crate::store::FieldsJsonOf)).
     fields_json: Arc<str>,
+    /// `PRAGMA mmap_size` of each reading connection.
+    mmap_size: u64,
 }
 
 /// A store's reads on the calling thread. Clones share the readers.
@@ -56,17 +60,21 @@ pub(crate) struct InlineReads {
 impl InlineReads {
     /// Reads of the database file at `path` (never `:memory:`: a private
     /// in-memory database is the pool's one connection), selecting the
-    /// fields with `fields_json`.
-    pub(crate) fn new(path: String, fields_json: Arc<str>) -> Self {
+    /// fields with `fields_json`, the file mapped up to `mmap_size` bytes.
+    pub(crate) fn new(path: String, fields_json: Arc<str>, mmap_size: u64) -> Self {
         Self {
-            target: Arc::new(Target { path, fields_json }),
+            target: Arc::new(Target {
+                path,
+                fields_json,
+                mmap_size,
+            }),
         }
     }
 
     /// Reads of the same file with another fields expression, on connections
     /// of their own.
     pub(crate) fn with_fields_json(&self, fields_json: Arc<str>) -> Self {
-        Self::new(self.target.path.clone(), fields_json)
+        Self::new(self.target.path.clone(), fields_json, self.target.mmap_size)
     }
 
     /// `read` on this thread's connection, given the fields expression to
@@ -115,7 +123,11 @@ impl InlineReads {
         }
         .apply(&mut conn)
         .ok()?;
-        conn.batch_execute("PRAGMA query_only = 1;").ok()?;
+        conn.batch_execute(&format!(
+            "PRAGMA query_only = 1; PRAGMA mmap_size = {};",
+            self.target.mmap_size.min(i64::MAX as u64)
+        ))
+        .ok()?;
         Some(conn)
     }
 }

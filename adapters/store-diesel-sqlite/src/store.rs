@@ -45,6 +45,17 @@ pub struct SqliteStoreOptions {
     /// How long an operation waits for a free pooled connection before
     /// failing as [`StoreError::Unavailable`]. Default 10 s.
     pub connection_timeout: Duration,
+    /// How much of the file, in bytes, each thread's read-only connection
+    /// (the lookup by id, see the crate's Threads section) reads through a
+    /// memory map rather than `pread` (`PRAGMA mmap_size`; `0`: none). The
+    /// pool's connections, which write, never map the file. Default 1 GiB:
+    /// with a million users, a random user's pages are no longer in the
+    /// connection's page cache, and each would otherwise be a system call
+    /// and a copy. Mapped pages are the OS's page cache shared, counted in
+    /// the process' resident memory (as file pages) while mapped. An I/O
+    /// error while reading a mapped page is a `SIGBUS` rather than an error:
+    /// set `0` on storage that can fail that way (a network file system).
+    pub read_mmap_size: u64,
 }
 
 impl Default for SqliteStoreOptions {
@@ -53,6 +64,7 @@ impl Default for SqliteStoreOptions {
             max_connections: 8,
             busy_timeout: Duration::from_millis(5000),
             connection_timeout: Duration::from_secs(10),
+            read_mmap_size: 1 << 30,
         }
     }
 }
@@ -85,7 +97,7 @@ pub struct SqliteUserStore {
     location: Arc<Location>,
     fields: Fields,
     /// Reads by id on the calling thread (a file database only).
-    inline_reads: Option<InlineReads>,
+    pub(crate) inline_reads: Option<InlineReads>,
 }
 
 /// The deployment's extra fields, and the expression that reads them.
@@ -197,7 +209,11 @@ impl SqliteUserStore {
         let target = location.open_string();
         let fields = Fields::new(UserFields::none());
         let inline_reads = match location {
-            Location::File(_) => Some(InlineReads::new(target.clone(), fields.json.clone())),
+            Location::File(_) => Some(InlineReads::new(
+                target.clone(),
+                fields.json.clone(),
+                options.read_mmap_size,
+            )),
             Location::Memory => None,
         };
 

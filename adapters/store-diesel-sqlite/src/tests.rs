@@ -246,6 +246,78 @@ async fn every_connection_gets_the_pragmas() {
     assert_eq!(got.map(|v| v[0].clone()), ["wal", "5000", "1", "1"]);
 }
 
+/// `PRAGMA mmap_size` (not a table-valued pragma).
+fn mmap_size(conn: &mut SqliteConnection) -> String {
+    #[derive(QueryableByName)]
+    struct MmapSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        mmap_size: i64,
+    }
+    let row: MmapSize = diesel::sql_query("PRAGMA mmap_size")
+        .get_result(conn)
+        .unwrap();
+    row.mmap_size.to_string()
+}
+
+fn reader_pragmas(store: &SqliteUserStore) -> [String; 4] {
+    let reads = store
+        .inline_reads
+        .as_ref()
+        .expect("a file has inline reads");
+    reads
+        .run(|conn, _| {
+            Ok([
+                text(
+                    conn,
+                    "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout",
+                )[0]
+                .clone(),
+                text(
+                    conn,
+                    "SELECT CAST(query_only AS TEXT) AS v FROM pragma_query_only",
+                )[0]
+                .clone(),
+                mmap_size(conn),
+                text(
+                    conn,
+                    "SELECT CAST(journal_mode AS TEXT) AS v FROM pragma_journal_mode",
+                )[0]
+                .clone(),
+            ])
+        })
+        .expect("this thread's reader")
+}
+
+/// The thread's own reading connection never waits, never writes, and maps
+/// the file (1 GiB by default, as set); the pool's connections, which
+/// write, never map it.
+#[tokio::test]
+async fn the_reading_connection_of_a_thread_maps_the_file_and_only_reads() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(reader_pragmas(&store), ["0", "1", "1073741824", "wal"]);
+    let pool = store.pool.clone();
+    let pooled = tokio::task::spawn_blocking(move || mmap_size(&mut pool.get().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(pooled, "0");
+
+    for (size, shown) in [(0, "0"), (4096 * 10, "40960")] {
+        let options = SqliteStoreOptions {
+            read_mmap_size: size,
+            ..SqliteStoreOptions::default()
+        };
+        let other = SqliteUserStore::open_existing(&db.url(), options)
+            .await
+            .unwrap();
+        assert_eq!(reader_pragmas(&other), ["0", "1", shown, "wal"]);
+        // Fields of their own: new readers, same mapping.
+        let other = other.with_user_fields(portcullis_domain::UserFields::none());
+        assert_eq!(reader_pragmas(&other)[2], shown);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harmless() {
     let db = TempDb::new();
