@@ -9,16 +9,25 @@ host), so the reference and the flood are measured in turns:
 
 R is what the hashing slots allow: one bare argon2id computation pinned to
 each CPU, all at once (they share the memory bus and the caches, as the
-slots do), in hashes per second (the sum over CPUs of 1 / that CPU's
-median time). F is a flood segment: LOGINS good logins, PARALLEL at a time
+slots do), in hashes per second: the sum over CPUs of 1 / that CPU's mean
+time (its hashes' time over their count, the same kind of figure as the
+flood's rate; the median would leave the host's slow moments out of the
+reference only, and is printed for comparison). F is a flood segment: LOGINS good logins, PARALLEL at a time
 (threads, keep-alive connections), its steady rate taken between the
 SLOTS-th completion and the SLOTS-th before last (the segment's ramp-up and
 drain are left out). Each round's ratio is F_i / mean(R_{i-1}, R_i); the
 figure is their median.
 
+Rates on this host drift with it; CPU time much less. So each round also
+prints the server's CPU time per login (with SERVER_PID set) against the
+CPU time of one bare hash in the reference (its processes' CPU time over
+their hashes, warm-up included): a figure near 1 says a login costs the
+server one hash and nothing more, whatever the rates did.
+
 Usage: login_flood.py BASE USERS PARALLEL LOGINS ROUNDS ARGON2_TIME M T P
 (users bench1..benchUSERS@example.com, password "bench password N").
 """
+import resource
 import http.client
 import statistics
 import subprocess
@@ -34,17 +43,35 @@ host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).p
 cpus = len(os.sched_getaffinity(0))
 
 
+HASHES = 7  # per CPU and reference, after one warm-up hash
+server_pid = os.environ.get("SERVER_PID")
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu():
+    with open(f"/proc/{server_pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def slots_rate():
+    cpu_before = children_cpu()
     procs = [
-        subprocess.Popen(["taskset", "-c", str(cpu), argon2_time, "7", m, t, p],
+        subprocess.Popen(["taskset", "-c", str(cpu), argon2_time, str(HASHES), m, t, p],
                          stdout=subprocess.PIPE, text=True)
         for cpu in range(cpus)
     ]
-    rate = 0.0
+    mean_rate = median_rate = 0.0
     for proc in procs:
         out, _ = proc.communicate()
-        rate += 1000 / float(out.split("median ")[1].split(" ms")[0])
-    return rate
+        mean_rate += 1000 / float(out.split("mean ")[1].split(" ms")[0])
+        median_rate += 1000 / float(out.split("median ")[1].split(" ms")[0])
+    cpu_per_hash = (children_cpu() - cpu_before) / (cpus * (HASHES + 1))
+    return mean_rate, median_rate, cpu_per_hash
 
 
 def flood():
@@ -81,19 +108,31 @@ def flood():
 
 
 refs = [slots_rate()]
-ratios, rates, all_statuses = [], [], {}
+ratios, by_median, cpu_ratios, all_statuses = [], [], [], {}
 for _ in range(rounds):
+    cpu_before = server_cpu() if server_pid else 0.0
     rate, statuses = flood()
+    cpu_per_login = (server_cpu() - cpu_before) / logins if server_pid else None
     refs.append(slots_rate())
     for code, count in statuses.items():
         all_statuses[code] = all_statuses.get(code, 0) + count
-    reference = (refs[-2] + refs[-1]) / 2
-    rates.append(rate)
+    reference = (refs[-2][0] + refs[-1][0]) / 2
     ratios.append(rate / reference)
+    by_median.append(rate / ((refs[-2][1] + refs[-1][1]) / 2))
     print(f"  round {len(ratios)}: flood {rate:.2f} logins/s, slots allow {reference:.2f}/s "
-          f"(before {refs[-2]:.2f}, after {refs[-1]:.2f}): {rate / reference:.3f}")
+          f"(before {refs[-2][0]:.2f}, after {refs[-1][0]:.2f}): {rate / reference:.3f} "
+          f"(against the median hash times: {by_median[-1]:.3f})")
+    if cpu_per_login is not None:
+        cpu_ratio = cpu_per_login / ((refs[-2][2] + refs[-1][2]) / 2)
+        cpu_ratios.append(cpu_ratio)
+        print(f"    server CPU per login {cpu_per_login * 1000:.1f} ms, per bare hash "
+              f"{refs[-2][2] * 1000:.1f} / {refs[-1][2] * 1000:.1f} ms: {cpu_ratio:.3f}")
 median = statistics.median(ratios)
 print(f"login flood: {rounds} rounds of {logins} logins, {parallel} at a time, status "
       f"{dict(sorted(all_statuses.items()))}; flood / what the slots allow: median {median:.3f} "
-      f"(rounds {', '.join(f'{r:.3f}' for r in ratios)}) (target >= 0.95)")
+      f"(rounds {', '.join(f'{r:.3f}' for r in ratios)}) (target >= 0.95); against the "
+      f"median hash times: {statistics.median(by_median):.3f}")
+if cpu_ratios:
+    print(f"server CPU per login / CPU per bare hash: median {statistics.median(cpu_ratios):.3f} "
+          f"(rounds {', '.join(f'{r:.3f}' for r in cpu_ratios)})")
 sys.exit(0 if median >= 0.95 and set(all_statuses) == {200} else 1)

@@ -119,5 +119,5 @@ PY
 # 3. The flood, good logins only (every request is one hash), in rounds
 # interleaved with the reference (bench/login_flood.py).
 flood_ok=0
-python3 bench/login_flood.py "$base" 8 "$parallel" "$flood" "$rounds" "$argon2_time" "$m" "$t" "$p" || flood_ok=$?
+SERVER_PID=$pid python3 bench/login_flood.py "$base" 8 "$parallel" "$flood" "$rounds" "$argon2_time" "$m" "$t" "$p" || flood_ok=$?
 [ "$latency" = 0 ] && [ "$flood_ok" = 0 ]
