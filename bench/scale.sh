@@ -55,6 +55,29 @@
 # 0.85, login 0.90: better, still short, and not adopted (an I/O error on a
 # mapped file is a SIGBUS, not an error; mapped pages count as resident).
 #
+# Then (2026-12-02, idle machine) the inline readers map the file
+# (SqliteStoreOptions::read_mmap_size, 1 GiB): a page is no longer a pread
+# and a copy into the connection's 2 MiB page cache. `SCALE_ROUNDS=6
+# SCALE_SECONDS=5 bench/scale.sh`, medians of 6 rounds:
+#                    me rps/CPU   by_id rps/CPU  login  start  migr  reg   login@1 sign-out DB MiB
+#  mmap sqlite 1k     55792/24     46651/31       478    16    7     5.4   5.2      1.2      0.6
+#  mmap sqlite 1M     44573/30     37748/38       463    18    10    5.2   4.9      1.1      544.5
+#  mmap pg 1k         28421/53     21446/72       426    23    14    4.5   4.2      1.9      8.4
+#  mmap pg 1M         31558/46     24581/61       429    25    12    6.4   5.2      2.6      587.1
+# Ratios 1M / 1k (medians; medians of the 6 paired rounds): SQLite me
+# 0.80 (0.84), by_id 0.81 (0.83), login 0.97 (1.01); PostgreSQL 1.11 (1.16),
+# 1.15 (1.17), 1.01 (1.01). A SQLite-only run just before (`… bench/scale.sh
+# "1000 1000000" sqlite`): me 0.85 (0.87), by_id 0.89 (0.88), login 0.99.
+# The map made both sizes cheaper (by_id at 1k: 38 -> 31 us), so the
+# penalty of a random row at 1M, now +4 to +7 us, weighs as much as before.
+# Profiled (perf, me at 1M against 1k, both mapped), it is all in SQLite's
+# own B-tree search (sqlite3BtreeIndexMoveto, sqlite3BtreeTableMoveto,
+# record compares): no system call is left, only loads from memory that
+# is not in the CPU's caches (the 1k database, 0.6 MiB, is; a random row
+# of 1M reads one leaf of the id index and one of the table: by our
+# estimate 20 to 40 cache lines from main memory). Without a cache of rows (which the goal forbids), SQLite's two
+# B-trees are what a lookup costs.
+#
 # Usage: bench/scale.sh [SIZES="1000 1000000"] [STORES="sqlite postgres"]
 # Environment: SCALE_ROUNDS (3), SCALE_SECONDS (8, per wrk round),
 # SCALE_PORT_BASE (9400: the servers take ports from here on),
