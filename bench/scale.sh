@@ -75,8 +75,9 @@
 # record compares): no system call is left, only loads from memory that
 # is not in the CPU's caches (the 1k database, 0.6 MiB, is; a random row
 # of 1M reads one leaf of the id index and one of the table: by our
-# estimate 20 to 40 cache lines from main memory). Without a cache of rows (which the goal forbids), SQLite's two
-# B-trees are what a lookup costs.
+# estimate 20 to 40 cache lines from main memory). Without a cache of
+# rows (which the goal forbids), SQLite's two B-trees are what a lookup
+# costs.
 #
 # Usage: bench/scale.sh [SIZES="1000 1000000"] [STORES="sqlite postgres"]
 # Environment: SCALE_ROUNDS (3), SCALE_SECONDS (8, per wrk round),
