@@ -111,8 +111,12 @@ refs = [slots_rate()]
 ratios, by_median, cpu_ratios, all_statuses = [], [], [], {}
 for _ in range(rounds):
     cpu_before = server_cpu() if server_pid else 0.0
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
     rate, statuses = flood()
     cpu_per_login = (server_cpu() - cpu_before) / logins if server_pid else None
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    client_per_login = (own.ru_utime + own.ru_stime - own_before.ru_utime
+                        - own_before.ru_stime) / logins
     refs.append(slots_rate())
     for code, count in statuses.items():
         all_statuses[code] = all_statuses.get(code, 0) + count
@@ -126,7 +130,8 @@ for _ in range(rounds):
         cpu_ratio = cpu_per_login / ((refs[-2][2] + refs[-1][2]) / 2)
         cpu_ratios.append(cpu_ratio)
         print(f"    server CPU per login {cpu_per_login * 1000:.1f} ms, per bare hash "
-              f"{refs[-2][2] * 1000:.1f} / {refs[-1][2] * 1000:.1f} ms: {cpu_ratio:.3f}")
+              f"{refs[-2][2] * 1000:.1f} / {refs[-1][2] * 1000:.1f} ms: {cpu_ratio:.3f}; "
+              f"this client's CPU per login {client_per_login * 1000:.2f} ms")
 median = statistics.median(ratios)
 print(f"login flood: {rounds} rounds of {logins} logins, {parallel} at a time, status "
       f"{dict(sorted(all_statuses.items()))}; flood / what the slots allow: median {median:.3f} "
