@@ -14,7 +14,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p portcullis --no-default-features --features postgres,cli \
+RUN cargo build --release --locked -p portcullis --no-default-features --features postgres,cli,oauth \
     && install -m 0755 target/release/portcullis /usr/local/bin/portcullis
 
 FROM debian:bookworm-slim

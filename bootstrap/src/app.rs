@@ -45,10 +45,34 @@ pub enum StartError {
     /// already, or its socket cannot be listened on).
     #[error("METRICS_ADDR: {0}")]
     Metrics(String),
+    /// `OAUTH_PROVIDERS` names providers but this binary was built without
+    /// social login (the `oauth` feature).
+    #[error("OAUTH_PROVIDERS: {0}")]
+    OAuth(String),
+}
+
+/// Refuses a configuration that needs what this build left out: social
+/// login without the `oauth` feature (as a `DATABASE_URL` of a store not
+/// built in is refused), before any store is opened.
+fn refuse_features_not_built(config: &Config) -> Result<(), StartError> {
+    if cfg!(feature = "oauth") || config.oauth.providers.is_empty() {
+        return Ok(());
+    }
+    Err(oauth_not_built())
+}
+
+/// Social login asked of a build without it: how to build one that has it.
+fn oauth_not_built() -> StartError {
+    StartError::OAuth(
+        "this portcullis was built without social login (OAuth) support; build it with \
+         `cargo build --release -p portcullis --features oauth`, or leave OAUTH_PROVIDERS empty"
+            .to_owned(),
+    )
 }
 
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
+    refuse_features_not_built(config)?;
     service_on(config, open_configured_store(config).await?).await
 }
 
@@ -74,6 +98,7 @@ pub(crate) async fn service_on(
     config: &Config,
     store: Arc<dyn Store>,
 ) -> Result<UserService, StartError> {
+    refuse_features_not_built(config)?;
     for (var, secret) in [
         ("JWT_SECRET_KEY", &config.jwt_secret),
         ("AUTH_RESET_PASSWORD_TOKEN_SECRET", &config.reset_secret),
@@ -108,16 +133,7 @@ pub(crate) async fn service_on(
              login begun on another instance (or before a restart) fails. Set it (at least 32 bytes)."
         );
     }
-    let mut builder = PortcullisBuilder::new()
-        .oauth_associate_by_email(config.oauth.associate_by_email)
-        .oauth_verified_by_default(config.oauth.verified_by_default);
-    if let Some(secret) = &config.oauth.state_secret {
-        builder = builder.oauth_state_secret(secret.value.expose_secret());
-    }
-    for provider in &config.oauth.providers {
-        builder = builder.oauth_provider(provider.clone());
-    }
-    builder
+    with_oauth(PortcullisBuilder::new(), config)
         .store(store)
         .hasher_config(config.hasher)
         .token_secrets(
@@ -150,6 +166,28 @@ pub(crate) async fn service_on(
         })
 }
 
+/// `builder` with the configured social login.
+#[cfg(feature = "oauth")]
+fn with_oauth(builder: PortcullisBuilder, config: &Config) -> PortcullisBuilder {
+    let mut builder = builder
+        .oauth_associate_by_email(config.oauth.associate_by_email)
+        .oauth_verified_by_default(config.oauth.verified_by_default);
+    if let Some(secret) = &config.oauth.state_secret {
+        builder = builder.oauth_state_secret(secret.value.expose_secret());
+    }
+    for provider in &config.oauth.providers {
+        builder = builder.oauth_provider(provider.clone());
+    }
+    builder
+}
+
+/// Without the `oauth` feature there is no social login to configure
+/// ([`refuse_features_not_built`] has refused providers).
+#[cfg(not(feature = "oauth"))]
+fn with_oauth(builder: PortcullisBuilder, _config: &Config) -> PortcullisBuilder {
+    builder
+}
+
 /// Creates the first superuser (active, superuser, verified, role student)
 /// if no user has its address. Safe to race: a lost race is a no-op.
 pub async fn ensure_first_superuser(
@@ -178,6 +216,7 @@ pub async fn ensure_first_superuser(
 /// Everything `serve` does before listening: the service, with the first
 /// superuser in place.
 pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
+    refuse_features_not_built(config)?;
     prepare_on(config, open_configured_store(config).await?).await
 }
 
@@ -235,9 +274,94 @@ fn access_token_lifetime(config: &Config) -> Duration {
 /// [`PURGE_INTERVAL`] ([`spawn_purge`]), until the server has stopped and
 /// let go of the store.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
+    refuse_features_not_built(&config)?;
     let store = open_configured_store(&config).await?;
     let service = prepare_on(&config, Arc::clone(&store)).await?;
     let server = serve(service, &config.api_prefix, listener)?;
     spawn_purge(&store, access_token_lifetime(&config), PURGE_INTERVAL);
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oauth_refusal_names_the_variable_and_the_feature_to_build_with() {
+        let message = oauth_not_built().to_string();
+        assert!(
+            message.starts_with("OAUTH_PROVIDERS: ")
+                && message.contains("`cargo build --release -p portcullis --features oauth`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn no_provider_starts_with_or_without_the_oauth_feature() {
+        let config = Config::from_vars([("DATABASE_URL", "memory://")]).unwrap();
+        assert!(config.oauth.providers.is_empty());
+        actix_web::rt::System::new()
+            .block_on(build_service(&config))
+            .unwrap();
+    }
+
+    /// Social login compiled in: the configured provider is served.
+    #[cfg(feature = "oauth")]
+    #[test]
+    fn providers_start_with_the_oauth_feature() {
+        let config = Config::from_vars([
+            ("DATABASE_URL", "memory://"),
+            ("OAUTH_PROVIDERS", "github"),
+            ("OAUTH_GITHUB_CLIENT_ID", "gh"),
+            ("OAUTH_STATE_SECRET", "oauth-state-secret-0123456789abcdef"),
+        ])
+        .unwrap();
+        assert!(refuse_features_not_built(&config).is_ok());
+        let service = actix_web::rt::System::new()
+            .block_on(build_service(&config))
+            .unwrap();
+        assert_eq!(service.oauth_provider_names(), ["github"]);
+    }
+
+    /// Without `oauth`, providers refuse `build_service`, `prepare`,
+    /// `start` (what `serve` runs) and `check-config`, with the same message,
+    /// before any store is opened (the SQLite file is never created).
+    #[cfg(not(feature = "oauth"))]
+    #[test]
+    fn providers_without_the_oauth_feature_refuse_to_start() {
+        let database =
+            std::env::temp_dir().join(format!("portcullis-no-oauth-{}.db", std::process::id()));
+        let config = Config::from_vars([
+            ("DATABASE_URL", format!("sqlite://{}", database.display())),
+            ("OAUTH_PROVIDERS", "github".into()),
+            ("OAUTH_GITHUB_CLIENT_ID", "gh".into()),
+            (
+                "OAUTH_STATE_SECRET",
+                "oauth-state-secret-0123456789abcdef".into(),
+            ),
+        ])
+        .unwrap();
+        let expected = oauth_not_built().to_string();
+        let runtime = actix_web::rt::System::new();
+        let refusals = runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let report = crate::check_config(&config).await;
+            [
+                build_service(&config).await.map(drop),
+                prepare(&config).await.map(drop),
+                start(config.clone(), listener).await.map(drop),
+            ]
+            .map(|r| r.unwrap_err().to_string())
+            .into_iter()
+            .chain(report.checks.iter().find_map(|c| match &c.outcome {
+                crate::Outcome::Failed(why) if c.subject == "configuration" => Some(why.clone()),
+                _ => None,
+            }))
+            .collect::<Vec<_>>()
+        });
+        let created = database.exists();
+        let _ = std::fs::remove_file(&database);
+        assert_eq!(refusals, vec![expected; 4]);
+        assert!(!created, "{} was created", database.display());
+    }
 }

@@ -6,19 +6,28 @@ use std::time::Duration;
 
 use portcullis_application::{
     AllowedOrigins, AuthRateLimit, AuthStrategy, DEFAULT_COOKIE_NAME, HookChain,
-    InvalidCookieSetting, LoginLockout, OAuth, OAuthPolicy, PasswordRules, Policy, Ports,
-    SessionCookie, TrustedProxies, UserService, origin_of,
+    InvalidCookieSetting, LoginLockout, PasswordRules, Policy, Ports, SessionCookie,
+    TrustedProxies, UserService, origin_of,
 };
+#[cfg(feature = "oauth")]
+use portcullis_application::{OAuth, OAuthPolicy};
+#[cfg(feature = "oauth")]
+use portcullis_domain::OAuthAccountStore;
 use portcullis_domain::{
-    AccessTokenStore, Clock, InvalidUserField, Mailer, OAuthAccountStore, PasswordHasher,
-    PasswordValidator, Store, SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
+    AccessTokenStore, Clock, InvalidUserField, Mailer, PasswordHasher, PasswordValidator, Store,
+    SystemClock, ThrottleLedger, UserEvents, UserFields, UserRepository,
 };
-use portcullis_jwt_josekit::{JosekitOAuthStateCodec, JosekitTokenCodec, TokenSettings};
+#[cfg(feature = "oauth")]
+use portcullis_jwt_josekit::JosekitOAuthStateCodec;
+use portcullis_jwt_josekit::{JosekitTokenCodec, TokenSettings};
 use portcullis_mail::{LogMailer, MailingUserEvents};
+#[cfg(feature = "oauth")]
 use portcullis_oauth::{HttpOAuthProvider, ProviderSettings};
 use portcullis_password::{HasherConfig, PhcPasswordHasher};
 use portcullis_store_memory::MemoryUserStore;
-use secrecy::{SecretSlice, SecretString};
+use secrecy::SecretSlice;
+#[cfg(feature = "oauth")]
+use secrecy::SecretString;
 
 /// Why the pieces given to [`PortcullisBuilder`] do not make a service.
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +114,19 @@ pub struct PortcullisBuilder {
     cookie_secure: bool,
     cookie_domain: Option<String>,
     cors_origins: AllowedOrigins,
-    oauth_providers: Vec<ProviderSettings>,
-    oauth_state_secret: Option<SecretString>,
-    oauth_policy: OAuthPolicy,
-    oauth_accounts: Option<Arc<dyn OAuthAccountStore>>,
+    #[cfg(feature = "oauth")]
+    oauth: OAuthParts,
+}
+
+/// What [`PortcullisBuilder`]'s `oauth_*` methods gathered (feature
+/// `oauth`).
+#[cfg(feature = "oauth")]
+#[derive(Default)]
+struct OAuthParts {
+    providers: Vec<ProviderSettings>,
+    state_secret: Option<SecretString>,
+    policy: OAuthPolicy,
+    accounts: Option<Arc<dyn OAuthAccountStore>>,
 }
 
 impl Default for PortcullisBuilder {
@@ -145,10 +163,8 @@ impl PortcullisBuilder {
             cookie_secure: true,
             cookie_domain: None,
             cors_origins: AllowedOrigins::none(),
-            oauth_providers: Vec::new(),
-            oauth_state_secret: None,
-            oauth_policy: OAuthPolicy::default(),
-            oauth_accounts: None,
+            #[cfg(feature = "oauth")]
+            oauth: OAuthParts::default(),
         }
     }
 
@@ -159,38 +175,53 @@ impl PortcullisBuilder {
     /// [`oauth_state_secret`](Self::oauth_state_secret) and a store for the
     /// provider accounts ([`oauth_accounts`](Self::oauth_accounts), or the
     /// default memory store).
+    ///
+    /// (feature `oauth`.)
+    #[cfg(feature = "oauth")]
     pub fn oauth_provider(mut self, provider: ProviderSettings) -> Self {
-        self.oauth_providers.push(provider);
+        self.oauth.providers.push(provider);
         self
     }
 
     /// The secret OAuth state tokens are signed with (`OAUTH_STATE_SECRET`,
     /// at least 32 bytes).
+    ///
+    /// (feature `oauth`.)
+    #[cfg(feature = "oauth")]
     pub fn oauth_state_secret(mut self, secret: impl Into<String>) -> Self {
-        self.oauth_state_secret = Some(SecretString::from(secret.into()));
+        self.oauth.state_secret = Some(SecretString::from(secret.into()));
         self
     }
 
     /// Link a provider account to the existing user of its address when the
     /// provider says it is verified (`OAUTH_ASSOCIATE_BY_EMAIL`, default
     /// `false`).
+    ///
+    /// (feature `oauth`.)
+    #[cfg(feature = "oauth")]
     pub fn oauth_associate_by_email(mut self, associate: bool) -> Self {
-        self.oauth_policy.associate_by_email = associate;
+        self.oauth.policy.associate_by_email = associate;
         self
     }
 
     /// `is_verified` of users a social login creates
     /// (`OAUTH_VERIFIED_BY_DEFAULT`, default `false`).
+    ///
+    /// (feature `oauth`.)
+    #[cfg(feature = "oauth")]
     pub fn oauth_verified_by_default(mut self, verified: bool) -> Self {
-        self.oauth_policy.verified_by_default = verified;
+        self.oauth.policy.verified_by_default = verified;
         self
     }
 
     /// Where provider accounts live (FastAPI Users' `oauth_account` table).
     /// Default: the [`store`](Self::store) (the table references the
     /// users).
+    ///
+    /// (feature `oauth`.)
+    #[cfg(feature = "oauth")]
     pub fn oauth_accounts(mut self, accounts: Arc<dyn OAuthAccountStore>) -> Self {
-        self.oauth_accounts = Some(accounts);
+        self.oauth.accounts = Some(accounts);
         self
     }
 
@@ -552,30 +583,8 @@ impl PortcullisBuilder {
         let store: Arc<dyn Store> = self.store.unwrap_or_else(|| {
             Arc::new(MemoryUserStore::new().with_user_fields(user_fields.clone()))
         });
-        let oauth = if self.oauth_providers.is_empty() {
-            None
-        } else {
-            let secret = self.oauth_state_secret.ok_or_else(|| {
-                BuildError::OAuth(
-                    "no state secret: call PortcullisBuilder::oauth_state_secret (OAUTH_STATE_SECRET)"
-                        .into(),
-                )
-            })?;
-            let state = JosekitOAuthStateCodec::new(&secret, Arc::clone(&self.clock))
-                .map_err(|e| BuildError::OAuth(e.to_string()))?;
-            let accounts = self
-                .oauth_accounts
-                .unwrap_or_else(|| store.clone() as Arc<dyn OAuthAccountStore>);
-            let mut oauth = OAuth::new(accounts, Arc::new(state), self.oauth_policy);
-            for settings in self.oauth_providers {
-                let name = settings.name.clone();
-                let redirect_url = settings.redirect_url.clone();
-                let provider = HttpOAuthProvider::new(settings)
-                    .map_err(|e| BuildError::OAuth(format!("provider {name}: {e}")))?;
-                oauth = oauth.with_provider(Arc::new(provider), redirect_url);
-            }
-            Some(oauth)
-        };
+        #[cfg(feature = "oauth")]
+        let oauth = self.oauth.build(&store, &self.clock)?;
         let (users, throttle, sessions) = store_parts(Some(store), self.throttle, &user_fields);
         let service = UserService::new(
             Ports {
@@ -599,10 +608,48 @@ impl PortcullisBuilder {
         .with_session_cookie(session_cookie)
         .with_allowed_origins(allowed_origins)
         .with_cors_origins(cors_origins);
-        Ok(match oauth {
+        #[cfg(feature = "oauth")]
+        let service = match oauth {
             Some(oauth) => service.with_oauth(oauth),
             None => service,
-        })
+        };
+        Ok(service)
+    }
+}
+
+#[cfg(feature = "oauth")]
+impl OAuthParts {
+    /// Social login over `store`'s provider accounts (unless
+    /// [`PortcullisBuilder::oauth_accounts`] gave others); `None` when no
+    /// provider was added.
+    fn build(
+        self,
+        store: &Arc<dyn Store>,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Option<OAuth>, BuildError> {
+        if self.providers.is_empty() {
+            return Ok(None);
+        }
+        let secret = self.state_secret.ok_or_else(|| {
+            BuildError::OAuth(
+                "no state secret: call PortcullisBuilder::oauth_state_secret (OAUTH_STATE_SECRET)"
+                    .into(),
+            )
+        })?;
+        let state = JosekitOAuthStateCodec::new(&secret, Arc::clone(clock))
+            .map_err(|e| BuildError::OAuth(e.to_string()))?;
+        let accounts = self
+            .accounts
+            .unwrap_or_else(|| store.clone() as Arc<dyn OAuthAccountStore>);
+        let mut oauth = OAuth::new(accounts, Arc::new(state), self.policy);
+        for settings in self.providers {
+            let name = settings.name.clone();
+            let redirect_url = settings.redirect_url.clone();
+            let provider = HttpOAuthProvider::new(settings)
+                .map_err(|e| BuildError::OAuth(format!("provider {name}: {e}")))?;
+            oauth = oauth.with_provider(Arc::new(provider), redirect_url);
+        }
+        Ok(Some(oauth))
     }
 }
 

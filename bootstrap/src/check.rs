@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_mail::{SmtpMailer, SmtpTls};
-use portcullis_oauth::{GOOGLE_ISSUER, ProviderKind};
+use portcullis_oauth_settings::{GOOGLE_ISSUER, ProviderKind};
 use portcullis_store_memory::MemoryUserStore;
 use secrecy::ExposeSecret as _;
 use tracing::instrument::WithSubscriber as _;

@@ -11,7 +11,7 @@ use portcullis_application::{
 };
 use portcullis_domain::{Password, UserFields};
 use portcullis_mail::{SmtpSettings, SmtpTls};
-use portcullis_oauth::{ProviderKind, ProviderSettings};
+use portcullis_oauth_settings::{ProviderKind, ProviderSettings};
 use portcullis_password::{Algorithm, ConfigError as HasherConfigError, HasherConfig};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};

@@ -18,10 +18,15 @@
 //! | `sqlite` | the SQLite store (Diesel, the system's libsqlite3) | yes |
 //! | `postgres` | the PostgreSQL store (SeaORM, sqlx) | no |
 //! | `cli` | the `portcullis` binary's command line, `.env`, prompt, log output | yes |
+//! | `oauth` | social login (`OAUTH_PROVIDERS`, `PortcullisBuilder::oauth_*`): oauth2, openidconnect, reqwest | yes |
 //! | `testing` | `portcullis::testing`: an in-memory Portcullis for hosts' tests | no |
 //!
-//! The memory store is always there. A host on PostgreSQL only:
+//! The memory store is always there. A host on PostgreSQL only, without
+//! social login:
 //! `portcullis = { version = "…", default-features = false, features = ["postgres"] }`.
+//! A build without `oauth` still reads and checks the `OAUTH_*` settings,
+//! but refuses to start ([`StartError::OAuth`]) when `OAUTH_PROVIDERS` names
+//! a provider.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, HttpServer, web};
@@ -141,10 +146,24 @@ pub mod password {
 
 /// Social login providers (`OAUTH_PROVIDERS`): [`ProviderSettings`](oauth::ProviderSettings)
 /// for [`PortcullisBuilder::oauth_provider`], the GitHub and Google presets,
-/// [`Timeouts`](oauth::Timeouts).
+/// [`Timeouts`](oauth::Timeouts), and (feature `oauth`) the adapter that
+/// speaks to them, [`HttpOAuthProvider`](oauth::HttpOAuthProvider).
+#[cfg(feature = "oauth")]
 pub mod oauth {
     #[doc(inline)]
     pub use portcullis_oauth::*;
+}
+
+/// Social login providers (`OAUTH_PROVIDERS`): what a provider is
+/// ([`ProviderSettings`](oauth::ProviderSettings), the GitHub and Google
+/// presets, [`Timeouts`](oauth::Timeouts)), as
+/// [`Config`]'s `oauth` holds them. This build has no `oauth` feature: no
+/// adapter speaks to providers, and a configuration naming one refuses to
+/// start.
+#[cfg(not(feature = "oauth"))]
+pub mod oauth {
+    #[doc(inline)]
+    pub use portcullis_oauth_settings::*;
 }
 
 /// Mail: SMTP and log mailers, their settings, the mail templates.

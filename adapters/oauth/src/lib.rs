@@ -13,10 +13,9 @@
 #![warn(missing_docs)]
 
 mod provider;
-mod settings;
 
-pub use provider::HttpOAuthProvider;
-pub use settings::{
+pub use portcullis_oauth_settings::{
     GITHUB_API_URL, GITHUB_AUTHORIZE_URL, GITHUB_TOKEN_URL, GOOGLE_ISSUER, ProviderKind,
     ProviderSettings, Timeouts,
 };
+pub use provider::HttpOAuthProvider;

@@ -16,7 +16,7 @@ use portcullis_domain::{OAuthProvider, OAuthProviderError, ProviderIdentity};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::settings::{ProviderKind, ProviderSettings};
+use portcullis_oauth_settings::{ProviderKind, ProviderSettings};
 
 /// A configured provider, spoken to over HTTPS (or HTTP, for a test
 /// provider) with bounded timeouts.
@@ -511,7 +511,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::settings::Timeouts;
+    use portcullis_oauth_settings::Timeouts;
 
     fn answer(status: u16) -> oauth2::HttpResponse {
         oauth2::http::Response::builder()

@@ -1,4 +1,9 @@
-//! What one provider is: its kind, endpoints, client credentials, scopes.
+//! What one social-login provider is: its kind, endpoints, client
+//! credentials, scopes and timeouts. Plain data with no HTTP client, so that
+//! `portcullis` reads and checks `OAUTH_*` settings even when it is built
+//! without its `oauth` feature (which brings `portcullis-oauth`, the
+//! provider adapter over `oauth2`, `openidconnect` and `reqwest`).
+#![warn(missing_docs)]
 
 use std::time::Duration;
 
