@@ -9,10 +9,12 @@ host), so the reference and the flood are measured in turns:
 
 R is what the hashing slots allow: one bare argon2id computation pinned to
 each CPU, all at once (they share the memory bus and the caches, as the
-slots do), in hashes per second: the sum over CPUs of 1 / that CPU's mean
-time (its hashes' time over their count, the same kind of figure as the
-flood's rate; the median would leave the host's slow moments out of the
-reference only, and is printed for comparison). F is a flood segment: LOGINS good logins, PARALLEL at a time
+slots do), in hashes per second: the sum over CPUs of that CPU's rate,
+its hashes over the time they took, hashing side by side for REFERENCE_MS
+(1200) ms (argon2_time's ARGON2_TIME_FOR_MS), so that none hashes alone at
+the end. A rate is the same kind of figure as the flood's; the sum of
+1 / the median hash times, which leaves the host's slow moments out of
+the reference only, is printed for comparison. F is a flood segment: LOGINS good logins, PARALLEL at a time
 (threads, keep-alive connections), its steady rate taken between the
 SLOTS-th completion and the SLOTS-th before last (the segment's ramp-up and
 drain are left out). Each round's ratio is F_i / mean(R_{i-1}, R_i); the
@@ -43,7 +45,7 @@ host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).p
 cpus = len(os.sched_getaffinity(0))
 
 
-HASHES = 7  # per CPU and reference, after one warm-up hash
+REFERENCE_MS = os.environ.get("REFERENCE_MS", "1200")
 server_pid = os.environ.get("SERVER_PID")
 
 
@@ -61,17 +63,20 @@ def server_cpu():
 def slots_rate():
     cpu_before = children_cpu()
     procs = [
-        subprocess.Popen(["taskset", "-c", str(cpu), argon2_time, str(HASHES), m, t, p],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(["taskset", "-c", str(cpu), argon2_time, "1", m, t, p],
+                         stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, ARGON2_TIME_FOR_MS=REFERENCE_MS))
         for cpu in range(cpus)
     ]
-    mean_rate = median_rate = 0.0
+    rate = median_rate = 0.0
+    hashes = 0
     for proc in procs:
         out, _ = proc.communicate()
-        mean_rate += 1000 / float(out.split("mean ")[1].split(" ms")[0])
+        rate += float(out.split("rate ")[1].split(" /s")[0])
         median_rate += 1000 / float(out.split("median ")[1].split(" ms")[0])
-    cpu_per_hash = (children_cpu() - cpu_before) / (cpus * (HASHES + 1))
-    return mean_rate, median_rate, cpu_per_hash
+        hashes += int(out.split("(")[1].split(" hashes")[0]) + 1  # and the warm-up
+    cpu_per_hash = (children_cpu() - cpu_before) / hashes
+    return rate, median_rate, cpu_per_hash
 
 
 def flood():

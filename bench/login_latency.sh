@@ -32,6 +32,14 @@
 # once): p50 0.555, 0.559, 0.669 of the single-thread time; flood, median
 # of the rounds, 0.980 (rounds 0.99 1.06 0.88 0.97), 0.900 (0.92 0.94 0.88
 # 0.80), 0.937 (8 rounds, 0.82 to 1.06) of what the slots allow.
+# Then the reference became a rate, as the flood's is: each CPU's hashes
+# over their time, the processes hashing side by side for 1.2 s (before:
+# 1 / the median of 7 hash times, with the slower process's last hashes
+# alone on the memory bus). `bench/login_latency.sh 30 48 8 12`, idle
+# machine: p50 0.632 of the single-thread time (other runs the same day:
+# 0.463, 0.477, 0.598); flood median 0.948 (12 rounds, 0.83 to 1.10; 0.964
+# against the median hash times). The server's CPU per login was 0.94 of a
+# bare hash's (median of the rounds), the client's own 0.6 ms per login.
 #
 # Usage: bench/login_latency.sh [LOGINS=40] [FLOOD=48] [PARALLEL=8] [ROUNDS=4]
 #   (FLOOD: logins per flood round)

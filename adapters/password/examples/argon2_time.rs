@@ -9,6 +9,13 @@
 //! ```
 //!
 //! Defaults: 15 hashes at FastAPI Users' (pwdlib's) m=65536, t=3, p=4.
+//!
+//! With `ARGON2_TIME_FOR_MS=D` in the environment, it hashes (after the
+//! warm-up) until `D` ms have passed rather than `N` times, and also prints
+//! `rate … /s`: the hashes done over the time the last one ended. Processes
+//! started together then hash side by side for the whole stretch, none of
+//! them alone at the end (which, sharing the memory bus with none, would be
+//! faster than any hash of a flood).
 //! Prints one line: `argon2id m=… t=… p=…: median … ms, mean … ms, min … ms`.
 //! The median suits a comparison with a median (a login's p50); the mean
 //! (all the hashes' time over their count) with a rate over a stretch of
@@ -36,24 +43,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     argon2
         .hash_password_into_with_memory(b"warm-up", b"saltsaltsaltsalt", &mut out, &mut memory)
         .map_err(|e| format!("hash: {e}"))?;
-    let mut times: Vec<Duration> = (0..rounds)
-        .map(|i| {
-            let start = Instant::now();
-            argon2
-                .hash_password_into_with_memory(
-                    format!("password {i}").as_bytes(),
-                    b"saltsaltsaltsalt",
-                    &mut out,
-                    &mut memory,
-                )
-                .map(|()| start.elapsed())
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("hash: {e}"))?;
+    let stretch = match std::env::var("ARGON2_TIME_FOR_MS") {
+        Ok(ms) => Some(Duration::from_millis(ms.parse()?)),
+        Err(_) => None,
+    };
+    let began = Instant::now();
+    let mut times: Vec<Duration> = Vec::new();
+    for i in 0.. {
+        let done = match stretch {
+            Some(stretch) => began.elapsed() >= stretch && !times.is_empty(),
+            None => i >= rounds,
+        };
+        if done {
+            break;
+        }
+        let start = Instant::now();
+        argon2
+            .hash_password_into_with_memory(
+                format!("password {i}").as_bytes(),
+                b"saltsaltsaltsalt",
+                &mut out,
+                &mut memory,
+            )
+            .map_err(|e| format!("hash: {e}"))?;
+        times.push(start.elapsed());
+    }
+    let rounds = times.len();
+    let rate = rounds as f64 / began.elapsed().as_secs_f64();
     times.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "argon2id m={m} t={t} p={p}: median {:.1} ms, mean {:.1} ms, min {:.1} ms ({rounds} hashes)",
+        "argon2id m={m} t={t} p={p}: median {:.1} ms, mean {:.1} ms, min {:.1} ms, \
+         rate {rate:.3} /s ({rounds} hashes)",
         ms(times[times.len() / 2]),
         ms(times.iter().sum::<Duration>()) / times.len() as f64,
         ms(times[0])
