@@ -67,7 +67,9 @@
 # Ratios 1M / 1k (medians; medians of the 6 paired rounds): SQLite me
 # 0.80 (0.84), by_id 0.81 (0.83), login 0.97 (1.01); PostgreSQL 1.11 (1.16),
 # 1.15 (1.17), 1.01 (1.01). A SQLite-only run just before (`… bench/scale.sh
-# "1000 1000000" sqlite`): me 0.85 (0.87), by_id 0.89 (0.88), login 0.99.
+# "1000 1000000" sqlite`): me 0.85 (0.87), by_id 0.89 (0.88), login 0.99;
+# one just after, `SCALE_ROUNDS=8 SCALE_SECONDS=4 … sqlite`: me 0.89
+# (0.87), by_id 0.95 (0.90), login 1.00 (30 -> 34 us, 40 -> 41 us).
 # The map made both sizes cheaper (by_id at 1k: 38 -> 31 us), so the
 # penalty of a random row at 1M, now +4 to +7 us, weighs as much as before.
 # Profiled (perf, me at 1M against 1k, both mapped), it is all in SQLite's

@@ -35,6 +35,10 @@
 #     with USERS=256: memory 0.69 / 0.70, SQLite 0.60 / 0.43, PostgreSQL
 #     0.41 / 0.32 (47.5 / 63.6 us). The floor itself moved between 83k and
 #     106k req/s from one measurement to the next (a shared host).
+#   then (SQLite's lookup reads its file through a memory map), idle
+#     machine: memory 0.70 / 0.78 (17.2 / 16.0 us), SQLite 0.58 / 0.45
+#     (23.8 / 33.0 us), PostgreSQL 0.54 / 0.32 (25.7 / 46.4 us), floor 103k
+#     to 108k req/s.
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
