@@ -24,7 +24,9 @@
 //! pool, runs on Tokio's blocking pool (`spawn_blocking`), never on the async
 //! executor — but one: a lookup by id (`UserRepository::get`, made by every
 //! authenticated request) on a file database runs on the calling thread, on
-//! that thread's own read-only connection with `busy_timeout = 0`, and falls
+//! that thread's own read-only connection with `busy_timeout = 0`, which
+//! reads the file through a memory map
+//! ([`SqliteStoreOptions::read_mmap_size`], 1 GiB by default), and falls
 //! back to the pool should SQLite answer anything but rows (a lock, I/O);
 //! WAL readers never wait for the writer, so it cannot stall the executor
 //! behind a write. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
