@@ -72,13 +72,15 @@ fn oauth_not_built() -> StartError {
 
 /// Assembles every use case over the adapters the configuration names.
 pub async fn build_service(config: &Config) -> Result<UserService, StartError> {
-    refuse_features_not_built(config)?;
     service_on(config, open_configured_store(config).await?).await
 }
 
 /// The store `DATABASE_URL` names, migrated, with the configured pool size
-/// and user fields; its failures counted when metrics are recorded.
+/// and user fields; its failures counted when metrics are recorded. A
+/// configuration this build cannot serve is refused first, before the
+/// store is touched.
 async fn open_configured_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    refuse_features_not_built(config)?;
     let store = open_store_with_fields(
         &config.database_url,
         config.database_max_connections,
@@ -216,7 +218,6 @@ pub async fn ensure_first_superuser(
 /// Everything `serve` does before listening: the service, with the first
 /// superuser in place.
 pub async fn prepare(config: &Config) -> Result<UserService, StartError> {
-    refuse_features_not_built(config)?;
     prepare_on(config, open_configured_store(config).await?).await
 }
 
@@ -274,7 +275,6 @@ fn access_token_lifetime(config: &Config) -> Duration {
 /// [`PURGE_INTERVAL`] ([`spawn_purge`]), until the server has stopped and
 /// let go of the store.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
-    refuse_features_not_built(&config)?;
     let store = open_configured_store(&config).await?;
     let service = prepare_on(&config, Arc::clone(&store)).await?;
     let server = serve(service, &config.api_prefix, listener)?;
