@@ -14,8 +14,9 @@
 //! goes through the pool on the blocking pool as every other call does,
 //! whose answer (or error) is the caller's.
 //!
-//! Nothing is cached but the connection: every read sees the database as it
-//! is (each autocommit `SELECT` is a new WAL read transaction).
+//! Nothing is cached but the connection and, beside it, where recently read
+//! rows lie ([`RowidHints`]): every read sees the database as it is (each
+//! autocommit `SELECT` is a new WAL read transaction).
 //!
 //! [`UserRepository::get`]: portcullis_domain::UserRepository::get
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
+use uuid::Uuid;
 
 use crate::connection::ConnectionSetup;
 
@@ -36,6 +38,90 @@ thread_local! {
 struct Reader {
     store: Weak<Target>,
     conn: SqliteConnection,
+    hints: RowidHints,
+}
+
+/// Where the rows this thread's reader found lie: each user id's `rowid`,
+/// for the most recent ones read (a fixed table of [`RowidHints::CAPACITY`]
+/// hints, 24 bytes each, its memory taken as it fills).
+///
+/// A hint is a guess, never an answer. The row is read again at each
+/// request, by its rowid **and** its id (`WHERE rowid = ? AND id = ?`), so a
+/// hint that is wrong (the user deleted, the rowid taken by another user, the
+/// table renumbered by `VACUUM`, another instance's writes) finds no row, and
+/// the read then looks the id up as before. What it saves is the descent of
+/// the id's index: at a million users, a random id's index leaf is not in
+/// the CPU's caches, and this search is most of what a lookup costs beyond
+/// a small table's.
+pub(crate) struct RowidHints {
+    /// `SETS` sets of `WAYS` hints, each `[id's high half, its low half,
+    /// rowid]`; all zeros is empty (the nil UUID is never hinted).
+    slots: Vec<[u64; 3]>,
+}
+
+impl RowidHints {
+    const WAYS: usize = 2;
+    const SET_BITS: u32 = 15;
+    /// How many hints a reader holds at most: 65,536 (1.5 MiB).
+    pub(crate) const CAPACITY: usize = Self::WAYS << Self::SET_BITS;
+
+    pub(crate) fn new() -> Self {
+        // Zeros: allocated, not written; a page of it is memory once a hint
+        // lands in it.
+        Self {
+            slots: vec![[0; 3]; Self::CAPACITY],
+        }
+    }
+
+    /// Which set holds the hints of the id whose halves are `hi` and `lo`
+    /// (a multiplicative hash of both: ids need not be random).
+    fn set_index(hi: u64, lo: u64) -> usize {
+        ((hi ^ lo).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::SET_BITS)) as usize
+    }
+
+    /// The set of `id`'s hints, and `id` as stored.
+    fn set(&mut self, id: &Uuid) -> Option<(&mut [[u64; 3]], [u64; 2])> {
+        let (hi, lo) = id.as_u64_pair();
+        if hi == 0 && lo == 0 {
+            return None;
+        }
+        let at = Self::set_index(hi, lo);
+        Some((
+            &mut self.slots[at * Self::WAYS..(at + 1) * Self::WAYS],
+            [hi, lo],
+        ))
+    }
+
+    /// Where `id`'s row was last found, if this reader remembers it.
+    pub(crate) fn get(&mut self, id: &Uuid) -> Option<i64> {
+        let (set, key) = self.set(id)?;
+        set.iter()
+            .find(|slot| slot[..2] == key)
+            .map(|slot| slot[2] as i64)
+    }
+
+    /// `id`'s row is at `rowid`: the newest hint of its set, the oldest
+    /// other one forgotten.
+    pub(crate) fn put(&mut self, id: &Uuid, rowid: i64) {
+        let Some((set, [hi, lo])) = self.set(id) else {
+            return;
+        };
+        let at = set
+            .iter()
+            .position(|slot| slot[..2] == [hi, lo])
+            .unwrap_or(set.len() - 1);
+        set[..=at].rotate_right(1);
+        set[0] = [hi, lo, rowid as u64];
+    }
+
+    /// `id`'s hint was wrong: forgets it.
+    pub(crate) fn forget(&mut self, id: &Uuid) {
+        if let Some((set, key)) = self.set(id) {
+            for slot in set.iter_mut().filter(|slot| slot[..2] == key) {
+                *slot = [0; 3];
+            }
+        }
+    }
 }
 
 /// What a reading connection opens, and the one fields expression it reads
@@ -77,13 +163,13 @@ impl InlineReads {
         Self::new(self.target.path.clone(), fields_json, self.target.mmap_size)
     }
 
-    /// `read` on this thread's connection, given the fields expression to
-    /// select; `None` when there is none to be had (it could not be opened,
+    /// `read` on this thread's connection, given its rowid hints and the
+    /// fields expression to select; `None` when there is none to be had (it could not be opened,
     /// or this thread is inside another read) or `read` failed: the caller
     /// then reads through the pool.
     pub(crate) fn run<T>(
         &self,
-        read: impl FnOnce(&mut SqliteConnection, &Arc<str>) -> diesel::QueryResult<T>,
+        read: impl FnOnce(&mut SqliteConnection, &mut RowidHints, &Arc<str>) -> diesel::QueryResult<T>,
     ) -> Option<T> {
         READERS
             .try_with(|readers| {
@@ -99,11 +185,17 @@ impl InlineReads {
                         readers.push(Reader {
                             store: Arc::downgrade(&self.target),
                             conn: self.open()?,
+                            hints: RowidHints::new(),
                         });
                         readers.len() - 1
                     }
                 };
-                match read(&mut readers[at].conn, &self.target.fields_json) {
+                let reader = &mut readers[at];
+                match read(
+                    &mut reader.conn,
+                    &mut reader.hints,
+                    &self.target.fields_json,
+                ) {
                     Ok(value) => Some(value),
                     Err(_) => {
                         // Whatever state it is in stays out.
@@ -129,5 +221,67 @@ impl InlineReads {
         ))
         .ok()?;
         Some(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` ids whose hints share one set.
+    fn colliding(count: usize) -> Vec<Uuid> {
+        let set = RowidHints::set_index(0, 1);
+        (1u128..)
+            .map(Uuid::from_u128)
+            .filter(|id| {
+                let (hi, lo) = id.as_u64_pair();
+                RowidHints::set_index(hi, lo) == set
+            })
+            .take(count)
+            .collect()
+    }
+
+    #[test]
+    fn a_hint_is_kept_updated_and_forgotten() {
+        let mut hints = RowidHints::new();
+        let ann = Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
+        let bob = Uuid::from_u128(0x7c9e_6679_7425_40de_944b_e07f_c1f9_0ae7);
+        assert_eq!(hints.get(&ann), None);
+        hints.put(&ann, 42);
+        hints.put(&bob, -7);
+        assert_eq!((hints.get(&ann), hints.get(&bob)), (Some(42), Some(-7)));
+        hints.put(&ann, 43);
+        assert_eq!(hints.get(&ann), Some(43));
+        hints.forget(&ann);
+        assert_eq!((hints.get(&ann), hints.get(&bob)), (None, Some(-7)));
+    }
+
+    #[test]
+    fn the_nil_id_is_never_hinted() {
+        let mut hints = RowidHints::new();
+        // An empty slot is all zeros: it must not read as the nil id at 0.
+        assert_eq!(hints.get(&Uuid::nil()), None);
+        hints.put(&Uuid::nil(), 5);
+        assert_eq!(hints.get(&Uuid::nil()), None);
+    }
+
+    #[test]
+    fn a_full_set_forgets_its_least_recently_put_hint() {
+        let mut hints = RowidHints::new();
+        let ids = colliding(3);
+        hints.put(&ids[0], 1);
+        hints.put(&ids[1], 2);
+        // Put again: the newest of the set, so ids[1] is now the oldest.
+        hints.put(&ids[0], 10);
+        hints.put(&ids[2], 3);
+        assert_eq!(
+            ids.iter().map(|id| hints.get(id)).collect::<Vec<_>>(),
+            [Some(10), None, Some(3)]
+        );
+        // The other sets were not touched.
+        assert_eq!(
+            hints.slots.iter().filter(|slot| **slot != [0; 3]).count(),
+            RowidHints::WAYS
+        );
     }
 }

@@ -26,7 +26,10 @@
 //! authenticated request) on a file database runs on the calling thread, on
 //! that thread's own read-only connection with `busy_timeout = 0`, which
 //! reads the file through a memory map
-//! ([`SqliteStoreOptions::read_mmap_size`], 1 GiB by default), and falls
+//! ([`SqliteStoreOptions::read_mmap_size`], 1 GiB by default) and, for an
+//! id it has read before, goes first to the row's last `rowid`
+//! (`WHERE rowid = ? AND id = ?`, skipping the id's index; a stale hint finds
+//! nothing and the index answers), and falls
 //! back to the pool should SQLite answer anything but rows (a lock, I/O);
 //! WAL readers never wait for the writer, so it cannot stall the executor
 //! behind a write. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by

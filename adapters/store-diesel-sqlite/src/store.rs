@@ -381,7 +381,7 @@ where
 /// to look them up — on any other connection that would run another
 /// store's SQL.
 #[derive(Debug, Clone)]
-pub(crate) struct FieldsJsonOf<const FIXED: bool>(Arc<str>);
+pub(crate) struct FieldsJsonOf<const FIXED: bool>(pub(crate) Arc<str>);
 
 /// [`FieldsJsonOf`] for any connection.
 pub(crate) type FieldsJson = FieldsJsonOf<false>;
@@ -415,6 +415,76 @@ impl<GB, const FIXED: bool> diesel::expression::ValidGrouping<GB> for FieldsJson
 
 /// A row and its extra fields' JSON object.
 type RowWithFields = (SqliteUserRow, String);
+
+/// SQLite's `rowid` of a `user` row: its key in the table's own B-tree
+/// (FastAPI Users' `user` table has no `INTEGER PRIMARY KEY`; its `id` is
+/// found through the index `sqlite_autoindex_user_1`, then the row by
+/// rowid). See [`RowidHints`](crate::inline_read::RowidHints).
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+pub(crate) struct Rowid;
+
+impl diesel::expression::Expression for Rowid {
+    type SqlType = BigInt;
+}
+
+impl diesel::query_builder::QueryFragment<Sqlite> for Rowid {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql("`user`.rowid");
+        Ok(())
+    }
+}
+
+impl diesel::expression::SelectableExpression<users::table> for Rowid {}
+
+impl diesel::expression::AppearsOnTable<users::table> for Rowid {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for Rowid {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+/// The rowid and row of the user whose id is `key` (the id's index, then
+/// the table), with `fields`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn by_id<const FIXED: bool>(
+    key: String,
+    fields: FieldsJsonOf<FIXED>,
+) -> diesel::dsl::Select<
+    diesel::dsl::Find<users::table, String>,
+    (
+        Rowid,
+        diesel::dsl::AsSelect<SqliteUserRow, Sqlite>,
+        FieldsJsonOf<FIXED>,
+    ),
+> {
+    users::table
+        .find(key)
+        .select((Rowid, SqliteUserRow::as_select(), fields))
+}
+
+/// The user whose id is `key` if its row is at `rowid` (the table's B-tree
+/// alone), with `fields`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn by_rowid_and_id<const FIXED: bool>(
+    rowid: i64,
+    key: String,
+    fields: FieldsJsonOf<FIXED>,
+) -> diesel::dsl::Select<
+    diesel::dsl::Filter<
+        users::table,
+        diesel::dsl::And<diesel::dsl::Eq<Rowid, i64>, diesel::dsl::Eq<users::id, String>>,
+    >,
+    (
+        diesel::dsl::AsSelect<SqliteUserRow, Sqlite>,
+        FieldsJsonOf<FIXED>,
+    ),
+> {
+    users::table
+        .filter(Rowid.eq(rowid).and(users::id.eq(key)))
+        .select((SqliteUserRow::as_select(), fields))
+}
 
 /// The row whose address is the same account as `email`, with its fields
 /// (`fields`: [`Fields::select`]).
@@ -580,24 +650,40 @@ impl UserRepository for SqliteUserStore {
     /// through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let key = id.to_string();
-        fn find<const FIXED: bool>(
-            fields: FieldsJsonOf<FIXED>,
-            key: String,
-        ) -> impl FnOnce(&mut SqliteConnection) -> QueryResult<Option<RowWithFields>> {
-            move |conn| {
-                users::table
-                    .find(key)
-                    .select((SqliteUserRow::as_select(), fields))
-                    .first::<RowWithFields>(conn)
-                    .optional()
-            }
-        }
         let inline = self.inline_reads.as_ref().and_then(|reads| {
-            reads.run(|conn, json| find(FieldsJsonOf::<true>(json.clone()), key.clone())(conn))
+            reads.run(|conn, hints, json| {
+                let fields = FieldsJsonOf::<true>(json.clone());
+                let uuid = id.as_uuid();
+                if let Some(rowid) = hints.get(uuid) {
+                    let hinted = by_rowid_and_id(rowid, key.clone(), fields.clone())
+                        .first::<RowWithFields>(conn)
+                        .optional()?;
+                    if hinted.is_some() {
+                        return Ok(hinted);
+                    }
+                    hints.forget(uuid);
+                }
+                let found = by_id(key.clone(), fields)
+                    .first::<(i64, SqliteUserRow, String)>(conn)
+                    .optional()?;
+                Ok(found.map(|(rowid, row, fields)| {
+                    hints.put(uuid, rowid);
+                    (row, fields)
+                }))
+            })
         });
         let row = match inline {
             Some(row) => row,
-            None => self.with_conn(find(self.fields.select(), key)).await?,
+            None => {
+                let fields = self.fields.select();
+                self.with_conn(move |conn| {
+                    by_id(key, fields)
+                        .first::<(i64, SqliteUserRow, String)>(conn)
+                        .optional()
+                })
+                .await?
+                .map(|(_, row, fields)| (row, fields))
+            }
         };
         Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }

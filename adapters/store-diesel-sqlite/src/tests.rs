@@ -265,7 +265,7 @@ fn reader_pragmas(store: &SqliteUserStore) -> [String; 4] {
         .as_ref()
         .expect("a file has inline reads");
     reads
-        .run(|conn, _| {
+        .run(|conn, _, _| {
             Ok([
                 text(
                     conn,
@@ -799,11 +799,102 @@ fn session_count_and_user_statements_use_an_index() {
         assert!(p.contains(index), "{sql}: {p}");
         assert!(!p.contains("SCAN"), "{sql}: {p}");
     }
-    let by_id = users::table
-        .find("0f8fad5b-d9cb-469f-a165-70867728950e".to_owned())
-        .select(SqliteUserRow::as_select());
-    let p = plan(&mut conn, by_id);
+    let key = || "0f8fad5b-d9cb-469f-a165-70867728950e".to_owned();
+    let fields = || crate::store::FieldsJsonOf::<true>("'{}'".into());
+    let p = plan(&mut conn, crate::store::by_id(key(), fields()));
     assert!(p.contains("INDEX sqlite_autoindex_user_1 (id=?)"), "{p}");
+    // With a rowid hint: the table's own B-tree, no index.
+    let p = plan(&mut conn, crate::store::by_rowid_and_id(7, key(), fields()));
+    assert_eq!(p, "SEARCH user USING INTEGER PRIMARY KEY (rowid=?)");
+}
+
+/// The rowid of the user whose id is `id`, read on a connection of its own.
+fn rowid_of(db: &TempDb, id: &portcullis_domain::UserId) -> Option<i64> {
+    use crate::store::Rowid;
+    users::table
+        .filter(users::id.eq(id.to_string()))
+        .select(Rowid)
+        .first(&mut db.raw())
+        .optional()
+        .unwrap()
+}
+
+/// This thread's reader's hint for `id`.
+fn hint_of(store: &SqliteUserStore, id: &portcullis_domain::UserId) -> Option<i64> {
+    let reads = store
+        .inline_reads
+        .as_ref()
+        .expect("a file has inline reads");
+    reads
+        .run(|_, hints, _| Ok(hints.get(id.as_uuid())))
+        .expect("this thread's reader")
+}
+
+/// Issue 16: a lookup by id remembers where the row was and goes there
+/// first next time, by rowid and id both, so a hint gone wrong (the row
+/// deleted, its rowid taken by another user, the user deleted and made
+/// again) finds nothing and the id's index answers as before; a row read
+/// through a hint is the row as it is now.
+#[tokio::test]
+async fn a_lookup_by_id_goes_first_where_the_row_was_and_checks_the_id() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let user = |name: &str| {
+        User::new(
+            EmailAddress::parse(&format!("{name}@example.com")).unwrap(),
+            "$argon2id$…".into(),
+        )
+    };
+    let (ann, bob, cid) = (user("ann"), user("bob"), user("cid"));
+    for u in [&ann, &bob, &cid] {
+        store.create(u.clone()).await.unwrap();
+    }
+    // Current-thread runtime: every read below is this thread's reader's.
+    assert_eq!(store.get(bob.id).await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.get(cid.id).await.unwrap(), Some(cid.clone()));
+    let cid_rowid = rowid_of(&db, &cid.id).unwrap();
+    assert_eq!(hint_of(&store, &bob.id), rowid_of(&db, &bob.id));
+    assert_eq!(hint_of(&store, &cid.id), Some(cid_rowid));
+    assert_eq!(hint_of(&store, &ann.id), None);
+
+    // Read through the hint: what the row holds now.
+    let patch = UserPatch {
+        is_active: Some(false),
+        ..UserPatch::default()
+    };
+    let bob = store.patch(bob.id, patch).await.unwrap();
+    assert!(!bob.is_active);
+    assert_eq!(store.get(bob.id).await.unwrap(), Some(bob.clone()));
+
+    // Cid's rowid (the table's highest) goes to the next user made: the
+    // hint now points at Dee's row.
+    store.delete(cid.id).await.unwrap();
+    let dee = user("dee");
+    store.create(dee.clone()).await.unwrap();
+    assert_eq!(
+        rowid_of(&db, &dee.id),
+        Some(cid_rowid),
+        "the rowid was taken again"
+    );
+    assert_eq!(hint_of(&store, &cid.id), Some(cid_rowid));
+    assert_eq!(store.get(cid.id).await.unwrap(), None);
+    assert_eq!(hint_of(&store, &cid.id), None, "a wrong hint is forgotten");
+    assert_eq!(store.get(dee.id).await.unwrap(), Some(dee.clone()));
+    assert_eq!(hint_of(&store, &dee.id), Some(cid_rowid));
+
+    // Bob deleted and made again with his id: another rowid.
+    let bob_rowid = hint_of(&store, &bob.id).unwrap();
+    store.delete(bob.id).await.unwrap();
+    let again = User {
+        is_active: true,
+        ..bob.clone()
+    };
+    store.create(again.clone()).await.unwrap();
+    let moved = rowid_of(&db, &bob.id).unwrap();
+    assert_ne!(moved, bob_rowid, "the row moved");
+    assert_eq!(store.get(bob.id).await.unwrap(), Some(again));
+    assert_eq!(hint_of(&store, &bob.id), Some(moved));
 }
 
 #[test]
