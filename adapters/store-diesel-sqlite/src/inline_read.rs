@@ -78,23 +78,24 @@ impl RowidHints {
         ((hi ^ lo).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::SET_BITS)) as usize
     }
 
+    /// Where the set of `id`'s hints starts in `slots`, and `id` as stored;
+    /// `None` for the nil id.
+    fn locate(id: &Uuid) -> Option<(usize, [u64; 2])> {
+        let (hi, lo) = id.as_u64_pair();
+        (hi != 0 || lo != 0).then(|| (Self::set_index(hi, lo) * Self::WAYS, [hi, lo]))
+    }
+
     /// The set of `id`'s hints, and `id` as stored.
     fn set(&mut self, id: &Uuid) -> Option<(&mut [[u64; 3]], [u64; 2])> {
-        let (hi, lo) = id.as_u64_pair();
-        if hi == 0 && lo == 0 {
-            return None;
-        }
-        let at = Self::set_index(hi, lo);
-        Some((
-            &mut self.slots[at * Self::WAYS..(at + 1) * Self::WAYS],
-            [hi, lo],
-        ))
+        let (at, key) = Self::locate(id)?;
+        Some((&mut self.slots[at..at + Self::WAYS], key))
     }
 
     /// Where `id`'s row was last found, if this reader remembers it.
-    pub(crate) fn get(&mut self, id: &Uuid) -> Option<i64> {
-        let (set, key) = self.set(id)?;
-        set.iter()
+    pub(crate) fn get(&self, id: &Uuid) -> Option<i64> {
+        let (at, key) = Self::locate(id)?;
+        self.slots[at..at + Self::WAYS]
+            .iter()
             .find(|slot| slot[..2] == key)
             .map(|slot| slot[2] as i64)
     }
@@ -163,9 +164,9 @@ impl InlineReads {
     }
 
     /// `read` on this thread's connection, given its rowid hints and the
-    /// fields expression to select; `None` when there is none to be had (it could not be opened,
-    /// or this thread is inside another read) or `read` failed: the caller
-    /// then reads through the pool.
+    /// fields expression to select; `None` when there is none to be had (it
+    /// could not be opened, or this thread is inside another read) or `read`
+    /// failed: the caller then reads through the pool.
     pub(crate) fn run<T>(
         &self,
         read: impl FnOnce(&mut SqliteConnection, &mut RowidHints, &Arc<str>) -> diesel::QueryResult<T>,

@@ -259,33 +259,40 @@ fn mmap_size(conn: &mut SqliteConnection) -> String {
     row.mmap_size.to_string()
 }
 
-fn reader_pragmas(store: &SqliteUserStore) -> [String; 4] {
-    let reads = store
+/// `read` on this thread's reader of `store`, given its rowid hints.
+fn on_reader<T>(
+    store: &SqliteUserStore,
+    read: impl FnOnce(&mut SqliteConnection, &mut crate::inline_read::RowidHints) -> T,
+) -> T {
+    store
         .inline_reads
         .as_ref()
-        .expect("a file has inline reads");
-    reads
-        .run(|conn, _, _| {
-            Ok([
-                text(
-                    conn,
-                    "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout",
-                )[0]
-                .clone(),
-                text(
-                    conn,
-                    "SELECT CAST(query_only AS TEXT) AS v FROM pragma_query_only",
-                )[0]
-                .clone(),
-                mmap_size(conn),
-                text(
-                    conn,
-                    "SELECT CAST(journal_mode AS TEXT) AS v FROM pragma_journal_mode",
-                )[0]
-                .clone(),
-            ])
-        })
+        .expect("a file has inline reads")
+        .run(|conn, hints, _| Ok(read(conn, hints)))
         .expect("this thread's reader")
+}
+
+fn reader_pragmas(store: &SqliteUserStore) -> [String; 4] {
+    on_reader(store, |conn, _| {
+        [
+            text(
+                conn,
+                "SELECT CAST(timeout AS TEXT) AS v FROM pragma_busy_timeout",
+            )[0]
+            .clone(),
+            text(
+                conn,
+                "SELECT CAST(query_only AS TEXT) AS v FROM pragma_query_only",
+            )[0]
+            .clone(),
+            mmap_size(conn),
+            text(
+                conn,
+                "SELECT CAST(journal_mode AS TEXT) AS v FROM pragma_journal_mode",
+            )[0]
+            .clone(),
+        ]
+    })
 }
 
 /// The thread's own reading connection never waits, never writes, and maps
@@ -821,13 +828,7 @@ fn rowid_of(db: &TempDb, id: &portcullis_domain::UserId) -> Option<i64> {
 
 /// This thread's reader's hint for `id`.
 fn hint_of(store: &SqliteUserStore, id: &portcullis_domain::UserId) -> Option<i64> {
-    let reads = store
-        .inline_reads
-        .as_ref()
-        .expect("a file has inline reads");
-    reads
-        .run(|_, hints, _| Ok(hints.get(id.as_uuid())))
-        .expect("this thread's reader")
+    on_reader(store, |_, hints| hints.get(id.as_uuid()))
 }
 
 /// Issue 16: a lookup by id remembers where the row was and goes there
