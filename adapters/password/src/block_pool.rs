@@ -58,7 +58,7 @@ pub(crate) struct BlockPool {
     blocks: usize,
     capacity: usize,
     keep_idle: Duration,
-    lanes: LanePool,
+    lanes: Arc<LanePool>,
     /// This pool, for the thread that frees idle buffers (which must not
     /// keep a dropped pool alive).
     me: Weak<BlockPool>,
@@ -86,21 +86,32 @@ struct IdleBuffer {
 type Buffer = Vec<Block>;
 
 impl BlockPool {
-    /// A pool lending buffers of `blocks` blocks, at most `capacity` of them,
-    /// each freed after [`KEEP_IDLE`] unborrowed; its jobs run on a
-    /// [`LanePool`] of `capacity` threads. Nothing is allocated, and no
-    /// thread started, until a job needs it.
-    pub(crate) fn new(blocks: usize, capacity: usize) -> Arc<Self> {
-        Self::with_keep_idle(blocks, capacity, KEEP_IDLE)
+    /// A pool lending buffers of `blocks` blocks, at most one per thread of
+    /// `lanes` (one per job that may run at once), each freed after
+    /// [`KEEP_IDLE`] unborrowed; its jobs' lanes run on `lanes`. Nothing is
+    /// allocated until a job needs it.
+    pub(crate) fn on_lanes(blocks: usize, lanes: Arc<LanePool>) -> Arc<Self> {
+        Self::with_keep_idle(blocks, lanes, KEEP_IDLE)
     }
 
-    /// [`BlockPool::new`] with buffers freed after `keep_idle` unborrowed.
-    pub(crate) fn with_keep_idle(blocks: usize, capacity: usize, keep_idle: Duration) -> Arc<Self> {
+    /// [`BlockPool::on_lanes`] on a [`LanePool`] of its own, of `capacity`
+    /// threads (none started until a job needs them).
+    #[cfg(test)]
+    pub(crate) fn new(blocks: usize, capacity: usize) -> Arc<Self> {
+        Self::on_lanes(blocks, Arc::new(LanePool::new(capacity)))
+    }
+
+    /// [`BlockPool::on_lanes`] with buffers freed after `keep_idle` unborrowed.
+    pub(crate) fn with_keep_idle(
+        blocks: usize,
+        lanes: Arc<LanePool>,
+        keep_idle: Duration,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             blocks,
-            capacity,
+            capacity: lanes.threads(),
             keep_idle,
-            lanes: LanePool::new(capacity),
+            lanes,
             me: me.clone(),
             state: Mutex::default(),
         })
@@ -214,6 +225,7 @@ impl BlockPool {
     }
 
     /// The threads the computations run on.
+    #[cfg(test)]
     pub(crate) fn lanes(&self) -> &LanePool {
         &self.lanes
     }
@@ -533,7 +545,11 @@ mod tests {
     fn a_thread_frees_idle_buffers_by_itself_once_they_are_due() {
         let argon2 = argon2(64, 1);
         let keep_idle = Duration::from_millis(20);
-        let pool = BlockPool::with_keep_idle(argon2.params().block_count(), 2, keep_idle);
+        let pool = BlockPool::with_keep_idle(
+            argon2.params().block_count(),
+            Arc::new(LanePool::new(2)),
+            keep_idle,
+        );
         for round in 0..2 {
             pooled(&pool, &argon2, b"pw");
             assert!(

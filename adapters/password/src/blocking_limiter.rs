@@ -1,7 +1,8 @@
-//! Runs CPU-heavy jobs on Tokio's blocking pool, at most `limit` at a time,
-//! with a bounded queue in front.
+//! Runs CPU-heavy jobs on the hashing threads (a [`LanePool`] of `limit`
+//! threads), at most `limit` at a time, with a bounded queue in front.
 //!
-//! The async executor never computes a hash itself, and a flood of logins
+//! The async executor never computes a hash itself, nor blocks a thread
+//! waiting for one, and a flood of logins
 //! queues on a fair semaphore instead of starting one argon2 job per request.
 //! At most `limit` jobs run, so the argon2 memory they reuse
 //! ([`BlockPool`](crate::block_pool::BlockPool), one buffer per permit) stays
@@ -23,6 +24,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+
+use crate::lanes::{LanePool, Lost};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use portcullis_domain::HashError;
@@ -36,14 +39,16 @@ const QUEUE_LENGTH: &str = "portcullis_hashing_queue_length";
 /// Counter (label `reason`): requests refused rather than served.
 const SHED: &str = "portcullis_requests_shed_total";
 
-/// A bounded gate in front of `spawn_blocking`. Clones share the bound and
-/// the queue.
+/// A bounded gate in front of the hashing threads. Clones share the bound,
+/// the queue and the threads.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockingLimiter {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// One thread per permit, where the jobs run.
+    lanes: Arc<LanePool>,
     queue: Arc<Queue>,
-    /// Jobs started on the blocking pool since the limiter was made.
+    /// Jobs started since the limiter was made.
     started: Arc<AtomicU64>,
     #[cfg(test)]
     pub(crate) probe: Arc<probe::Probe>,
@@ -105,8 +110,9 @@ impl Drop for Slot {
 }
 
 impl BlockingLimiter {
-    /// At most `limit` jobs at once; at most `queue_max` callers waiting for
-    /// one of them, each for at most `queue_timeout`.
+    /// At most `limit` jobs at once, on as many threads (started at the
+    /// first job, or [`LanePool::start`]); at most `queue_max` callers
+    /// waiting for one of them, each for at most `queue_timeout`.
     pub(crate) fn new(limit: NonZeroUsize, queue_max: usize, queue_timeout: Duration) -> Self {
         let limit = limit.get().min(Semaphore::MAX_PERMITS);
         #[allow(clippy::cast_precision_loss)] // a count of cores
@@ -117,6 +123,7 @@ impl BlockingLimiter {
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            lanes: Arc::new(LanePool::new(limit)),
             queue: Arc::new(Queue {
                 waiting: AtomicUsize::new(0),
                 max: queue_max,
@@ -138,7 +145,12 @@ impl BlockingLimiter {
         self.limit.saturating_sub(self.permits.available_permits())
     }
 
-    /// Jobs started on the blocking pool so far.
+    /// The threads the jobs run on (argon2's lanes use them too).
+    pub(crate) fn lanes(&self) -> &Arc<LanePool> {
+        &self.lanes
+    }
+
+    /// Jobs started so far.
     pub(crate) fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
     }
@@ -155,7 +167,7 @@ impl BlockingLimiter {
     }
 
     /// Takes a free slot, or waits for one in the queue, then runs `job` on
-    /// the blocking pool.
+    /// one of the hashing threads ([`LanePool::spawn`]).
     ///
     /// The permit moves into the job and is released when the job ends, not
     /// when the caller stops waiting: a cancelled request cannot free a slot
@@ -186,8 +198,8 @@ impl BlockingLimiter {
         let started = Arc::clone(&self.started);
         #[cfg(test)]
         let probe = Arc::clone(&self.probe);
-        runtime
-            .spawn_blocking(move || {
+        self.lanes
+            .spawn(&runtime, move || {
                 let _slot = slot;
                 started.fetch_add(1, Ordering::Relaxed);
                 #[cfg(test)]
@@ -195,12 +207,9 @@ impl BlockingLimiter {
                 job()
             })
             .await
-            .map_err(|error| {
-                if error.is_panic() {
-                    failed("a password hashing job panicked")
-                } else {
-                    failed("a password hashing job was cancelled")
-                }
+            .map_err(|lost| match lost {
+                Lost::Panicked => failed("a password hashing job panicked"),
+                Lost::Cancelled => failed("a password hashing job was cancelled"),
             })
     }
 
@@ -225,7 +234,7 @@ impl BlockingLimiter {
     }
 }
 
-/// Test instrumentation: counts jobs running on the blocking pool, and can
+/// Test instrumentation: counts jobs running on the hashing threads, and can
 /// hold them there.
 #[cfg(test)]
 pub(crate) mod probe {
@@ -245,7 +254,7 @@ pub(crate) mod probe {
 
     impl Probe {
         /// Counts a job that starts; while [`Probe::hold`] is in force, waits
-        /// on this (blocking-pool) thread until it is released.
+        /// on this (hashing) thread until it is released.
         pub(crate) fn enter(&self) -> InFlight<'_> {
             self.started.fetch_add(1, Ordering::SeqCst);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -273,7 +282,7 @@ pub(crate) mod probe {
             self.in_flight.load(Ordering::SeqCst)
         }
 
-        /// Jobs started on the blocking pool so far.
+        /// Jobs started so far.
         pub(crate) fn started(&self) -> usize {
             self.started.load(Ordering::SeqCst)
         }
@@ -382,6 +391,24 @@ mod tests {
             "peak concurrency must reach, not pass, the limit"
         );
         assert_eq!(limiter.available(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn jobs_run_on_the_hashing_threads_not_on_tokio_blocking_pool() {
+        let limiter = limiter(2);
+        for _ in 0..4 {
+            let name = limiter
+                .run(|| std::thread::current().name().map(str::to_owned))
+                .await
+                .expect("ran");
+            assert!(
+                name.as_deref()
+                    .is_some_and(|n| n.starts_with("password-hash-")),
+                "{name:?}"
+            );
+        }
+        assert!(limiter.lanes().started());
+        assert_eq!(limiter.lanes().threads(), 2, "one thread per slot");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -1,24 +1,41 @@
-//! The threads argon2's lanes run on.
+//! The threads password hashing runs on.
+//!
+//! Every hashing job (argon2, PBKDF2, bcrypt) runs on this pool, started by
+//! [`LanePool::spawn`]: the caller's task awaits the outcome without holding
+//! a thread, and no thread of Tokio's blocking pool is involved. The pool's
+//! threads live as long as the hasher, so a login flood after a quiet spell
+//! starts no thread (Tokio's blocking threads end after 10 s idle, and each
+//! new one touches a fresh stack).
 //!
 //! An argon2 hash with `p` lanes fills each of its 4 × `t` slices lane by
 //! lane, and the lanes of one slice are independent: with the `argon2`
 //! crate's `parallel` feature they are computed as a rayon parallel
-//! iterator. Run inside [`LanePool::run`], that iterator uses this pool —
-//! one thread per hashing slot, so hashing never keeps more threads busy
-//! than there are slots — instead of rayon's global pool.
+//! iterator. Run inside this pool (a job started by [`LanePool::spawn`], or
+//! [`LanePool::run`]), that iterator uses the pool — one thread per hashing
+//! slot, so hashing never keeps more threads busy than there are slots —
+//! instead of rayon's global pool.
 //!
 //! At light load the lanes of the one running hash spread over the idle
 //! threads. Under a flood every slot's job occupies one thread, computing its
 //! own lanes one after the other, as without the feature: the throughput
-//! stays what the slots allow. The job that holds the slot waits on its
-//! blocking-pool thread meanwhile, using no CPU.
+//! stays what the slots allow.
 //!
-//! The pool is built at the first argon2 job, not before (a hasher that
-//! only ever checks PBKDF2 or bcrypt hashes starts no thread), and its
-//! threads end when the hasher is dropped.
+//! The pool is built at the first job (or [`LanePool::start`]), not before,
+//! and its threads end when the hasher is dropped.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
+
+/// Why a job started by [`LanePool::spawn`] gave no outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// The job panicked (the pool's thread survives).
+    Panicked,
+    /// The job was dropped before it ended: only on the fallback to Tokio's
+    /// blocking pool, when the runtime shuts down.
+    Cancelled,
+}
 
 /// A rayon thread pool of `threads` threads, built on first use.
 pub(crate) struct LanePool {
@@ -36,7 +53,9 @@ impl LanePool {
     }
 
     /// Runs `job` on one of the pool's threads, waiting for it: the rayon
-    /// parallel iterators inside it (argon2's lanes) use this pool. If the
+    /// parallel iterators inside it (argon2's lanes) use this pool. Called
+    /// on one of the pool's threads (from a job of [`LanePool::spawn`]),
+    /// `job` runs right there. If the
     /// threads cannot be started (the process is out of threads), `job`
     /// runs here, on the caller's thread, and the lanes on rayon's global
     /// pool.
@@ -44,6 +63,44 @@ impl LanePool {
         match self.pool() {
             Some(pool) => pool.install(job),
             None => job(),
+        }
+    }
+
+    /// Runs `job` on one of the pool's threads; the returned future waits
+    /// for its outcome without blocking the thread that polls it. Dropping
+    /// the future does not stop a job that started: it runs to its end (and
+    /// drops whatever it owns there). A panic in `job` is caught and comes
+    /// back as [`Lost::Panicked`].
+    ///
+    /// If the threads cannot be started (the process is out of threads),
+    /// `job` runs on `runtime`'s blocking pool instead.
+    pub(crate) async fn spawn<R: Send + 'static>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        job: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, Lost> {
+        let Some(pool) = self.pool() else {
+            return runtime.spawn_blocking(job).await.map_err(|error| {
+                if error.is_panic() {
+                    Lost::Panicked
+                } else {
+                    Lost::Cancelled
+                }
+            });
+        };
+        let (sender, outcome) = tokio::sync::oneshot::channel();
+        pool.spawn(move || {
+            // Caught here: rayon aborts the process on a panic that leaves
+            // a spawned job. Nobody may be waiting any more (the caller went
+            // away): the outcome is then dropped.
+            let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(job)));
+        });
+        match outcome.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_panic)) => Err(Lost::Panicked),
+            // The job was dropped unrun: rayon runs every spawned job, so
+            // only if that ever changed.
+            Err(_dropped) => Err(Lost::Cancelled),
         }
     }
 
@@ -58,7 +115,7 @@ impl LanePool {
             .get_or_init(|| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(self.threads)
-                    .thread_name(|i| format!("argon2-lane-{i}"))
+                    .thread_name(|i| format!("password-hash-{i}"))
                     .build()
                     .inspect_err(|error| {
                         tracing::warn!(%error, "no threads for argon2's lanes; hashing on the caller's");
@@ -69,7 +126,6 @@ impl LanePool {
     }
 
     /// Threads the pool has (or will have).
-    #[cfg(test)]
     pub(crate) fn threads(&self) -> usize {
         self.threads
     }
@@ -127,9 +183,88 @@ mod tests {
         assert!(
             names.iter().all(|name| name
                 .as_deref()
-                .is_some_and(|n| n.starts_with("argon2-lane-"))),
+                .is_some_and(|n| n.starts_with("password-hash-"))),
             "{names:?}"
         );
+    }
+
+    fn thread_name() -> Option<String> {
+        std::thread::current().name().map(str::to_owned)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_spawned_job_runs_on_a_pool_thread_and_its_lanes_there_too() {
+        let lanes = LanePool::new(2);
+        let runtime = tokio::runtime::Handle::current();
+        let (job, lane_threads) = lanes
+            .spawn(&runtime, || {
+                let lane_threads: HashSet<_> = (0..64)
+                    .into_par_iter()
+                    .map(|_| thread_name())
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect();
+                (thread_name(), lane_threads)
+            })
+            .await
+            .expect("outcome");
+        assert!(lanes.started());
+        // Not this (runtime) thread, nor a thread of Tokio's blocking pool.
+        assert!(
+            job.as_deref()
+                .is_some_and(|n| n.starts_with("password-hash-")),
+            "{job:?}"
+        );
+        assert!(
+            lane_threads.iter().all(|n| n
+                .as_deref()
+                .is_some_and(|n| n.starts_with("password-hash-"))),
+            "{lane_threads:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_spawned_job_is_lost_and_the_pool_goes_on() {
+        let lanes = LanePool::new(1);
+        let runtime = tokio::runtime::Handle::current();
+        let lost = lanes.spawn(&runtime, || -> u8 { panic!("boom") }).await;
+        assert_eq!(lost, Err(Lost::Panicked));
+        // Its one thread survived the panic (rayon would abort the process
+        // on an uncaught one).
+        assert_eq!(lanes.spawn(&runtime, || 7).await, Ok(7));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_job_whose_caller_went_away_still_runs_to_its_end() {
+        let lanes = LanePool::new(1);
+        let runtime = tokio::runtime::Handle::current();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (done, finished) = std::sync::mpsc::channel();
+        let caller = lanes.spawn(&runtime, move || {
+            released.recv().expect("released");
+            done.send(()).expect("the test waits");
+        });
+        // Started by its first poll, then dropped: nobody awaits the outcome.
+        assert!(
+            futures_poll_once(caller),
+            "the job cannot end before it is released"
+        );
+        release.send(()).expect("the job waits");
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the job ran to its end");
+    }
+
+    /// Polls `future` once and drops it; whether it was still pending.
+    fn futures_poll_once<F: std::future::Future>(future: F) -> bool {
+        use std::task::{Context, Poll, Waker};
+        let mut future = std::pin::pin!(future);
+        matches!(
+            future
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Pending
+        )
     }
 
     #[test]

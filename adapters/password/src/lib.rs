@@ -8,18 +8,20 @@
 //! (`$argon2id$v=19$m=65536,t=3,p=4$…`) and passlib's `pbkdf2_sha256`, and
 //! bcrypt hashes (`$2a$`, `$2b$`, `$2y$`, as pwdlib and passlib wrote them for
 //! FastAPI Users; only the first 72 bytes of a secret count, as there); one
-//! made another way than configured comes back re-hashed. Hashing runs on Tokio's
-//! blocking pool, one job per core at most, behind a bounded queue (callers past
-//! it are refused as busy); an argon2 job's lanes run side by side on the
-//! hashing threads that are free (one per slot), and argon2 jobs reuse one
+//! made another way than configured comes back re-hashed. Hashing runs on the
+//! hasher's own threads (one per core, living as long as the hasher; the caller
+//! awaits without blocking a thread), one job per thread at most, behind a
+//! bounded queue (callers past it are refused as busy); an argon2 job's lanes
+//! run side by side on those of the threads that are free, and argon2 jobs reuse one
 //! memory buffer per slot instead of allocating `m` KiB for every hash,
 //! given back to the system once unused for a few seconds. Failed verifications are
 //! padded to the slowest parameter set's time, so a login's duration does not
 //! tell which addresses have accounts.
 //!
 //! This crate depends only on the domain port and the hashing crates
-//! (`argon2`, `pbkdf2`, `password-hash`, `bcrypt`, `getrandom`), `tracing`, plus Tokio for the
-//! blocking pool and rayon for argon2's lanes: never on a web framework, a store or a token library.
+//! (`argon2`, `pbkdf2`, `password-hash`, `bcrypt`, `getrandom`), `tracing`, plus Tokio (its
+//! semaphore and timer, and its blocking pool should the hashing threads fail to
+//! start) and rayon for the hashing threads and argon2's lanes: never on a web framework, a store or a token library.
 #![warn(missing_docs)]
 
 mod block_pool;

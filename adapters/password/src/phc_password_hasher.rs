@@ -1,5 +1,5 @@
 //! The adapter: [`PasswordHasher`] over argon2 and PBKDF2, with the work on
-//! Tokio's blocking pool, at most one job per core at a time, a bounded
+//! the hasher's own threads, at most one job per core at a time, a bounded
 //! queue in front, and failed verifications padded to one duration.
 
 use std::fmt;
@@ -28,14 +28,14 @@ use crate::scheme::Scheme;
 /// [`Verification::new_hash`]. A malformed or unsupported hash string is
 /// simply not valid.
 ///
-/// The work runs on Tokio's blocking pool, at most
+/// The work runs on threads of the hasher's own, one per slot, at most
 /// [`max_concurrency`](Self::max_concurrency) jobs at once (by default one per
-/// core). When every slot is busy, at most [`HasherConfig::queue_max`] calls
+/// core); the calling task awaits it without blocking a thread. When every slot is busy, at most [`HasherConfig::queue_max`] calls
 /// wait their turn, each at most [`HasherConfig::queue_timeout`]; the others
 /// fail at once with [`HashError::Busy`]. A call dropped while it waits
 /// leaves the queue and computes nothing. Clones share the slots and the
 /// queue. An argon2 hash's lanes (its parallelism) run side by side on
-/// threads of the hasher's own, one per slot: at light load a hash with
+/// those threads: at light load a hash with
 /// several lanes uses the idle slots' cores, under load each job computes
 /// its lanes on one thread.
 ///
@@ -103,8 +103,9 @@ impl PhcPasswordHasher {
     ) -> Result<Self, ConfigError> {
         let limiter = BlockingLimiter::new(max_jobs, config.queue_max, config.queue_timeout);
         Ok(Self {
-            // One argon2 buffer per job the limiter lets run.
-            scheme: Arc::new(Scheme::new(&config, limiter.limit())?),
+            // One argon2 buffer per job the limiter lets run, computed on
+            // the limiter's threads.
+            scheme: Arc::new(Scheme::new(&config, Arc::clone(limiter.lanes()))?),
             config,
             limiter,
         })
@@ -116,7 +117,7 @@ impl PhcPasswordHasher {
     /// already counts theirs (a hasher that is never asked for an argon2
     /// hash otherwise starts none). Harmless once they run.
     pub fn start_threads(&self) {
-        self.scheme.memory.lanes().start();
+        self.limiter.lanes().start();
     }
 
     /// The configuration new hashes follow.
@@ -432,7 +433,7 @@ mod tests {
         assert_eq!(
             probe.started(),
             calls + 1,
-            "every call must be a blocking-pool job"
+            "every call must be a job on the hashing threads"
         );
         assert_eq!(
             probe.peak(),

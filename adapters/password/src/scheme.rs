@@ -15,6 +15,7 @@ use portcullis_domain::{HashError, Verification};
 use crate::block_pool::BlockPool;
 use crate::config::{Algorithm, ConfigError, HasherConfig};
 use crate::cost_book::CostBook;
+use crate::lanes::LanePool;
 use crate::stored_hash::StoredHash;
 
 /// Salt length of new hashes, in bytes (the PHC format's recommendation).
@@ -50,8 +51,9 @@ fn cost_key(hash: &str) -> &str {
 }
 
 impl Scheme {
-    /// The scheme of `config`, for at most `max_jobs` jobs at a time.
-    pub(crate) fn new(config: &HasherConfig, max_jobs: usize) -> Result<Self, ConfigError> {
+    /// The scheme of `config`, its argon2 jobs computed on `lanes`, one at
+    /// a time per thread of it.
+    pub(crate) fn new(config: &HasherConfig, lanes: Arc<LanePool>) -> Result<Self, ConfigError> {
         config.validate()?;
         // `validate` enforces the crates' own limits, so these cannot fail;
         // should a crate grow stricter, report it against the right setting.
@@ -75,7 +77,7 @@ impl Scheme {
             })?;
         Ok(Self {
             algorithm: config.algorithm,
-            memory: BlockPool::new(argon2.block_count(), max_jobs),
+            memory: BlockPool::on_lanes(argon2.block_count(), lanes),
             argon2,
             pbkdf2,
             costs: CostBook::default(),
@@ -195,6 +197,11 @@ impl Scheme {
 mod tests {
     use super::*;
 
+    /// One hashing thread (a scheme for one job at a time).
+    fn one_lane() -> Arc<LanePool> {
+        Arc::new(LanePool::new(1))
+    }
+
     #[test]
     fn a_new_argon2id_hash_is_what_the_argon2_crate_would_write() {
         let config = HasherConfig {
@@ -203,7 +210,7 @@ mod tests {
             argon2_parallelism: 2,
             ..HasherConfig::default()
         };
-        let scheme = Scheme::new(&config, 1).expect("valid");
+        let scheme = Scheme::new(&config, one_lane()).expect("valid");
         let salt = b"saltsaltsaltsalt";
         let ours = scheme.hash_argon2id(b"pw", salt).expect("hash");
         let params = argon2::Params::new(256, 1, 2, Some(OUTPUT_BYTES)).expect("params");
@@ -221,7 +228,7 @@ mod tests {
             argon2_iterations: 1,
             ..HasherConfig::default()
         };
-        let scheme = Scheme::new(&config, 1).expect("valid");
+        let scheme = Scheme::new(&config, one_lane()).expect("valid");
         assert_eq!(scheme.memory.made(), 0);
         let check = scheme
             .verify_and_update(b"pw", "$2b$12$bcryptbcryptbcryptbcryptbcryptbcryptbcrypt")
@@ -262,7 +269,7 @@ mod tests {
             argon2_iterations: 1,
             ..HasherConfig::default()
         };
-        let scheme = Scheme::new(&config, 1).expect("valid");
+        let scheme = Scheme::new(&config, one_lane()).expect("valid");
         for stored in [BCRYPT_2Y_COST_4, BCRYPT_2B_COST_8] {
             let check = scheme.verify_and_update(b"pw", stored).expect("verify");
             assert!(check.valid, "{stored}");
@@ -283,7 +290,7 @@ mod tests {
                 pbkdf2_rounds: 1_000,
                 ..config
             },
-            1,
+            one_lane(),
         )
         .expect("valid");
         let check = pbkdf2
@@ -303,7 +310,7 @@ mod tests {
             argon2_iterations: 1,
             ..HasherConfig::default()
         };
-        let scheme = Scheme::new(&config, 1).expect("valid");
+        let scheme = Scheme::new(&config, one_lane()).expect("valid");
         let check = scheme
             .verify_and_update(b"wrong", BCRYPT_2Y_COST_4)
             .expect("verify");
@@ -336,8 +343,8 @@ mod tests {
             argon2_iterations: 16,
             ..HasherConfig::default()
         };
-        let scheme = Scheme::new(&fast, 1).expect("valid");
-        let other = Scheme::new(&slow, 1)
+        let scheme = Scheme::new(&fast, one_lane()).expect("valid");
+        let other = Scheme::new(&slow, one_lane())
             .expect("valid")
             .hash(b"pw")
             .expect("hash");
