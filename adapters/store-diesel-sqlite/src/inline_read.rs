@@ -1,7 +1,9 @@
-//! Reads by id on the calling thread: [`UserRepository::get`], the one
-//! store call every authenticated request makes, without the hop to
+//! Reads on the calling thread: [`UserRepository::get`], the one store call
+//! every authenticated request makes, and `get_by_email` for an ASCII
+//! address (every login, one probe of the unique index), without the hop to
 //! Tokio's blocking pool and back (two thread wake-ups, a task, a pooled
-//! connection's mutex) that every other call takes.
+//! connection's mutex, and under a burst of logins new blocking threads,
+//! each with a fresh stack) that every other call takes.
 //!
 //! Each thread that reads gets one connection of its own to the file
 //! (opened at its first read, read-only, `busy_timeout = 0`, reading the

@@ -495,14 +495,24 @@ fn find_by_email(
 ) -> QueryResult<Option<RowWithFields>> {
     let key = email.to_lowercase();
     if !needs_unicode_match(email) {
-        // ASCII: `lower()` is the whole key; one probe of the unique index.
-        return users::table
-            .filter(lower(users::email).eq(key))
-            .select((SqliteUserRow::as_select(), fields))
-            .first(conn)
-            .optional();
+        return find_by_ascii_email(conn, key, fields);
     }
     unicode_candidates(&key)
+        .select((SqliteUserRow::as_select(), fields))
+        .first(conn)
+        .optional()
+}
+
+/// The row whose lower-cased address is `key`, an ASCII address lower-cased
+/// (`lower()` is then the whole key): one probe of the unique index
+/// `ix_user_email_lower`.
+fn find_by_ascii_email<const FIXED: bool>(
+    conn: &mut SqliteConnection,
+    key: String,
+    fields: FieldsJsonOf<FIXED>,
+) -> QueryResult<Option<RowWithFields>> {
+    users::table
+        .filter(lower(users::email).eq(key))
         .select((SqliteUserRow::as_select(), fields))
         .first(conn)
         .optional()
@@ -688,12 +698,34 @@ impl UserRepository for SqliteUserStore {
         Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 
+    /// An ASCII address (one probe of an index) on the calling thread's own
+    /// connection, as [`get`](Self::get) (every login looks its address up);
+    /// any other, or when that connection fails, through the pool on the
+    /// blocking pool.
     async fn get_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
-        let email = email.as_str().to_owned();
-        let fields = self.fields.select();
-        let row = self
-            .with_conn(move |conn| find_by_email(conn, &email, fields))
-            .await?;
+        let email = email.as_str();
+        let inline = if needs_unicode_match(email) {
+            None
+        } else {
+            self.inline_reads.as_ref().and_then(|reads| {
+                reads.run(|conn, _, json| {
+                    find_by_ascii_email(
+                        conn,
+                        email.to_lowercase(),
+                        FieldsJsonOf::<true>(json.clone()),
+                    )
+                })
+            })
+        };
+        let row = match inline {
+            Some(row) => row,
+            None => {
+                let email = email.to_owned();
+                let fields = self.fields.select();
+                self.with_conn(move |conn| find_by_email(conn, &email, fields))
+                    .await?
+            }
+        };
         Ok(row.map(|row| self.fields.user(row)).transpose()?)
     }
 

@@ -898,6 +898,72 @@ async fn a_lookup_by_id_goes_first_where_the_row_was_and_checks_the_id() {
     assert_eq!(hint_of(&store, &bob.id), Some(moved));
 }
 
+/// Polls `future` once on this thread, outside any Tokio runtime: `Some`
+/// when it is ready without waiting for anything.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(future)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+/// A login's lookup of an ASCII address runs on the calling thread's reader:
+/// outside any runtime, where the pool's path (on Tokio's blocking pool)
+/// cannot run, it is answered at once. An address needing Unicode case
+/// matching still goes through the pool.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ascii_address_is_looked_up_on_the_calling_thread_any_other_through_the_pool() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("Ann@Example.com")).await.unwrap();
+    let jo = store.create(user("jöhn@example.com")).await.unwrap();
+    let address = |a: &str| EmailAddress::parse(a).unwrap();
+    let (inline, unicode) = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let found = poll_once(store.get_by_email(&address("ann@EXAMPLE.com")));
+            let none = poll_once(store.get_by_email(&address("nobody@example.com")));
+            assert!(matches!(none, Some(Ok(None))), "{none:?}");
+            let unicode = poll_once(store.get_by_email(&address("JÖHN@example.com")));
+            (found, unicode)
+        })
+        .join()
+        .expect("no panic")
+    };
+    assert_eq!(
+        inline.expect("answered at once").unwrap(),
+        Some(ann.clone())
+    );
+    assert!(
+        matches!(unicode, Some(Err(StoreError::Unavailable(_)))),
+        "the pool's path needs the runtime: {unicode:?}"
+    );
+    // Within a runtime both are found; a deactivation is seen at once.
+    assert_eq!(store.get_by_email(&jo.email).await.unwrap(), Some(jo));
+    let off = store
+        .patch(
+            ann.id,
+            UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!off.is_active);
+    assert_eq!(
+        store
+            .get_by_email(&address("ANN@example.com"))
+            .await
+            .unwrap(),
+        Some(off)
+    );
+}
+
 #[test]
 fn lookups_use_the_lower_email_index() {
     use crate::schema::lower;
