@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-
-use crate::lanes::{LanePool, Lost};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use portcullis_domain::HashError;
+
+use crate::lanes::{LanePool, Lost};
 
 /// Gauge: the hashing slots (jobs that may run at once).
 const SLOTS: &str = "portcullis_hashing_slots";
