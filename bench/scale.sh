@@ -103,6 +103,20 @@
 # both binaries side by side (paired rounds): with hints, at 1M, me +7% and
 # +3% req/s, by_id +9% and +7% over the binary before.
 #
+# Then (2026-12-02) a login's lookup by an ASCII address runs on the
+# request thread's reader too, and its hash on the hashing threads without
+# a blocking-pool thread waiting for it. Same command, idle machine (this
+# host ~10% slower per request than the run above at 1k, faster at 1M):
+#                    me rps/CPU   by_id rps/CPU  login  start  migr  reg   login@1 sign-out DB MiB
+#  sqlite 1k          46140/29     32331/45       367    15    8     5.7   5.8      1.0      0.6
+#  sqlite 1M          41885/31     29958/48       371    16    9     6.3   6.1      1.4      544.7
+#  pg 1k              25838/58     18367/85       426    31    14    6.8   6.0      3.0      8.4
+#  pg 1M              28062/52     20660/74       410    30    14    7.6   6.7      3.5      586.8
+# Ratios 1M / 1k (medians; paired): SQLite me 0.91 (0.94), by_id 0.93
+# (0.94), login 1.01 (1.01); PostgreSQL 1.09 (1.07), 1.12 (1.15), 0.96
+# (1.00). SQLite only, `SCALE_ROUNDS=12 SCALE_SECONDS=3 … sqlite`: me 0.92
+# (0.91), by_id 0.89 (0.91), login 1.00 (1.01).
+#
 # Usage: bench/scale.sh [SIZES="1000 1000000"] [STORES="sqlite postgres"]
 # Environment: SCALE_ROUNDS (3), SCALE_SECONDS (8, per wrk round),
 # SCALE_PORT_BASE (9400: the servers take ports from here on),

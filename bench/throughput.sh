@@ -39,6 +39,11 @@
 #     machine: memory 0.70 / 0.78 (17.2 / 16.0 us), SQLite 0.58 / 0.45
 #     (23.8 / 33.0 us), PostgreSQL 0.54 / 0.32 (25.7 / 46.4 us), floor 103k
 #     to 108k req/s.
+#   then (hashes on the hashing threads, a login's address read on the
+#     request's thread; `me` and `by_id` paths unchanged), idle machine:
+#     memory 0.88 / 0.64 (18.2 / 26.3 us), SQLite 0.56 / 0.44 (33.6 /
+#     46.5 us), PostgreSQL 0.53 / 0.38 (37.5 / 55.3 us), floor 71k to 87k
+#     req/s (this host ~25% slower than in the run above).
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:

@@ -342,6 +342,7 @@ pub(crate) mod probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::poll_once;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -457,20 +458,6 @@ mod tests {
                 "password hashing needs a Tokio runtime".to_owned()
             ))
         );
-    }
-
-    /// Polls `future` once, on this thread: `Some` when it is ready without
-    /// waiting for anything.
-    fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(output) => Some(output),
-            Poll::Pending => None,
-        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

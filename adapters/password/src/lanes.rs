@@ -149,6 +149,7 @@ impl fmt::Debug for LanePool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::poll_once;
     use rayon::iter::{IntoParallelIterator, ParallelIterator};
     use std::collections::HashSet;
     use std::sync::{Arc, Barrier, Mutex};
@@ -246,25 +247,13 @@ mod tests {
         });
         // Started by its first poll, then dropped: nobody awaits the outcome.
         assert!(
-            futures_poll_once(caller),
+            poll_once(caller).is_none(),
             "the job cannot end before it is released"
         );
         release.send(()).expect("the job waits");
         finished
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the job ran to its end");
-    }
-
-    /// Polls `future` once and drops it; whether it was still pending.
-    fn futures_poll_once<F: std::future::Future>(future: F) -> bool {
-        use std::task::{Context, Poll, Waker};
-        let mut future = std::pin::pin!(future);
-        matches!(
-            future
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop())),
-            Poll::Pending
-        )
     }
 
     #[test]

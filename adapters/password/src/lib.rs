@@ -32,6 +32,8 @@ mod lanes;
 mod phc_password_hasher;
 mod scheme;
 mod stored_hash;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{
     Algorithm, ConfigError, HasherConfig, MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB,
