@@ -1,6 +1,8 @@
 //! [`SqliteUserStore`] as an [`AccessTokenStore`]: FastAPI Users'
 //! `accesstoken` table, through the statements `store-sql-common` writes
-//! for both SQL stores. Times are bound and read as the text FastAPI Users
+//! for both SQL stores — but the lookup, made at every request a database
+//! session authenticates, which is the same statement in Diesel's query
+//! builder (prepared once per connection) on the calling thread's reader. Times are bound and read as the text FastAPI Users
 //! writes (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC), which sorts as the times do,
 //! so `created_at >= ?` and `created_at < ?` are index range scans. The
 //! cascade on user delete is the foreign key's (every connection sets
@@ -12,25 +14,58 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel::sql_types::Text;
+use diesel::sqlite::SqliteConnection;
 use portcullis_domain::{AccessTokenRecord, AccessTokenStore, StoreError, UserId};
 use portcullis_store_sql_common::fields::Dialect;
 use portcullis_store_sql_common::sessions::{
     TokenRow, create_access_token_sql, delete_access_token_sql, delete_access_tokens_of_sql,
-    format_timestamp, get_access_token_sql, id_text, purge_access_tokens_sql,
+    format_timestamp, id_text, purge_access_tokens_sql,
 };
 
 use crate::SqliteUserStore;
 use crate::error::Failure;
+use crate::schema::accesstoken;
 
 /// One row of `accesstoken` as the lookup returns it.
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct Row {
-    #[diesel(sql_type = Text)]
     user_id: String,
-    #[diesel(sql_type = Text)]
     token: String,
-    #[diesel(sql_type = Text)]
     created_at: String,
+}
+
+/// The row of `token` made at or after `not_before` (text as
+/// [`format_timestamp`] writes it): one probe of the table's primary key.
+fn find(conn: &mut SqliteConnection, token: &str, not_before: &str) -> QueryResult<Option<Row>> {
+    lookup(token, not_before).first::<Row>(conn).optional()
+}
+
+/// [`find`]'s statement: `get_access_token_sql`'s, written with Diesel's
+/// query builder so that it is prepared once per connection (Diesel never
+/// caches an `sql_query`), then only bound and stepped.
+#[allow(clippy::type_complexity)]
+pub(crate) fn lookup<'a>(
+    token: &'a str,
+    not_before: &'a str,
+) -> diesel::dsl::Select<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<accesstoken::table, diesel::dsl::Eq<accesstoken::token, &'a str>>,
+        diesel::dsl::GtEq<accesstoken::created_at, &'a str>,
+    >,
+    (
+        accesstoken::user_id,
+        accesstoken::token,
+        accesstoken::created_at,
+    ),
+> {
+    accesstoken::table
+        .filter(accesstoken::token.eq(token))
+        .filter(accesstoken::created_at.ge(not_before))
+        .select((
+            accesstoken::user_id,
+            accesstoken::token,
+            accesstoken::created_at,
+        ))
 }
 
 #[async_trait]
@@ -61,18 +96,21 @@ impl AccessTokenStore for SqliteUserStore {
         token: &str,
         not_before: SystemTime,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
-        let token = token.to_owned();
         let not_before = format_timestamp(not_before);
-        let row = self
-            .with_conn(move |conn| {
-                diesel::sql_query(get_access_token_sql(Dialect::Sqlite))
-                    .bind::<Text, _>(token)
-                    .bind::<Text, _>(not_before)
-                    .get_result::<Row>(conn)
-                    .optional()
-                    .map_err(Failure::from)
-            })
-            .await?;
+        // Made by every request authenticated by a database session: on the
+        // calling thread's reader, as a lookup by id (see `inline_read`).
+        let inline = self
+            .inline_reads
+            .as_ref()
+            .and_then(|reads| reads.run(|conn, _, _| find(conn, token, &not_before)));
+        let row = match inline {
+            Some(row) => row,
+            None => {
+                let token = token.to_owned();
+                self.with_conn(move |conn| find(conn, &token, &not_before).map_err(Failure::from))
+                    .await?
+            }
+        };
         let record = row
             .map(|row| {
                 AccessTokenRecord::try_from(TokenRow {

@@ -23,6 +23,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// FastAPI Users' `accesstoken` table (database sessions), for the one
+    /// statement made at every request it authenticates: the lookup of a
+    /// token, a statement Diesel prepares once per connection (the others
+    /// are `store-sql-common`'s SQL, shared with PostgreSQL).
+    accesstoken (token) {
+        /// The user's id, text as in `user`.
+        user_id -> Text,
+        token -> Text,
+        /// Text as FastAPI Users writes it (`YYYY-MM-DD HH:MM:SS.ffffff`,
+        /// UTC), which sorts as the times do.
+        created_at -> Text,
+    }
+}
+
 #[diesel::declare_sql_function]
 extern "SQL" {
     /// SQLite's built-in `lower()`: folds ASCII letters only. The expression

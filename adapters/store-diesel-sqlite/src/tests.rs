@@ -789,10 +789,6 @@ fn session_count_and_user_statements_use_an_index() {
             "INDEX ix_portcullis_accesstoken_user_id (user_id=?)",
         ),
         (
-            sessions::get_access_token_sql(Sqlite),
-            "INDEX sqlite_autoindex_accesstoken_1 (token=?)",
-        ),
-        (
             sessions::purge_access_tokens_sql(Sqlite),
             "INDEX ix_accesstoken_created_at (created_at<?)",
         ),
@@ -806,6 +802,17 @@ fn session_count_and_user_statements_use_an_index() {
         assert!(p.contains(index), "{sql}: {p}");
         assert!(!p.contains("SCAN"), "{sql}: {p}");
     }
+    let p = plan(
+        &mut conn,
+        crate::access_token::lookup(
+            "kX3vQ0m9Zb1pYtR7cW2eH5uJ8nL4sD6fA0gB3iK-_yz",
+            "2026-12-02 10:00:00.000000",
+        ),
+    );
+    assert!(
+        p.contains("INDEX sqlite_autoindex_accesstoken_1 (token=?)") && !p.contains("SCAN"),
+        "{p}"
+    );
     let key = || "0f8fad5b-d9cb-469f-a165-70867728950e".to_owned();
     let fields = || crate::store::FieldsJsonOf::<true>("'{}'".into());
     let p = plan(&mut conn, crate::store::by_id(key(), fields()));
@@ -1466,6 +1473,40 @@ mod sessions {
         let err = store.get_access_token(TOKEN, UNIX_EPOCH).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    /// Every request authenticated by a database session looks its token
+    /// up: on the calling thread's reader, answered at once outside any
+    /// runtime (where the pool's path cannot run), and seeing a token's
+    /// deletion at once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_token_is_looked_up_on_the_calling_thread() {
+        let db = TempDb::new();
+        let store = migrated(&db).await;
+        let ann = store.create(user("ann@example.com")).await.unwrap();
+        let record = AccessTokenRecord {
+            token: TOKEN.to_owned(),
+            user_id: ann.id,
+            created_at: UNIX_EPOCH + Duration::from_secs(1_796_166_052),
+        };
+        store.create_access_token(&record).await.unwrap();
+        let lookup = |store: SqliteUserStore| {
+            std::thread::spawn(move || {
+                let found = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
+                let older = poll_once(
+                    store.get_access_token(TOKEN, UNIX_EPOCH + Duration::from_secs(1_796_166_053)),
+                );
+                (found, older)
+            })
+            .join()
+            .expect("no panic")
+        };
+        let (found, older) = lookup(store.clone());
+        assert_eq!(found.expect("answered at once").unwrap(), Some(record));
+        assert!(matches!(older, Some(Ok(None))), "{older:?}");
+        store.delete_access_token(TOKEN).await.unwrap();
+        let (gone, _) = lookup(store.clone());
+        assert!(matches!(gone, Some(Ok(None))), "{gone:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]
