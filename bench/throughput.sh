@@ -44,6 +44,16 @@
 #     memory 0.88 / 0.64 (18.2 / 26.3 us), SQLite 0.56 / 0.44 (33.6 /
 #     46.5 us), PostgreSQL 0.53 / 0.38 (37.5 / 55.3 us), floor 71k to 87k
 #     req/s (this host ~25% slower than in the run above).
+#   AUTH_STRATEGY=database (the goals are for jwt; these are for those who
+#     keep sessions in the store), same command: before (c57d2a4, the
+#     token looked up with an sql_query, which Diesel prepares anew at
+#     each call, through the pool on a blocking thread) SQLite 0.28 / 0.19
+#     (78.2 / 116.4 us); now (its statement cached, on the request
+#     thread's reader) 0.52 / 0.40 (39.3 / 51.8 us), and in a run of all
+#     three stores memory 0.86 / 0.89 (21.0 / 21.2 us), SQLite 0.53 / 0.41
+#     (50.5 / 68.3 us), PostgreSQL 0.07 / 0.08 (309 / 267 us): there the
+#     token still goes through SeaORM's pool (a ping out, the query, a
+#     ping back), not a read lane as the user's row does.
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
@@ -55,6 +65,8 @@
 # Usage: bench/throughput.sh [STORES="memory sqlite postgres"]
 #   DURATION (10) and WARMUP (3) seconds, CONNECTIONS (64), THREADS (2: wrk's)
 #   BENCH_RUST_LOG: the server's RUST_LOG (default warn: no request line)
+#   AUTH_STRATEGY: the server's (default jwt; `database`: every `me` and
+#   `by_id` also looks its session token up in the store)
 #   PORTCULLIS_BIN: another build (default: builds the release binary with
 #   the `postgres` feature into $CARGO_TARGET_DIR)
 # PostgreSQL is a throwaway cluster (scripts/with-postgres) unless
@@ -147,7 +159,7 @@ for store in $stores; do
   esac
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   base="http://127.0.0.1:$port"
-  DATABASE_URL=$url PORT=$port RUST_LOG="${BENCH_RUST_LOG:-warn}" \
+  DATABASE_URL=$url PORT=$port RUST_LOG="${BENCH_RUST_LOG:-warn}" AUTH_STRATEGY="${AUTH_STRATEGY:-jwt}" \
   RATE_LIMIT_AUTH_PER_MINUTE=0 LOGIN_LOCKOUT_FAILURES=0 ARGON2_MEMORY_KIB=8192 ARGON2_ITERATIONS=1 \
   FIRST_SUPERUSER_EMAIL=admin@example.com FIRST_SUPERUSER_PASSWORD='bench admin password' \
   JWT_SECRET_KEY=bench-jwt-secret-0123456789abcdef0123 \
@@ -172,7 +184,7 @@ for store in $stores; do
   curl -sf -H "Authorization: Bearer $token" "$base/api/users/me" | grep -q '"bench@example.com"'
   curl -sf -H "Authorization: Bearer $admin" "$base/api/users/$user_id" | grep -q '"bench@example.com"'
 
-  echo "== $store ($("$bin" --version 2>/dev/null || echo portcullis), RUST_LOG=${BENCH_RUST_LOG:-warn}, wrk -t$threads -c$connections -d${duration}s, $users user(s))"
+  echo "== $store ($("$bin" --version 2>/dev/null || echo portcullis), RUST_LOG=${BENCH_RUST_LOG:-warn}, AUTH_STRATEGY=${AUTH_STRATEGY:-jwt}, wrk -t$threads -c$connections -d${duration}s, $users user(s))"
   if [ "$users" -gt 1 ]; then
     # Users 2..N, registered and logged in 8 at a time.
     echo "$token" >"$work/tokens"; echo "$user_id" >"$work/ids"

@@ -1,6 +1,8 @@
 //! Reads on the calling thread: [`UserRepository::get`], the one store call
 //! every authenticated request makes, and `get_by_email` for an ASCII
-//! address (every login, one probe of the unique index), without the hop to
+//! address (every login, one probe of the unique index) and
+//! `get_access_token` (every request a database session authenticates),
+//! without the hop to
 //! Tokio's blocking pool and back (two thread wake-ups, a task, a pooled
 //! connection's mutex, and under a burst of logins new blocking threads,
 //! each with a fresh stack) that every other call takes.

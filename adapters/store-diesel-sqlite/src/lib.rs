@@ -22,10 +22,11 @@
 //!
 //! Diesel is synchronous: every call, including taking a connection from the
 //! pool, runs on Tokio's blocking pool (`spawn_blocking`), never on the async
-//! executor — but two: a lookup by id (`UserRepository::get`, made by every
-//! authenticated request), and by an ASCII address (`get_by_email`, made by
-//! every login; an address that needs Unicode case matching goes through the
-//! pool), on a file database run on the calling thread, on
+//! executor — but three lookups, on a file database: by id
+//! (`UserRepository::get`, made by every authenticated request), by an
+//! ASCII address (`get_by_email`, made by every login; an address that needs
+//! Unicode case matching goes through the pool), and of a database session's
+//! token (`get_access_token`). They run on the calling thread, on
 //! that thread's own read-only connection with `busy_timeout = 0`, which
 //! reads the file through a memory map
 //! ([`SqliteStoreOptions::read_mmap_size`], 1 GiB by default) and, for an
