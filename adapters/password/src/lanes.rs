@@ -18,7 +18,11 @@
 //! At light load the lanes of the one running hash spread over the idle
 //! threads. Under a flood every slot's job occupies one thread, computing its
 //! own lanes one after the other, as without the feature: the throughput
-//! stays what the slots allow.
+//! stays what the slots allow. (A thread waiting for its lanes may, the
+//! rayon way, pick up queued work meanwhile — another slot's lanes or a
+//! queued job, nested on its stack; at most as many jobs as slots are ever
+//! admitted, so this changes which thread computes what, not how much is
+//! computed at once.)
 //!
 //! The pool is built at the first job (or [`LanePool::start`]), not before,
 //! and its threads end when the hasher is dropped.
@@ -118,7 +122,7 @@ impl LanePool {
                     .thread_name(|i| format!("password-hash-{i}"))
                     .build()
                     .inspect_err(|error| {
-                        tracing::warn!(%error, "no threads for argon2's lanes; hashing on the caller's");
+                        tracing::warn!(%error, "no threads for password hashing; hashing on Tokio's blocking pool, argon2's lanes one after the other");
                     })
                     .ok()
             })

@@ -111,11 +111,11 @@ impl PhcPasswordHasher {
         })
     }
 
-    /// Starts the threads argon2's lanes run on now, instead of at the
-    /// first hash: what a server does as it starts, so that its first login
-    /// spends no time starting threads and its memory before any hashing
-    /// already counts theirs (a hasher that is never asked for an argon2
-    /// hash otherwise starts none). Harmless once they run.
+    /// Starts the threads every hashing job (and argon2's lanes) runs on
+    /// now, instead of at the first hash or verification: what a server does
+    /// as it starts, so that its first login spends no time starting threads
+    /// and its memory before any hashing already counts theirs. Harmless once
+    /// they run.
     pub fn start_threads(&self) {
         self.limiter.lanes().start();
     }
@@ -548,8 +548,11 @@ mod tests {
         assert_eq!(lanes.threads(), 3, "started once");
     }
 
+    /// Where a job's parallel iterators run (the pool's threads) is
+    /// `lanes.rs`'s test; here, that argon2 computed through the pool hashes
+    /// as the crate does.
     #[tokio::test(flavor = "multi_thread")]
-    async fn argon2_lanes_run_on_one_thread_per_slot_and_hash_as_the_crate_does() {
+    async fn argon2_hashes_with_a_pool_of_one_thread_per_slot_as_the_crate_does() {
         let config = HasherConfig {
             argon2_memory_kib: 256,
             argon2_iterations: 2,

@@ -1,4 +1,5 @@
-//! The `user` table as Diesel sees it, and the row type.
+//! The `user` and `accesstoken` tables as Diesel sees them, and the user
+//! row type.
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;

@@ -46,7 +46,8 @@ pub struct SqliteStoreOptions {
     /// failing as [`StoreError::Unavailable`]. Default 10 s.
     pub connection_timeout: Duration,
     /// How much of the file, in bytes, each thread's read-only connection
-    /// (the lookup by id, see the crate's Threads section) reads through a
+    /// (the lookups by id, by ASCII address and of a database session's
+    /// token; see the crate's Threads section) reads through a
     /// memory map rather than `pread` (`PRAGMA mmap_size`; `0`: none). The
     /// pool's connections, which write, never map the file. Default 1 GiB:
     /// with a million users, a random user's pages are no longer in the
@@ -70,10 +71,12 @@ impl Default for SqliteStoreOptions {
 }
 
 /// A [`UserRepository`] in an SQLite database, through Diesel and an r2d2
-/// connection pool. Every database call (but a lookup by id, see the crate's
-/// Threads section) runs on Tokio's blocking pool, so
+/// connection pool. Every database call runs on Tokio's blocking pool, so
 /// the methods must be called from within a Tokio runtime (outside one they
-/// answer [`StoreError::Unavailable`] rather than panic).
+/// answer [`StoreError::Unavailable`] rather than panic) — but for a file
+/// database's lookups by id, by ASCII address and of a database session's
+/// token, which run on the calling thread's own read-only connection (see
+/// the crate's Threads section).
 ///
 /// Cheap to clone: clones share the pool.
 ///
@@ -96,7 +99,8 @@ pub struct SqliteUserStore {
     pub(crate) pool: SqlitePool,
     location: Arc<Location>,
     fields: Fields,
-    /// Reads by id on the calling thread (a file database only).
+    /// Lookups by id, by ASCII address and of a token on the calling thread
+    /// (a file database only).
     pub(crate) inline_reads: Option<InlineReads>,
 }
 

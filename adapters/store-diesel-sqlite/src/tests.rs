@@ -929,14 +929,26 @@ async fn an_ascii_address_is_looked_up_on_the_calling_thread_any_other_through_t
     let ann = store.create(user("Ann@Example.com")).await.unwrap();
     let jo = store.create(user("jöhn@example.com")).await.unwrap();
     let address = |a: &str| EmailAddress::parse(a).unwrap();
-    let (inline, unicode) = {
+    // One thread throughout, so that the lookup after the deactivation
+    // reads through the same reader as the one before; the write itself runs
+    // through the pool, on the runtime.
+    let runtime = tokio::runtime::Handle::current();
+    let (inline, unicode, after) = {
         let store = store.clone();
+        let ann = ann.clone();
         std::thread::spawn(move || {
             let found = poll_once(store.get_by_email(&address("ann@EXAMPLE.com")));
             let none = poll_once(store.get_by_email(&address("nobody@example.com")));
             assert!(matches!(none, Some(Ok(None))), "{none:?}");
             let unicode = poll_once(store.get_by_email(&address("JÖHN@example.com")));
-            (found, unicode)
+            let off = UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            };
+            let off = runtime.block_on(store.patch(ann.id, off)).unwrap();
+            assert!(!off.is_active);
+            let after = poll_once(store.get_by_email(&address("ANN@example.com")));
+            (found, unicode, after.map(|after| (after, off)))
         })
         .join()
         .expect("no panic")
@@ -949,26 +961,14 @@ async fn an_ascii_address_is_looked_up_on_the_calling_thread_any_other_through_t
         matches!(unicode, Some(Err(StoreError::Unavailable(_)))),
         "the pool's path needs the runtime: {unicode:?}"
     );
-    // Within a runtime both are found; a deactivation is seen at once.
-    assert_eq!(store.get_by_email(&jo.email).await.unwrap(), Some(jo));
-    let off = store
-        .patch(
-            ann.id,
-            UserPatch {
-                is_active: Some(false),
-                ..UserPatch::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(!off.is_active);
+    let (after, off) = after.expect("answered at once");
     assert_eq!(
-        store
-            .get_by_email(&address("ANN@example.com"))
-            .await
-            .unwrap(),
-        Some(off)
+        after.unwrap(),
+        Some(off),
+        "the deactivation is seen at once"
     );
+    // Within a runtime the Unicode address is found through the pool.
+    assert_eq!(store.get_by_email(&jo.email).await.unwrap(), Some(jo));
 }
 
 #[test]
@@ -1490,22 +1490,23 @@ mod sessions {
             created_at: UNIX_EPOCH + Duration::from_secs(1_796_166_052),
         };
         store.create_access_token(&record).await.unwrap();
-        let lookup = |store: SqliteUserStore| {
-            std::thread::spawn(move || {
-                let found = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
-                let older = poll_once(
-                    store.get_access_token(TOKEN, UNIX_EPOCH + Duration::from_secs(1_796_166_053)),
-                );
-                (found, older)
-            })
-            .join()
-            .expect("no panic")
-        };
-        let (found, older) = lookup(store.clone());
+        // One thread throughout, so that the lookup after the deletion reads
+        // through the same reader as the one before; the deletion itself runs
+        // through the pool, on the runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let (found, older, gone) = std::thread::spawn(move || {
+            let found = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
+            let older = poll_once(
+                store.get_access_token(TOKEN, UNIX_EPOCH + Duration::from_secs(1_796_166_053)),
+            );
+            runtime.block_on(store.delete_access_token(TOKEN)).unwrap();
+            let gone = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
+            (found, older, gone)
+        })
+        .join()
+        .expect("no panic");
         assert_eq!(found.expect("answered at once").unwrap(), Some(record));
         assert!(matches!(older, Some(Ok(None))), "{older:?}");
-        store.delete_access_token(TOKEN).await.unwrap();
-        let (gone, _) = lookup(store.clone());
         assert!(matches!(gone, Some(Ok(None))), "{gone:?}");
     }
 
