@@ -727,6 +727,12 @@ async fn session_and_count_statements_use_an_index() {
             "accesstoken_pkey",
         ),
         (
+            // The read lane's, with a one-token array.
+            sessions::get_access_tokens_any_sql().replace("ANY($1)", "ANY(ARRAY[$1])"),
+            vec![TOKEN.into()],
+            "accesstoken_pkey",
+        ),
+        (
             sessions::purge_access_tokens_sql(Postgres),
             vec![time()],
             "ix_accesstoken_created_at",
@@ -1037,6 +1043,90 @@ async fn reads_waiting_together_leave_in_one_query_each_with_its_own_answer() {
     );
     // Alone, a read is a batch of its own.
     assert_eq!(store.get(users[7].id).await, Ok(Some(users[7].clone())));
+    assert_eq!(batches.seen().last(), Some(&1));
+}
+
+/// A database session's request looks its token up on the read lane too:
+/// token and user reads waiting together leave in one batch (a query per
+/// kind), each read with its own answer — the token's row whatever its age,
+/// bounded by the caller's `not_before` to the microsecond; a user read
+/// through a store with extra fields gets them, one through a store without
+/// gets none, though both stores share the lane.
+#[tokio::test]
+async fn token_and_user_reads_waiting_together_share_a_batch_each_with_its_own_answer() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let database = PgDatabase::create();
+    let plain = migrated(&database).await;
+    let fielded = plain.clone().with_user_fields(contract_fields());
+    fielded.migrate().await.unwrap();
+    let users = users(&plain, 30).await;
+    let created = UNIX_EPOCH + Duration::from_micros(1_796_166_052_440_530);
+    let mut records = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let record = AccessTokenRecord {
+            token: format!("{i:0>43}"),
+            user_id: user.id,
+            created_at: created + Duration::from_micros(i as u64),
+        };
+        plain.create_access_token(&record).await.unwrap();
+        records.push(record);
+    }
+    let with_fields = |user: &User| {
+        let mut user = user.clone();
+        user.fields = contract_fields()
+            .iter()
+            .map(|spec| (spec.name.clone(), spec.default.clone()))
+            .collect();
+        user
+    };
+    let batches = Batches::default();
+    let _events =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(batches.clone()));
+
+    let mut tokens = Vec::new();
+    let mut gets = Vec::new();
+    for (i, (user, record)) in users.iter().zip(&records).enumerate() {
+        // Every token asked with its own bound: at its creation (found), one
+        // microsecond after (too old), or a token nobody has.
+        let (token, not_before, expected) = match i % 3 {
+            0 => (
+                record.token.clone(),
+                record.created_at,
+                Some(record.clone()),
+            ),
+            1 => (
+                record.token.clone(),
+                record.created_at + Duration::from_micros(1),
+                None,
+            ),
+            _ => ("n".repeat(43), created, None),
+        };
+        let store = plain.clone();
+        tokens.push(tokio::spawn(async move {
+            (store.get_access_token(&token, not_before).await, expected)
+        }));
+        for (store, expected) in [(&plain, user.clone()), (&fielded, with_fields(user))] {
+            let (store, id) = (store.clone(), user.id);
+            gets.push(tokio::spawn(async move {
+                (store.get(id).await, Some(expected))
+            }));
+        }
+    }
+    for read in tokens {
+        let (got, expected) = read.await.unwrap();
+        assert_eq!(got, Ok(expected));
+    }
+    for read in gets {
+        let (got, expected) = read.await.unwrap();
+        assert_eq!(got, Ok(expected));
+    }
+    let seen = batches.seen();
+    assert_eq!(seen, vec![90], "every read of the lane, in one batch");
+    // Alone, a token read is a batch of its own.
+    assert_eq!(
+        plain.get_access_token(&records[4].token, created).await,
+        Ok(Some(records[4].clone()))
+    );
     assert_eq!(batches.seen().last(), Some(&1));
 }
 

@@ -4,6 +4,11 @@
 //! `TIMESTAMP WITH TIME ZONE` to the microsecond). Every call is bounded
 //! like the user operations and answers [`StoreError::Unavailable`] while
 //! PostgreSQL is away. The cascade on user delete is the foreign key's.
+//!
+//! A token's lookup (every request of a database session) goes through the
+//! read lane, as a lookup by id does (`read_lane.rs`: no ping, a statement
+//! prepared once per connection, the lookups waiting together in one
+//! query); through the pool only for a store of one connection.
 
 use std::time::SystemTime;
 
@@ -12,7 +17,7 @@ use portcullis_domain::{AccessTokenRecord, AccessTokenStore, StoreError, UserId}
 use portcullis_store_sql_common::fields::Dialect;
 use portcullis_store_sql_common::sessions::{
     TokenRow, create_access_token_sql, delete_access_token_sql, delete_access_tokens_of_sql,
-    format_timestamp, get_access_token_sql, id_text, purge_access_tokens_sql,
+    format_timestamp, get_access_token_sql, id_text, purge_access_tokens_sql, to_the_microsecond,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, SqlErr, Statement, Value};
 
@@ -59,6 +64,14 @@ impl AccessTokenStore for PostgresUserStore {
         token: &str,
         not_before: SystemTime,
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        if let Some(lane) = self.read_lane() {
+            // The lane reads the token whatever its age; the bound is
+            // compared here, as the statement below compares it.
+            let row = self.bounded_read(lane.fetch_token(token)).await?;
+            let record = row.map(AccessTokenRecord::try_from).transpose()?;
+            let not_before = to_the_microsecond(not_before);
+            return Ok(record.filter(|record| record.created_at >= not_before));
+        }
         let select = statement(
             get_access_token_sql(Dialect::Postgres),
             vec![token.into(), format_timestamp(not_before).into()],

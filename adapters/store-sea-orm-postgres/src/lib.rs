@@ -151,9 +151,11 @@
 //!   is pinged as it leaves the pool, so once PostgreSQL is back, dead
 //!   connections are replaced and the store works again without a restart.
 //!   Lookups by id (`UserRepository::get`, made by every authenticated
-//!   request) have half of the connections to themselves (from a pool of 2
-//!   on): one round trip each, no pings; a reused connection found dead is
-//!   dropped with the idle ones and the read tried once on a new one.
+//!   request) and of a database session's token (`get_access_token`) have
+//!   half of the connections to themselves (from a pool of 2 on): one round
+//!   trip per batch of the lookups waiting together, no pings; a reused
+//!   connection found dead is dropped with the idle ones and the read tried
+//!   once on a new one.
 //!
 //! # Errors
 //!

@@ -1,6 +1,8 @@
 //! The read lane: [`UserRepository::get`](portcullis_domain::UserRepository::get),
-//! the one call every authenticated request makes, on connections of its
-//! own, one round trip per batch of reads.
+//! the one call every authenticated request makes, and
+//! [`AccessTokenStore::get_access_token`](portcullis_domain::AccessTokenStore::get_access_token),
+//! the one a database session's request makes before it, on connections of
+//! their own, one round trip per batch of reads.
 //!
 //! Through SeaORM's sqlx pool a lookup by id costs three round trips to the
 //! server: the ping sqlx sends as the connection leaves the pool
@@ -12,10 +14,13 @@
 //!
 //! # Batches
 //!
-//! The statement reads a list of ids (`WHERE "id" = ANY($1)`). A read joins
-//! the list of reads waiting for a connection; whoever gets a connection
-//! takes every read waiting at that moment (at most [`MAX_BATCH`]) and sends
-//! them as one query, then hands each read its row. Alone, a read is a
+//! Each statement reads a list of keys (`WHERE "id" = ANY($1)`,
+//! `WHERE token = ANY($1)`). A read joins the list of reads waiting for a
+//! connection; whoever gets a connection takes every read waiting at that
+//! moment (at most [`MAX_BATCH`]) and sends them as one query per statement
+//! (users, tokens), then hands each read its row. Both kinds share the
+//! list and the connections, so neither can starve the other and the lane
+//! never opens more connections than its slots. Alone, a read is a
 //! batch of one and goes at once; under load, the reads that arrive while
 //! every connection is busy leave together on the next free one. The round
 //! trip, the statement's execution in PostgreSQL and the system calls are
@@ -47,30 +52,48 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use portcullis_store_sql_common::sessions::{TokenRow, get_access_tokens_any_sql};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection as _, Row as _};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::entity::Stored;
 
-/// Most ids one query carries; more waiting reads go in the next batch.
+/// Most reads one batch carries; more waiting reads go in the next batch.
 pub(crate) const MAX_BATCH: usize = 128;
 
-/// What a read gets: the row for its id, if any.
-type Answer = Result<Option<Stored>, LaneError>;
+/// What a read gets: the row for its key, if any.
+type Answer<T> = Result<Option<T>, LaneError>;
+
+/// One read: its key, the statement that finds it, where its answer goes.
+enum Ask {
+    /// A user by id, with the store's statement (which selects its extra
+    /// fields: stores with other fields may share the lane).
+    User {
+        sql: Arc<str>,
+        id: Uuid,
+        answer: oneshot::Sender<Answer<Stored>>,
+    },
+    /// A database session's token, with [`get_access_tokens_any_sql`].
+    Token {
+        token: String,
+        answer: oneshot::Sender<Answer<TokenRow>>,
+    },
+}
 
 /// A read waiting for a connection.
 struct Waiting {
     /// Tells it from the other reads of the list.
     ticket: u64,
-    id: Uuid,
-    answer: oneshot::Sender<Answer>,
+    ask: Ask,
 }
 
-/// Connections for reads by id, at most `slots` of them open.
+/// Connections for reads by key, at most `slots` of them open.
 pub(crate) struct ReadLane {
     connect: PgConnectOptions,
+    /// [`get_access_tokens_any_sql`], written once.
+    token_sql: Arc<str>,
     connect_timeout: Duration,
     acquire_timeout: Duration,
     /// Open connections not in use, the most recently used last.
@@ -116,7 +139,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(mut self, sql: &str) {
+    async fn run(mut self) {
         loop {
             let batch = {
                 let mut queue = lock(&self.lane.queue);
@@ -128,7 +151,7 @@ impl Reader {
                 }
                 batch
             };
-            self.lane.read(sql, batch).await;
+            self.lane.read(batch).await;
         }
     }
 }
@@ -181,6 +204,7 @@ impl ReadLane {
     ) -> Self {
         Self {
             connect,
+            token_sql: get_access_tokens_any_sql().into(),
             connect_timeout,
             acquire_timeout,
             idle: Mutex::new(Vec::with_capacity(slots)),
@@ -192,18 +216,42 @@ impl ReadLane {
     /// The row of user `id`, read with `sql`: a statement whose only
     /// parameter `$1` is an array of UUIDs and whose rows are
     /// [`Stored::from_row`]'s, the id first.
+    pub(crate) async fn fetch_by_id(self: &Arc<Self>, sql: &Arc<str>, id: Uuid) -> Answer<Stored> {
+        self.fetch(|answer| Ask::User {
+            sql: Arc::clone(sql),
+            id,
+            answer,
+        })
+        .await
+    }
+
+    /// The row of `token` in `accesstoken`, whatever its age (the caller
+    /// compares `created_at` with its bound).
+    pub(crate) async fn fetch_token(self: &Arc<Self>, token: &str) -> Answer<TokenRow> {
+        self.fetch(|answer| Ask::Token {
+            token: token.to_owned(),
+            answer,
+        })
+        .await
+    }
+
+    /// The answer of the read `ask` makes.
     ///
     /// The read waits in the lane's list; when fewer readers than slots are
     /// running, it starts one (a task of the caller's runtime, so a
     /// cancelled request never strands the reads it would have carried).
-    pub(crate) async fn fetch_by_id(self: &Arc<Self>, sql: &Arc<str>, id: Uuid) -> Answer {
+    async fn fetch<T>(
+        self: &Arc<Self>,
+        ask: impl Fn(oneshot::Sender<Answer<T>>) -> Ask,
+    ) -> Answer<T> {
         loop {
             let (answer, mut answered) = oneshot::channel();
+            let ask = ask(answer);
             let (ticket, start_reader) = {
                 let mut queue = lock(&self.queue);
                 let ticket = queue.tickets;
                 queue.tickets = ticket.wrapping_add(1);
-                queue.waiting.push(Waiting { ticket, id, answer });
+                queue.waiting.push(Waiting { ticket, ask });
                 let start = queue.readers < self.slots;
                 if start {
                     queue.readers += 1;
@@ -215,8 +263,7 @@ impl ReadLane {
                     lane: Arc::clone(self),
                     counted: true,
                 };
-                let sql = Arc::clone(sql);
-                tokio::spawn(async move { reader.run(&sql).await });
+                tokio::spawn(reader.run());
             }
             let answer = match tokio::time::timeout(self.acquire_timeout, &mut answered).await {
                 Ok(answer) => answer,
@@ -244,59 +291,67 @@ impl ReadLane {
         queue.waiting.len() < before
     }
 
-    /// Reads the rows of `batch` in one query and answers each of its reads.
-    async fn read(&self, sql: &str, batch: Vec<Waiting>) {
-        let mut ids: Vec<Uuid> = batch.iter().map(|w| w.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        tracing::debug!(reads = batch.len(), ids = ids.len(), "read lane batch");
-        match self.query(sql, &ids).await {
-            Ok(rows) => {
-                for Waiting { id, answer, .. } in batch {
-                    let row = rows
-                        .iter()
-                        .find(|(row_id, _)| *row_id == id)
-                        .map(|(_, row)| row.clone());
-                    // A read whose caller gave up has nobody to answer.
-                    let _ = answer.send(row.transpose());
+    /// Reads the rows of `batch`, one query per statement, and answers
+    /// each of its reads.
+    async fn read(&self, batch: Vec<Waiting>) {
+        tracing::debug!(reads = batch.len(), "read lane batch");
+        // Users grouped by statement (one group but while stores with other
+        // fields share the lane), then tokens.
+        let mut users: Vec<(Arc<str>, Vec<(Uuid, oneshot::Sender<Answer<Stored>>)>)> = Vec::new();
+        let mut tokens = Vec::new();
+        for Waiting { ask, .. } in batch {
+            match ask {
+                Ask::User { sql, id, answer } => {
+                    match users.iter_mut().find(|(group, _)| *group == sql) {
+                        Some((_, reads)) => reads.push((id, answer)),
+                        None => users.push((sql, vec![(id, answer)])),
+                    }
                 }
+                Ask::Token { token, answer } => tokens.push((token, answer)),
             }
-            Err(error) => {
-                for Waiting { answer, .. } in batch {
-                    let _ = answer.send(Err(error.clone()));
-                }
-            }
+        }
+        for (sql, reads) in users {
+            let ids = keys(&reads);
+            let rows = self.query(&sql, Keys::Ids(&ids)).await;
+            answer(reads, rows, |row| {
+                Ok((row.try_get(0)?, Stored::from_row(row)))
+            });
+        }
+        if !tokens.is_empty() {
+            let keys = keys(&tokens);
+            let rows = self.query(&self.token_sql, Keys::Texts(&keys)).await;
+            answer(tokens, rows, |row| {
+                let token = TokenRow {
+                    user_id: row.try_get(0)?,
+                    token: row.try_get(1)?,
+                    created_at: row.try_get(2)?,
+                };
+                Ok((token.token.clone(), Ok(token)))
+            });
         }
     }
 
-    /// The rows of `ids`, each decoded (a row that does not decode is that
-    /// read's error only).
-    async fn query(
-        &self,
-        sql: &str,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Result<Stored, LaneError>)>, LaneError> {
+    /// The rows `sql` answers for `keys`.
+    async fn query(&self, sql: &str, keys: Keys<'_>) -> Result<Vec<PgRow>, LaneError> {
         let reused = self.take_idle();
         let fresh = reused.is_none();
         let mut conn = match reused {
             Some(conn) => conn,
             None => self.open().await?,
         };
-        let rows = match fetch(&mut conn, sql, ids).await {
+        let rows = match fetch(&mut conn, sql, keys).await {
             Ok(rows) => rows,
             Err(error) if !fresh && connection_lost(&error) => {
                 drop(conn);
                 lock(&self.idle).clear();
                 conn = self.open().await?;
-                fetch(&mut conn, sql, ids).await?
+                fetch(&mut conn, sql, keys).await?
             }
             // The connection is dropped: whatever state it is in stays out.
             Err(error) => return Err(error.into()),
         };
         self.give_back(conn);
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, Stored::from_row(row))))
-            .collect()
+        Ok(rows)
     }
 
     fn take_idle(&self) -> Option<PgConnection> {
@@ -322,15 +377,60 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The distinct keys of `reads`, sorted.
+fn keys<K: Ord + Clone, A>(reads: &[(K, A)]) -> Vec<K> {
+    let mut keys: Vec<K> = reads.iter().map(|(key, _)| key.clone()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Hands each of `reads` the row of its key in `rows` (decoded by `decode`
+/// into its key and its row: a row that does not decode is that read's
+/// error only), or every read the query's error.
+fn answer<K: PartialEq, T: Clone>(
+    reads: Vec<(K, oneshot::Sender<Answer<T>>)>,
+    rows: Result<Vec<PgRow>, LaneError>,
+    decode: impl Fn(&PgRow) -> Result<(K, Result<T, LaneError>), LaneError>,
+) {
+    let rows = rows.and_then(|rows| rows.iter().map(&decode).collect::<Result<Vec<_>, _>>());
+    match rows {
+        Ok(rows) => {
+            for (key, answer) in reads {
+                let row = rows
+                    .iter()
+                    .find(|(row_key, _)| *row_key == key)
+                    .map(|(_, row)| row.clone());
+                // A read whose caller gave up has nobody to answer.
+                let _ = answer.send(row.transpose());
+            }
+        }
+        Err(error) => {
+            for (_, answer) in reads {
+                let _ = answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// The keys a statement's `$1` carries.
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    Ids(&'a [Uuid]),
+    Texts(&'a [String]),
+}
+
 async fn fetch(
     conn: &mut PgConnection,
     sql: &str,
-    ids: &[Uuid],
-) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(conn)
-        .await
+    keys: Keys<'_>,
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    let query = sqlx::query(AssertSqlSafe(sql));
+    let query = match keys {
+        Keys::Ids(ids) => query.bind(ids),
+        Keys::Texts(texts) => query.bind(texts),
+    };
+    query.fetch_all(conn).await
 }
 
 /// Whether `error` is what a connection the server (or the network) ended

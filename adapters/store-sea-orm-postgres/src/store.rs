@@ -26,7 +26,7 @@ use crate::PostgresStoreError;
 use crate::entity::{self, Column, Entity as Users, Stored, field_value};
 use crate::error::{Failure, migration_reason};
 use crate::migration::{self, EMAIL_KEY};
-use crate::read_lane::ReadLane;
+use crate::read_lane::{LaneError, ReadLane};
 use sea_orm::sqlx::ConnectOptions as _;
 
 /// Tuning for [`PostgresUserStore::open_with`]. The defaults suit a small
@@ -290,6 +290,27 @@ impl PostgresUserStore {
             .into()),
         }
     }
+
+    /// The read lane, when the store has one.
+    pub(crate) fn read_lane(&self) -> Option<&Arc<ReadLane>> {
+        self.read_lane.as_ref()
+    }
+
+    /// Runs one read of the read lane within the operation timeout.
+    pub(crate) async fn bounded_read<T>(
+        &self,
+        read: impl Future<Output = Result<T, LaneError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.operation_timeout, read).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Failure::Read(error).into()),
+            Err(source) => Err(Failure::TimedOut {
+                after: self.operation_timeout,
+                source,
+            }
+            .into()),
+        }
+    }
 }
 
 impl PostgresUserStore {
@@ -347,23 +368,8 @@ impl UserRepository for PostgresUserStore {
         let Some(lane) = &self.read_lane else {
             return self.get_through_pool(id).await;
         };
-        let stored = match tokio::time::timeout(
-            self.operation_timeout,
-            lane.fetch_by_id(&self.get_sql, *id.as_uuid()),
-        )
-        .await
-        {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(error)) => return Err(Failure::Read(error).into()),
-            Err(source) => {
-                return Err(Failure::TimedOut {
-                    after: self.operation_timeout,
-                    source,
-                }
-                .into());
-            }
-        };
-        stored
+        self.bounded_read(lane.fetch_by_id(&self.get_sql, *id.as_uuid()))
+            .await?
             .map(|stored| stored.into_user(&self.fields))
             .transpose()
             .map_err(StoreError::from)

@@ -187,6 +187,17 @@ pub fn get_access_token_sql(dialect: Dialect) -> String {
     )
 }
 
+/// PostgreSQL only: the tokens `$1` (an array of text) with their rows'
+/// [`TokenRow`] columns, all text, in that order; no `created_at` bound: a
+/// caller reading many tokens in one query (the PostgreSQL store's read
+/// lane) compares each with its own bound, [`to_the_microsecond`].
+pub fn get_access_tokens_any_sql() -> String {
+    format!(
+        "SELECT {} FROM accesstoken WHERE token = ANY($1)",
+        text_columns(Dialect::Postgres)
+    )
+}
+
 /// Deletes the token `$1`.
 pub fn delete_access_token_sql(dialect: Dialect) -> String {
     format!(
@@ -259,16 +270,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// assert_eq!(format_timestamp(t), "2025-12-01 23:00:52.440530");
 /// ```
 pub fn format_timestamp(time: SystemTime) -> String {
-    let micros = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => {
-            let d = before.duration();
-            // Round towards the past, so that truncation is the same on both
-            // sides of 1970.
-            -i64::try_from(d.as_micros() + u128::from(d.subsec_nanos() % 1000 != 0))
-                .unwrap_or(i64::MAX)
-        }
-    };
+    let micros = micros_since_epoch(time);
     let seconds = micros.div_euclid(MICROS_PER_SECOND);
     let fraction = micros.rem_euclid(MICROS_PER_SECOND);
     let days = seconds.div_euclid(SECONDS_PER_DAY);
@@ -280,6 +282,43 @@ pub fn format_timestamp(time: SystemTime) -> String {
         of_day % 3600 / 60,
         of_day % 60
     )
+}
+
+/// Whole microseconds from 1970 to `time`, rounded towards the past (so
+/// that truncation is the same on both sides of 1970), saturated.
+fn micros_since_epoch(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => {
+            let d = before.duration();
+            -i64::try_from(d.as_micros() + u128::from(d.subsec_nanos() % 1000 != 0))
+                .unwrap_or(i64::MAX)
+        }
+    }
+}
+
+/// `time` as the `created_at` column keeps it (and as
+/// [`format_timestamp`] writes it): truncated to the microsecond, towards
+/// the past. A store that compares a stored time with `time` in Rust
+/// compares with this, to answer as the statement's `created_at >= $2`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use portcullis_store_sql_common::sessions::to_the_microsecond;
+///
+/// let t = UNIX_EPOCH + Duration::from_nanos(1_764_630_052_440_530_999);
+/// assert_eq!(to_the_microsecond(t), UNIX_EPOCH + Duration::from_micros(1_764_630_052_440_530));
+/// let before = UNIX_EPOCH - Duration::from_nanos(1_500);
+/// assert_eq!(to_the_microsecond(before), UNIX_EPOCH - Duration::from_micros(2));
+/// ```
+pub fn to_the_microsecond(time: SystemTime) -> SystemTime {
+    let micros = micros_since_epoch(time);
+    let shifted = if micros >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_micros(micros.unsigned_abs()))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_micros(micros.unsigned_abs()))
+    };
+    shifted.unwrap_or(time)
 }
 
 /// A stored `created_at` as a time: `YYYY-MM-DD HH:MM:SS` with an optional
