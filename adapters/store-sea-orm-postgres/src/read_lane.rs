@@ -82,6 +82,9 @@ enum Ask {
     },
 }
 
+/// A read's key and where its answer goes.
+type Read<K, T> = (K, oneshot::Sender<Answer<T>>);
+
 /// A read waiting for a connection.
 struct Waiting {
     /// Tells it from the other reads of the list.
@@ -297,7 +300,7 @@ impl ReadLane {
         tracing::debug!(reads = batch.len(), "read lane batch");
         // Users grouped by statement (one group but while stores with other
         // fields share the lane), then tokens.
-        let mut users: Vec<(Arc<str>, Vec<(Uuid, oneshot::Sender<Answer<Stored>>)>)> = Vec::new();
+        let mut users: Vec<(Arc<str>, Vec<Read<Uuid, Stored>>)> = Vec::new();
         let mut tokens = Vec::new();
         for Waiting { ask, .. } in batch {
             match ask {
@@ -389,7 +392,7 @@ fn keys<K: Ord + Clone, A>(reads: &[(K, A)]) -> Vec<K> {
 /// into its key and its row: a row that does not decode is that read's
 /// error only), or every read the query's error.
 fn answer<K: PartialEq, T: Clone>(
-    reads: Vec<(K, oneshot::Sender<Answer<T>>)>,
+    reads: Vec<Read<K, T>>,
     rows: Result<Vec<PgRow>, LaneError>,
     decode: impl Fn(&PgRow) -> Result<(K, Result<T, LaneError>), LaneError>,
 ) {
