@@ -85,6 +85,9 @@ enum Ask {
 /// A read's key and where its answer goes.
 type Read<K, T> = (K, oneshot::Sender<Answer<T>>);
 
+/// Reads of users with one statement.
+type UserReads = (Arc<str>, Vec<Read<Uuid, Stored>>);
+
 /// A read waiting for a connection.
 struct Waiting {
     /// Tells it from the other reads of the list.
@@ -300,7 +303,7 @@ impl ReadLane {
         tracing::debug!(reads = batch.len(), "read lane batch");
         // Users grouped by statement (one group but while stores with other
         // fields share the lane), then tokens.
-        let mut users: Vec<(Arc<str>, Vec<Read<Uuid, Stored>>)> = Vec::new();
+        let mut users: Vec<UserReads> = Vec::new();
         let mut tokens = Vec::new();
         for Waiting { ask, .. } in batch {
             match ask {
