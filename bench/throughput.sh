@@ -54,6 +54,14 @@
 #     (50.5 / 68.3 us), PostgreSQL 0.07 / 0.08 (309 / 267 us): there the
 #     token still goes through SeaORM's pool (a ping out, the query, a
 #     ping back), not a read lane as the user's row does.
+#   Then (2026-12-03) the PostgreSQL token is read on the read lane too
+#     (`... scripts/with-postgres bench/throughput.sh postgres`, a quieter
+#     host, floor 114-116k req/s): before (936da25) 0.06 / 0.06 (215.0 /
+#     224.3 us), after 0.40 / 0.30 (31.4 / 43.7 us); a run of all three
+#     stores after: memory 0.92 / 0.77 (11.1 / 13.2 us), SQLite 0.49 / 0.34
+#     (22.8 / 35.2 us), PostgreSQL 0.37 / 0.33 (35.8 / 41.2 us). With jwt
+#     on that host: memory 0.79 / 0.66 (12.8 / 15.8 us), SQLite 0.58 / 0.44
+#     (18.3 / 24.8 us), PostgreSQL 0.52 / 0.44 (26.2 / 32.3 us).
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
