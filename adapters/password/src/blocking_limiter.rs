@@ -199,8 +199,8 @@ impl BlockingLimiter {
         #[cfg(test)]
         let probe = Arc::clone(&self.probe);
         self.lanes
-            .spawn(&runtime, move || {
-                let _slot = slot;
+            // The slot is let go once the job's thread is counted free.
+            .spawn(&runtime, slot, move || {
                 started.fetch_add(1, Ordering::Relaxed);
                 #[cfg(test)]
                 let _in_flight = probe.enter();

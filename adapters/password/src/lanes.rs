@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a job started by [`LanePool::spawn`] gave no outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +41,53 @@ pub(crate) enum Lost {
     Cancelled,
 }
 
-/// A rayon thread pool of `threads` threads, built on first use.
+/// The threads of password hashing, built on first use: a rayon pool of
+/// `threads` threads that a job started alone spreads its lanes over, and
+/// (with more than one thread) `threads` pools of one thread each, where a
+/// job started while another runs computes its lanes one after the other.
 pub(crate) struct LanePool {
     threads: usize,
-    pool: OnceLock<Option<rayon::ThreadPool>>,
+    pools: OnceLock<Option<Pools>>,
+    /// Jobs started by [`LanePool::spawn`] and not yet ended, and the solo
+    /// pools free.
+    state: Arc<Mutex<State>>,
+}
+
+struct Pools {
+    /// `threads` threads: the lanes of a job started alone side by side.
+    shared: rayon::ThreadPool,
+    /// One thread each: a job started while another runs, its lanes one
+    /// after the other. None with one thread.
+    solo: Vec<rayon::ThreadPool>,
+}
+
+#[derive(Default)]
+struct State {
+    running: usize,
+    /// Indexes into [`Pools::solo`] no job holds.
+    free_solo: Vec<usize>,
+}
+
+/// A job of [`LanePool::spawn`] counted as running, holding a solo pool or
+/// not; counted out (its pool freed) when dropped, after the job, panic or
+/// not.
+struct Running {
+    state: Arc<Mutex<State>>,
+    solo: Option<usize>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.running -= 1;
+        if let Some(solo) = self.solo {
+            state.free_solo.push(solo);
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LanePool {
@@ -52,38 +95,58 @@ impl LanePool {
     pub(crate) fn new(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
-            pool: OnceLock::new(),
+            pools: OnceLock::new(),
+            state: Arc::default(),
         }
     }
 
-    /// Runs `job` on one of the pool's threads, waiting for it: the rayon
-    /// parallel iterators inside it (argon2's lanes) use this pool. Called
-    /// on one of the pool's threads (from a job of [`LanePool::spawn`]),
-    /// `job` runs right there. If the
-    /// threads cannot be started (the process is out of threads), `job`
-    /// runs here, on the caller's thread, and the lanes on rayon's global
-    /// pool.
+    /// Runs `job` on the hashing threads, waiting for it: the rayon
+    /// parallel iterators inside it (argon2's lanes) use the pool it runs
+    /// on. Called on one of the hashing threads (from a job of
+    /// [`LanePool::spawn`]), `job` runs right there, its lanes where that
+    /// job's are (side by side, or one after the other on a solo thread);
+    /// called elsewhere, on the shared pool. If the threads cannot be
+    /// started (the process is out of threads), `job` runs here, on the
+    /// caller's thread, and the lanes on rayon's global pool.
     pub(crate) fn run<R: Send>(&self, job: impl FnOnce() -> R + Send) -> R {
-        match self.pool() {
-            Some(pool) => pool.install(job),
+        match self.pools() {
+            Some(pools) if pools.on_one_of_them() => job(),
+            Some(pools) => pools.shared.install(job),
             None => job(),
         }
     }
 
-    /// Runs `job` on one of the pool's threads; the returned future waits
-    /// for its outcome without blocking the thread that polls it. Dropping
-    /// the future does not stop a job that started: it runs to its end (and
+    /// Runs `job` on the hashing threads; the returned future waits for its
+    /// outcome without blocking the thread that polls it. Dropping the
+    /// future does not stop a job that started: it runs to its end (and
     /// drops whatever it owns there). A panic in `job` is caught and comes
     /// back as [`Lost::Panicked`].
     ///
+    /// A job started while no other runs goes to the shared pool: its lanes
+    /// spread over the idle cores. A job started while another runs goes to
+    /// a solo thread of its own: its lanes one after the other, as the
+    /// cores are taken anyway — on the shared pool, the lanes of jobs
+    /// running side by side would wait for each other at the end of each
+    /// argon2 slice (threads idle while work is queued; measured: ~3 % of
+    /// two CPUs idle under a login flood, none with solo threads).
+    ///
+    /// `hold` is dropped once the job has ended and its thread is counted
+    /// free, panic or not: what the caller's next job waits for (a hashing
+    /// slot's permit), so that the next job finds this one's thread free.
+    ///
     /// If the threads cannot be started (the process is out of threads),
     /// `job` runs on `runtime`'s blocking pool instead.
-    pub(crate) async fn spawn<R: Send + 'static>(
+    pub(crate) async fn spawn<R: Send + 'static, H: Send + 'static>(
         &self,
         runtime: &tokio::runtime::Handle,
+        hold: H,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, Lost> {
-        let Some(pool) = self.pool() else {
+        let Some(pools) = self.pools() else {
+            let job = move || {
+                let _hold = hold;
+                job()
+            };
             return runtime.spawn_blocking(job).await.map_err(|error| {
                 if error.is_panic() {
                     Lost::Panicked
@@ -92,12 +155,31 @@ impl LanePool {
                 }
             });
         };
+        let running = {
+            let mut state = lock(&self.state);
+            state.running += 1;
+            // Alone: the shared pool. Else a free solo thread; none free
+            // (a job ending still holds its thread): the shared pool.
+            let solo = if state.running > 1 {
+                state.free_solo.pop()
+            } else {
+                None
+            };
+            Running {
+                state: Arc::clone(&self.state),
+                solo,
+            }
+        };
+        let pool = running.solo.map_or(&pools.shared, |i| &pools.solo[i]);
         let (sender, outcome) = tokio::sync::oneshot::channel();
         pool.spawn(move || {
             // Caught here: rayon aborts the process on a panic that leaves
             // a spawned job. Nobody may be waiting any more (the caller went
             // away): the outcome is then dropped.
-            let _ = sender.send(std::panic::catch_unwind(AssertUnwindSafe(job)));
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(job));
+            drop(running);
+            drop(hold);
+            let _ = sender.send(outcome);
         });
         match outcome.await {
             Ok(Ok(value)) => Ok(value),
@@ -111,25 +193,24 @@ impl LanePool {
     /// Starts the threads now rather than at the first job (no-op once
     /// started).
     pub(crate) fn start(&self) {
-        self.pool();
+        self.pools();
     }
 
-    fn pool(&self) -> Option<&rayon::ThreadPool> {
-        self.pool
+    fn pools(&self) -> Option<&Pools> {
+        self.pools
             .get_or_init(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(self.threads)
-                    .thread_name(|i| format!("password-hash-{i}"))
-                    .build()
+                let built = Pools::build(self.threads)
                     .inspect_err(|error| {
                         tracing::warn!(%error, "no threads for password hashing; hashing on Tokio's blocking pool, argon2's lanes one after the other");
                     })
-                    .ok()
+                    .ok()?;
+                lock(&self.state).free_solo = (0..built.solo.len()).rev().collect();
+                Some(built)
             })
             .as_ref()
     }
 
-    /// Threads the pool has (or will have).
+    /// Threads the shared pool has (or will have): one per hashing slot.
     pub(crate) fn threads(&self) -> usize {
         self.threads
     }
@@ -137,7 +218,38 @@ impl LanePool {
     /// Whether the threads were started (by a first job, or [`Self::start`]).
     #[cfg(test)]
     pub(crate) fn started(&self) -> bool {
-        self.pool.get().is_some_and(Option::is_some)
+        self.pools.get().is_some_and(Option::is_some)
+    }
+}
+
+impl Pools {
+    fn build(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
+        let shared = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("password-hash-{i}"))
+            .build()?;
+        let solo = if threads > 1 {
+            (0..threads)
+                .map(|i| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(move |_| format!("password-hash-solo-{i}"))
+                        .build()
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Self { shared, solo })
+    }
+
+    /// Whether this thread is one of the hashing threads.
+    fn on_one_of_them(&self) -> bool {
+        self.shared.current_thread_index().is_some()
+            || self
+                .solo
+                .iter()
+                .any(|pool| pool.current_thread_index().is_some())
     }
 }
 
@@ -145,7 +257,7 @@ impl fmt::Debug for LanePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LanePool")
             .field("threads", &self.threads)
-            .field("started", &self.pool.get().is_some_and(Option::is_some))
+            .field("started", &self.pools.get().is_some_and(Option::is_some))
             .finish()
     }
 }
@@ -202,7 +314,7 @@ mod tests {
         let lanes = LanePool::new(2);
         let runtime = tokio::runtime::Handle::current();
         let (job, lane_threads) = lanes
-            .spawn(&runtime, || {
+            .spawn(&runtime, (), || {
                 let lane_threads: HashSet<_> = (0..64)
                     .into_par_iter()
                     .map(|_| thread_name())
@@ -228,15 +340,95 @@ mod tests {
         );
     }
 
+    fn is_solo(name: &Option<String>) -> bool {
+        name.as_deref()
+            .is_some_and(|n| n.starts_with("password-hash-solo-"))
+    }
+
+    fn is_shared(name: &Option<String>) -> bool {
+        name.as_deref()
+            .is_some_and(|n| n.starts_with("password-hash-") && !n.contains("solo"))
+    }
+
+    /// A job started while another runs computes its lanes (a parallel
+    /// iterator, through [`LanePool::run`] as argon2's are) on one solo
+    /// thread of its own; a job started alone spreads them over the shared
+    /// pool's threads, side by side.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_started_while_another_runs_computes_its_lanes_on_a_solo_thread() {
+        let lanes = Arc::new(LanePool::new(2));
+        let runtime = tokio::runtime::Handle::current();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (began, has_begun) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let (lanes, runtime) = (Arc::clone(&lanes), runtime.clone());
+            tokio::spawn(async move {
+                lanes
+                    .spawn(&runtime, (), move || {
+                        began.send(()).expect("the test waits");
+                        released.recv().expect("released");
+                        thread_name()
+                    })
+                    .await
+            })
+        };
+        has_begun
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the first job runs");
+        let inner = Arc::clone(&lanes);
+        let (job, lane_threads) = lanes
+            .spawn(&runtime, (), move || {
+                let names = inner.run(|| {
+                    (0..64)
+                        .into_par_iter()
+                        .map(|_| thread_name())
+                        .collect::<Vec<_>>()
+                });
+                (thread_name(), names.into_iter().collect::<HashSet<_>>())
+            })
+            .await
+            .expect("outcome");
+        assert!(is_solo(&job), "{job:?}");
+        assert_eq!(
+            lane_threads,
+            HashSet::from([job]),
+            "its lanes on its thread"
+        );
+        release.send(()).expect("the first job waits");
+        let first = first.await.expect("task").expect("outcome");
+        assert!(is_shared(&first), "started alone: {first:?}");
+
+        // Alone again: the lanes side by side (a barrier only two threads
+        // at once get past; on one thread the test would hang, not pass).
+        let barrier = Arc::new(Barrier::new(2));
+        let inner = Arc::clone(&lanes);
+        let names = lanes
+            .spawn(&runtime, (), move || {
+                inner.run(|| {
+                    (0..2)
+                        .into_par_iter()
+                        .map(|_| {
+                            barrier.wait();
+                            thread_name()
+                        })
+                        .collect::<HashSet<_>>()
+                })
+            })
+            .await
+            .expect("outcome");
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(is_shared), "{names:?}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_panicking_spawned_job_is_lost_and_the_pool_goes_on() {
         let lanes = LanePool::new(1);
         let runtime = tokio::runtime::Handle::current();
-        let lost = lanes.spawn(&runtime, || -> u8 { panic!("boom") }).await;
+        let lost = lanes.spawn(&runtime, (), || -> u8 { panic!("boom") }).await;
         assert_eq!(lost, Err(Lost::Panicked));
         // Its one thread survived the panic (rayon would abort the process
         // on an uncaught one).
-        assert_eq!(lanes.spawn(&runtime, || 7).await, Ok(7));
+        assert_eq!(lanes.spawn(&runtime, (), || 7).await, Ok(7));
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -245,7 +437,7 @@ mod tests {
         let runtime = tokio::runtime::Handle::current();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (done, finished) = std::sync::mpsc::channel();
-        let caller = lanes.spawn(&runtime, move || {
+        let caller = lanes.spawn(&runtime, (), move || {
             released.recv().expect("released");
             done.send(()).expect("the test waits");
         });
