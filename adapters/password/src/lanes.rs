@@ -1,8 +1,8 @@
 //! The threads password hashing runs on.
 //!
-//! Every hashing job (argon2, PBKDF2, bcrypt) runs on this pool, started by
-//! [`LanePool::spawn`]: the caller's task awaits the outcome without holding
-//! a thread, and no thread of Tokio's blocking pool is involved. The pool's
+//! Every hashing job (argon2, PBKDF2, bcrypt) runs on these threads, started
+//! by [`LanePool::spawn`]: the caller's task awaits the outcome without
+//! holding a thread, and no thread of Tokio's blocking pool is involved. The
 //! threads live as long as the hasher, so a login flood after a quiet spell
 //! starts no thread (Tokio's blocking threads end after 10 s idle, and each
 //! new one touches a fresh stack).
@@ -10,22 +10,24 @@
 //! An argon2 hash with `p` lanes fills each of its 4 × `t` slices lane by
 //! lane, and the lanes of one slice are independent: with the `argon2`
 //! crate's `parallel` feature they are computed as a rayon parallel
-//! iterator. Run inside this pool (a job started by [`LanePool::spawn`], or
-//! [`LanePool::run`]), that iterator uses the pool — one thread per hashing
-//! slot, so hashing never keeps more threads busy than there are slots —
-//! instead of rayon's global pool.
+//! iterator, which runs on the rayon pool of the thread it is called on.
 //!
-//! At light load the lanes of the one running hash spread over the idle
-//! threads. Under a flood every slot's job occupies one thread, computing its
-//! own lanes one after the other, as without the feature: the throughput
-//! stays what the slots allow. (A thread waiting for its lanes may, the
-//! rayon way, pick up queued work meanwhile — another slot's lanes or a
-//! queued job, nested on its stack; at most as many jobs as slots are ever
-//! admitted, so this changes which thread computes what, not how much is
-//! computed at once.)
+//! - A job started while no other runs goes to the shared pool, one thread
+//!   per hashing slot: its lanes spread over the idle cores, so a login at
+//!   light load takes about the hash time over the cores (2 cores, p = 4:
+//!   0.52 of the single-thread time, `bench/login_latency.sh`).
+//! - A job started while another runs goes to a solo pool of one thread,
+//!   one per slot: its lanes one after the other, as without the feature.
+//!   On the shared pool, two jobs' lanes would be stolen back and forth
+//!   and each job would wait at every slice's end for a lane another
+//!   thread holds — measured under a login flood: ~2.5 % of two CPUs idle
+//!   while logins were queued; none with the solo threads.
 //!
-//! The pool is built at the first job (or [`LanePool::start`]), not before,
-//! and its threads end when the hasher is dropped.
+//! At most as many jobs as slots are admitted (the limiter), so the cores
+//! are never given more hashing than that, whichever threads compute it.
+//!
+//! The pools are built at the first job (or [`LanePool::start`]), not
+//! before, and their threads end when the hasher is dropped.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;

@@ -11,8 +11,10 @@
 //! made another way than configured comes back re-hashed. Hashing runs on the
 //! hasher's own threads (one per core, living as long as the hasher; the caller
 //! awaits without blocking a thread), one job per thread at most, behind a
-//! bounded queue (callers past it are refused as busy); an argon2 job's lanes
-//! run side by side on those of the threads that are free, and argon2 jobs reuse one
+//! bounded queue (callers past it are refused as busy); an argon2 job started
+//! while no other runs computes its lanes side by side on the threads, one
+//! started while another runs computes them one after the other on a thread
+//! of its own (the cores are taken anyway), and argon2 jobs reuse one
 //! memory buffer per slot instead of allocating `m` KiB for every hash,
 //! given back to the system once unused for a few seconds. Failed verifications are
 //! padded to the slowest parameter set's time, so a login's duration does not
