@@ -20,6 +20,11 @@ SLOTS-th completion and the SLOTS-th before last (the segment's ramp-up and
 drain are left out). Each round's ratio is F_i / mean(R_{i-1}, R_i); the
 figure is their median.
 
+Each round also prints the server's CPU use over the steady part (its CPU
+time between the same two completions, over their distance, per CPU): how
+busy the server kept the cores while logins waited, which drifts with the
+host far less than a rate does; below 1, cores were idle with work queued.
+
 Rates on this host drift with it; CPU time much less. So each round also
 prints the server's CPU time per login (with SERVER_PID set) against the
 CPU time of one bare hash in the reference (its processes' CPU time over
@@ -82,6 +87,8 @@ def slots_rate():
 def flood():
     done, lock, statuses = [], threading.Lock(), {}
     left = [logins]
+    # The server's CPU time at the steady part's first and last completion.
+    marks = {}
 
     def worker(k):
         conn = http.client.HTTPConnection(host, port, timeout=120)
@@ -100,6 +107,8 @@ def flood():
             with lock:
                 done.append(time.monotonic())
                 statuses[response.status] = statuses.get(response.status, 0) + 1
+                if server_pid and len(done) in (cpus + 1, logins - cpus):
+                    marks[len(done)] = (done[-1], server_cpu())
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(parallel)]
@@ -109,15 +118,19 @@ def flood():
         thread.join()
     done.sort()
     lo, hi = cpus, len(done) - 1 - cpus
-    return (hi - lo) / (done[hi] - done[lo]), statuses
+    busy = None
+    if len(marks) == 2:
+        (t0, c0), (t1, c1) = marks[cpus + 1], marks[logins - cpus]
+        busy = (c1 - c0) / (t1 - t0) / cpus
+    return (hi - lo) / (done[hi] - done[lo]), statuses, busy
 
 
 refs = [slots_rate()]
-ratios, by_median, cpu_ratios, all_statuses = [], [], [], {}
+ratios, by_median, cpu_ratios, busies, all_statuses = [], [], [], [], {}
 for _ in range(rounds):
     cpu_before = server_cpu() if server_pid else 0.0
     own_before = resource.getrusage(resource.RUSAGE_SELF)
-    rate, statuses = flood()
+    rate, statuses, busy = flood()
     cpu_per_login = (server_cpu() - cpu_before) / logins if server_pid else None
     own = resource.getrusage(resource.RUSAGE_SELF)
     client_per_login = (own.ru_utime + own.ru_stime - own_before.ru_utime
@@ -137,6 +150,9 @@ for _ in range(rounds):
         print(f"    server CPU per login {cpu_per_login * 1000:.1f} ms, per bare hash "
               f"{refs[-2][2] * 1000:.1f} / {refs[-1][2] * 1000:.1f} ms: {cpu_ratio:.3f}; "
               f"this client's CPU per login {client_per_login * 1000:.2f} ms")
+    if busy is not None:
+        busies.append(busy)
+        print(f"    server CPU use in the steady part: {busy:.3f} of the {cpus} CPUs")
 median = statistics.median(ratios)
 print(f"login flood: {rounds} rounds of {logins} logins, {parallel} at a time, status "
       f"{dict(sorted(all_statuses.items()))}; flood / what the slots allow: median {median:.3f} "
@@ -145,4 +161,8 @@ print(f"login flood: {rounds} rounds of {logins} logins, {parallel} at a time, s
 if cpu_ratios:
     print(f"server CPU per login / CPU per bare hash: median {statistics.median(cpu_ratios):.3f} "
           f"(rounds {', '.join(f'{r:.3f}' for r in cpu_ratios)})")
+if busies:
+    print(f"server CPU use under the flood / CPUs: median {statistics.median(busies):.3f} "
+          f"(rounds {', '.join(f'{r:.3f}' for r in busies)}): what the server leaves idle "
+          f"while logins wait, whatever the host's speed")
 sys.exit(0 if median >= 0.95 and set(all_statuses) == {200} else 1)

@@ -51,6 +51,18 @@
 # times) and 0.960 (0.87 to 1.06; 0.958); server CPU per login 0.971 and
 # 0.997 of a bare hash's.
 #
+# 2026-12-03: a job started while another runs computes its lanes on a solo
+# thread (lanes.rs); login_flood.py now also prints the server's CPU use
+# over each round's steady part, per CPU. Same command, idle machine, the
+# binaries before (936da25 + the PostgreSQL token lane) and after, in
+# turns: p50 0.532-0.550 before, 0.522 / 0.608 / 0.559 after (the host);
+# flood median 0.925, 0.975, 0.970 before, 1.000, 0.958, 0.995 after;
+# server CPU use under the flood 0.966 of the 2 CPUs before (rounds 0.954
+# to 0.976), 0.989 after (0.987 to 0.993): the ~2.5 % the lanes of two
+# jobs left idle waiting for each other is gone (a crude wrk flood:
+# system idle 2.3-3.0 % before, 0.0 % after; with p = 1 it was 0.0 % even
+# before).
+#
 # Usage: bench/login_latency.sh [LOGINS=40] [FLOOD=48] [PARALLEL=8] [ROUNDS=4]
 #   (FLOOD: logins per flood round)
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");
