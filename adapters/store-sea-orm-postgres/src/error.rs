@@ -61,6 +61,18 @@ pub(crate) enum Failure {
     },
 }
 
+impl From<DbErr> for Failure {
+    fn from(error: DbErr) -> Self {
+        Self::Db(error)
+    }
+}
+
+impl From<crate::read_lane::LaneError> for Failure {
+    fn from(error: crate::read_lane::LaneError) -> Self {
+        Self::Read(error)
+    }
+}
+
 /// A unique-index violation (SQLSTATE 23505, on the primary key,
 /// `ix_user_email` or `ix_user_email_lower`) is a [`StoreError::Conflict`];
 /// anything else means the store cannot answer now.

@@ -26,7 +26,7 @@ use crate::PostgresStoreError;
 use crate::entity::{self, Column, Entity as Users, Stored, field_value};
 use crate::error::{Failure, migration_reason};
 use crate::migration::{self, EMAIL_KEY};
-use crate::read_lane::{LaneError, ReadLane};
+use crate::read_lane::ReadLane;
 use sea_orm::sqlx::ConnectOptions as _;
 
 /// Tuning for [`PostgresUserStore::open_with`]. The defaults suit a small
@@ -275,14 +275,33 @@ impl PostgresUserStore {
         &self.db
     }
 
-    /// Runs one operation of the port within the operation timeout.
+    /// Runs one operation of the port, statements through the pool, within
+    /// the operation timeout.
     pub(crate) async fn bounded<T>(
         &self,
         operation: impl Future<Output = Result<T, DbErr>>,
     ) -> Result<T, StoreError> {
+        self.within_timeout(operation).await
+    }
+
+    /// Runs one read of the read lane within the operation timeout.
+    pub(crate) async fn bounded_read<T>(
+        &self,
+        read: impl Future<Output = Result<T, crate::read_lane::LaneError>>,
+    ) -> Result<T, StoreError> {
+        self.within_timeout(read).await
+    }
+
+    async fn within_timeout<T, E>(
+        &self,
+        operation: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError>
+    where
+        Failure: From<E>,
+    {
         match tokio::time::timeout(self.operation_timeout, operation).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(Failure::Db(error).into()),
+            Ok(Err(error)) => Err(Failure::from(error).into()),
             Err(source) => Err(Failure::TimedOut {
                 after: self.operation_timeout,
                 source,
@@ -294,22 +313,6 @@ impl PostgresUserStore {
     /// The read lane, when the store has one.
     pub(crate) fn read_lane(&self) -> Option<&Arc<ReadLane>> {
         self.read_lane.as_ref()
-    }
-
-    /// Runs one read of the read lane within the operation timeout.
-    pub(crate) async fn bounded_read<T>(
-        &self,
-        read: impl Future<Output = Result<T, LaneError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.operation_timeout, read).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(Failure::Read(error).into()),
-            Err(source) => Err(Failure::TimedOut {
-                after: self.operation_timeout,
-                source,
-            }
-            .into()),
-        }
     }
 }
 
