@@ -308,7 +308,10 @@ impl ReadLane {
         for Waiting { ask, .. } in batch {
             match ask {
                 Ask::User { sql, id, answer } => {
-                    match users.iter_mut().find(|(group, _)| *group == sql) {
+                    // One store's reads share its statement's `Arc`: a
+                    // pointer compared, not the text, on this hot path.
+                    let same = |group: &Arc<str>| Arc::ptr_eq(group, &sql) || *group == sql;
+                    match users.iter_mut().find(|(group, _)| same(group)) {
                         Some((_, reads)) => reads.push((id, answer)),
                         None => users.push((sql, vec![(id, answer)])),
                     }
