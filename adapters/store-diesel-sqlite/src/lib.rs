@@ -37,6 +37,11 @@
 //! WAL readers never wait for the writer, so it cannot stall the executor
 //! behind a write. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
 //! default), `journal_mode=WAL`, `synchronous=NORMAL` and `foreign_keys=ON`.
+//! Only the first connection, made when the store is opened, creates a
+//! missing file; every later one (the pool's, each thread's reader) opens
+//! the file's absolute path as a `file:` URI with `mode=rw`, so a database
+//! removed or moved under a running server makes its calls
+//! `Unavailable` instead of being replaced by an empty file.
 //!
 //! # Schema
 //!

@@ -11,7 +11,8 @@ pub(crate) enum Location {
     /// A private in-memory database (one connection, lost when the store is
     /// dropped).
     Memory,
-    /// A database file; created if missing, its folder must exist.
+    /// A database file; created if missing when the store is opened (not
+    /// by any later connection), its folder must exist.
     File(PathBuf),
 }
 
@@ -78,6 +79,33 @@ impl Location {
                 } else {
                     text
                 }
+            }
+        }
+    }
+
+    /// The string every connection after the first opens: for a file, a
+    /// `file:` URI of its absolute path with `mode=rw`, so that once the
+    /// store is open (the first connection created the file if it was
+    /// missing) no connection creates it again. A database removed or moved
+    /// under a running server then fails to open (the store answers
+    /// `Unavailable`) rather than being replaced by an empty file at its
+    /// path. Absolute, so that every connection opens the same file whatever
+    /// the process' working folder has become.
+    pub(crate) fn reopen_string(&self) -> String {
+        match self {
+            Location::Memory => MEMORY.to_owned(),
+            Location::File(path) => {
+                let path = absolute(path);
+                let mut uri = String::from("file://");
+                for &byte in path.as_os_str().as_encoded_bytes() {
+                    if byte.is_ascii_alphanumeric() || b"/._-~".contains(&byte) {
+                        uri.push(char::from(byte));
+                    } else {
+                        uri.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+                uri.push_str("?mode=rw");
+                uri
             }
         }
     }
@@ -183,6 +211,22 @@ mod tests {
     fn a_path_looking_like_a_uri_stays_a_path() {
         assert_eq!(file("file:x.db").open_string(), "./file:x.db");
         assert_eq!(file("/tmp/x.db").open_string(), "/tmp/x.db");
+    }
+
+    #[test]
+    fn later_connections_open_an_absolute_uri_that_never_creates() {
+        assert_eq!(
+            file("/tmp/a b?#%é&=.db").reopen_string(),
+            "file:///tmp/a%20b%3F%23%25%C3%A9%26%3D.db?mode=rw"
+        );
+        assert_eq!(
+            file("file:x.db").reopen_string(),
+            format!(
+                "file://{}/file%3Ax.db?mode=rw",
+                std::env::current_dir().unwrap().display()
+            )
+        );
+        assert_eq!(Location::Memory.reopen_string(), ":memory:");
     }
 
     #[test]

@@ -211,10 +211,11 @@ impl SqliteUserStore {
             busy_timeout: options.busy_timeout,
         };
         let target = location.open_string();
+        let reopen = location.reopen_string();
         let fields = Fields::new(UserFields::none());
         let inline_reads = match location {
             Location::File(_) => Some(InlineReads::new(
-                target.clone(),
+                reopen.clone(),
                 fields.json.clone(),
                 options.read_mmap_size,
             )),
@@ -238,7 +239,7 @@ impl SqliteUserStore {
             .connection_timeout(options.connection_timeout)
             .test_on_check_out(false)
             .connection_customizer(Box::new(setup));
-        let manager = ConnectionManager::<SqliteConnection>::new(target);
+        let manager = ConnectionManager::<SqliteConnection>::new(reopen);
         let pool = match location {
             // The one connection *is* the database: never let the pool
             // retire it.

@@ -971,6 +971,89 @@ async fn an_ascii_address_is_looked_up_on_the_calling_thread_any_other_through_t
     assert_eq!(store.get_by_email(&jo.email).await.unwrap(), Some(jo));
 }
 
+/// Once the store is open, no connection it opens creates the file again:
+/// a database removed (or moved) under a running server is not replaced by
+/// an empty one at its path. Only the first connection, when the store is
+/// opened, may create it. Readers are per thread, so a new thread opens a
+/// new one; the pool opens more connections when those it has are busy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_removed_while_open_is_not_created_again_empty() {
+    let db = TempDb::new();
+    let options = SqliteStoreOptions {
+        max_connections: 8,
+        connection_timeout: Duration::from_millis(300),
+        ..SqliteStoreOptions::default()
+    };
+    let store = SqliteUserStore::open_with(&db.url(), options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.0.clone().into_os_string();
+        path.push(suffix);
+        std::fs::remove_file(PathBuf::from(path)).unwrap();
+    }
+    assert!(!db.0.exists());
+
+    // A thread that has never read: its reader opens now.
+    let read = {
+        let store = store.clone();
+        std::thread::spawn(move || poll_once(store.get(ann.id)))
+            .join()
+            .expect("no panic")
+    };
+    assert!(
+        !db.0.exists(),
+        "a new thread's reader made the file again (it read {read:?})"
+    );
+    // Every pooled connection held at once: the pool tries to open new ones.
+    let open = store.pool.state().connections;
+    assert!(open < 8, "the pool must have room to open more: {open}");
+    let pool = store.pool.clone();
+    let held = tokio::task::spawn_blocking(move || {
+        let held: Vec<_> = (0..8).map(|_| pool.get()).collect();
+        held.iter().filter(|c| c.is_ok()).count()
+    })
+    .await
+    .unwrap();
+    assert!(
+        held <= open as usize,
+        "{held} connections held, {open} were open"
+    );
+    assert!(
+        !db.0.exists(),
+        "a new pooled connection made the file again"
+    );
+}
+
+/// A file whose path has characters a URI escapes is opened by every
+/// connection, the first (a plain path) and the later ones (a `file:` URI):
+/// a thread's reader finds the row, and so does the pool.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_with_spaces_and_percent_signs_is_opened_by_every_connection() {
+    let dir = std::env::temp_dir().join(format!("portcullis sqlite #%é&={}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).unwrap();
+    let db = TempDb(dir.join("users 100%.db"));
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let inline = {
+        let store = store.clone();
+        std::thread::spawn(move || poll_once(store.get(ann.id)))
+            .join()
+            .expect("no panic")
+    };
+    assert_eq!(
+        inline.expect("read on the thread").unwrap(),
+        Some(ann.clone())
+    );
+    let email = EmailAddress::parse("ANN@example.com").unwrap();
+    assert_eq!(store.get_by_email(&email).await.unwrap(), Some(ann));
+    drop(store);
+    drop(db);
+    std::fs::remove_dir(&dir).expect("the folder holds nothing else");
+}
+
 #[test]
 fn lookups_use_the_lower_email_index() {
     use crate::schema::lower;
