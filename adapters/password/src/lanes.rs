@@ -27,11 +27,21 @@
 //! are never given more hashing than that, whichever threads compute it.
 //!
 //! The pools are built at the first job (or [`LanePool::start`]), not
-//! before, and their threads end when the hasher is dropped.
+//! before, and their threads end when the hasher is dropped. If they cannot
+//! be built (the process is out of threads or memory), jobs run on Tokio's
+//! blocking pool meanwhile, and a job at least [`RETRY_AFTER`] after the
+//! failure tries again: a passing shortage does not leave hashing without
+//! its threads for the process' life.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long after the threads failed to start no job tries again (each
+/// attempt spawns threads; a process out of them would otherwise try at
+/// every job).
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Why a job started by [`LanePool::spawn`] gave no outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +59,9 @@ pub(crate) enum Lost {
 /// job started while another runs computes its lanes one after the other.
 pub(crate) struct LanePool {
     threads: usize,
-    pools: OnceLock<Option<Pools>>,
+    pools: OnceLock<Pools>,
+    /// Held while the pools are built; when the last attempt failed.
+    building: Mutex<Building>,
     /// Jobs started by [`LanePool::spawn`] and not yet ended, and the solo
     /// pools free.
     state: Arc<Mutex<State>>,
@@ -61,6 +73,17 @@ struct Pools {
     /// One thread each: a job started while another runs, its lanes one
     /// after the other. None with one thread.
     solo: Vec<rayon::ThreadPool>,
+}
+
+struct Building {
+    failed_at: Option<Instant>,
+    retry_after: Duration,
+    /// Attempts so far, and how many of the first ones fail on purpose
+    /// (with a stack no thread can get: a real spawn failure).
+    #[cfg(test)]
+    attempts: usize,
+    #[cfg(test)]
+    failing: usize,
 }
 
 #[derive(Default)]
@@ -88,8 +111,8 @@ impl Drop for Running {
     }
 }
 
-fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LanePool {
@@ -98,6 +121,14 @@ impl LanePool {
         Self {
             threads: threads.max(1),
             pools: OnceLock::new(),
+            building: Mutex::new(Building {
+                failed_at: None,
+                retry_after: RETRY_AFTER,
+                #[cfg(test)]
+                attempts: 0,
+                #[cfg(test)]
+                failing: 0,
+            }),
             state: Arc::default(),
         }
     }
@@ -107,7 +138,7 @@ impl LanePool {
     /// on. Called on one of the hashing threads (from a job of
     /// [`LanePool::spawn`]), `job` runs right there, its lanes where that
     /// job's are (side by side, or one after the other on a solo thread);
-    /// called elsewhere, on the shared pool. If the threads cannot be
+    /// called elsewhere, on the shared pool. While the threads cannot be
     /// started (the process is out of threads), `job` runs here, on the
     /// caller's thread, and the lanes on rayon's global pool.
     pub(crate) fn run<R: Send>(&self, job: impl FnOnce() -> R + Send) -> R {
@@ -136,8 +167,9 @@ impl LanePool {
     /// free, panic or not: what the caller's next job waits for (a hashing
     /// slot's permit), so that the next job finds this one's thread free.
     ///
-    /// If the threads cannot be started (the process is out of threads),
-    /// `job` runs on `runtime`'s blocking pool instead.
+    /// While the threads cannot be started (the process is out of threads;
+    /// tried again [`RETRY_AFTER`] after each failure), `job` runs on
+    /// `runtime`'s blocking pool instead.
     pub(crate) async fn spawn<R: Send + 'static, H: Send + 'static>(
         &self,
         runtime: &tokio::runtime::Handle,
@@ -198,18 +230,50 @@ impl LanePool {
         self.pools();
     }
 
+    /// The pools, built now if they are not yet and the last failure (if
+    /// any) is [`RETRY_AFTER`] old; `None` while they cannot be.
     fn pools(&self) -> Option<&Pools> {
-        self.pools
-            .get_or_init(|| {
-                let built = Pools::build(self.threads)
-                    .inspect_err(|error| {
-                        tracing::warn!(%error, "no threads for password hashing; hashing on Tokio's blocking pool, argon2's lanes one after the other");
-                    })
-                    .ok()?;
+        if let Some(pools) = self.pools.get() {
+            return Some(pools);
+        }
+        let mut building = lock(&self.building);
+        // Built by another caller while this one waited.
+        if let Some(pools) = self.pools.get() {
+            return Some(pools);
+        }
+        if building
+            .failed_at
+            .is_some_and(|at| at.elapsed() < building.retry_after)
+        {
+            return None;
+        }
+        #[cfg(test)]
+        let stack = {
+            building.attempts += 1;
+            (building.attempts <= building.failing).then_some(1 << 60)
+        };
+        #[cfg(not(test))]
+        let stack = None;
+        match Pools::build(self.threads, stack) {
+            Ok(built) => {
                 lock(&self.state).free_solo = (0..built.solo.len()).rev().collect();
-                Some(built)
-            })
-            .as_ref()
+                if building.failed_at.take().is_some() {
+                    tracing::info!("the password hashing threads started at last");
+                }
+                // Only this caller builds (it holds `building`).
+                Some(self.pools.get_or_init(|| built))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    retry_in_s = building.retry_after.as_secs(),
+                    "no threads for password hashing; hashing on Tokio's blocking pool, \
+                     argon2's lanes one after the other, until they start"
+                );
+                building.failed_at = Some(Instant::now());
+                None
+            }
+        }
     }
 
     /// Threads the shared pool has (or will have): one per hashing slot.
@@ -220,20 +284,43 @@ impl LanePool {
     /// Whether the threads were started (by a first job, or [`Self::start`]).
     #[cfg(test)]
     pub(crate) fn started(&self) -> bool {
-        self.pools.get().is_some_and(Option::is_some)
+        self.pools.get().is_some()
+    }
+
+    /// Makes the next `count` attempts to start the threads fail, and
+    /// waits `retry_after` after a failure before the next.
+    #[cfg(test)]
+    fn fail_to_start(&self, count: usize, retry_after: Duration) {
+        let mut building = lock(&self.building);
+        building.failing = building.attempts + count;
+        building.retry_after = retry_after;
+    }
+
+    #[cfg(test)]
+    fn attempts(&self) -> usize {
+        lock(&self.building).attempts
     }
 }
 
 impl Pools {
-    fn build(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
-        let shared = rayon::ThreadPoolBuilder::new()
+    /// The pools, their threads' stacks of `stack` bytes if given (rayon's
+    /// default otherwise).
+    fn build(threads: usize, stack: Option<usize>) -> Result<Self, rayon::ThreadPoolBuildError> {
+        let builder = || {
+            let builder = rayon::ThreadPoolBuilder::new();
+            match stack {
+                Some(bytes) => builder.stack_size(bytes),
+                None => builder,
+            }
+        };
+        let shared = builder()
             .num_threads(threads)
             .thread_name(|i| format!("password-hash-{i}"))
             .build()?;
         let solo = if threads > 1 {
             (0..threads)
                 .map(|i| {
-                    rayon::ThreadPoolBuilder::new()
+                    builder()
                         .num_threads(1)
                         .thread_name(move |_| format!("password-hash-solo-{i}"))
                         .build()
@@ -259,7 +346,7 @@ impl fmt::Debug for LanePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LanePool")
             .field("threads", &self.threads)
-            .field("started", &self.pools.get().is_some_and(Option::is_some))
+            .field("started", &self.pools.get().is_some())
             .finish()
     }
 }
@@ -340,6 +427,50 @@ mod tests {
                 .is_some_and(|n| n.starts_with("password-hash-"))),
             "{lane_threads:?}"
         );
+    }
+
+    /// Threads that could not start are started by a later job, not before
+    /// [`RETRY_AFTER`] (here as set) has passed since the failure; meanwhile
+    /// jobs run on Tokio's blocking pool. The failure is real: a stack no
+    /// thread can get.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threads_that_could_not_start_are_started_by_a_later_job() {
+        let lanes = LanePool::new(2);
+        lanes.fail_to_start(1, Duration::from_secs(3600));
+        let runtime = tokio::runtime::Handle::current();
+        let job = lanes
+            .spawn(&runtime, (), thread_name)
+            .await
+            .expect("outcome");
+        assert!(!lanes.started());
+        assert_eq!(lanes.attempts(), 1);
+        assert!(
+            !job.as_deref()
+                .is_some_and(|n| n.starts_with("password-hash")),
+            "ran on Tokio's blocking pool: {job:?}"
+        );
+        // Within the interval: no new attempt, though it would succeed.
+        assert_eq!(lanes.run(|| 7), 7);
+        let job = lanes
+            .spawn(&runtime, (), thread_name)
+            .await
+            .expect("outcome");
+        assert!(!is_shared(&job) && !is_solo(&job), "{job:?}");
+        assert_eq!((lanes.started(), lanes.attempts()), (false, 1));
+
+        lanes.fail_to_start(0, Duration::ZERO);
+        let job = lanes
+            .spawn(&runtime, (), thread_name)
+            .await
+            .expect("outcome");
+        assert!(is_shared(&job), "{job:?}");
+        assert_eq!((lanes.started(), lanes.attempts()), (true, 2));
+        // Started: never built again.
+        lanes
+            .spawn(&runtime, (), thread_name)
+            .await
+            .expect("outcome");
+        assert_eq!(lanes.attempts(), 2);
     }
 
     fn is_solo(name: &Option<String>) -> bool {
