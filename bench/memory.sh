@@ -58,6 +58,17 @@
 #     (the +4 is glibc's header page, as above), and +12 kB in one malloc
 #     arena, still there once the buffers are given back (the serving's own
 #     heap, not hashing memory).
+#   2026-12-04 (commit c395f49), same command: base before hashing 22.5,
+#     served base 22.8, flood peak 157.045 against 157.004 (+41 kB: the
+#     buffers 131080 kB, +8 as ever, everything else +32), 65 s after
+#     22.8 MB. A control with hashing memory out of the picture
+#     (ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1, so
+#     the 1 MiB buffers are still held from the first flood when the base
+#     is taken and the second flood allocates none): "everything else" grew
+#     +20 kB all the same: what a second flood of 16 connections grows in
+#     serving's own heap, hashing or not. jemalloc instead of glibc (Debian's
+#     libjemalloc2 5.3 through LD_PRELOAD, 2026-12-03) was no help: base
+#     28.4 MB, peak +37 kB over the bound, 65 s after 26.6 MB.
 #
 # Usage: bench/memory.sh [FLOOD=120] [PARALLEL=16] [IDLE=65]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");
