@@ -14,8 +14,9 @@
 //! while the store lives. A lookup by primary key on it takes microseconds, and a
 //! reader never waits for a writer (WAL), so it cannot stall the async
 //! worker behind a lock: should SQLite answer anything but rows (busy,
-//! locked, I/O, a schema in flux), the connection is dropped and the read
-//! goes through the pool on the blocking pool as every other call does,
+//! locked, I/O, a schema in flux), the connection is dropped (the thread
+//! opens a new one at its next read, keeping its [`RowidHints`]) and the
+//! read goes through the pool on the blocking pool as every other call does,
 //! whose answer (or error) is the caller's.
 //!
 //! Nothing is cached but the connection and, beside it, where recently read
@@ -41,7 +42,12 @@ thread_local! {
 
 struct Reader {
     store: Weak<Target>,
-    conn: SqliteConnection,
+    /// `None` after a failed read, until the next read opens another.
+    conn: Option<SqliteConnection>,
+    /// Kept when the connection is dropped: every hint is checked at each
+    /// read anyway, so a new connection may start from them (and a failure
+    /// does not cost the next reads the index's descent, or a fresh
+    /// 1.5 MiB table).
     hints: RowidHints,
 }
 
@@ -188,22 +194,22 @@ impl InlineReads {
                     None => {
                         readers.push(Reader {
                             store: Arc::downgrade(&self.target),
-                            conn: self.open()?,
+                            conn: Some(self.open()?),
                             hints: RowidHints::new(),
                         });
                         readers.len() - 1
                     }
                 };
                 let reader = &mut readers[at];
-                match read(
-                    &mut reader.conn,
-                    &mut reader.hints,
-                    &self.target.fields_json,
-                ) {
+                let conn = match &mut reader.conn {
+                    Some(conn) => conn,
+                    none => none.insert(self.open()?),
+                };
+                match read(conn, &mut reader.hints, &self.target.fields_json) {
                     Ok(value) => Some(value),
                     Err(_) => {
                         // Whatever state it is in stays out.
-                        readers.swap_remove(at);
+                        reader.conn = None;
                         None
                     }
                 }

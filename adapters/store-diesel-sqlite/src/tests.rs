@@ -325,6 +325,47 @@ async fn the_reading_connection_of_a_thread_maps_the_file_and_only_reads() {
     }
 }
 
+/// A read that fails drops the thread's connection (whatever state it is
+/// in stays out) but not the rowid hints beside it: the next read opens a
+/// new connection, set up as every reader is, and still knows where the rows
+/// it found lie.
+#[tokio::test]
+async fn a_failed_read_replaces_the_connection_and_keeps_the_hints() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let id = uuid::Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
+    let cache_size = |conn: &mut SqliteConnection| {
+        text(
+            conn,
+            "SELECT CAST(cache_size AS TEXT) AS v FROM pragma_cache_size",
+        )[0]
+        .clone()
+    };
+    let default_cache = on_reader(&store, |conn, hints| {
+        let default = cache_size(conn);
+        // A mark of this connection.
+        conn.batch_execute("PRAGMA cache_size = -1234").unwrap();
+        hints.put(&id, 77);
+        default
+    });
+    assert_ne!(default_cache, "-1234");
+    assert_eq!(on_reader(&store, |conn, _| cache_size(conn)), "-1234");
+
+    let reads = store.inline_reads.as_ref().unwrap();
+    let failed = reads.run(|conn, _, _| {
+        diesel::sql_query("SELECT * FROM no_such_table")
+            .execute(conn)
+            .map(drop)
+    });
+    assert_eq!(failed, None, "a failed read is the pool's to answer");
+
+    let (cache, hint) = on_reader(&store, |conn, hints| (cache_size(conn), hints.get(&id)));
+    assert_eq!(cache, default_cache, "a new connection");
+    assert_eq!(hint, Some(77), "the hints kept");
+    assert_eq!(reader_pragmas(&store), ["0", "1", "1073741824", "wal"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harmless() {
     let db = TempDb::new();
