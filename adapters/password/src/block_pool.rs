@@ -35,7 +35,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use argon2::{Argon2, Block};
@@ -215,7 +215,7 @@ impl BlockPool {
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // The state is a list, a count and a flag, consistent at every unlock.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.state)
     }
 
     /// Blocks per pooled buffer.

@@ -268,7 +268,7 @@ pub(crate) mod probe {
         }
 
         fn held(&self) -> MutexGuard<'_, bool> {
-            self.held.lock().unwrap_or_else(|e| e.into_inner())
+            crate::lock(&self.held)
         }
 
         /// Makes starting jobs wait, counted as in flight, until the guard is

@@ -23,6 +23,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::lock;
+
 /// How many recent compute times of each set the estimate looks at.
 pub(crate) const WINDOW: usize = 15;
 
@@ -37,7 +39,7 @@ pub(crate) struct CostBook {
 impl CostBook {
     /// Counts one computation of `key` that took `elapsed`.
     pub(crate) fn record(&self, key: &str, elapsed: Duration) {
-        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut samples = lock(&self.samples);
         let recent = match samples.get_mut(key) {
             Some(recent) => recent,
             None => samples.entry(key.to_owned()).or_default(),
@@ -50,7 +52,7 @@ impl CostBook {
 
     /// The estimate of the slowest set met so far (zero before any).
     pub(crate) fn slowest(&self) -> Duration {
-        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let samples = lock(&self.samples);
         samples
             .values()
             .map(upper_quartile)
@@ -61,7 +63,7 @@ impl CostBook {
     /// The estimate of `key`, if it was met.
     #[cfg(test)]
     pub(crate) fn estimate(&self, key: &str) -> Option<Duration> {
-        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let samples = lock(&self.samples);
         samples.get(key).map(upper_quartile)
     }
 }

@@ -38,6 +38,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::lock;
+
 /// How long after the threads failed to start no job tries again (each
 /// attempt spawns threads; a process out of them would otherwise try at
 /// every job).
@@ -109,10 +111,6 @@ impl Drop for Running {
             state.free_solo.push(solo);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LanePool {

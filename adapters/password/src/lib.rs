@@ -37,6 +37,15 @@ mod stored_hash;
 #[cfg(test)]
 mod test_support;
 
+/// `mutex`'s guard, also when a thread panicked while holding it: every
+/// state this crate keeps behind a mutex (counts, lists, flags, samples) is
+/// whole at each unlock, and a hasher must keep hashing after one job's panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use config::{
     Algorithm, ConfigError, HasherConfig, MAX_ARGON2_ITERATIONS, MAX_ARGON2_MEMORY_KIB,
     MAX_ARGON2_PARALLELISM, MAX_BCRYPT_COST, MAX_HASH_QUEUE, MAX_HASH_QUEUE_TIMEOUT,
