@@ -77,8 +77,8 @@
 #     (ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1),
 #     100 floods of 120 logins in a row took VmRSS from 23.38 to 23.46 MB,
 #     +72 kB over the first 40 and +8 kB over the last 60: fragmentation
-#     settling, not a leak. The last line printed counts the buffers the
-#     flood held per slot: 2 for 2 slots, m + 4 KiB each.
+#     settling, not a leak. The breakdown line now also counts the buffers
+#     the flood held per slot: 2 for 2 slots, m + 4 KiB each.
 #
 # Usage: bench/memory.sh [FLOOD=120] [PARALLEL=16] [IDLE=65]
 # PORTCULLIS_BIN=path runs another build (e.g. an older one, for "before");
@@ -249,19 +249,18 @@ growth = {k: v - before_maps.get(k, 0) for k, v in peak_maps.items()}
 buffers = sum(g for g in growth.values() if g >= int(m))
 rest = sum(g for g in growth.values() if g < int(m)) - sum(
     v for k, v in before_maps.items() if k not in peak_maps)
-print(f"  where the flood's growth is (smaps, kB): argon2 buffers {buffers} "
-      f"(slots x m = {int(slots) * int(m)}, {buffers - int(slots) * int(m):+d}: "
-      f"{(buffers - int(slots) * int(m)) // 4} page(s) of 4 KiB), everything else {rest:+d}")
-# The same growth per slot: how many buffers of m KiB the flood held (the
-# kernel may merge two adjacent ones into one mapping, so counted by size)
-# and what they cost over m each (glibc's header page, as above). The bound
-# above counts none of that page, which safe Rust on glibc cannot avoid.
-# (Buffers are told apart only above glibc's mmap threshold, at most
-# 32 MiB: smaller ones may come from a malloc arena.)
+# How many buffers of m KiB the flood held (the kernel may merge two
+# adjacent ones into one mapping, so counted by size) and what each cost
+# over m (glibc's header page, as above; the bound counts none of it, and
+# safe Rust on glibc cannot avoid it). Buffers are told apart only above
+# glibc's mmap threshold (32 MiB at most): smaller ones may come from a
+# malloc arena.
 held = buffers // int(m) if int(m) else 0
 over = buffers - held * int(m)
-print(f"  hashing memory at the peak: {held} buffer(s) of m for {slots} slot(s), "
-      f"{over / max(held, 1):+.0f} kB each: {'at most one per slot' if held <= int(slots) else 'MORE than one per slot'}")
+print(f"  where the flood's growth is (smaps, kB): argon2 buffers {buffers} "
+      f"({held} of m for {slots} slot(s), {over / max(held, 1):+.0f} each: "
+      f"{'at most one per slot' if held <= int(slots) else 'MORE than one per slot'}), "
+      f"everything else {rest:+d}")
 bad = any(c.startswith("5") or c == "000" for c in codes)
 sys.exit(0 if (last <= 40 and peak <= bound and not bad and last_s >= 60) else 1)
 PY
