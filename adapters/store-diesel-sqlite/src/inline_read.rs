@@ -15,18 +15,19 @@
 //! reader never waits for a writer (WAL), so it cannot stall the async
 //! worker behind a lock: should SQLite answer anything but rows (busy,
 //! locked, I/O, a schema in flux), the connection is dropped (the thread
-//! opens a new one at its next read, keeping its [`RowidHints`]) and the
+//! opens a new one at its next read) and the
 //! read goes through the pool on the blocking pool as every other call does,
 //! whose answer (or error) is the caller's.
 //!
-//! Nothing is cached but the connection and, beside it, where recently read
-//! rows lie ([`RowidHints`]): every read sees the database as it is (each
+//! Nothing is cached but the connection and, shared by the store's readers,
+//! where recently read rows lie ([`RowidHints`]): every read sees the database as it is (each
 //! autocommit `SELECT` is a new WAL read transaction).
 //!
 //! [`UserRepository::get`]: portcullis_domain::UserRepository::get
 
 use std::cell::RefCell;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use diesel::connection::{Connection as _, SimpleConnection as _};
@@ -44,91 +45,117 @@ struct Reader {
     store: Weak<Target>,
     /// `None` after a failed read, until the next read opens another.
     conn: Option<SqliteConnection>,
-    /// Kept when the connection is dropped: every hint is checked at each
-    /// read anyway, so a new connection may start from them (and a failure
-    /// does not cost the next reads the index's descent, or a fresh
-    /// 1.5 MiB table).
-    hints: RowidHints,
 }
 
-/// Where the rows this thread's reader found lie: each user id's `rowid`,
-/// for the most recent ones read (a fixed table of [`RowidHints::CAPACITY`]
-/// hints, 24 bytes each: 1.5 MiB per thread that reads, allocated zeroed
-/// when its reader opens).
+/// Where the rows the store's readers found lie: each user id's `rowid`, for
+/// up to [`RowidHints::CAPACITY`] ids, in one table of 512 KiB per store
+/// that the readers of every thread share (a row one thread found spares
+/// the others the search), allocated at the store's first inline read.
 ///
 /// A hint is a guess, never an answer. The row is read again at each
 /// request, by its rowid **and** its id (`WHERE rowid = ? AND id = ?`), so a
 /// hint that is wrong (the user deleted, the rowid taken by another user, the
-/// table renumbered by `VACUUM`, another instance's writes) finds no row, and
-/// the read then looks the id up as before. What it saves is the descent of
-/// the id's index: at a million users, a random id's index leaf is not in
-/// the CPU's caches, and this search is most of what a lookup costs beyond
-/// a small table's.
+/// table renumbered by `VACUUM`, another instance's writes, two ids whose
+/// hashes meet) finds no row, and the read then looks the id up as before.
+/// What it saves is the descent of the id's index: at a million users, a
+/// random id's index leaf is not in the CPU's caches, and this search is
+/// most of what a lookup costs beyond a small table's.
+///
+/// Each hint is one atomic word, `tag << 40 | rowid` (the tag: 24 bits of
+/// the id's hash; rowids from 1 to 2^40 - 1 are hinted, others never), in
+/// sets of [`WAYS`](Self::WAYS) words that fill one cache line: a lookup
+/// reads one line, and the whole table of a 20,000-user working set stays
+/// in a core's L2 (a table per thread, as before, took 1.5 MiB each). Loads
+/// and stores are `Relaxed`: a torn race between two threads only makes a
+/// guess wrong, which the read catches.
 pub(crate) struct RowidHints {
-    /// `1 << SET_BITS` sets of `WAYS` hints, each `[id's high half, its low half,
-    /// rowid]`; all zeros is empty (the nil UUID is never hinted).
-    slots: Vec<[u64; 3]>,
+    sets: Box<[HintSet]>,
 }
 
+/// One cache line of hints: `0` is empty.
+#[repr(align(64))]
+struct HintSet([AtomicU64; RowidHints::WAYS]);
+
 impl RowidHints {
-    const WAYS: usize = 2;
-    const SET_BITS: u32 = 15;
-    /// How many hints a reader holds at most: 65,536 (1.5 MiB).
+    const WAYS: usize = 8;
+    const SET_BITS: u32 = 13;
+    const TAG_BITS: u32 = 24;
+    const ROWID_BITS: u32 = 40;
+    const ROWID_MASK: u64 = (1 << Self::ROWID_BITS) - 1;
+    /// How many hints a store holds at most: 65,536 (512 KiB).
     pub(crate) const CAPACITY: usize = Self::WAYS << Self::SET_BITS;
 
     pub(crate) fn new() -> Self {
         Self {
-            slots: vec![[0; 3]; Self::CAPACITY],
+            sets: (0..Self::CAPACITY / Self::WAYS)
+                .map(|_| HintSet(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
         }
     }
 
-    /// Which set holds the hints of the id whose halves are `hi` and `lo`
-    /// (a multiplicative hash of both: ids need not be random).
-    fn set_index(hi: u64, lo: u64) -> usize {
-        ((hi ^ lo).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::SET_BITS)) as usize
-    }
-
-    /// Where the set of `id`'s hints starts in `slots`, and `id` as stored;
-    /// `None` for the nil id.
-    fn locate(id: &Uuid) -> Option<(usize, [u64; 2])> {
+    /// `id`'s set and its tag there: the top bits of a multiplicative hash
+    /// of both halves pick the set (ids need not be random), the bits below
+    /// them are the tag. `None` for the nil id.
+    fn locate(&self, id: &Uuid) -> Option<(&HintSet, u64)> {
         let (hi, lo) = id.as_u64_pair();
-        (hi != 0 || lo != 0).then(|| (Self::set_index(hi, lo) * Self::WAYS, [hi, lo]))
+        if hi == 0 && lo == 0 {
+            return None;
+        }
+        let hash =
+            (hi.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ lo).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let set = (hash >> (64 - Self::SET_BITS)) as usize;
+        let tag = (hash >> (64 - Self::SET_BITS - Self::TAG_BITS)) & ((1 << Self::TAG_BITS) - 1);
+        Some((&self.sets[set], tag))
     }
 
-    /// The set of `id`'s hints, and `id` as stored.
-    fn set(&mut self, id: &Uuid) -> Option<(&mut [[u64; 3]], [u64; 2])> {
-        let (at, key) = Self::locate(id)?;
-        Some((&mut self.slots[at..at + Self::WAYS], key))
+    /// Whether the word `hint` is a hint for `tag` (an empty word is not).
+    fn is_for(hint: u64, tag: u64) -> bool {
+        hint != 0 && hint >> Self::ROWID_BITS == tag
     }
 
-    /// Where `id`'s row was last found, if this reader remembers it.
+    /// Where `id`'s row was last found, if a reader remembers it.
     pub(crate) fn get(&self, id: &Uuid) -> Option<i64> {
-        let (at, key) = Self::locate(id)?;
-        self.slots[at..at + Self::WAYS]
+        let (set, tag) = self.locate(id)?;
+        set.0
             .iter()
-            .find(|slot| slot[..2] == key)
-            .map(|slot| slot[2] as i64)
+            .map(|word| word.load(Ordering::Relaxed))
+            .find(|&hint| Self::is_for(hint, tag))
+            .map(|hint| (hint & Self::ROWID_MASK) as i64)
     }
 
-    /// `id`'s row is at `rowid`: the newest hint of its set, the oldest
-    /// other one forgotten.
-    pub(crate) fn put(&mut self, id: &Uuid, rowid: i64) {
-        let Some((set, [hi, lo])) = self.set(id) else {
+    /// `id`'s row is at `rowid`: replaces `id`'s hint, else takes an empty
+    /// word of its set, else one picked by `rowid` (a full set forgets one
+    /// of its other hints). A rowid outside 1 to 2^40 - 1 is not hinted.
+    pub(crate) fn put(&self, id: &Uuid, rowid: i64) {
+        let Some((set, tag)) = self.locate(id) else {
             return;
         };
-        let at = set
+        if !(1..=Self::ROWID_MASK as i64).contains(&rowid) {
+            return;
+        }
+        let hint = tag << Self::ROWID_BITS | rowid as u64;
+        let words = &set.0;
+        let at = words
             .iter()
-            .position(|slot| slot[..2] == [hi, lo])
-            .unwrap_or(set.len() - 1);
-        set[..=at].rotate_right(1);
-        set[0] = [hi, lo, rowid as u64];
+            .position(|word| Self::is_for(word.load(Ordering::Relaxed), tag))
+            .or_else(|| {
+                words
+                    .iter()
+                    .position(|word| word.load(Ordering::Relaxed) == 0)
+            })
+            .unwrap_or(rowid as usize % Self::WAYS);
+        words[at].store(hint, Ordering::Relaxed);
     }
 
-    /// `id`'s hint was wrong: forgets it.
-    pub(crate) fn forget(&mut self, id: &Uuid) {
-        if let Some((set, key)) = self.set(id) {
-            for slot in set.iter_mut().filter(|slot| slot[..2] == key) {
-                *slot = [0; 3];
+    /// `id`'s hint was wrong: forgets it (but not a hint another thread put
+    /// in its word meanwhile).
+    pub(crate) fn forget(&self, id: &Uuid) {
+        if let Some((set, tag)) = self.locate(id) {
+            for word in &set.0 {
+                let hint = word.load(Ordering::Relaxed);
+                if Self::is_for(hint, tag) {
+                    let _ = word.compare_exchange(hint, 0, Ordering::Relaxed, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -145,6 +172,9 @@ struct Target {
     fields_json: Arc<str>,
     /// `PRAGMA mmap_size` of each reading connection.
     mmap_size: u64,
+    /// The hints every reader of the file shares, whatever its fields
+    /// (made at the first read).
+    hints: Arc<OnceLock<RowidHints>>,
 }
 
 /// A store's reads on the calling thread. Clones share the readers.
@@ -163,23 +193,31 @@ impl InlineReads {
                 path,
                 fields_json,
                 mmap_size,
+                hints: Arc::default(),
             }),
         }
     }
 
     /// Reads of the same file with another fields expression, on connections
-    /// of their own.
+    /// of their own (the rowid hints shared: the rows are the same).
     pub(crate) fn with_fields_json(&self, fields_json: Arc<str>) -> Self {
-        Self::new(self.target.path.clone(), fields_json, self.target.mmap_size)
+        Self {
+            target: Arc::new(Target {
+                path: self.target.path.clone(),
+                fields_json,
+                mmap_size: self.target.mmap_size,
+                hints: self.target.hints.clone(),
+            }),
+        }
     }
 
-    /// `read` on this thread's connection, given its rowid hints and the
-    /// fields expression to select; `None` when there is none to be had (it
+    /// `read` on this thread's connection, given the store's rowid hints and
+    /// the fields expression to select; `None` when there is none to be had (it
     /// could not be opened, or this thread is inside another read) or `read`
     /// failed: the caller then reads through the pool.
     pub(crate) fn run<T>(
         &self,
-        read: impl FnOnce(&mut SqliteConnection, &mut RowidHints, &Arc<str>) -> diesel::QueryResult<T>,
+        read: impl FnOnce(&mut SqliteConnection, &RowidHints, &Arc<str>) -> diesel::QueryResult<T>,
     ) -> Option<T> {
         READERS
             .try_with(|readers| {
@@ -195,7 +233,6 @@ impl InlineReads {
                         readers.push(Reader {
                             store: Arc::downgrade(&self.target),
                             conn: Some(self.open()?),
-                            hints: RowidHints::new(),
                         });
                         readers.len() - 1
                     }
@@ -205,7 +242,8 @@ impl InlineReads {
                     Some(conn) => conn,
                     none => none.insert(self.open()?),
                 };
-                match read(conn, &mut reader.hints, &self.target.fields_json) {
+                let hints = self.target.hints.get_or_init(RowidHints::new);
+                match read(conn, hints, &self.target.fields_json) {
                     Ok(value) => Some(value),
                     Err(_) => {
                         // Whatever state it is in stays out.
@@ -238,60 +276,95 @@ impl InlineReads {
 mod tests {
     use super::*;
 
-    /// `count` ids whose hints share one set.
-    fn colliding(count: usize) -> Vec<Uuid> {
-        let set = RowidHints::set_index(0, 1);
+    /// `count` ids whose hints share one set (with distinct tags).
+    fn colliding(hints: &RowidHints, count: usize) -> Vec<Uuid> {
+        let first = Uuid::from_u128(1);
+        let (set, _) = hints.locate(&first).unwrap();
+        let mut tags = std::collections::HashSet::new();
         (1u128..)
             .map(Uuid::from_u128)
             .filter(|id| {
-                let (hi, lo) = id.as_u64_pair();
-                RowidHints::set_index(hi, lo) == set
+                let (other, tag) = hints.locate(id).unwrap();
+                std::ptr::eq(set, other) && tags.insert(tag)
             })
             .take(count)
             .collect()
     }
 
+    fn filled(hints: &RowidHints) -> usize {
+        let words = hints.sets.iter().flat_map(|set| &set.0);
+        words
+            .filter(|word| word.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
     #[test]
     fn a_hint_is_kept_updated_and_forgotten() {
-        let mut hints = RowidHints::new();
+        let hints = RowidHints::new();
         let ann = Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
         let bob = Uuid::from_u128(0x7c9e_6679_7425_40de_944b_e07f_c1f9_0ae7);
         assert_eq!(hints.get(&ann), None);
         hints.put(&ann, 42);
-        hints.put(&bob, -7);
-        assert_eq!((hints.get(&ann), hints.get(&bob)), (Some(42), Some(-7)));
+        hints.put(&bob, (1 << 40) - 1);
+        assert_eq!(
+            (hints.get(&ann), hints.get(&bob)),
+            (Some(42), Some((1 << 40) - 1))
+        );
         hints.put(&ann, 43);
         assert_eq!(hints.get(&ann), Some(43));
+        assert_eq!(filled(&hints), 2, "replaced, not added");
         hints.forget(&ann);
-        assert_eq!((hints.get(&ann), hints.get(&bob)), (None, Some(-7)));
+        assert_eq!(
+            (hints.get(&ann), hints.get(&bob)),
+            (None, Some((1 << 40) - 1))
+        );
+    }
+
+    #[test]
+    fn rowids_a_word_cannot_hold_are_not_hinted() {
+        let hints = RowidHints::new();
+        let ann = Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
+        for rowid in [0, -7, 1 << 40, i64::MAX, i64::MIN] {
+            hints.put(&ann, rowid);
+            assert_eq!(hints.get(&ann), None, "{rowid}");
+        }
+        hints.put(&ann, 5);
+        // Not hintable: the hint it had stays as it was.
+        hints.put(&ann, -5);
+        assert_eq!(hints.get(&ann), Some(5));
     }
 
     #[test]
     fn the_nil_id_is_never_hinted() {
-        let mut hints = RowidHints::new();
-        // An empty slot is all zeros: it must not read as the nil id at 0.
+        let hints = RowidHints::new();
+        // An empty word is all zeros: it must not read as the nil id at 0.
         assert_eq!(hints.get(&Uuid::nil()), None);
         hints.put(&Uuid::nil(), 5);
         assert_eq!(hints.get(&Uuid::nil()), None);
+        assert_eq!(filled(&hints), 0);
     }
 
     #[test]
-    fn a_full_set_forgets_its_least_recently_put_hint() {
-        let mut hints = RowidHints::new();
-        let ids = colliding(3);
-        hints.put(&ids[0], 1);
-        hints.put(&ids[1], 2);
-        // Put again: the newest of the set, so ids[1] is now the oldest.
-        hints.put(&ids[0], 10);
-        hints.put(&ids[2], 3);
-        assert_eq!(
-            ids.iter().map(|id| hints.get(id)).collect::<Vec<_>>(),
-            [Some(10), None, Some(3)]
+    fn a_full_set_forgets_one_of_its_other_hints() {
+        let hints = RowidHints::new();
+        let ids = colliding(&hints, RowidHints::WAYS + 1);
+        for (rowid, id) in (1..).zip(&ids[..RowidHints::WAYS]) {
+            hints.put(id, rowid);
+        }
+        assert!(
+            (1..)
+                .zip(&ids[..RowidHints::WAYS])
+                .all(|(rowid, id)| hints.get(id) == Some(rowid)),
+            "a set holds WAYS hints"
         );
+        hints.put(&ids[RowidHints::WAYS], 100);
+        assert_eq!(hints.get(&ids[RowidHints::WAYS]), Some(100));
+        let kept = (1..)
+            .zip(&ids[..RowidHints::WAYS])
+            .filter(|&(rowid, id)| hints.get(id) == Some(rowid))
+            .count();
+        assert_eq!(kept, RowidHints::WAYS - 1, "one forgotten, none wrong");
         // The other sets were not touched.
-        assert_eq!(
-            hints.slots.iter().filter(|slot| **slot != [0; 3]).count(),
-            RowidHints::WAYS
-        );
+        assert_eq!(filled(&hints), RowidHints::WAYS);
     }
 }

@@ -30,7 +30,8 @@
 //! that thread's own read-only connection with `busy_timeout = 0`, which
 //! reads the file through a memory map
 //! ([`SqliteStoreOptions::read_mmap_size`], 1 GiB by default) and, for an
-//! id it has read before, goes first to the row's last `rowid`
+//! id one of the store's readers has read before, goes first to the row's
+//! last `rowid` (one table of hints per store, shared by the threads)
 //! (`WHERE rowid = ? AND id = ?`, skipping the id's index; a stale hint finds
 //! nothing and the index answers), and falls
 //! back to the pool should SQLite answer anything but rows (a lock, I/O);

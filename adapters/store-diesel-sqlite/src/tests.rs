@@ -259,10 +259,10 @@ fn mmap_size(conn: &mut SqliteConnection) -> String {
     row.mmap_size.to_string()
 }
 
-/// `read` on this thread's reader of `store`, given its rowid hints.
+/// `read` on this thread's reader of `store`, given the store's rowid hints.
 fn on_reader<T>(
     store: &SqliteUserStore,
-    read: impl FnOnce(&mut SqliteConnection, &mut crate::inline_read::RowidHints) -> T,
+    read: impl FnOnce(&mut SqliteConnection, &crate::inline_read::RowidHints) -> T,
 ) -> T {
     store
         .inline_reads
@@ -944,6 +944,41 @@ async fn a_lookup_by_id_goes_first_where_the_row_was_and_checks_the_id() {
     assert_ne!(moved, bob_rowid, "the row moved");
     assert_eq!(store.get(bob.id).await.unwrap(), Some(again));
     assert_eq!(hint_of(&store, &bob.id), Some(moved));
+}
+
+/// The hints are the store's, not a thread's: where one thread found a row
+/// is where every other thread's reader goes first, and so do the readers
+/// of the same file with other fields.
+#[tokio::test]
+async fn a_row_one_thread_found_is_hinted_to_the_others() {
+    let db = TempDb::new();
+    let store = SqliteUserStore::open(&db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let ann = User::new(
+        EmailAddress::parse("ann@example.com").unwrap(),
+        "$argon2id$…".into(),
+    );
+    store.create(ann.clone()).await.unwrap();
+    let rowid = rowid_of(&db, &ann.id);
+    assert!(rowid.is_some());
+    let (other, id) = (store.clone(), ann.id);
+    let unseen = std::thread::spawn(move || hint_of(&other, &id))
+        .join()
+        .unwrap();
+    assert_eq!(unseen, None, "no thread has read it yet");
+
+    assert_eq!(store.get(ann.id).await.unwrap(), Some(ann.clone()));
+    let (other, id) = (store.clone(), ann.id);
+    let seen = std::thread::spawn(move || hint_of(&other, &id))
+        .join()
+        .unwrap();
+    assert_eq!(seen, rowid, "another thread's reader");
+    let fields = store.with_user_fields(portcullis_domain::UserFields::none());
+    assert_eq!(
+        hint_of(&fields, &ann.id),
+        rowid,
+        "readers with other fields"
+    );
 }
 
 /// Polls `future` once on this thread, outside any Tokio runtime: `Some`
