@@ -17,7 +17,8 @@
 # ratios and the CPU per request are the figures to compare.
 #
 # Goals (issue 16): me >= 0.7 / 0.5 / 0.25 of the floor on memory / SQLite /
-# PostgreSQL; by_id >= 0.6 / 0.4 / 0.2.
+# PostgreSQL; by_id >= 0.6 / 0.4 / 0.2. Exits 1 when a ratio misses its
+# goal (printed BELOW) or a request got a status it should not.
 #
 # Measured 2026-12-02 (`PORTCULLIS_BIN=<release, --features postgres>
 # DURATION=8 WARMUP=2 bench/throughput.sh`), me / by_id ratio to the floor,
@@ -239,6 +240,7 @@ for store, r in rows.items():
     ok = lambda x, goal: "ok" if x >= goal else "BELOW"
     print(f"{store:<9}{floor:>10.0f}{me[0]:>9.0f}{by_id[0]:>10.0f}{me[0]/floor:>10.2f}{by_id[0]/floor:>12.2f}"
           f"{floor_cpu:>18.1f}{me[1]:>7.1f}{by_id[1]:>7.1f}  {g[0]} {ok(me[0]/floor, g[0])} / {g[1]} {ok(by_id[0]/floor, g[1])}")
+    bad |= me[0] / floor < g[0] or by_id[0] / floor < g[1]
     if me[2] or by_id[2] or r["floor"][2] != r["floor"][3]:
         print(f"  {store}: unexpected statuses (me non-2xx {me[2]}, by_id non-2xx {by_id[2]})")
         bad = True

@@ -15,13 +15,14 @@
 //! reader never waits for a writer (WAL), so it cannot stall the async
 //! worker behind a lock: should SQLite answer anything but rows (busy,
 //! locked, I/O, a schema in flux), the connection is dropped (the thread
-//! opens a new one at its next read) and the
-//! read goes through the pool on the blocking pool as every other call does,
-//! whose answer (or error) is the caller's.
+//! opens a new one at its next read) and the read goes through the pool on
+//! the blocking pool as every other call does, whose answer (or error) is
+//! the caller's.
 //!
 //! Nothing is cached but the connection and, shared by the store's readers,
-//! where recently read rows lie ([`RowidHints`]): every read sees the database as it is (each
-//! autocommit `SELECT` is a new WAL read transaction).
+//! where recently read rows lie ([`RowidHints`]): every read sees the
+//! database as it is (each autocommit `SELECT` is a new WAL read
+//! transaction).
 //!
 //! [`UserRepository::get`]: portcullis_domain::UserRepository::get
 
@@ -66,8 +67,9 @@ struct Reader {
 /// sets of [`WAYS`](Self::WAYS) words that fill one cache line: a lookup
 /// reads one line, and the whole table of a 20,000-user working set stays
 /// in a core's L2 (a table per thread, as before, took 1.5 MiB each). Loads
-/// and stores are `Relaxed`: a torn race between two threads only makes a
-/// guess wrong, which the read catches.
+/// and stores are `Relaxed`: threads putting and forgetting hints of one set
+/// at once can at worst lose a hint, keep a stale one or hold one twice,
+/// all of which the read checks.
 pub(crate) struct RowidHints {
     sets: Box<[HintSet]>,
 }
