@@ -63,6 +63,26 @@
 #     (22.8 / 35.2 us), PostgreSQL 0.37 / 0.33 (35.8 / 41.2 us). With jwt
 #     on that host: memory 0.79 / 0.66 (12.8 / 15.8 us), SQLite 0.58 / 0.44
 #     (18.3 / 24.8 us), PostgreSQL 0.52 / 0.44 (26.2 / 32.3 us).
+#   2026-12-04, a freshly booted VM (`DURATION=8 WARMUP=2`, jwt), SQLite
+#     short of its goals on the code that met them the day before (0.67 /
+#     0.47 at 16.6 / 25.0 us): four runs of the shared-hints binary
+#     (a4935b5) gave SQLite 0.61 / 0.40, 0.50 / 0.35, 0.43 / 0.43, 0.49 /
+#     0.37 (24.5-29.6 / 31.8-40.1 us), and the binary before it (6802723),
+#     between two of them, 0.50 / 0.39 (25.4 / 33.9 us); memory 0.79-0.82 /
+#     0.69-0.72, PostgreSQL 0.57-0.61 / 0.41-0.48, floor 82-104k req/s.
+#     Profiled there (perf, cpu-clock, --call-graph dwarf; SQLite `me`, 1k
+#     users, wrk -c64): every futex call of the server (4.3% of its CPU)
+#     is two workers' SQLite reads meeting on one mutex,
+#     sqlite3WalBeginReadTransaction -> unixShmLock's per-process mutex of
+#     the -shm file, held across the fcntl() that takes or drops the
+#     process' WAL read lock (6.5% more; ~1 fcntl a request in strace -c,
+#     ~1 us each on this VM). That lock tells other processes (another
+#     instance, the CLI, sqlite3) which snapshot is in use, so it cannot
+#     go (unix-excl or locking_mode=EXCLUSIVE would lock them out) nor be
+#     held between requests (a held read lock keeps checkpoints from
+#     backfilling). Syscalls and context switches cost more on this VM
+#     than on the day's earlier one; the floor pays few of them, a SQLite
+#     read pays these.
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
