@@ -257,10 +257,11 @@ for store, r in rows.items():
     floor_cpu = (r["floor"][1] + r["floor2"][1]) / 2
     me, by_id = r["me"], r["by_id"]
     g = goals[store]
-    ok = lambda x, goal: "ok" if x >= goal else "BELOW"
+    met = (me[0] / floor >= g[0], by_id[0] / floor >= g[1])
+    ok = lambda yes: "ok" if yes else "BELOW"
     print(f"{store:<9}{floor:>10.0f}{me[0]:>9.0f}{by_id[0]:>10.0f}{me[0]/floor:>10.2f}{by_id[0]/floor:>12.2f}"
-          f"{floor_cpu:>18.1f}{me[1]:>7.1f}{by_id[1]:>7.1f}  {g[0]} {ok(me[0]/floor, g[0])} / {g[1]} {ok(by_id[0]/floor, g[1])}")
-    bad |= me[0] / floor < g[0] or by_id[0] / floor < g[1]
+          f"{floor_cpu:>18.1f}{me[1]:>7.1f}{by_id[1]:>7.1f}  {g[0]} {ok(met[0])} / {g[1]} {ok(met[1])}")
+    bad |= not all(met)
     if me[2] or by_id[2] or r["floor"][2] != r["floor"][3]:
         print(f"  {store}: unexpected statuses (me non-2xx {me[2]}, by_id non-2xx {by_id[2]})")
         bad = True

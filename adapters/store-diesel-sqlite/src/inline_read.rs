@@ -44,8 +44,7 @@ thread_local! {
 
 struct Reader {
     store: Weak<Target>,
-    /// `None` after a failed read, until the next read opens another.
-    conn: Option<SqliteConnection>,
+    conn: SqliteConnection,
 }
 
 /// Where the rows the store's readers found lie: each user id's `rowid`, for
@@ -207,8 +206,8 @@ impl InlineReads {
             target: Arc::new(Target {
                 path: self.target.path.clone(),
                 fields_json,
-                mmap_size: self.target.mmap_size,
                 hints: self.target.hints.clone(),
+                ..*self.target
             }),
         }
     }
@@ -234,22 +233,18 @@ impl InlineReads {
                     None => {
                         readers.push(Reader {
                             store: Arc::downgrade(&self.target),
-                            conn: Some(self.open()?),
+                            conn: self.open()?,
                         });
                         readers.len() - 1
                     }
                 };
-                let reader = &mut readers[at];
-                let conn = match &mut reader.conn {
-                    Some(conn) => conn,
-                    none => none.insert(self.open()?),
-                };
                 let hints = self.target.hints.get_or_init(RowidHints::new);
-                match read(conn, hints, &self.target.fields_json) {
+                match read(&mut readers[at].conn, hints, &self.target.fields_json) {
                     Ok(value) => Some(value),
                     Err(_) => {
-                        // Whatever state it is in stays out.
-                        reader.conn = None;
+                        // Whatever state it is in stays out (the hints are
+                        // the store's, not the connection's).
+                        readers.swap_remove(at);
                         None
                     }
                 }

@@ -326,7 +326,7 @@ async fn the_reading_connection_of_a_thread_maps_the_file_and_only_reads() {
 }
 
 /// A read that fails drops the thread's connection (whatever state it is
-/// in stays out) but not the rowid hints beside it: the next read opens a
+/// in stays out) but not the store's rowid hints: the next read opens a
 /// new connection, set up as every reader is, and still knows where the rows
 /// it found lie.
 #[tokio::test]
