@@ -98,11 +98,17 @@ impl AccessTokenStore for SqliteUserStore {
     ) -> Result<Option<AccessTokenRecord>, StoreError> {
         let not_before = format_timestamp(not_before);
         // Made by every request authenticated by a database session: on the
-        // calling thread's reader, as a lookup by id (see `inline_read`).
-        let inline = self
-            .inline_reads
-            .as_ref()
-            .and_then(|reads| reads.run(|conn, _, _| find(conn, token, &not_before)));
+        // calling thread's reader, in its next batch, as a lookup by id (see
+        // `inline_read`).
+        let inline = match &self.inline_reads {
+            Some(reads) => {
+                let (token, not_before) = (token.to_owned(), not_before.clone());
+                reads
+                    .batched(move |conn, _, _| find(conn, &token, &not_before))
+                    .await
+            }
+            None => None,
+        };
         let row = match inline {
             Some(row) => row,
             None => {

@@ -19,10 +19,24 @@
 //! the blocking pool as every other call does, whose answer (or error) is
 //! the caller's.
 //!
+//! # Batches
+//!
+//! The lookups by id and of a token go in batches
+//! ([`InlineReads::batched`]): a read joins its thread's list of waiting
+//! reads and its task yields once; the first of their askers to run again
+//! runs every read of the list, one alone as an autocommit `SELECT`, more in
+//! one `BEGIN` … `COMMIT`, and each asker takes its answer. A WAL read
+//! transaction's start and end take and drop the process' shared lock on
+//! the WAL index, each a `fcntl()` under a mutex that every thread's reader
+//! of the file shares, and a batch pays them once (what that saves is
+//! measured in `bench/throughput.sh`'s header). No timer: a read alone waits one turn of its thread's
+//! tasks, and only reads asked before the batch ran are in it.
+//!
 //! Nothing is cached but the connection and, shared by the store's readers,
 //! where recently read rows lie ([`RowidHints`]): every read sees the
-//! database as it is (each autocommit `SELECT` is a new WAL read
-//! transaction).
+//! database as it is after it was asked for (each batch, and each
+//! autocommit `SELECT`, is a new WAL read transaction, ended before its
+//! askers go on).
 //!
 //! [`UserRepository::get`]: portcullis_domain::UserRepository::get
 
@@ -31,8 +45,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use diesel::RunQueryDsl as _;
 use diesel::connection::{Connection as _, SimpleConnection as _};
-use diesel::sqlite::SqliteConnection;
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::connection::ConnectionSetup;
@@ -45,7 +61,46 @@ thread_local! {
 struct Reader {
     store: Weak<Target>,
     conn: SqliteConnection,
+    /// Reads asked on this thread since its last batch ([`InlineReads::batched`]).
+    waiting: Vec<Ask>,
+    /// Batches of more than one read run on this connection.
+    #[cfg(test)]
+    shared_transactions: usize,
 }
+
+/// A read waiting for its thread's next batch: it answers its asker itself
+/// (and reads nothing if the asker is gone).
+type Ask =
+    Box<dyn FnOnce(&mut SqliteConnection, &RowidHints, &Arc<str>) -> diesel::QueryResult<()>>;
+
+/// `BEGIN` and `COMMIT` of a batch's read transaction: statements with a
+/// type of their own, so that each connection prepares them once (Diesel's
+/// cache, keyed by type) rather than parsing them at each batch as
+/// `batch_execute` would.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct Begin;
+
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct Commit;
+
+macro_rules! fixed_statement {
+    ($name:ident, $sql:literal) => {
+        impl diesel::query_builder::QueryFragment<Sqlite> for $name {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+            ) -> diesel::QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+
+        impl diesel::RunQueryDsl<SqliteConnection> for $name {}
+    };
+}
+
+fixed_statement!(Begin, "BEGIN");
+fixed_statement!(Commit, "COMMIT");
 
 /// Where the rows the store's readers found lie: each user id's `rowid`, for
 /// up to [`RowidHints::CAPACITY`] ids, in one table of 512 KiB per store
@@ -220,6 +275,108 @@ impl InlineReads {
         &self,
         read: impl FnOnce(&mut SqliteConnection, &RowidHints, &Arc<str>) -> diesel::QueryResult<T>,
     ) -> Option<T> {
+        self.on_reader(|readers, at, hints| {
+            match read(&mut readers[at].conn, hints, &self.target.fields_json) {
+                Ok(value) => Some(value),
+                Err(_) => {
+                    // Whatever state it is in stays out (the hints are
+                    // the store's, not the connection's).
+                    readers.swap_remove(at);
+                    None
+                }
+            }
+        })
+        .flatten()
+    }
+
+    /// `read` in this thread's next batch: every read asked on this thread
+    /// before the asker's task runs again (the other requests the worker has
+    /// in hand) goes in one read transaction, whoever of their askers runs
+    /// first. `None`, as for [`run`](Self::run), when there is no connection
+    /// to be had or the batch failed, and when the asker's task resumed on
+    /// another thread (a multi-threaded runtime moved it): the caller then
+    /// reads through the pool.
+    ///
+    /// What a batch saves is the read transaction's start and end, which
+    /// take and drop the process' shared lock on the WAL index (a system
+    /// call each, under a mutex that every thread's reader of the file
+    /// shares). Only a read asked before the batch ran is in it, so its
+    /// answer is the row as the database had it after the read was asked
+    /// for, as when it ran alone; nothing outlives the batch's transaction.
+    pub(crate) async fn batched<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut SqliteConnection, &RowidHints, &Arc<str>) -> diesel::QueryResult<T>
+        + Send
+        + 'static,
+    ) -> Option<T> {
+        let (answer, mut answered) = oneshot::channel();
+        let ask: Ask = Box::new(move |conn, hints, fields_json| {
+            if answer.is_closed() {
+                // Its asker is gone (its request cancelled, or it moved).
+                return Ok(());
+            }
+            let value = read(conn, hints, fields_json)?;
+            let _ = answer.send(value);
+            Ok(())
+        });
+        self.on_reader(|readers, at, _| readers[at].waiting.push(ask))?;
+        // The other tasks this thread has ready run first, and ask theirs.
+        tokio::task::yield_now().await;
+        self.run_waiting();
+        // Empty: asked on a thread this task no longer runs on (that
+        // thread's next batch skips the read); closed: the batch failed.
+        answered.try_recv().ok()
+    }
+
+    /// Runs the reads waiting on this thread's connection: one alone as
+    /// autocommit `SELECT`, more in one `BEGIN` … `COMMIT`. A failure
+    /// drops the connection and every read not yet answered: their askers
+    /// read through the pool.
+    fn run_waiting(&self) {
+        self.on_reader(|readers, at, hints| {
+            let reader = &mut readers[at];
+            let asks = std::mem::take(&mut reader.waiting);
+            let shared = asks.len() > 1;
+            let conn = &mut reader.conn;
+            let fields_json = &self.target.fields_json;
+            let ran = (|| {
+                if shared {
+                    Begin.execute(conn)?;
+                }
+                for ask in asks {
+                    ask(conn, hints, fields_json)?;
+                }
+                if shared {
+                    Commit.execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })();
+            match ran {
+                Ok(()) => {
+                    #[cfg(test)]
+                    {
+                        reader.shared_transactions += usize::from(shared);
+                    }
+                }
+                Err(_) => {
+                    readers.swap_remove(at);
+                }
+            }
+        });
+    }
+
+    /// How many batches of more than one read this thread's connection ran.
+    #[cfg(test)]
+    pub(crate) fn shared_transactions(&self) -> usize {
+        self.on_reader(|readers, at, _| readers[at].shared_transactions)
+            .unwrap_or(0)
+    }
+
+    /// `f` with this thread's readers, the place of this store's (opened
+    /// now if the thread has none) and the store's hints; `None` when the
+    /// thread's readers are in use or gone, or the connection cannot be
+    /// opened.
+    fn on_reader<R>(&self, f: impl FnOnce(&mut Vec<Reader>, usize, &RowidHints) -> R) -> Option<R> {
         READERS
             .try_with(|readers| {
                 let mut readers = readers.try_borrow_mut().ok()?;
@@ -234,20 +391,15 @@ impl InlineReads {
                         readers.push(Reader {
                             store: Arc::downgrade(&self.target),
                             conn: self.open()?,
+                            waiting: Vec::new(),
+                            #[cfg(test)]
+                            shared_transactions: 0,
                         });
                         readers.len() - 1
                     }
                 };
                 let hints = self.target.hints.get_or_init(RowidHints::new);
-                match read(&mut readers[at].conn, hints, &self.target.fields_json) {
-                    Ok(value) => Some(value),
-                    Err(_) => {
-                        // Whatever state it is in stays out (the hints are
-                        // the store's, not the connection's).
-                        readers.swap_remove(at);
-                        None
-                    }
-                }
+                Some(f(&mut readers, at, hints))
             })
             .ok()
             .flatten()

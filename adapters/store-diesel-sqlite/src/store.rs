@@ -661,32 +661,38 @@ pub(crate) fn unicode_candidates(key: &str) -> users::BoxedQuery<'static, Sqlite
 
 #[async_trait]
 impl UserRepository for SqliteUserStore {
-    /// On the calling thread's own connection (see `inline_read`), else
-    /// through the pool on the blocking pool.
+    /// On the calling thread's own connection, in its next batch of reads
+    /// (see `inline_read`), else through the pool on the blocking pool.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let key = id.to_string();
-        let inline = self.inline_reads.as_ref().and_then(|reads| {
-            reads.run(|conn, hints, json| {
-                let fields = FieldsJsonOf::<true>(json.clone());
-                let uuid = id.as_uuid();
-                if let Some(rowid) = hints.get(uuid) {
-                    let hinted = by_rowid_and_id(rowid, key.clone(), fields.clone())
-                        .first::<RowWithFields>(conn)
-                        .optional()?;
-                    if hinted.is_some() {
-                        return Ok(hinted);
-                    }
-                    hints.forget(uuid);
-                }
-                let found = by_id(key.clone(), fields)
-                    .first::<(i64, SqliteUserRow, String)>(conn)
-                    .optional()?;
-                Ok(found.map(|(rowid, row, fields)| {
-                    hints.put(uuid, rowid);
-                    (row, fields)
-                }))
-            })
-        });
+        let inline = match &self.inline_reads {
+            Some(reads) => {
+                let key = key.clone();
+                reads
+                    .batched(move |conn, hints, json| {
+                        let fields = FieldsJsonOf::<true>(json.clone());
+                        let uuid = id.as_uuid();
+                        if let Some(rowid) = hints.get(uuid) {
+                            let hinted = by_rowid_and_id(rowid, key.clone(), fields.clone())
+                                .first::<RowWithFields>(conn)
+                                .optional()?;
+                            if hinted.is_some() {
+                                return Ok(hinted);
+                            }
+                            hints.forget(uuid);
+                        }
+                        let found = by_id(key, fields)
+                            .first::<(i64, SqliteUserRow, String)>(conn)
+                            .optional()?;
+                        Ok(found.map(|(rowid, row, fields)| {
+                            hints.put(uuid, rowid);
+                            (row, fields)
+                        }))
+                    })
+                    .await
+            }
+            None => None,
+        };
         let row = match inline {
             Some(row) => row,
             None => {

@@ -366,6 +366,144 @@ async fn a_failed_read_replaces_the_connection_and_keeps_the_hints() {
     assert_eq!(reader_pragmas(&store), ["0", "1", "1073741824", "wal"]);
 }
 
+/// How many batches of more than one read this thread's reader of `store`
+/// ran in one transaction.
+fn shared_transactions(store: &SqliteUserStore) -> usize {
+    store.inline_reads.as_ref().unwrap().shared_transactions()
+}
+
+/// Lookups asked by tasks of one thread before any of them runs again go
+/// in one read transaction, each answered with its own row (or none); a
+/// lookup alone is a plain autocommit `SELECT`. A batch sees what was
+/// written before it: a user deactivated between two batches is seen so.
+#[tokio::test]
+async fn lookups_asked_together_on_one_thread_share_one_read_transaction() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let bob = store.create(user("bob@example.com")).await.unwrap();
+    let nobody = portcullis_domain::UserId::random();
+    assert_eq!(store.get(ann.id).await.unwrap(), Some(ann.clone()));
+    let before = shared_transactions(&store);
+
+    let (a, b, none, a_again) = tokio::join!(
+        store.get(ann.id),
+        store.get(bob.id),
+        store.get(nobody),
+        store.get(ann.id)
+    );
+    assert_eq!(a.unwrap(), Some(ann.clone()));
+    assert_eq!(b.unwrap(), Some(bob.clone()));
+    assert_eq!(none.unwrap(), None);
+    assert_eq!(a_again.unwrap(), Some(ann.clone()));
+    assert_eq!(shared_transactions(&store), before + 1, "one batch");
+
+    assert_eq!(store.get(bob.id).await.unwrap(), Some(bob.clone()));
+    assert_eq!(shared_transactions(&store), before + 1, "alone: no BEGIN");
+
+    let off = store
+        .patch(
+            ann.id,
+            UserPatch {
+                is_active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(store.get(ann.id), store.get(bob.id));
+    assert_eq!(a.unwrap(), Some(off), "the deactivation is seen");
+    assert_eq!(b.unwrap(), Some(bob));
+    assert_eq!(shared_transactions(&store), before + 2);
+}
+
+/// A lookup whose asker is gone before its batch ran (its request
+/// cancelled) leaves nobody waiting: the next asker on the thread runs the
+/// batch and gets its answer.
+#[tokio::test]
+async fn a_lookup_whose_asker_is_gone_holds_up_no_other() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let bob = store.create(user("bob@example.com")).await.unwrap();
+    {
+        let mut gone = std::pin::pin!(store.get(ann.id));
+        let polled = gone
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        assert!(polled.is_pending(), "asked, waiting for its batch");
+    }
+    assert_eq!(store.get(bob.id).await.unwrap(), Some(bob));
+    assert_eq!(store.get(ann.id).await.unwrap(), Some(ann));
+}
+
+/// A lookup asked on one thread whose task then runs on another (a
+/// multi-threaded runtime moved it) is answered there, through the pool;
+/// the thread it was asked on skips it in its next batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookup_that_moved_to_another_thread_is_answered_there() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let bob = store.create(user("bob@example.com")).await.unwrap();
+    // The thread it was asked on lives on (its reader, with the waiting
+    // lookup, too) until the lookup is answered.
+    let (send_back, moved) = std::sync::mpsc::channel();
+    let (answered, done) = std::sync::mpsc::channel::<()>();
+    let asked_on = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mover = store.clone();
+            let mut moved = Box::pin(async move { mover.get(ann.id).await });
+            let polled = moved
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+            assert!(polled.is_pending(), "asked, waiting for its batch");
+            send_back.send(moved).unwrap();
+            done.recv().unwrap();
+            // Its next batch skips the moved lookup and serves its own.
+            let here = run_on_this_thread(store.get(bob.id)).expect("read on the thread");
+            assert_eq!(here.unwrap(), Some(bob));
+        })
+    };
+    let moved = moved.recv().unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), moved)
+        .await
+        .expect("answered, not left waiting for the other thread");
+    assert_eq!(answer.unwrap(), Some(ann));
+    answered.send(()).unwrap();
+    asked_on.join().expect("no panic");
+}
+
+/// A batch that fails (here its `BEGIN`: the thread's connection was left
+/// inside a transaction, on an old snapshot) drops the connection, and
+/// every lookup of the batch is answered through the pool, with the rows
+/// as they are now. The thread's next batch runs on a new connection.
+#[tokio::test]
+async fn a_failed_batch_is_answered_through_the_pool() {
+    let db = TempDb::new();
+    let store = migrated(&db).await;
+    let ann = store.create(user("ann@example.com")).await.unwrap();
+    let (a, a_again) = tokio::join!(store.get(ann.id), store.get(ann.id));
+    assert_eq!(
+        (a.unwrap(), a_again.unwrap()),
+        (Some(ann.clone()), Some(ann.clone()))
+    );
+    assert_eq!(shared_transactions(&store), 1);
+    on_reader(&store, |conn, _| {
+        conn.batch_execute("BEGIN; SELECT count(*) FROM user;")
+            .unwrap()
+    });
+    let carol = store.create(user("carol@example.com")).await.unwrap();
+    let (a, c) = tokio::join!(store.get(ann.id), store.get(carol.id));
+    assert_eq!(a.unwrap(), Some(ann.clone()));
+    assert_eq!(c.unwrap(), Some(carol.clone()), "not the old snapshot");
+    assert_eq!(shared_transactions(&store), 0, "a new connection");
+    let (a, c) = tokio::join!(store.get(ann.id), store.get(carol.id));
+    assert_eq!((a.unwrap(), c.unwrap()), (Some(ann), Some(carol)));
+    assert_eq!(shared_transactions(&store), 1, "batched on it");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_database_gets_fastapi_users_schema_and_migrating_again_is_harmless() {
     let db = TempDb::new();
@@ -981,16 +1119,29 @@ async fn a_row_one_thread_found_is_hinted_to_the_others() {
     );
 }
 
-/// Polls `future` once on this thread, outside any Tokio runtime: `Some`
-/// when it is ready without waiting for anything.
-fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
-    use std::task::{Context, Poll, Waker};
-    match std::pin::pin!(future)
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
+/// Runs `future` on this thread, outside any Tokio runtime, as long as it
+/// only waits for itself (a yield: it wakes itself before it returns
+/// `Pending`): `Some` when it gets ready so, `None` when it waits for
+/// anything else (the blocking pool, another thread).
+fn run_on_this_thread<F: std::future::Future>(future: F) -> Option<F::Output> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Woken(AtomicBool);
+    impl Wake for Woken {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let woken = std::sync::Arc::new(Woken(AtomicBool::new(false)));
+    let waker = Waker::from(woken.clone());
+    let mut future = std::pin::pin!(future);
+    loop {
+        woken.0.store(false, Ordering::SeqCst);
+        match future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(output) => return Some(output),
+            Poll::Pending if woken.0.load(Ordering::SeqCst) => continue,
+            Poll::Pending => return None,
+        }
     }
 }
 
@@ -1013,17 +1164,17 @@ async fn an_ascii_address_is_looked_up_on_the_calling_thread_any_other_through_t
         let store = store.clone();
         let ann = ann.clone();
         std::thread::spawn(move || {
-            let found = poll_once(store.get_by_email(&address("ann@EXAMPLE.com")));
-            let none = poll_once(store.get_by_email(&address("nobody@example.com")));
+            let found = run_on_this_thread(store.get_by_email(&address("ann@EXAMPLE.com")));
+            let none = run_on_this_thread(store.get_by_email(&address("nobody@example.com")));
             assert!(matches!(none, Some(Ok(None))), "{none:?}");
-            let unicode = poll_once(store.get_by_email(&address("JÖHN@example.com")));
+            let unicode = run_on_this_thread(store.get_by_email(&address("JÖHN@example.com")));
             let off = UserPatch {
                 is_active: Some(false),
                 ..UserPatch::default()
             };
             let off = runtime.block_on(store.patch(ann.id, off)).unwrap();
             assert!(!off.is_active);
-            let after = poll_once(store.get_by_email(&address("ANN@example.com")));
+            let after = run_on_this_thread(store.get_by_email(&address("ANN@example.com")));
             (found, unicode, after.map(|after| (after, off)))
         })
         .join()
@@ -1075,7 +1226,7 @@ async fn a_database_removed_while_open_is_not_created_again_empty() {
     // A thread that has never read: its reader opens now.
     let read = {
         let store = store.clone();
-        std::thread::spawn(move || poll_once(store.get(ann.id)))
+        std::thread::spawn(move || run_on_this_thread(store.get(ann.id)))
             .join()
             .expect("no panic")
     };
@@ -1115,7 +1266,7 @@ async fn a_path_with_spaces_and_percent_signs_is_opened_by_every_connection() {
     let ann = store.create(user("ann@example.com")).await.unwrap();
     let inline = {
         let store = store.clone();
-        std::thread::spawn(move || poll_once(store.get(ann.id)))
+        std::thread::spawn(move || run_on_this_thread(store.get(ann.id)))
             .join()
             .expect("no panic")
     };
@@ -1654,12 +1805,12 @@ mod sessions {
         // through the pool, on the runtime.
         let runtime = tokio::runtime::Handle::current();
         let (found, older, gone) = std::thread::spawn(move || {
-            let found = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
-            let older = poll_once(
+            let found = run_on_this_thread(store.get_access_token(TOKEN, UNIX_EPOCH));
+            let older = run_on_this_thread(
                 store.get_access_token(TOKEN, UNIX_EPOCH + Duration::from_secs(1_796_166_053)),
             );
             runtime.block_on(store.delete_access_token(TOKEN)).unwrap();
-            let gone = poll_once(store.get_access_token(TOKEN, UNIX_EPOCH));
+            let gone = run_on_this_thread(store.get_access_token(TOKEN, UNIX_EPOCH));
             (found, older, gone)
         })
         .join()
