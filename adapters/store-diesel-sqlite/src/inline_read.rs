@@ -23,14 +23,15 @@
 //!
 //! The lookups by id and of a token go in batches
 //! ([`InlineReads::batched`]): a read joins its thread's list of waiting
-//! reads and its task yields once; the first of their askers to run again
-//! runs every read of the list, one alone as an autocommit `SELECT`, more in
-//! one `BEGIN` … `COMMIT`, and each asker takes its answer. A WAL read
-//! transaction's start and end take and drop the process' shared lock on
-//! the WAL index, each a `fcntl()` under a mutex that every thread's reader
-//! of the file shares, and a batch pays them once (what that saves is
-//! measured in `bench/throughput.sh`'s header). No timer: a read alone waits one turn of its thread's
-//! tasks, and only reads asked before the batch ran are in it.
+//! reads and its task lets two turns of the thread's tasks pass; the first
+//! of their askers to come back runs every read of the list, one alone as
+//! an autocommit `SELECT`, more in one `BEGIN` … `COMMIT`, and each asker
+//! takes its answer. A WAL read transaction's start and end take and drop
+//! the process' shared lock on the WAL index, each a `fcntl()` under a
+//! mutex that every thread's reader of the file shares, and a batch pays
+//! them once (what that saves is measured in `bench/throughput.sh`'s
+//! header). No timer: a read alone waits two turns of an idle thread, and
+//! only reads asked before the batch ran are in it.
 //!
 //! Nothing is cached but the connection and, shared by the store's readers,
 //! where recently read rows lie ([`RowidHints`]): every read sees the
@@ -303,8 +304,9 @@ impl InlineReads {
     /// `read` in this thread's next batch: every read asked on this thread
     /// before the batch runs (the other requests the worker has in hand, and
     /// those that arrive within [`TURNS`](Self::TURNS) turns of its tasks)
-    /// goes in one read transaction, whoever of their askers runs it first. `None`, as for [`run`](Self::run), when there is no connection
-    /// to be had or the batch failed, and when the asker's task resumed on
+    /// goes in one read transaction, whoever of their askers runs it first.
+    /// `None`, as for [`run`](Self::run), when there is no connection to be
+    /// had or the batch failed, and when the asker's task came back on
     /// another thread (a multi-threaded runtime moved it): the caller then
     /// reads through the pool.
     ///

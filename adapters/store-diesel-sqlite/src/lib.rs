@@ -35,9 +35,9 @@
 //! (`WHERE rowid = ? AND id = ?`, skipping the id's index; a stale hint finds
 //! nothing and the index answers), and falls
 //! back to the pool should SQLite answer anything but rows (a lock, I/O).
-//! The lookups by id and of a token asked by one thread's tasks before any
-//! of them runs again go in one read transaction (a batch: one lock of the
-//! WAL index for them all, see `inline_read`);
+//! The lookups by id and of a token asked by one thread's tasks within two
+//! turns of them go in one read transaction (a batch: one lock of the WAL
+//! index for them all, see `inline_read`);
 //! WAL readers never wait for the writer, so it cannot stall the executor
 //! behind a write. Each connection is set up with `PRAGMA busy_timeout` (5000 ms by
 //! default), `journal_mode=WAL`, `synchronous=NORMAL` and `foreign_keys=ON`.
