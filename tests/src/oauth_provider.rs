@@ -791,8 +791,12 @@ async fn arrive(
     req: &HttpRequest,
     body: &[u8],
 ) -> (RecordedRequest, Option<HttpResponse>) {
+    // The fault is read before the request is recorded: a test that saw the
+    // request arrive and then clears a `Hang` finds it held (released with
+    // 503), never answered as if no fault had been set.
+    let fault = endpoint_of(req.path()).and_then(|e| lock(&state.faults).get(&e).cloned());
     let recorded = record(state, req, body);
-    (recorded, play_fault(state, req).await)
+    (recorded, play_fault(state, req, fault).await)
 }
 
 /// Records the request; returns the record.
@@ -825,11 +829,14 @@ fn record(state: &State, req: &HttpRequest, body: &[u8]) -> RecordedRequest {
     recorded
 }
 
-/// Plays the fault set for the request's endpoint: `Some` is the answer to
-/// give instead of the endpoint's own.
-async fn play_fault(state: &State, req: &HttpRequest) -> Option<HttpResponse> {
+/// Plays `fault`, the one set for the request's endpoint when it arrived:
+/// `Some` is the answer to give instead of the endpoint's own.
+async fn play_fault(
+    state: &State,
+    req: &HttpRequest,
+    fault: Option<Fault>,
+) -> Option<HttpResponse> {
     let endpoint = endpoint_of(req.path());
-    let fault = endpoint.and_then(|e| lock(&state.faults).get(&e).cloned());
     match fault? {
         Fault::ServerError => Some(HttpResponse::InternalServerError().json(json!({
             "error": "server_error",
