@@ -83,6 +83,24 @@
 #     backfilling). Syscalls and context switches cost more on this VM
 #     than on the day's earlier one; the floor pays few of them, a SQLite
 #     read pays these.
+#   Then (2026-12-04, same VM) a thread's SQLite lookups by id and of
+#     tokens go in batches, one read transaction each (store-diesel-sqlite's
+#     inline_read.rs): the lock is taken and dropped once per batch, not
+#     held between batches. First an upper bound, a throwaway build whose
+#     readers kept one transaction open for 32 reads (stale reads: for
+#     measuring only), `DURATION=6 WARMUP=2 ... sqlite`, alternating with
+#     075c1de: me 20.5-22.0 us against 29.2-33.5, by_id 28.6-28.8 against
+#     42.1-44.0. Then the batches: with the asker yielding one turn
+#     (42235f9) every `me` batch held a single read (a histogram of batch
+#     sizes in a throwaway build), so only by_id gained (0.48-0.55, 26.6-
+#     30.3 us; me 0.46-0.53). With two turns (e56c6f6), alternating with
+#     075c1de: me 0.71 / 0.69 (17.8 / 19.2 us) against 0.51 / 0.52
+#     (25.3 / 24.6 us), by_id 0.51 / 0.58 (26.1 / 24.4 us) against 0.31 /
+#     0.39 (41.0 / 34.6 us). `me` req/s by turns (wrk -t2 -c64 -d5s, one
+#     run each): 1: 48.8k, 2: 71.0k, 3: 64.5k, 4: 61.2k; with two, most
+#     batches held more than ten reads. The cost, at one connection
+#     (wrk -t1 -c1 --latency, `me`, two runs each): p50 102-106 us against
+#     98-99, p99 145-161 against 141-151.
 #
 # USERS=N (default 1, as issue 16 measured): with N > 1, N users are
 # registered and every request is for one of them at random (bench/scale.lua:
