@@ -177,6 +177,22 @@
 # MB now (each thread's table was touched at 20,000 lines; one per store is
 # 512 KiB however many threads read).
 #
+# 2026-12-04, afternoon (commit 4ba2427: a thread's SQLite lookups by id
+# and of tokens in batches, one read transaction each), `PORTCULLIS_BIN=
+# <4ba2427> SCALE_ROUNDS=8 SCALE_SECONDS=4 bench/scale.sh` in
+# bench/issue16.sh:
+#                    me rps/CPU   by_id rps/CPU  login  start  migr  reg   login@1 sign-out DB MiB
+#  sqlite 1k          50651/24     44526/29       484    14    7     5.5   5.3      1.5      0.6
+#  sqlite 1M          46315/26     40673/32       498    17    11    5.5   7.7      2.4      544.5
+#  pg 1k              33712/40     23402/62       500    27    12    5.1   4.5      2.2      8.4
+#  pg 1M              33972/39     24714/58       476    26    11    4.0   4.3      2.4      587.2
+# Ratios 1M / 1k (medians; paired): SQLite me 0.91 (0.92), by_id 0.91
+# (0.96), login 1.03 (1.01); PostgreSQL 1.01 (1.02), 1.06 (1.06), 0.95
+# (0.99). The same code that morning: in a bench/issue16.sh run (whose
+# PostgreSQL part stopped, its server gone at start; not seen again) SQLite
+# me 0.89, by_id 0.91, login 0.97 (medians of 8 rounds); SQLite alone just
+# before, me 0.91 (0.91), by_id 0.95, login 1.00 (0.98).
+#
 # Usage: bench/scale.sh [SIZES="1000 1000000"] [STORES="sqlite postgres"]
 # Environment: SCALE_ROUNDS (3), SCALE_SECONDS (8, per wrk round),
 # SCALE_PORT_BASE (9400: the servers take ports from here on),
