@@ -114,7 +114,12 @@ class Server:
         )
         while not health(port):
             if self.proc.poll() is not None:
-                sys.exit(f"the server on {url} exited: see {log.name}")
+                # The log goes with the run's folder: its end is shown here
+                # (e.g. a port another process holds).
+                log.flush()
+                with open(log.name, errors="replace") as said:
+                    tail = "".join(said.readlines()[-10:])
+                sys.exit(f"the server on {url} exited ({self.proc.returncode}); its log ends:\n{tail}")
             if time.perf_counter() - start > 120:
                 sys.exit(f"the server on {url} did not answer /health in 120 s")
             time.sleep(0.002)
