@@ -794,14 +794,19 @@ async fn arrive(
     // The fault is read before the request is recorded: a test that saw the
     // request arrive and then clears a `Hang` finds it held (released with
     // 503), never answered as if no fault had been set.
-    let fault = endpoint_of(req.path()).and_then(|e| lock(&state.faults).get(&e).cloned());
-    let recorded = record(state, req, body);
-    (recorded, play_fault(state, req, fault).await)
+    let endpoint = endpoint_of(req.path());
+    let fault = endpoint.and_then(|e| Some((e, lock(&state.faults).get(&e).cloned()?)));
+    let recorded = record(state, endpoint, req, body);
+    (recorded, play_fault(state, fault).await)
 }
 
-/// Records the request; returns the record.
-fn record(state: &State, req: &HttpRequest, body: &[u8]) -> RecordedRequest {
-    let endpoint = endpoint_of(req.path());
+/// Records the request (at `endpoint`); returns the record.
+fn record(
+    state: &State,
+    endpoint: Option<Endpoint>,
+    req: &HttpRequest,
+    body: &[u8],
+) -> RecordedRequest {
     let is_form = req
         .headers()
         .get("content-type")
@@ -831,13 +836,9 @@ fn record(state: &State, req: &HttpRequest, body: &[u8]) -> RecordedRequest {
 
 /// Plays `fault`, the one set for the request's endpoint when it arrived:
 /// `Some` is the answer to give instead of the endpoint's own.
-async fn play_fault(
-    state: &State,
-    req: &HttpRequest,
-    fault: Option<Fault>,
-) -> Option<HttpResponse> {
-    let endpoint = endpoint_of(req.path());
-    match fault? {
+async fn play_fault(state: &State, fault: Option<(Endpoint, Fault)>) -> Option<HttpResponse> {
+    let (endpoint, fault) = fault?;
+    match fault {
         Fault::ServerError => Some(HttpResponse::InternalServerError().json(json!({
             "error": "server_error",
             "error_description": "the test provider was told to fail",
@@ -846,7 +847,6 @@ async fn play_fault(
             HttpResponse::build(StatusCode::from_u16(status).expect("a valid status")).json(body),
         ),
         Fault::Hang => {
-            let endpoint = endpoint.expect("a fault is for an endpoint");
             let deadline = tokio::time::Instant::now() + HANG_AT_MOST;
             loop {
                 let released = state.released.notified();
